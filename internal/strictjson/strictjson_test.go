@@ -1,0 +1,146 @@
+package strictjson
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+type inner struct {
+	DSN     string `json:"dsn"`
+	MaxConn int    `json:"max_conn"`
+}
+
+type sample struct {
+	Name    string          `json:"name"`
+	Count   int             `json:"count"`
+	Enabled *bool           `json:"enabled,omitempty"`
+	Store   inner           `json:"store"`
+	Opt     *inner          `json:"opt,omitempty"`
+	Tags    []string        `json:"tags"`
+	Raw     json.RawMessage `json:"raw"`
+	When    time.Time       `json:"when"`
+	Skip    string          `json:"-"`
+	NoTag   string
+}
+
+func TestDecodeValid(t *testing.T) {
+	var s sample
+	err := Decode([]byte(`{"name":"a","count":3,"enabled":true,"store":{"dsn":"x","max_conn":2},
+		"opt":{"dsn":"y"},"tags":["p","q"],"raw":{"any":[1,2]},"when":"2026-01-02T03:04:05Z","NoTag":"n"}`), &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "a" || s.Count != 3 || s.Enabled == nil || !*s.Enabled || s.Store.DSN != "x" ||
+		s.Store.MaxConn != 2 || s.Opt == nil || s.Opt.DSN != "y" || len(s.Tags) != 2 ||
+		string(s.Raw) != `{"any":[1,2]}` || s.When.Year() != 2026 || s.NoTag != "n" {
+		t.Fatalf("decoded wrongly: %+v", s)
+	}
+}
+
+func TestDecodeReportsEveryProblem(t *testing.T) {
+	var s sample
+	err := Decode([]byte(`{"name":5,"bogus":1,"store":{"dsn":true,"extra":2},"count":"x","Skip":"s"}`), &s)
+	if err == nil {
+		t.Fatal("want error")
+	}
+	e, ok := err.(*Error)
+	if !ok {
+		t.Fatalf("want *Error, got %T", err)
+	}
+	want := map[string]bool{"name": true, "bogus": true, "store.dsn": true, "store.extra": true, "count": true, "Skip": true}
+	for _, p := range e.Problems {
+		if !want[p.Path] {
+			t.Errorf("unexpected problem %q", p)
+		}
+		delete(want, p.Path)
+	}
+	if len(want) > 0 {
+		t.Errorf("problems not reported: %v (got %v)", want, err)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	cases := map[string]string{
+		"empty":           ``,
+		"spaces":          `   `,
+		"truncated":       `{"name":"a"`,
+		"trailing":        `{"name":"a"} {}`,
+		"trailing scalar": `{"name":"a"} 1`,
+		"duplicate":       `{"name":"a","name":"b"}`,
+		"nested dup":      `{"store":{"dsn":"a","dsn":"b"}}`,
+		"not object":      `[1,2]`,
+		"string":          `"x"`,
+		"unknown nested":  `{"opt":{"zzz":1}}`,
+		"wrong elem type": `{"tags":[1]}`,
+		"bad time":        `{"when":"yesterday"}`,
+		"deep":            `{"raw":` + strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1) + `}`,
+		"garbage":         `{"name":"a",}`,
+	}
+	for name, doc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var s sample
+			err := Decode([]byte(doc), &s)
+			if err == nil {
+				t.Fatalf("Decode(%q) succeeded", doc)
+			}
+			if strings.TrimSpace(err.Error()) == "" {
+				t.Fatal("empty error message")
+			}
+		})
+	}
+}
+
+func TestDuplicateKeysInArraysOfObjects(t *testing.T) {
+	var s sample
+	if err := Decode([]byte(`{"raw":[{"a":1},{"a":2}]}`), &s); err != nil {
+		t.Fatalf("same key in sibling objects is fine: %v", err)
+	}
+	if err := Decode([]byte(`{"raw":[{"a":1,"a":2}]}`), &s); err == nil || !strings.Contains(err.Error(), "duplicate") {
+		t.Fatalf("want duplicate key error, got %v", err)
+	}
+	if err := Decode([]byte(`{"raw":{"a":"name","name":1}}`), &s); err != nil {
+		t.Fatalf("a string value equal to a later key is not a duplicate: %v", err)
+	}
+}
+
+func TestNullLeavesZero(t *testing.T) {
+	var s sample
+	if err := Decode([]byte(`{"opt":null,"name":null}`), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Opt != nil || s.Name != "" {
+		t.Fatalf("null should leave zero values: %+v", s)
+	}
+}
+
+func TestDecodeNeedsPointer(t *testing.T) {
+	if err := Decode([]byte(`{}`), sample{}); err == nil {
+		t.Fatal("non-pointer accepted")
+	}
+}
+
+// FuzzDecode checks that no input panics, and that whatever Decode accepts, encoding/json
+// (which is laxer) accepts too and decodes to the same value.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{`{}`, `{"name":"a","count":1}`, `{"store":{"dsn":"x"}}`, `{"a":1,"a":2}`,
+		`{"raw":[{"x":{}}]}`, `[`, `{"tags":["a"]}`, `{"opt":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var strict sample
+		if err := Decode(data, &strict); err != nil {
+			return
+		}
+		var lax sample
+		if err := json.Unmarshal(data, &lax); err != nil {
+			t.Fatalf("strict accepted what encoding/json rejects: %q: %v", data, err)
+		}
+		a, _ := json.Marshal(strict)
+		b, _ := json.Marshal(lax)
+		if string(a) != string(b) {
+			t.Fatalf("strict and lax decodes differ for %q:\n%s\n%s", data, a, b)
+		}
+	})
+}
