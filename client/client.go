@@ -184,7 +184,7 @@ func (c *Client) do(ctx context.Context, method string, path []string, query url
 	p.WriteString("/v1")
 	for _, s := range path {
 		if s == "" || s == "." || s == ".." {
-			return 0, fmt.Errorf("invalid ID %q in request path %s/...", s, p.String())
+			return 0, fmt.Errorf("invalid ID %q after %s in the request path", s, p.String())
 		}
 		p.WriteString("/")
 		p.WriteString(url.PathEscape(s))
