@@ -1,0 +1,237 @@
+// Package httpapi serves the security service's REST API under /v1. Each handler decodes its
+// request strictly, calls the management plane (which authorizes and acts), and renders the
+// result; errors become statuses in one place (writeError, through problem.Describe). The route
+// table in routes.go is the single description of the API: it drives the router, the OpenAPI
+// document at /v1/openapi.json, and the tests that walk every endpoint.
+//
+// Trust: everything in a request is hostile. Bodies are size-limited per route and decoded
+// strictly (unknown fields, duplicate keys and trailing data are errors); query parameters
+// not declared for a route are errors; bearer tokens are checked on every request.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/internal/authz"
+	"github.com/rampart-iot/rampart/internal/manage"
+	"github.com/rampart-iot/rampart/internal/problem"
+)
+
+// Body limits. Most requests are small; a bulk claim carries up to 1000 enrollment records.
+const (
+	DefaultBodyLimit   = 64 << 10
+	BulkClaimBodyLimit = 24 << 20
+)
+
+// Config configures the API handler.
+type Config struct {
+	Manager  *manage.Manager
+	Logger   *slog.Logger          // default discards
+	Registry prometheus.Registerer // where request metrics go; nil for none
+	Now      func() time.Time      // default time.Now
+}
+
+// Handler serves /v1.
+type Handler struct {
+	m       *manage.Manager
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+	router  chi.Router
+	openapi []byte
+}
+
+// New returns the /v1 API handler.
+func New(cfg Config) (*Handler, error) {
+	h := &Handler{m: cfg.Manager, log: cfg.Logger, now: cfg.Now}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	var err error
+	if h.metrics, err = newMetrics(cfg.Registry); err != nil {
+		return nil, err
+	}
+	if h.openapi, err = OpenAPI(); err != nil {
+		return nil, err
+	}
+	r := chi.NewRouter()
+	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
+		h.writeError(w, req, problem.New(v1.CodeNotFound, "no such endpoint: %s %s", req.Method, req.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		h.writeError(w, req, problem.New(v1.CodeMethodNotAllowed, "method %s is not allowed on %s", req.Method, req.URL.Path))
+	})
+	for _, rt := range routes() {
+		r.Method(rt.method, rt.path, h.serve(rt))
+	}
+	h.router = r
+	return h, nil
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h.router.ServeHTTP(w, r)
+}
+
+// call is one request being served.
+type call struct {
+	h      *Handler
+	r      *http.Request
+	rt     *route
+	p      *authz.Principal
+	status int // overrides the route's success status when set
+}
+
+func (c *call) param(name string) string { return chi.URLParam(c.r, name) }
+
+// serve wraps a route's handler with authentication, query checking, rendering and metrics.
+func (h *Handler) serve(rt route) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := h.now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				h.log.Error("panic serving request", "route", rt.path, "panic", v)
+				h.writeError(sw, r, errors.New("panic"))
+			}
+			h.metrics.observe(rt.method, rt.path, sw.status, h.now().Sub(start))
+		}()
+		c := &call{h: h, r: r, rt: &rt}
+		if !rt.public {
+			p, err := h.authenticate(r)
+			if err != nil {
+				sw.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
+				h.writeError(sw, r, err)
+				return
+			}
+			c.p = p
+		}
+		if err := checkQuery(r, &rt); err != nil {
+			h.writeError(sw, r, err)
+			return
+		}
+		body, err := rt.handle(c)
+		if err != nil {
+			h.writeError(sw, r, err)
+			return
+		}
+		status := rt.status
+		if c.status != 0 {
+			status = c.status
+		}
+		if raw, ok := body.([]byte); ok {
+			sw.Header().Set("Content-Type", "application/json")
+			sw.WriteHeader(status)
+			_, _ = sw.Write(raw)
+			return
+		}
+		if body == nil {
+			sw.WriteHeader(status)
+			return
+		}
+		writeJSON(sw, status, body)
+	}
+}
+
+// authenticate checks the bearer token.
+func (h *Handler) authenticate(r *http.Request) (*authz.Principal, error) {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return nil, problem.New(v1.CodeUnauthenticated, "authentication required: send an API token as 'Authorization: Bearer <token>'")
+	}
+	scheme, secret, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return nil, problem.New(v1.CodeUnauthenticated, "unsupported authorization scheme; send 'Authorization: Bearer <token>'")
+	}
+	return h.m.Authenticate(r.Context(), strings.TrimSpace(secret))
+}
+
+// writeError renders any error in the API's error shape. It is the one place errors become
+// statuses.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, body, internal := problem.Describe(err)
+	if internal {
+		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	writeJSON(w, status, v1.ErrorResponse{Error: body})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(`{"error":{"code":"internal","message":"cannot encode the response"}}`)
+		status = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rampart_api_requests_total",
+			Help: "API requests served, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rampart_api_request_duration_seconds",
+			Help:    "Time to serve API requests, by route and method.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"route", "method"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.requests, m.duration} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(method, route string, status int, d time.Duration) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+}

@@ -1,0 +1,264 @@
+// Package server runs the security service (`rampart server`): it opens the store, builds the
+// management plane and the REST API, and serves them over TLS with health, readiness and
+// Prometheus metrics endpoints until its context ends, then shuts down gracefully. In dev mode
+// it also makes a throwaway tenant, an administrator token and its own TLS certificates.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/internal/devpki"
+	"github.com/rampart-iot/rampart/internal/httpapi"
+	"github.com/rampart-iot/rampart/internal/manage"
+	"github.com/rampart-iot/rampart/internal/serverconfig"
+	"github.com/rampart-iot/rampart/internal/store"
+
+	// The built-in store backends.
+	_ "github.com/rampart-iot/rampart/internal/store/postgres"
+	_ "github.com/rampart-iot/rampart/internal/store/sqlite"
+)
+
+// Dev mode's bootstrap names and token lifetime.
+const (
+	DevUser     = "dev-admin"
+	DevTenant   = "dev"
+	DevTokenTTL = 7 * 24 * time.Hour
+)
+
+// Options configure Run.
+type Options struct {
+	Config serverconfig.Config // defaulted and validated by the caller
+	Dev    bool
+	Logger *slog.Logger     // default discards
+	Now    func() time.Time // default time.Now
+	Rand   io.Reader        // default crypto/rand
+	// Store, if set, is used instead of opening Config.Store; Run does not close it.
+	Store store.Store
+	// Ready is called once the service is listening, with what a client needs to reach it.
+	Ready func(Info)
+}
+
+// Info tells a client how to reach a running service.
+type Info struct {
+	URL        string // https://host:port
+	Addr       string // the bound listener address
+	DataDir    string
+	CACertFile string // PEM that verifies the server certificate (dev mode)
+	// Dev mode only: the service administrator's new token, and the dev tenant.
+	AdminToken string
+	TenantID   string
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	cfg := opts.Config
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	rnd := opts.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+
+	if cfg.DataDir == "" && opts.Dev {
+		dir, err := os.MkdirTemp("", "rampart-dev-")
+		if err != nil {
+			return fmt.Errorf("dev mode data directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		cfg.DataDir = dir
+		log.Info("dev mode: using a throwaway data directory", "dir", dir)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+
+	st := opts.Store
+	if st == nil {
+		var err error
+		if st, err = OpenStore(ctx, cfg); err != nil {
+			return err
+		}
+		defer st.Close()
+	}
+
+	allowSoftware := opts.Dev
+	if cfg.Policy.AllowSoftwareRootOfTrust != nil {
+		allowSoftware = *cfg.Policy.AllowSoftwareRootOfTrust
+	}
+	m := manage.New(manage.Config{Store: st, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware},
+		Now: now, Rand: rnd, Logger: log})
+
+	info := Info{DataDir: cfg.DataDir}
+	if opts.Dev {
+		res, err := m.Bootstrap(ctx, manage.Bootstrap{UserName: DevUser, TenantName: DevTenant, TokenTTL: DevTokenTTL})
+		if err != nil {
+			return fmt.Errorf("dev mode bootstrap: %w", err)
+		}
+		info.AdminToken, info.TenantID = res.Token.Secret, res.Tenant.ID
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	info.Addr = ln.Addr().String()
+	host, port, _ := net.SplitHostPort(info.Addr)
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	info.URL = "https://" + net.JoinHostPort(host, port)
+
+	certFile, keyFile := cfg.TLS.CertFile, cfg.TLS.KeyFile
+	if certFile == "" && opts.Dev {
+		hosts := []string{"localhost", "127.0.0.1", "::1"}
+		if host != "127.0.0.1" {
+			hosts = append(hosts, host)
+		}
+		files, err := devpki.Ensure(filepath.Join(cfg.DataDir, "tls"), hosts, now(), rnd)
+		if err != nil {
+			return err
+		}
+		certFile, keyFile, info.CACertFile = files.ServerCert, files.ServerKey, files.CACert
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("loading the TLS certificate: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api, err := httpapi.New(httpapi.Config{Manager: m, Logger: log, Registry: reg, Now: now})
+	if err != nil {
+		return err
+	}
+	var stopping atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", api)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeHealth(w, http.StatusOK, v1.Health{Status: "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		h := v1.Health{Status: "ok", Checks: map[string]string{"store": "ok"}}
+		status := http.StatusOK
+		if stopping.Load() {
+			h.Status, status = "shutting down", http.StatusServiceUnavailable
+		}
+		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := st.Ping(pctx); err != nil {
+			h.Status, h.Checks["store"], status = "unavailable", err.Error(), http.StatusServiceUnavailable
+		}
+		writeHealth(w, status, h)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+
+	srv := &http.Server{
+		Handler:           accessLog(log, mux),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	log.Info("rampart server listening", "url", info.URL, "store", cfg.Store.Backend, "dev", opts.Dev)
+	if opts.Ready != nil {
+		opts.Ready(info)
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	stopping.Store(true)
+	log.Info("shutting down", "timeout", time.Duration(cfg.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// OpenStore opens the configured store; SQLite defaults to rampart.db in the data directory.
+func OpenStore(ctx context.Context, cfg serverconfig.Config) (store.Store, error) {
+	dsn := cfg.Store.DSN
+	if cfg.Store.Backend == "sqlite" && dsn == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+		dsn = filepath.Join(cfg.DataDir, "rampart.db")
+	}
+	st, err := store.Open(ctx, cfg.Store.Backend, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening the %s store: %w", cfg.Store.Backend, err)
+	}
+	return st, nil
+}
+
+func writeHealth(w http.ResponseWriter, status int, h v1.Health) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(h)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// accessLog logs each request once it is served.
+func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		level := slog.LevelInfo
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
+			level = slog.LevelDebug
+		}
+		log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"duration", time.Since(start), "remote", r.RemoteAddr)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}

@@ -1,0 +1,110 @@
+// Package servertest runs a real security service in-process for tests: dev mode, TLS on a
+// loopback port, SQLite in a temporary directory (or PostgreSQL in a fresh schema), stopped when
+// the test ends.
+package servertest
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rampart-iot/rampart/client"
+	"github.com/rampart-iot/rampart/internal/server"
+	"github.com/rampart-iot/rampart/internal/serverconfig"
+	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/store/storetest"
+)
+
+// Server is a running service.
+type Server struct {
+	URL        string // https://127.0.0.1:PORT
+	CACertFile string // PEM that verifies the server certificate
+	CACertPEM  []byte
+	AdminToken string // unscoped token of the service administrator "dev-admin", Administrator of tenant "dev"
+	TenantID   string // the "dev" tenant
+	DataDir    string
+	Store      store.Store
+}
+
+type options struct {
+	backend string
+	allowSW *bool
+	now     func() time.Time
+}
+
+// Option changes how Start runs the service.
+type Option func(*options)
+
+// Postgres runs the service on PostgreSQL (see storetest.PostgresDSN) instead of SQLite.
+func Postgres() Option { return func(o *options) { o.backend = "postgres" } }
+
+// Backend runs the service on the named store backend ("sqlite" or "postgres").
+func Backend(name string) Option { return func(o *options) { o.backend = name } }
+
+// AllowSoftwareRootOfTrust overrides dev mode's policy (which allows it).
+func AllowSoftwareRootOfTrust(v bool) Option { return func(o *options) { o.allowSW = &v } }
+
+// Clock makes the service read time from now.
+func Clock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// Start runs a dev-mode service until the test ends.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	o := options{backend: "sqlite"}
+	for _, f := range opts {
+		f(&o)
+	}
+	var st store.Store
+	switch o.backend {
+	case "postgres":
+		st = storetest.Open(t, "postgres", storetest.PostgresDSN(t))
+	default:
+		st = storetest.Open(t, "sqlite", storetest.SQLiteDSN(t))
+	}
+	cfg := serverconfig.Default(true)
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Store.Backend = o.backend
+	cfg.Policy.AllowSoftwareRootOfTrust = o.allowSW
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan server.Info, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, server.Options{Config: cfg, Dev: true, Store: st, Now: o.now,
+			Ready: func(i server.Info) { ready <- i }})
+	}()
+	var info server.Info
+	select {
+	case info = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(time.Minute):
+		cancel()
+		t.Fatal("server did not start within a minute")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server stopped with an error: %v", err)
+		}
+	})
+	pem, err := os.ReadFile(info.CACertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Server{URL: info.URL, CACertFile: info.CACertFile, CACertPEM: pem, AdminToken: info.AdminToken,
+		TenantID: info.TenantID, DataDir: info.DataDir, Store: st}
+}
+
+// Client returns an API client for the service that authenticates with token.
+func (s *Server) Client(t testing.TB, token string) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Config{Addr: s.URL, Token: token, CACertPEM: s.CACertPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

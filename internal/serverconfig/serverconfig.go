@@ -1,0 +1,232 @@
+// Package serverconfig reads the security service's configuration: a JSON file decoded strictly
+// (unknown keys are errors), then environment variables, then command-line flags, each
+// overriding the one before. Defaults are applied in one place (Default) and validation reports
+// every problem at once (Validate).
+package serverconfig
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampart-iot/rampart/internal/strictjson"
+)
+
+// MaxFileSize bounds the configuration file.
+const MaxFileSize = 1 << 20
+
+// Config is the server's configuration. The JSON names are the file's keys.
+type Config struct {
+	// Listen is the address of the HTTPS listener (API, health, metrics).
+	Listen string `json:"listen"`
+	// DataDir holds the SQLite database and generated files.
+	DataDir string `json:"data_dir"`
+	Store   Store  `json:"store"`
+	TLS     TLS    `json:"tls"`
+	Log     Log    `json:"log"`
+	Policy  Policy `json:"policy"`
+	// ShutdownTimeout bounds how long in-flight requests may finish after a stop signal.
+	ShutdownTimeout Duration `json:"shutdown_timeout"`
+}
+
+// Store selects the storage backend.
+type Store struct {
+	Backend string `json:"backend"` // sqlite (default) or postgres
+	DSN     string `json:"dsn"`     // sqlite: a file path (default DATA_DIR/rampart.db); postgres: a connection URL
+}
+
+// TLS names the server's certificate and key (PEM). Dev mode generates them when unset.
+type TLS struct {
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `json:"level"`  // debug, info, warn, error
+	Format string `json:"format"` // text or json
+}
+
+// Policy holds service-wide rules.
+type Policy struct {
+	// AllowSoftwareRootOfTrust lets devices enrolled with the development-only software root
+	// of trust be claimed. Defaults to false, and to true in dev mode.
+	AllowSoftwareRootOfTrust *bool `json:"allow_software_root_of_trust"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("10s").
+type Duration time.Duration
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`a duration must be a string such as "10s"`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Default returns the defaults; dev selects development mode's.
+func Default(dev bool) Config {
+	c := Config{
+		Listen:          ":8443",
+		DataDir:         "/var/lib/rampart",
+		Store:           Store{Backend: "sqlite"},
+		Log:             Log{Level: "info", Format: "text"},
+		ShutdownTimeout: Duration(10 * time.Second),
+	}
+	if dev {
+		c.Listen = "127.0.0.1:8443"
+		c.DataDir = "" // a fresh temporary directory unless one is given
+	}
+	return c
+}
+
+// LoadFile overlays the JSON file at path on c.
+func LoadFile(c *Config, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	buf, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if len(buf) > MaxFileSize {
+		return fmt.Errorf("config file %s is larger than %d bytes", path, MaxFileSize)
+	}
+	if err := strictjson.Decode(buf, c); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Env lists the environment variables that override the file, and what each sets.
+var Env = []struct {
+	Name string
+	Set  func(c *Config, v string) error
+}{
+	{"RAMPART_LISTEN", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"RAMPART_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"RAMPART_STORE_BACKEND", func(c *Config, v string) error { c.Store.Backend = v; return nil }},
+	{"RAMPART_STORE_DSN", func(c *Config, v string) error { c.Store.DSN = v; return nil }},
+	{"RAMPART_TLS_CERT_FILE", func(c *Config, v string) error { c.TLS.CertFile = v; return nil }},
+	{"RAMPART_TLS_KEY_FILE", func(c *Config, v string) error { c.TLS.KeyFile = v; return nil }},
+	{"RAMPART_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+	{"RAMPART_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+	{"RAMPART_ALLOW_SOFTWARE_ROOT_OF_TRUST", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("RAMPART_ALLOW_SOFTWARE_ROOT_OF_TRUST must be true or false, not %q", v)
+		}
+		c.Policy.AllowSoftwareRootOfTrust = &b
+		return nil
+	}},
+	{"RAMPART_SHUTDOWN_TIMEOUT", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("RAMPART_SHUTDOWN_TIMEOUT: invalid duration %q", v)
+		}
+		c.ShutdownTimeout = Duration(d)
+		return nil
+	}},
+}
+
+// ApplyEnv overlays the environment on c.
+func ApplyEnv(c *Config, getenv func(string) string) error {
+	var errs []string
+	for _, e := range Env {
+		if v := getenv(e.Name); v != "" {
+			if err := e.Set(c, v); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Validate checks c, which must have had its defaults applied, and reports every problem at
+// once. backends lists the registered store backends; dev relaxes what dev mode provides
+// itself (TLS files, data directory).
+func Validate(c *Config, backends []string, dev bool) error {
+	var probs []string
+	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen: %q is not host:port", c.Listen)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		add("listen: bad port %q", port)
+	}
+	if c.DataDir == "" && !dev {
+		add("data_dir: is required")
+	} else if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
+		add("data_dir: %q must be an absolute path", c.DataDir)
+	}
+	known := false
+	for _, b := range backends {
+		known = known || b == c.Store.Backend
+	}
+	if !known {
+		add("store.backend: %q is not one of %s", c.Store.Backend, strings.Join(backends, ", "))
+	}
+	if c.Store.Backend == "postgres" && c.Store.DSN == "" {
+		add("store.dsn: is required for the postgres backend")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		add("tls: cert_file and key_file must be set together")
+	}
+	if c.TLS.CertFile == "" && !dev {
+		add("tls: cert_file and key_file are required (the service always serves TLS; dev mode generates its own)")
+	}
+	for _, f := range []struct{ key, path string }{{"tls.cert_file", c.TLS.CertFile}, {"tls.key_file", c.TLS.KeyFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				add("%s: %v", f.key, err)
+			}
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format: %q is not text or json", c.Log.Format)
+	}
+	if d := time.Duration(c.ShutdownTimeout); d < time.Second || d > 5*time.Minute {
+		add("shutdown_timeout: %s is not between 1s and 5m", d)
+	}
+	if len(probs) > 0 {
+		return &Error{Problems: probs}
+	}
+	return nil
+}
+
+// Error lists every configuration problem.
+type Error struct {
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	return "invalid configuration: " + strings.Join(e.Problems, "; ")
+}

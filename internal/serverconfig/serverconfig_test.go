@@ -1,0 +1,116 @@
+package serverconfig
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var backends = []string{"postgres", "sqlite"}
+
+func write(t *testing.T, s string) string {
+	p := filepath.Join(t.TempDir(), "rampart.json")
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadOverridesInOrder(t *testing.T) {
+	cert := write(t, "x")
+	c := Default(false)
+	p := write(t, `{"listen":"0.0.0.0:9000","data_dir":"/srv/rampart","store":{"backend":"postgres","dsn":"postgres://db/x"},
+		"tls":{"cert_file":"`+cert+`","key_file":"`+cert+`"},"log":{"level":"debug","format":"json"},
+		"policy":{"allow_software_root_of_trust":true},"shutdown_timeout":"30s"}`)
+	if err := LoadFile(&c, p); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"RAMPART_LISTEN": "127.0.0.1:9443", "RAMPART_LOG_LEVEL": "warn"}
+	if err := ApplyEnv(&c, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(&c, backends, false); err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9443" || c.Log.Level != "warn" || c.Log.Format != "json" || c.Store.DSN != "postgres://db/x" ||
+		time.Duration(c.ShutdownTimeout) != 30*time.Second || c.Policy.AllowSoftwareRootOfTrust == nil || !*c.Policy.AllowSoftwareRootOfTrust {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestLoadFileReportsEveryUnknownKeyAndTypeError(t *testing.T) {
+	c := Default(false)
+	err := LoadFile(&c, write(t, `{"listn":":1","store":{"backnd":"x","dsn":5},"shutdown_timeout":"soon","log":{"lvl":"x"}}`))
+	if err == nil {
+		t.Fatal("want error")
+	}
+	for _, want := range []string{"listn", "store.backnd", "store.dsn", "shutdown_timeout", "log.lvl"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	c := Default(false)
+	if err := LoadFile(&c, filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Error("missing file accepted")
+	}
+	if err := LoadFile(&c, write(t, `{"listen":`)); err == nil {
+		t.Error("truncated file accepted")
+	}
+	if err := LoadFile(&c, write(t, strings.Repeat(" ", MaxFileSize+1)+"{}")); err == nil || !strings.Contains(err.Error(), "larger") {
+		t.Errorf("oversized file: %v", err)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default(false)
+	c.Listen = "nonsense"
+	c.DataDir = "relative"
+	c.Store.Backend = "mysql"
+	c.TLS.CertFile = "/does/not/exist"
+	c.Log.Level = "loud"
+	c.Log.Format = "xml"
+	c.ShutdownTimeout = 0
+	err := Validate(&c, backends, false)
+	e, ok := err.(*Error)
+	if !ok {
+		t.Fatalf("want *Error, got %v", err)
+	}
+	for _, want := range []string{"listen", "data_dir", "store.backend", "tls:", "tls.cert_file", "log.level", "log.format", "shutdown_timeout"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %s in %v", want, err)
+		}
+	}
+	if len(e.Problems) < 8 {
+		t.Errorf("only %d problems: %v", len(e.Problems), e.Problems)
+	}
+}
+
+func TestValidateDevNeedsNoTLSOrDataDir(t *testing.T) {
+	c := Default(true)
+	if err := Validate(&c, backends, true); err != nil {
+		t.Fatal(err)
+	}
+	c2 := Default(false)
+	if err := Validate(&c2, backends, false); err == nil || !strings.Contains(err.Error(), "tls") {
+		t.Fatalf("production without TLS accepted: %v", err)
+	}
+	c3 := Default(false)
+	c3.Store.Backend = "postgres"
+	if err := Validate(&c3, backends, true); err == nil || !strings.Contains(err.Error(), "store.dsn") {
+		t.Fatalf("postgres without dsn accepted: %v", err)
+	}
+}
+
+func TestApplyEnvErrors(t *testing.T) {
+	c := Default(false)
+	env := map[string]string{"RAMPART_ALLOW_SOFTWARE_ROOT_OF_TRUST": "maybe", "RAMPART_SHUTDOWN_TIMEOUT": "later"}
+	err := ApplyEnv(&c, func(k string) string { return env[k] })
+	if err == nil || !strings.Contains(err.Error(), "ALLOW_SOFTWARE") || !strings.Contains(err.Error(), "SHUTDOWN") {
+		t.Fatalf("got %v", err)
+	}
+}
