@@ -88,11 +88,11 @@ func describe(ctx context.Context, err error) (string, int) {
 	msg := err.Error()
 	var ae *client.APIError
 	if errors.As(err, &ae) {
-		msg = ae.Error()
-		switch ae.Body.Code {
+		// Name the two codes users must act on, unless the server's message does.
+		switch apiMsg := ae.Error(); ae.Body.Code {
 		case v1.CodeForbidden, v1.CodeUnauthenticated:
-			if !strings.HasPrefix(strings.ToLower(msg), ae.Body.Code) {
-				msg = ae.Body.Code + ": " + msg
+			if !strings.HasPrefix(strings.ToLower(apiMsg), ae.Body.Code) {
+				msg = strings.Replace(msg, apiMsg, ae.Body.Code+": "+apiMsg, 1)
 			}
 		}
 	}
