@@ -513,3 +513,23 @@ func listServiceAudit(c *call) (any, error) {
 	}
 	return list(page, toAudit), nil
 }
+
+// Endpoint describes one endpoint of the API, for tests and documentation.
+type Endpoint struct {
+	Method, Path, Op string
+	// Action is the permission the endpoint requires ("" for any authenticated caller acting on
+	// itself).
+	Action authz.Action
+	Public bool // no authentication
+	List   bool
+	Body   bool // takes a JSON body
+}
+
+// Endpoints lists every endpoint of the API.
+func Endpoints() []Endpoint {
+	var out []Endpoint
+	for _, rt := range routes() {
+		out = append(out, Endpoint{Method: rt.method, Path: rt.path, Op: rt.op, Action: rt.action, Public: rt.public, List: rt.list, Body: rt.in != nil})
+	}
+	return out
+}

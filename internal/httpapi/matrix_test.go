@@ -1,0 +1,248 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/enrollment/enrollmenttest"
+	"github.com/rampart-iot/rampart/internal/authz"
+	"github.com/rampart-iot/rampart/internal/httpapi"
+	"github.com/rampart-iot/rampart/internal/store"
+)
+
+// request is one call to an endpoint, built against a tenant fixture.
+type request struct {
+	path string
+	body any
+	// action overrides the endpoint's documented action for the expectation (e.g. revoking
+	// another user's token needs token.revoke).
+	action authz.Action
+	// self marks endpoints that act on the caller, not a tenant: no "other tenant" case.
+	self bool
+}
+
+// builders make a valid request for each endpoint against fixture f. victim is a user with a
+// role in f's tenant and victimToken its token's ID.
+type buildCtx struct {
+	t                       *testing.T
+	e                       *env
+	f                       *tenantFixture
+	victim, victimTokenID   string
+	foreignProduct, foreign string // IDs from another tenant, for the mixed case
+}
+
+var builders = map[string]func(b *buildCtx) request{
+	"getMe":       func(b *buildCtx) request { return request{path: "/v1/me", self: true} },
+	"listTenants": func(b *buildCtx) request { return request{path: "/v1/tenants", self: true} },
+	"createTenant": func(b *buildCtx) request {
+		return request{path: "/v1/tenants", body: v1.TenantCreate{Name: "New Tenant"}, self: true}
+	},
+	"getTenant": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id} },
+	"listRoles": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/roles"} },
+	"addRole": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/roles", body: v1.RoleAdd{User: "someone-new", Role: "Reader"}}
+	},
+	"deleteRole": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/roles/" + b.victim} },
+	"createUserToken": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/users/" + b.victim + "/tokens", body: v1.TokenCreate{}}
+	},
+	"listTokens": func(b *buildCtx) request { return request{path: "/v1/tokens", self: true} },
+	"createToken": func(b *buildCtx) request {
+		return request{path: "/v1/tokens", body: v1.TokenCreate{Description: "mine"}, self: true}
+	},
+	"revokeToken": func(b *buildCtx) request {
+		return request{path: "/v1/tokens/" + b.victimTokenID, action: authz.TokenRevoke, self: true}
+	},
+	"listProducts": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/products"} },
+	"createProduct": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/products", body: v1.ProductCreate{Name: "Fresh " + b.f.productName}}
+	},
+	"getProduct": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/products/" + b.f.product} },
+	"updateProduct": func(b *buildCtx) request {
+		d := "changed"
+		return request{path: "/v1/tenants/" + b.f.id + "/products/" + b.f.product, body: v1.ProductUpdate{Description: &d}}
+	},
+	"deleteProduct": func(b *buildCtx) request {
+		// A product whose groups hold no devices.
+		var p v1.Product
+		b.e.must(b.f.admin, "POST", "/v1/tenants/"+b.f.id+"/products", v1.ProductCreate{Name: "Doomed " + b.f.productName}, 201, &p)
+		return request{path: "/v1/tenants/" + b.f.id + "/products/" + p.ID}
+	},
+	"listProductDeviceGroups": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/products/" + b.f.product + "/device-groups"}
+	},
+	"createDeviceGroup": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/products/" + b.f.product + "/device-groups", body: v1.DeviceGroupCreate{Name: "Three"}}
+	},
+	"createDefaultDeviceGroups": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/products/" + b.f.product + "/device-groups/defaults"}
+	},
+	"listDeviceGroups": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/device-groups"} },
+	"getDeviceGroup": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/device-groups/" + b.f.group}
+	},
+	"updateDeviceGroup": func(b *buildCtx) request {
+		feed := "RetailEval"
+		return request{path: "/v1/tenants/" + b.f.id + "/device-groups/" + b.f.group, body: v1.DeviceGroupUpdate{OSFeed: &feed}}
+	},
+	"deleteDeviceGroup": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/device-groups/" + b.f.group2}
+	},
+	"listDevices":  func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/devices"} },
+	"countDevices": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/devices/count"} },
+	"claimDevice": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/devices", body: v1.DeviceClaim{Enrollment: enrollmenttest.Record(b.t)}}
+	},
+	"bulkClaimDevices": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/devices/bulk-claim",
+			body: map[string]any{"enrollments": []any{rawJSON(enrollmenttest.Record(b.t)), rawJSON(enrollmenttest.Record(b.t))}}}
+	},
+	"getDevice": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/devices/" + b.f.device} },
+	"updateDevice": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/devices/" + b.f.device, body: v1.DeviceUpdate{DeviceGroupID: &b.f.group2}}
+	},
+	"listAudit":        func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/audit"} },
+	"listServiceAudit": func(b *buildCtx) request { return request{path: "/v1/audit", self: true} },
+}
+
+type rawJSON []byte
+
+func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
+
+// TestRoleTenantMatrix walks every endpoint × role × (own tenant, other tenant) and checks
+// that each role gets exactly what authz allows, and that another tenant's resources are
+// indistinguishable from missing ones.
+func TestRoleTenantMatrix(t *testing.T) {
+	e := newEnv(t)
+	own := e.fixture(e.srv.TenantID, e.srv.AdminToken)
+	other := e.newTenant("Other Corp")
+	tokens := map[store.Role]string{
+		store.RoleAdministrator: e.user(own, "alice", "Administrator"),
+		store.RoleContributor:   e.user(own, "carol", "Contributor"),
+		store.RoleReader:        e.user(own, "rita", "Reader"),
+	}
+	covered := map[string]bool{}
+	for _, ep := range httpapi.Endpoints() {
+		if ep.Public {
+			covered[ep.Op] = true
+			r := e.do("", ep.Method, ep.Path, nil)
+			if r.status != 200 {
+				t.Errorf("public %s: %d", ep.Op, r.status)
+			}
+			continue
+		}
+		build, ok := builders[ep.Op]
+		if !ok {
+			t.Errorf("endpoint %s (%s %s) has no builder: add one so the matrix covers it", ep.Op, ep.Method, ep.Path)
+			continue
+		}
+		covered[ep.Op] = true
+		for role, token := range tokens {
+			for _, target := range []string{"own", "other"} {
+				name := fmt.Sprintf("%s/%s/%s", ep.Op, role, target)
+				t.Run(name, func(t *testing.T) {
+					f := own
+					if target == "other" {
+						f = other
+					}
+					f.refresh(e)
+					victim := fmt.Sprintf("victim-%d", fixtureSeq)
+					e.must(f.admin, "POST", "/v1/tenants/"+f.id+"/roles", v1.RoleAdd{User: victim, Role: "Reader"}, 200, nil)
+					var vt v1.Token
+					e.must(f.admin, "POST", "/v1/tenants/"+f.id+"/users/"+victim+"/tokens", v1.TokenCreate{}, 201, &vt)
+					b := &buildCtx{t: t, e: e, f: f, victim: victim, victimTokenID: vt.ID}
+					req := build(b)
+					if req.self && target == "other" && ep.Op != "revokeToken" {
+						t.Skip("acts on the caller; no other tenant involved")
+					}
+					action := ep.Action
+					if req.action != "" {
+						action = req.action
+					}
+					r := e.do(token, ep.Method, req.path, req.body)
+					var want int
+					switch {
+					case target == "other":
+						want = 404
+					case action == "":
+						want = 0 // any 2xx
+					case action == authz.TenantCreate || action == authz.ServiceAuditRead:
+						want = 403
+					case authz.Allowed(role, action):
+						want = 0
+					default:
+						want = 403
+					}
+					switch {
+					case want == 0 && (r.status < 200 || r.status > 299):
+						t.Fatalf("%s %s as %s: status %d, want 2xx: %s", ep.Method, req.path, role, r.status, r.body)
+					case want != 0 && r.status != want:
+						t.Fatalf("%s %s as %s: status %d, want %d: %s", ep.Method, req.path, role, r.status, want, r.body)
+					}
+					if want == 403 && !strings.Contains(r.apiError().Message, "forbidden") {
+						t.Errorf("forbidden message does not say so: %s", r.body)
+					}
+					if target == "other" {
+						// Nothing of the other tenant may appear beyond what the caller sent.
+						for _, secret := range []string{other.productName, "Other Corp", "victim"} {
+							if strings.Contains(string(r.body), secret) && !strings.Contains(req.path, secret) {
+								t.Errorf("response leaks %q: %s", secret, r.body)
+							}
+						}
+						if r.apiError().Code != v1.CodeNotFound {
+							t.Errorf("other tenant: code %q, want not_found", r.apiError().Code)
+						}
+					}
+				})
+			}
+		}
+	}
+	for op := range builders {
+		if !covered[op] {
+			t.Errorf("builder for %s matches no endpoint", op)
+		}
+	}
+}
+
+// TestOtherTenantsResourcesInOwnTenantPath checks that another tenant's resource IDs are not
+// found through the caller's own tenant path.
+func TestOtherTenantsResourcesInOwnTenantPath(t *testing.T) {
+	e := newEnv(t)
+	own := e.fixture(e.srv.TenantID, e.srv.AdminToken)
+	other := e.newTenant("Elsewhere")
+	admin := e.srv.AdminToken // Administrator of both: the tenant in the path decides
+	base := "/v1/tenants/" + own.id
+	cases := []struct {
+		method, path string
+		body         any
+	}{
+		{"GET", base + "/products/" + other.product, nil},
+		{"PATCH", base + "/products/" + other.product, v1.ProductUpdate{}},
+		{"DELETE", base + "/products/" + other.product, nil},
+		{"GET", base + "/products/" + other.product + "/device-groups", nil},
+		{"POST", base + "/products/" + other.product + "/device-groups", v1.DeviceGroupCreate{Name: "X"}},
+		{"POST", base + "/products/" + other.product + "/device-groups/defaults", nil},
+		{"GET", base + "/device-groups/" + other.group, nil},
+		{"PATCH", base + "/device-groups/" + other.group, v1.DeviceGroupUpdate{}},
+		{"DELETE", base + "/device-groups/" + other.group2, nil},
+		{"GET", base + "/devices/" + other.device, nil},
+		{"PATCH", base + "/devices/" + other.device, v1.DeviceUpdate{DeviceGroupID: &own.group2}},
+		{"PATCH", base + "/devices/" + own.device, v1.DeviceUpdate{DeviceGroupID: &other.group}},
+		{"POST", base + "/devices", v1.DeviceClaim{Enrollment: enrollmenttest.Record(t), DeviceGroupID: other.group}},
+		{"GET", base + "/device-groups?product_id=" + other.product, nil},
+	}
+	for _, c := range cases {
+		r := e.do(admin, c.method, c.path, c.body)
+		if r.status != 404 {
+			t.Errorf("%s %s: status %d, want 404: %s", c.method, c.path, r.status, r.body)
+		}
+	}
+	// Lists with another tenant's filters are empty, not errors.
+	var l v1.List[v1.Device]
+	e.must(admin, "GET", base+"/devices?device_group_id="+other.group, nil, 200, &l)
+	if len(l.Items) != 0 {
+		t.Errorf("listed another tenant's devices: %+v", l.Items)
+	}
+}
