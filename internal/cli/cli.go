@@ -167,6 +167,7 @@ RAMPART_CACERT, RAMPART_TENANT), then the config file that 'rampart login' write
 		newVersionCmd(a),
 		newServerCmd(sys),
 	)
+	a.registerNameCompletion(root)
 	return root
 }
 

@@ -537,3 +537,42 @@ func TestE2ELogin(t *testing.T) {
 	r.ok(t, "login", "--token", e.srv.AdminToken)
 	r.ok(t, "product", "show", "Saved Login")
 }
+
+// TestE2ECompletion checks that shell completion offers names from the server.
+func TestE2ECompletion(t *testing.T) {
+	e := startE2E(t)
+	a := e.admin
+	a.ok(t, "product", "create", "--name", "Coffee Maker", "--description", "Espresso")
+	a.ok(t, "product", "create", "--name", "Kettle", "--no-default-device-groups")
+	a.ok(t, "device-group", "create", "--product", "Kettle", "--name", "Kettle Lab")
+	tests := []struct {
+		args          []string
+		want, notWant []string
+	}{
+		{[]string{"product", "show", ""}, []string{"Coffee Maker\tEspresso", "Kettle"}, nil},
+		{[]string{"product", "show", "Kettle", ""}, nil, []string{"Coffee Maker"}},
+		{[]string{"device-group", "list", "--product", ""}, []string{"Coffee Maker", "Kettle"}, nil},
+		{[]string{"device", "claim", "--device-group", ""}, []string{"Production", "Kettle Lab"}, nil},
+		{[]string{"device-group", "show", "--product", "Kettle", ""}, []string{"Kettle Lab"}, []string{"Production"}},
+		{[]string{"tenant", "select", ""}, []string{"dev\tAdministrator"}, nil},
+		{[]string{"--tenant", ""}, []string{"dev"}, nil},
+	}
+	for _, tt := range tests {
+		out := a.ok(t, append([]string{"__complete"}, tt.args...)...)
+		for _, w := range tt.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("complete %q: %q lacks %q", tt.args, out, w)
+			}
+		}
+		for _, w := range tt.notWant {
+			if strings.Contains(out, w) {
+				t.Errorf("complete %q: %q offers %q", tt.args, out, w)
+			}
+		}
+	}
+	// Without a server, completion offers nothing and does not fail loudly.
+	res := newRunner(t, nil).run(t, "__complete", "product", "show", "")
+	if res.code != 0 || strings.Contains(res.out, "Kettle") {
+		t.Errorf("offline completion: code %d, out %q", res.code, res.out)
+	}
+}
