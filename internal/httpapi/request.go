@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,7 +29,10 @@ var pageParams = []queryParam{
 
 // checkQuery refuses query parameters the route does not declare, and repeated ones.
 func checkQuery(r *http.Request, rt *route) error {
-	q := r.URL.Query()
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return problem.New(v1.CodeBadRequest, "malformed query string: %v", err)
+	}
 	var bad []string
 	for k, vs := range q {
 		if rt.queryParam(k) == nil {
