@@ -2,9 +2,9 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"slices"
-	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
