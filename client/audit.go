@@ -11,7 +11,7 @@ import (
 
 // AuditListOptions filters and pages the audit log. Empty fields select everything.
 type AuditListOptions struct {
-	Actor        string // user name or ID
+	Actor        string // user name
 	Action       string // such as product.create
 	ResourceType string
 	ResourceID   string

@@ -82,7 +82,7 @@ duration before now (24h, 7d).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Actor, "actor", "", "only entries by this user (name or ID)")
+	f.StringVar(&o.Actor, "actor", "", "only entries by this user name")
 	f.StringVar(&o.Action, "action", "", "only this action, such as product.create")
 	f.StringVar(&o.ResourceType, "resource-type", "", "only this resource type, such as product")
 	f.StringVar(&o.ResourceID, "resource-id", "", "only this resource")

@@ -258,6 +258,19 @@ func TestE2EWalkthrough(t *testing.T) {
 	if len(entries) != 2 {
 		t.Errorf("audit list --max 2: %d entries", len(entries))
 	}
+	a.json(t, &entries, "audit", "list", "--actor", "dev-admin", "--resource-type", "product", "--max", "0")
+	if len(entries) != 2 {
+		t.Errorf("audit list --actor dev-admin --resource-type product: %d entries, want 2", len(entries))
+	}
+	a.json(t, &entries, "audit", "list", "--until", "2000-01-01")
+	if len(entries) != 0 {
+		t.Errorf("audit list --until 2000-01-01: %d entries", len(entries))
+	}
+	var svc []v1.AuditEntry
+	a.json(t, &svc, "audit", "list", "--service")
+	if len(svc) == 0 {
+		t.Error("service audit log is empty")
+	}
 	out = a.ok(t, "audit", "list", "--result", "failure", "--since", "1h")
 	if !strings.Contains(out, "device.claim") || strings.Contains(out, "product.create") {
 		t.Errorf("audit list --result failure:\n%s", out)
