@@ -37,6 +37,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"device", "claim", "--enrollment", "a", "--bulk", "b"}, "pass either"},
 		{[]string{"device", "claim", "--bulk", "b", "--product", "p"}, "--product needs --device-group"},
 		{[]string{"device", "assign", "abc"}, "missing flag --device-group"},
+		{[]string{"device", "claim", "--bulk", "-", "--token", "-"}, "cannot both come from stdin"},
 		{[]string{"audit", "list", "--since", "yesterday"}, "--since: invalid time"},
 		{[]string{"audit", "list", "--result", "maybe"}, "want one of success, failure"},
 		{[]string{"audit", "list", "--max", "-1"}, "--max must be"},

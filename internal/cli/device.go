@@ -44,6 +44,9 @@ FILE may be - for stdin.`,
 			if product != "" && group == "" {
 				return usagef(cmd, "--product needs --device-group")
 			}
+			if a.flags.token == "-" && (file == "-" || bulk == "-") {
+				return usagef(cmd, "the token and the enrollment records cannot both come from stdin")
+			}
 			ctx := cmd.Context()
 			var recs []record
 			var err error
