@@ -1,0 +1,203 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/rampart-iot/rampart/internal/store"
+)
+
+// The methods below are the store's direct calls: reads go straight to the reader pool, and
+// each write runs in its own write transaction, exactly as if called inside Update.
+
+func (s *DB) write(ctx context.Context, fn func(*tx) error) error {
+	return s.inWriteTx(ctx, func(sqlTx *sql.Tx) error { return fn(&tx{d: s.d, q: sqlTx}) })
+}
+
+// CreateTenant implements store.Tx.
+func (s *DB) CreateTenant(ctx context.Context, t store.Tenant) error {
+	return s.write(ctx, func(w *tx) error { return w.CreateTenant(ctx, t) })
+}
+
+// GetTenant implements store.Tx.
+func (s *DB) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
+	return s.read.GetTenant(ctx, id)
+}
+
+// GetTenantByName implements store.Tx.
+func (s *DB) GetTenantByName(ctx context.Context, name string) (store.Tenant, error) {
+	return s.read.GetTenantByName(ctx, name)
+}
+
+// ListTenantsForUser implements store.Tx.
+func (s *DB) ListTenantsForUser(ctx context.Context, userID string, opt store.ListOptions) (store.Page[store.Tenant], error) {
+	return s.read.ListTenantsForUser(ctx, userID, opt)
+}
+
+// CreateUser implements store.Tx.
+func (s *DB) CreateUser(ctx context.Context, u store.User) error {
+	return s.write(ctx, func(w *tx) error { return w.CreateUser(ctx, u) })
+}
+
+// GetUser implements store.Tx.
+func (s *DB) GetUser(ctx context.Context, id string) (store.User, error) {
+	return s.read.GetUser(ctx, id)
+}
+
+// GetUserByName implements store.Tx.
+func (s *DB) GetUserByName(ctx context.Context, name string) (store.User, error) {
+	return s.read.GetUserByName(ctx, name)
+}
+
+// CreateToken implements store.Tx.
+func (s *DB) CreateToken(ctx context.Context, t store.Token) error {
+	return s.write(ctx, func(w *tx) error { return w.CreateToken(ctx, t) })
+}
+
+// GetToken implements store.Tx.
+func (s *DB) GetToken(ctx context.Context, id string) (store.Token, error) {
+	return s.read.GetToken(ctx, id)
+}
+
+// GetTokenByHash implements store.Tx.
+func (s *DB) GetTokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
+	return s.read.GetTokenByHash(ctx, hash)
+}
+
+// ListTokens implements store.Tx.
+func (s *DB) ListTokens(ctx context.Context, filter store.TokenFilter, opt store.ListOptions) (store.Page[store.Token], error) {
+	return s.read.ListTokens(ctx, filter, opt)
+}
+
+// RevokeToken implements store.Tx.
+func (s *DB) RevokeToken(ctx context.Context, id string, at time.Time) error {
+	return s.write(ctx, func(w *tx) error { return w.RevokeToken(ctx, id, at) })
+}
+
+// PutRole implements store.Tx.
+func (s *DB) PutRole(ctx context.Context, r store.RoleAssignment) error {
+	return s.write(ctx, func(w *tx) error { return w.PutRole(ctx, r) })
+}
+
+// GetRole implements store.Tx.
+func (s *DB) GetRole(ctx context.Context, tenantID, userID string) (store.RoleAssignment, error) {
+	return s.read.GetRole(ctx, tenantID, userID)
+}
+
+// DeleteRole implements store.Tx.
+func (s *DB) DeleteRole(ctx context.Context, tenantID, userID string) error {
+	return s.write(ctx, func(w *tx) error { return w.DeleteRole(ctx, tenantID, userID) })
+}
+
+// ListRoles implements store.Tx.
+func (s *DB) ListRoles(ctx context.Context, tenantID string, opt store.ListOptions) (store.Page[store.RoleAssignment], error) {
+	return s.read.ListRoles(ctx, tenantID, opt)
+}
+
+// CountRoles implements store.Tx.
+func (s *DB) CountRoles(ctx context.Context, tenantID string, role store.Role) (int, error) {
+	return s.read.CountRoles(ctx, tenantID, role)
+}
+
+// CreateProduct implements store.Tx.
+func (s *DB) CreateProduct(ctx context.Context, p store.Product) error {
+	return s.write(ctx, func(w *tx) error { return w.CreateProduct(ctx, p) })
+}
+
+// GetProduct implements store.Tx.
+func (s *DB) GetProduct(ctx context.Context, tenantID, id string) (store.Product, error) {
+	return s.read.GetProduct(ctx, tenantID, id)
+}
+
+// UpdateProduct implements store.Tx.
+func (s *DB) UpdateProduct(ctx context.Context, p store.Product) error {
+	return s.write(ctx, func(w *tx) error { return w.UpdateProduct(ctx, p) })
+}
+
+// DeleteProduct implements store.Tx.
+func (s *DB) DeleteProduct(ctx context.Context, tenantID, id string) error {
+	return s.write(ctx, func(w *tx) error { return w.DeleteProduct(ctx, tenantID, id) })
+}
+
+// ListProducts implements store.Tx.
+func (s *DB) ListProducts(ctx context.Context, tenantID string, filter store.ProductFilter, opt store.ListOptions) (store.Page[store.Product], error) {
+	return s.read.ListProducts(ctx, tenantID, filter, opt)
+}
+
+// CreateDeviceGroup implements store.Tx.
+func (s *DB) CreateDeviceGroup(ctx context.Context, g store.DeviceGroup) error {
+	return s.write(ctx, func(w *tx) error { return w.CreateDeviceGroup(ctx, g) })
+}
+
+// GetDeviceGroup implements store.Tx.
+func (s *DB) GetDeviceGroup(ctx context.Context, tenantID, id string) (store.DeviceGroup, error) {
+	return s.read.GetDeviceGroup(ctx, tenantID, id)
+}
+
+// UpdateDeviceGroup implements store.Tx.
+func (s *DB) UpdateDeviceGroup(ctx context.Context, g store.DeviceGroup) error {
+	return s.write(ctx, func(w *tx) error { return w.UpdateDeviceGroup(ctx, g) })
+}
+
+// DeleteDeviceGroup implements store.Tx.
+func (s *DB) DeleteDeviceGroup(ctx context.Context, tenantID, id string) error {
+	return s.write(ctx, func(w *tx) error { return w.DeleteDeviceGroup(ctx, tenantID, id) })
+}
+
+// ListDeviceGroups implements store.Tx.
+func (s *DB) ListDeviceGroups(ctx context.Context, tenantID string, filter store.DeviceGroupFilter, opt store.ListOptions) (store.Page[store.DeviceGroup], error) {
+	return s.read.ListDeviceGroups(ctx, tenantID, filter, opt)
+}
+
+// ClaimDevice implements store.Tx.
+func (s *DB) ClaimDevice(ctx context.Context, d store.Device) (stored store.Device, claimed bool, err error) {
+	err = s.write(ctx, func(w *tx) error {
+		var err error
+		stored, claimed, err = w.ClaimDevice(ctx, d)
+		return err
+	})
+	if err != nil {
+		return store.Device{}, false, err
+	}
+	return stored, claimed, nil
+}
+
+// GetDevice implements store.Tx.
+func (s *DB) GetDevice(ctx context.Context, tenantID, id string) (store.Device, error) {
+	return s.read.GetDevice(ctx, tenantID, id)
+}
+
+// SetDeviceGroup implements store.Tx.
+func (s *DB) SetDeviceGroup(ctx context.Context, tenantID, deviceID, groupID string, at time.Time) error {
+	return s.write(ctx, func(w *tx) error { return w.SetDeviceGroup(ctx, tenantID, deviceID, groupID, at) })
+}
+
+// ListDevices implements store.Tx.
+func (s *DB) ListDevices(ctx context.Context, tenantID string, filter store.DeviceFilter, opt store.ListOptions) (store.Page[store.Device], error) {
+	return s.read.ListDevices(ctx, tenantID, filter, opt)
+}
+
+// CountDevices implements store.Tx.
+func (s *DB) CountDevices(ctx context.Context, tenantID string, filter store.DeviceFilter) (int, error) {
+	return s.read.CountDevices(ctx, tenantID, filter)
+}
+
+// AppendAudit implements store.Tx.
+func (s *DB) AppendAudit(ctx context.Context, e store.AuditEntry) (int64, error) {
+	var seq int64
+	err := s.write(ctx, func(w *tx) error {
+		var err error
+		seq, err = w.AppendAudit(ctx, e)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
+// ListAudit implements store.Tx.
+func (s *DB) ListAudit(ctx context.Context, filter store.AuditFilter, opt store.ListOptions) (store.Page[store.AuditEntry], error) {
+	return s.read.ListAudit(ctx, filter, opt)
+}
