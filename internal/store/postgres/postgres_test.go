@@ -1,0 +1,35 @@
+package postgres_test
+
+import (
+	"database/sql"
+	"testing"
+
+	"github.com/rampart-iot/rampart/internal/store/storetest"
+)
+
+func TestStore(t *testing.T) {
+	storetest.SkipWithoutPostgres(t)
+	storetest.Run(t, storetest.OpenPostgres)
+}
+
+func TestMigrations(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	storetest.RunMigrations(t, "postgres", dsn, func(t *testing.T) {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func BenchmarkListDevices(b *testing.B) {
+	storetest.BenchmarkListDevices(b, storetest.Open(b, "postgres", storetest.PostgresDSN(b)))
+}
+
+func BenchmarkClaimDevice(b *testing.B) {
+	storetest.BenchmarkClaimDevice(b, storetest.Open(b, "postgres", storetest.PostgresDSN(b)))
+}

@@ -1,0 +1,253 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/rampart-iot/rampart/internal/store"
+)
+
+func testUpdateCommits(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := newWorld(t, s)
+	p := newProduct(w.a.ID, "prod-1", "Thermostat")
+	g := newGroup(w.a.ID, p.ID, "group-1", "Field")
+	must(t, s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.CreateProduct(ctx, p); err != nil {
+			return err
+		}
+		// The transaction sees its own writes.
+		if _, err := tx.GetProduct(ctx, w.a.ID, p.ID); err != nil {
+			return err
+		}
+		if err := tx.CreateDeviceGroup(ctx, g); err != nil {
+			return err
+		}
+		_, _, err := tx.ClaimDevice(ctx, newDevice(w.a.ID, g.ID, 1))
+		return err
+	}))
+	got, err := s.GetDevice(ctx, w.a.ID, deviceIDOf(1))
+	must(t, err)
+	eq(t, got.ProductID, p.ID)
+}
+
+func testUpdateRollsBack(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := newWorld(t, s)
+	errStop := errors.New("stop")
+	err := s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.CreateProduct(ctx, newProduct(w.a.ID, "prod-1", "Thermostat")); err != nil {
+			return err
+		}
+		if err := tx.CreateDeviceGroup(ctx, newGroup(w.a.ID, "prod-1", "group-1", "Field")); err != nil {
+			return err
+		}
+		if _, _, err := tx.ClaimDevice(ctx, newDevice(w.a.ID, "group-1", 1)); err != nil {
+			return err
+		}
+		if err := tx.PutRole(ctx, store.RoleAssignment{TenantID: w.a.ID, UserID: w.bob.ID, Role: store.RoleReader}); err != nil {
+			return err
+		}
+		if _, err := tx.AppendAudit(ctx, store.AuditEntry{TenantID: w.a.ID, Action: "x"}); err != nil {
+			return err
+		}
+		return errStop
+	})
+	if !errors.Is(err, errStop) {
+		t.Fatalf("Update returned %v, want the function's error", err)
+	}
+	assertUntouched(t, s, w)
+}
+
+// assertUntouched checks that w holds nothing but its tenants and users.
+func assertUntouched(t *testing.T, s store.Store, w *world) {
+	t.Helper()
+	ctx := t.Context()
+	for _, tenant := range []string{w.a.ID, w.b.ID} {
+		ps, err := s.ListProducts(ctx, tenant, store.ProductFilter{}, store.ListOptions{})
+		must(t, err)
+		gs, err := s.ListDeviceGroups(ctx, tenant, store.DeviceGroupFilter{}, store.ListOptions{})
+		must(t, err)
+		n, err := s.CountDevices(ctx, tenant, store.DeviceFilter{})
+		must(t, err)
+		rs, err := s.ListRoles(ctx, tenant, store.ListOptions{})
+		must(t, err)
+		as, err := s.ListAudit(ctx, store.AuditFilter{TenantID: tenant}, store.ListOptions{})
+		must(t, err)
+		if len(ps.Items)+len(gs.Items)+n+len(rs.Items)+len(as.Items) != 0 {
+			t.Errorf("tenant %s: a rolled back transaction left %d products, %d groups, %d devices, %d roles, %d audit entries",
+				tenant, len(ps.Items), len(gs.Items), n, len(rs.Items), len(as.Items))
+		}
+	}
+}
+
+func testUpdateRollsBackOnConflict(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := newWorld(t, s)
+	err := s.Update(ctx, func(tx store.Tx) error {
+		for _, p := range []store.Product{
+			newProduct(w.a.ID, "prod-1", "Thermostat"),
+			newProduct(w.b.ID, "prod-2", "Thermostat"),
+			newProduct(w.a.ID, "prod-3", "Doorbell"),
+			newProduct(w.a.ID, "prod-4", "thermostat"), // conflicts half way through
+			newProduct(w.a.ID, "prod-5", "Camera"),
+		} {
+			if err := tx.CreateProduct(ctx, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	isErr(t, err, store.ErrConflict)
+	assertUntouched(t, s, w)
+}
+
+func testUpdateRollsBackOnPanic(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := newWorld(t, s)
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Errorf("recovered %v, want the function's panic", r)
+			}
+		}()
+		_ = s.Update(ctx, func(tx store.Tx) error {
+			must(t, tx.CreateProduct(ctx, newProduct(w.a.ID, "prod-1", "Thermostat")))
+			panic("boom")
+		})
+	}()
+	assertUntouched(t, s, w)
+	// The store still takes writes: the transaction did not keep its lock.
+	w.product(w.a.ID, "prod-1", "Thermostat")
+}
+
+// testUpdateContinuesAfterError checks that a method failing inside Update leaves the
+// transaction usable, so that fn may handle the error and go on.
+func testUpdateContinuesAfterError(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := newWorld(t, s)
+	w.product(w.a.ID, "prod-1", "Thermostat")
+	w.group(w.a.ID, "prod-1", "group-1", "Field")
+	w.claim(w.b.ID, "", 1)
+	w.claim(w.a.ID, "group-1", 2)
+	must(t, s.Update(ctx, func(tx store.Tx) error {
+		var errs []error
+		check := func(err, want error) {
+			if !errors.Is(err, want) {
+				errs = append(errs, err)
+			}
+		}
+		check(tx.CreateProduct(ctx, newProduct(w.a.ID, "prod-2", "THERMOSTAT")), store.ErrConflict)
+		check(tx.CreateProduct(ctx, newProduct(w.a.ID, "prod-1", "Other")), store.ErrConflict)
+		check(tx.CreateTenant(ctx, store.Tenant{ID: "tenant-c", Name: "contoso"}), store.ErrConflict)
+		check(tx.CreateUser(ctx, store.User{ID: w.alice.ID, Name: "someone"}), store.ErrConflict)
+		check(tx.CreateDeviceGroup(ctx, newGroup(w.a.ID, "prod-x", "group-2", "Lab")), store.ErrNotFound)
+		check(tx.CreateToken(ctx, newToken("tok-1", "user-x", "")), store.ErrNotFound)
+		check(tx.PutRole(ctx, store.RoleAssignment{TenantID: "tenant-x", UserID: w.bob.ID}), store.ErrNotFound)
+		check(tx.DeleteDeviceGroup(ctx, w.a.ID, "group-1"), store.ErrNotEmpty)
+		check(tx.DeleteProduct(ctx, w.a.ID, "prod-1"), store.ErrNotEmpty)
+		check(tx.SetDeviceGroup(ctx, w.a.ID, deviceIDOf(2), "group-x", at(1)), store.ErrNotFound)
+		_, _, err := tx.ClaimDevice(ctx, newDevice(w.a.ID, "", 1))
+		check(err, store.ErrClaimedByOtherTenant)
+		_, err = tx.GetProduct(ctx, w.b.ID, "prod-1")
+		check(err, store.ErrNotFound)
+		check(tx.UpdateProduct(ctx, newProduct(w.b.ID, "prod-1", "x")), store.ErrNotFound)
+		check(tx.RevokeToken(ctx, "tok-x", at(1)), store.ErrNotFound)
+		check(tx.DeleteRole(ctx, w.a.ID, w.bob.ID), store.ErrNotFound)
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		return tx.CreateProduct(ctx, newProduct(w.a.ID, "prod-3", "Doorbell"))
+	}))
+	_, err := s.GetProduct(ctx, w.a.ID, "prod-3")
+	must(t, err)
+}
+
+// testUpdateEveryMethod calls every method of Tx in one transaction.
+func testUpdateEveryMethod(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var seq int64
+	must(t, s.Update(ctx, func(tx store.Tx) error {
+		steps := []func() error{
+			func() error {
+				return tx.CreateTenant(ctx, store.Tenant{ID: "tenant-a", Name: "Contoso", CreatedAt: at(0)})
+			},
+			func() error { _, err := tx.GetTenant(ctx, "tenant-a"); return err },
+			func() error { _, err := tx.GetTenantByName(ctx, "contoso"); return err },
+			func() error { return tx.CreateUser(ctx, store.User{ID: "user-alice", Name: "alice", CreatedAt: at(0)}) },
+			func() error { _, err := tx.GetUser(ctx, "user-alice"); return err },
+			func() error { _, err := tx.GetUserByName(ctx, "ALICE"); return err },
+			func() error { return tx.CreateToken(ctx, newToken("tok-1", "user-alice", "tenant-a")) },
+			func() error { _, err := tx.GetToken(ctx, "tok-1"); return err },
+			func() error { _, err := tx.GetTokenByHash(ctx, newToken("tok-1", "", "").Hash); return err },
+			func() error {
+				_, err := tx.ListTokens(ctx, store.TokenFilter{UserID: "user-alice"}, store.ListOptions{})
+				return err
+			},
+			func() error { return tx.RevokeToken(ctx, "tok-1", at(1)) },
+			func() error {
+				return tx.PutRole(ctx, store.RoleAssignment{TenantID: "tenant-a", UserID: "user-alice", Role: store.RoleAdministrator})
+			},
+			func() error { _, err := tx.GetRole(ctx, "tenant-a", "user-alice"); return err },
+			func() error { _, err := tx.ListRoles(ctx, "tenant-a", store.ListOptions{}); return err },
+			func() error { _, err := tx.CountRoles(ctx, "tenant-a", store.RoleAdministrator); return err },
+			func() error { _, err := tx.ListTenantsForUser(ctx, "user-alice", store.ListOptions{}); return err },
+			func() error { return tx.CreateProduct(ctx, newProduct("tenant-a", "prod-1", "Thermostat")) },
+			func() error { _, err := tx.GetProduct(ctx, "tenant-a", "prod-1"); return err },
+			func() error { return tx.UpdateProduct(ctx, newProduct("tenant-a", "prod-1", "Thermostat 2")) },
+			func() error {
+				_, err := tx.ListProducts(ctx, "tenant-a", store.ProductFilter{}, store.ListOptions{})
+				return err
+			},
+			func() error { return tx.CreateDeviceGroup(ctx, newGroup("tenant-a", "prod-1", "group-1", "Field")) },
+			func() error { _, err := tx.GetDeviceGroup(ctx, "tenant-a", "group-1"); return err },
+			func() error { return tx.UpdateDeviceGroup(ctx, newGroup("tenant-a", "prod-1", "group-1", "Lab")) },
+			func() error {
+				_, err := tx.ListDeviceGroups(ctx, "tenant-a", store.DeviceGroupFilter{}, store.ListOptions{})
+				return err
+			},
+			func() error { _, _, err := tx.ClaimDevice(ctx, newDevice("tenant-a", "", 1)); return err },
+			func() error { _, err := tx.GetDevice(ctx, "tenant-a", deviceIDOf(1)); return err },
+			func() error { return tx.SetDeviceGroup(ctx, "tenant-a", deviceIDOf(1), "group-1", at(2)) },
+			func() error {
+				_, err := tx.ListDevices(ctx, "tenant-a", store.DeviceFilter{}, store.ListOptions{})
+				return err
+			},
+			func() error { _, err := tx.CountDevices(ctx, "tenant-a", store.DeviceFilter{}); return err },
+			func() error {
+				var err error
+				seq, err = tx.AppendAudit(ctx, store.AuditEntry{TenantID: "tenant-a", Action: "everything"})
+				return err
+			},
+			func() error {
+				_, err := tx.ListAudit(ctx, store.AuditFilter{TenantID: "tenant-a"}, store.ListOptions{})
+				return err
+			},
+			func() error { return tx.SetDeviceGroup(ctx, "tenant-a", deviceIDOf(1), "", at(3)) },
+			func() error { return tx.DeleteDeviceGroup(ctx, "tenant-a", "group-1") },
+			func() error { return tx.DeleteProduct(ctx, "tenant-a", "prod-1") },
+			func() error { return tx.DeleteRole(ctx, "tenant-a", "user-alice") },
+		}
+		for i, step := range steps {
+			if err := step(); err != nil {
+				t.Errorf("step %d: %v", i, err)
+			}
+		}
+		return nil
+	}))
+	tok, err := s.GetToken(ctx, "tok-1")
+	must(t, err)
+	eq(t, tok.RevokedAt, stored(at(1)))
+	d, err := s.GetDevice(ctx, "tenant-a", deviceIDOf(1))
+	must(t, err)
+	if d.DeviceGroupID != "" || !d.UpdatedAt.Equal(stored(at(3))) {
+		t.Errorf("device after the transaction: %+v", d)
+	}
+	p, err := s.ListAudit(ctx, store.AuditFilter{TenantID: "tenant-a"}, store.ListOptions{})
+	must(t, err)
+	if len(p.Items) != 1 || p.Items[0].Seq != seq {
+		t.Errorf("audit log after the transaction: %+v", p.Items)
+	}
+	_, err = s.GetProduct(ctx, "tenant-a", "prod-1")
+	isErr(t, err, store.ErrNotFound)
+}
