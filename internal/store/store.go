@@ -33,7 +33,11 @@ var (
 type Store interface {
 	Tx
 	// Update runs fn in a single read-write transaction. If fn returns an error, or the
-	// commit fails, nothing fn wrote is kept and the error is returned.
+	// commit fails, nothing fn wrote is kept and the error is returned. Update transactions
+	// are serializable, so a read-modify-write inside fn never loses a concurrent write, and
+	// a Tx method that fails with one of the sentinel errors leaves tx usable, so fn may
+	// handle the error and go on. fn must work through tx only: calling the Store from fn
+	// may deadlock.
 	Update(ctx context.Context, fn func(tx Tx) error) error
 	// Ping reports whether the backend can serve requests.
 	Ping(ctx context.Context) error
@@ -59,7 +63,8 @@ type Tx interface {
 	// GetTokenByHash finds a token by the SHA-256 of its secret.
 	GetTokenByHash(ctx context.Context, hash []byte) (Token, error)
 	ListTokens(ctx context.Context, filter TokenFilter, opt ListOptions) (Page[Token], error)
-	// RevokeToken marks a token revoked at the given time. Revoking twice is not an error.
+	// RevokeToken marks a token revoked at the given time. Revoking twice is not an error
+	// and keeps the first time.
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 
 	// PutRole gives a user a role in a tenant, replacing any role the user held there.
@@ -72,6 +77,7 @@ type Tx interface {
 
 	CreateProduct(ctx context.Context, p Product) error
 	GetProduct(ctx context.Context, tenantID, id string) (Product, error)
+	// UpdateProduct writes a product's Name, Description and UpdatedAt.
 	UpdateProduct(ctx context.Context, p Product) error
 	// DeleteProduct deletes a product and its device groups. It fails with ErrNotEmpty if any
 	// of those groups holds a device.
@@ -80,6 +86,8 @@ type Tx interface {
 
 	CreateDeviceGroup(ctx context.Context, g DeviceGroup) error
 	GetDeviceGroup(ctx context.Context, tenantID, id string) (DeviceGroup, error)
+	// UpdateDeviceGroup writes every field of a device group but its ID, TenantID, ProductID
+	// and CreatedAt: a group never moves to another product.
 	UpdateDeviceGroup(ctx context.Context, g DeviceGroup) error
 	// DeleteDeviceGroup fails with ErrNotEmpty if the group holds a device.
 	DeleteDeviceGroup(ctx context.Context, tenantID, id string) error
@@ -286,7 +294,8 @@ type AuditEntry struct {
 	Details      string // JSON object, may be empty
 }
 
-// AuditFilter selects audit entries. Empty fields match everything; times are inclusive-exclusive.
+// AuditFilter selects audit entries. TenantID selects one tenant's log, "" the service-level
+// log; the other empty fields match everything. Since is inclusive, Until exclusive.
 type AuditFilter struct {
 	TenantID     string
 	ActorName    string
