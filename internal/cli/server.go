@@ -48,10 +48,10 @@ func newServerCmd(sys *IO) *cobra.Command {
 
 // serverFlags are the flags both server commands share.
 type serverFlags struct {
-	fs                                              *flag.FlagSet
-	dev                                             bool
-	config, listen, data, backend, dsn, tlsCert     string
-	tlsKey, logLevel, logFormat, user, tenant, name string
+	fs                                          *flag.FlagSet
+	dev                                         bool
+	config, listen, data, backend, dsn, tlsCert string
+	tlsKey, logLevel, logFormat, user, tenant   string
 }
 
 func newServerFlags(name string, sys *IO) *serverFlags {

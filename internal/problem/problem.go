@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/store"
@@ -107,8 +108,10 @@ func Describe(err error) (httpStatus int, body v1.Error, internal bool) {
 		body = v1.Error{Code: v1.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, store.ErrClaimedByOtherTenant):
 		body = v1.Error{Code: v1.CodeDeviceClaimed, Message: err.Error()}
-	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotEmpty):
-		body = v1.Error{Code: v1.CodeConflict, Message: err.Error()}
+	case errors.Is(err, store.ErrConflict):
+		body = v1.Error{Code: v1.CodeConflict, Message: strings.TrimSuffix(err.Error(), ": "+store.ErrConflict.Error())}
+	case errors.Is(err, store.ErrNotEmpty):
+		body = v1.Error{Code: v1.CodeConflict, Message: strings.TrimSuffix(err.Error(), ": "+store.ErrNotEmpty.Error())}
 	default:
 		return http.StatusInternalServerError, v1.Error{Code: v1.CodeInternal, Message: "internal error; the server log has details"}, true
 	}

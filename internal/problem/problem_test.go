@@ -36,6 +36,9 @@ func TestDescribe(t *testing.T) {
 		if st != c.status || body.Code != c.code || internal != c.internal || !strings.Contains(body.Message, c.contains) {
 			t.Errorf("Describe(%v) = %d %+v %v", c.err, st, body, internal)
 		}
+		if strings.HasSuffix(body.Message, ": conflict") || strings.HasSuffix(body.Message, ": not empty") {
+			t.Errorf("sentinel text left in the message: %q", body.Message)
+		}
 		if strings.Contains(body.Message, "hunter2") {
 			t.Errorf("internal cause leaked: %q", body.Message)
 		}
