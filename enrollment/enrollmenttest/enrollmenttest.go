@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/rampart-iot/rampart/enrollment"
+	"github.com/rampart-iot/rampart/internal/rot/softrot"
 )
 
 // Device is a generated device identity.
@@ -85,35 +86,6 @@ func Record(t testing.TB) []byte {
 	return b
 }
 
-// AKTemplate describes an ECDSA P-256 public key as a TPM restricted signing key.
-func AKTemplate(pub *ecdsa.PublicKey) tpm2.TPMTPublic {
-	x, y := coords(pub)
-	return tpm2.TPMTPublic{
-		Type:    tpm2.TPMAlgECC,
-		NameAlg: tpm2.TPMAlgSHA256,
-		ObjectAttributes: tpm2.TPMAObject{
-			FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true, UserWithAuth: true,
-			Restricted: true, SignEncrypt: true,
-		},
-		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-			Scheme: tpm2.TPMTECCScheme{
-				Scheme:  tpm2.TPMAlgECDSA,
-				Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
-			},
-			CurveID: tpm2.TPMECCNistP256,
-		}),
-		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-			X: tpm2.TPM2BECCParameter{Buffer: x},
-			Y: tpm2.TPM2BECCParameter{Buffer: y},
-		}),
-	}
-}
-
-func coords(pub *ecdsa.PublicKey) (x, y []byte) {
-	e, err := pub.ECDH()
-	if err != nil {
-		panic(err)
-	}
-	b := e.Bytes() // 0x04 || X || Y
-	return b[1:33], b[33:65]
-}
+// AKTemplate describes an ECDSA P-256 public key as a TPM restricted signing key, exactly as
+// the software root of trust does.
+func AKTemplate(pub *ecdsa.PublicKey) tpm2.TPMTPublic { return softrot.AKPublic(pub) }

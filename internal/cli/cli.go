@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -193,41 +192,4 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
 	}
 	return &usageError{cmd: cmd, msg: msg}
-}
-
-// buildVersion may be set at link time: -ldflags "-X github.com/rampart-iot/rampart/internal/cli.buildVersion=v1.2.3".
-var buildVersion string
-
-// version returns the version of this binary: the link-time version, else the module version
-// and VCS revision that the Go toolchain recorded.
-func version() string {
-	if buildVersion != "" {
-		return buildVersion
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	if v == "" {
-		v = "(devel)"
-	}
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "-dirty"
-			}
-		}
-	}
-	if v == "(devel)" && rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		v = "devel-" + rev + dirty
-	}
-	return v
 }

@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/client"
+	"github.com/rampart-iot/rampart/internal/buildinfo"
 	"github.com/rampart-iot/rampart/internal/ids"
 )
 
@@ -129,7 +130,7 @@ func readToken(r io.Reader) (string, error) {
 
 // newClient makes an API client for addr, trusting the PEM file cacert (or the system roots).
 func newClient(addr, token, cacert string) (*client.Client, error) {
-	cfg := client.Config{Addr: addr, Token: token, UserAgent: "rampart-cli/" + version()}
+	cfg := client.Config{Addr: addr, Token: token, UserAgent: "rampart-cli/" + buildinfo.Version()}
 	if cacert != "" {
 		pem, err := readFileLimited(cacert, maxCACertBytes)
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"runtime"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rampart-iot/rampart/internal/buildinfo"
 )
 
 func newVersionCmd(a *app) *cobra.Command {
@@ -15,7 +17,7 @@ func newVersionCmd(a *app) *cobra.Command {
 			v := struct {
 				Version   string `json:"version"`
 				GoVersion string `json:"go_version"`
-			}{version(), runtime.Version()}
+			}{buildinfo.Version(), runtime.Version()}
 			p := a.printer()
 			return p.print(v, func() error {
 				return p.line("rampart " + v.Version + " (" + v.GoVersion + ")")

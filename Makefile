@@ -1,0 +1,47 @@
+# Rampart. The two commands a new machine needs: `make dev` and `make test`.
+
+GO              ?= go
+STATICCHECK     := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The PostgreSQL tests run against this database; `make test` never skips them.
+RAMPART_TEST_POSTGRES ?= postgres://$(shell id -un)@127.0.0.1:5432/test?sslmode=disable
+export RAMPART_TEST_POSTGRES
+FUZZTIME        ?= 4s
+SOAK_FUZZTIME   ?= 3m
+
+.PHONY: dev build lint test test-go fuzz bench soak clean
+
+## dev: run the security service on embedded defaults (throwaway tenant, token and TLS)
+dev:
+	$(GO) run ./cmd/rampart server -dev
+
+## build: build the binaries into bin/
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+## lint: gofmt, go vet and staticcheck
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## test: lint, every test on SQLite and PostgreSQL, and a short run of every fuzz target
+test: lint test-go fuzz
+
+test-go:
+	$(GO) test -count=1 -timeout 20m ./...
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+## bench: throughput figures beside ceilings measured in the same run
+bench:
+	RAMPART_BENCH=1 $(GO) test -count=1 -timeout 30m -run TestBenchReport -v ./internal/bench | grep -v '^=== RUN\|^--- PASS\|^PASS'
+
+## soak: long campaigns (fuzzing for SOAK_FUZZTIME per target)
+soak:
+	./scripts/fuzz.sh $(SOAK_FUZZTIME)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,18 @@
+// Command rampart-agent is the Rampart device agent. See internal/agentcli.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rampart-iot/rampart/internal/agentcli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := agentcli.Run(ctx, os.Args[1:], agentcli.IO{Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv})
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,73 @@
+// Package rot is the device's root of trust: the keys that identify a device and that never
+// leave it. A RootOfTrust is opened from a spec naming a backend; backends register by name.
+// The built-in "software" backend keeps its keys in files and is for development only: it
+// protects nothing, and every record made from it says so (enrollment.RootOfTrustSoftware).
+//
+// Trust: callers trust a backend to keep its private keys; the backend trusts nothing it reads
+// back from its state directory beyond what it checks.
+package rot
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// RootOfTrust holds a device's endorsement key (EK) and attestation key (AK).
+type RootOfTrust interface {
+	// Kind is "tpm" or "software", as written in enrollment records.
+	Kind() string
+	// Endorsement returns the EK public key as DER SubjectPublicKeyInfo, and the EK
+	// certificate as DER if the root of trust holds one (nil otherwise).
+	Endorsement(ctx context.Context) (ekPublic, ekCertificate []byte, err error)
+	// AttestationKey returns the AK's public area (TPMT_PUBLIC), creating the AK on first use
+	// and returning the same key afterwards.
+	AttestationKey(ctx context.Context) ([]byte, error)
+	Close() error
+}
+
+// Opener opens a backend. arg is what follows "NAME:" in the spec ("" if nothing does), and
+// stateDir is the agent's state directory, where a backend may keep what it must remember.
+type Opener func(ctx context.Context, arg, stateDir string) (RootOfTrust, error)
+
+var (
+	mu       sync.Mutex
+	backends = map[string]Opener{}
+)
+
+// Register makes a backend available under name; registering a name twice panics.
+func Register(name string, open Opener) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := backends[name]; dup {
+		panic("rot: backend registered twice: " + name)
+	}
+	backends[name] = open
+}
+
+// Backends lists the registered backend names.
+func Backends() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	var names []string
+	for n := range backends {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Open opens the root of trust that spec names: "NAME" or "NAME:ARG", for example
+// "software" or "swtpm:unix:/run/swtpm.sock".
+func Open(ctx context.Context, spec, stateDir string) (RootOfTrust, error) {
+	name, arg, _ := strings.Cut(spec, ":")
+	mu.Lock()
+	open, ok := backends[name]
+	mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown root of trust %q (available: %s)", spec, strings.Join(Backends(), ", "))
+	}
+	return open(ctx, arg, stateDir)
+}
