@@ -3,6 +3,7 @@ package sqlite
 import (
 	"database/sql"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -21,9 +22,9 @@ func TestConnectionSettings(t *testing.T) {
 			want map[string]string
 		}{
 			{writerDSN, map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1",
-				"busy_timeout": busyTimeout, "query_only": "0"}},
+				"busy_timeout": strconv.FormatInt(busyTimeout.Milliseconds(), 10), "query_only": "0"}},
 			{readerDSN, map[string]string{"journal_mode": "wal", "foreign_keys": "1",
-				"busy_timeout": busyTimeout, "query_only": "1"}},
+				"busy_timeout": strconv.FormatInt(busyTimeout.Milliseconds(), 10), "query_only": "1"}},
 		} {
 			db, err := sql.Open("sqlite", tc.dsn)
 			if err != nil {

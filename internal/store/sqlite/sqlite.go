@@ -19,7 +19,9 @@ import (
 	"fmt"
 	"io/fs"
 	"runtime"
+	"strconv"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -35,14 +37,15 @@ func init() {
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// busyTimeout is how many milliseconds a connection waits for a lock held by another process
-// (or by a checkpoint) before it fails with SQLITE_BUSY.
-const busyTimeout = "10000"
+// busyTimeout is how long a connection waits for a lock held by another process (or by a
+// checkpoint) before it fails with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
 
 // The connection parameters the backend sets on every connection of each pool.
-const (
-	writerParams = "_txlock=immediate&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_busy_timeout=" + busyTimeout
-	readerParams = "_query_only=1&_foreign_keys=1&_busy_timeout=" + busyTimeout
+var (
+	busyParam    = "_busy_timeout=" + strconv.FormatInt(busyTimeout.Milliseconds(), 10)
+	writerParams = "_txlock=immediate&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&" + busyParam
+	readerParams = "_query_only=1&_foreign_keys=1&" + busyParam
 )
 
 // managedParams are the DSN parameters a caller must leave to the backend.
@@ -64,6 +67,9 @@ func Open(ctx context.Context, dsn string) (store.Store, error) {
 	writerDSN, readerDSN, err := dsns(dsn)
 	if err != nil {
 		return nil, err
+	}
+	if err := ensureWAL(ctx, writerDSN); err != nil {
+		return nil, fmt.Errorf("sqlite database %s: %w", dsn, err)
 	}
 	writer, err := sql.Open("sqlite", writerDSN)
 	if err != nil {
@@ -112,6 +118,45 @@ func dsns(dsn string) (writer, reader string, err error) {
 		sep = "?" + query + "&"
 	}
 	return name + sep + writerParams, name + sep + readerParams, nil
+}
+
+// ensureWAL puts the database in WAL mode, through one connection of its own, before the
+// pools connect. While another connection (of another process, say) is switching a new
+// database to WAL, SQLite fails a switch at once with SQLITE_BUSY rather than wait, so that
+// a pool's new connection, which sets the mode again, would fail to open; ensureWAL waits and
+// retries instead. Once the database is in WAL mode, setting it again takes no lock.
+func ensureWAL(ctx context.Context, writerDSN string) error {
+	db, err := sql.Open("sqlite", writerDSN)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	ctx, cancel := context.WithTimeout(ctx, busyTimeout)
+	defer cancel()
+	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+		var mode string
+		err := db.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode)
+		switch {
+		case err == nil && mode == "wal":
+			return nil
+		case err == nil:
+			return fmt.Errorf("cannot switch to WAL mode: journal mode is %s", mode)
+		case !isBusy(err):
+			return fmt.Errorf("switch to WAL mode: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("switch to WAL mode: %w", err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLITE_BUSY, with any extended code.
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // hasCode returns a function that reports whether an error is a SQLite error with one of codes
