@@ -149,6 +149,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"huge page size", admin, "GET", base + "/devices?max_page_size=100000", nil, "", 400, v1.CodeBadRequest, "max_page_size"},
 		{"malformed query", admin, "GET", base + "/devices?page_token=%%%", nil, "", 400, v1.CodeBadRequest, "malformed query"},
 		{"bad page token", admin, "GET", base + "/devices?page_token=!!!", nil, "", 400, v1.CodeBadRequest, "page_token"},
+		{"bad audit page token", admin, "GET", base + "/audit?page_token=" + "bm90LWEtbnVtYmVy", nil, "", 400, v1.CodeBadRequest, "page_token"},
 		{"bad boolean", admin, "GET", base + "/devices?unassigned=maybe", nil, "", 400, v1.CodeBadRequest, "true or false"},
 		{"bad time", admin, "GET", base + "/audit?since=yesterday", nil, "", 400, v1.CodeBadRequest, "RFC 3339"},
 		{"bad audit result", admin, "GET", base + "/audit?result=meh", nil, "", 400, v1.CodeBadRequest, "success or failure"},

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/authz"
@@ -482,8 +483,23 @@ func (c *call) auditFilter() (store.AuditFilter, error) {
 	return f, err
 }
 
-func listAudit(c *call) (any, error) {
+// auditListOptions reads the paging parameters of an audit list, whose cursor is a sequence
+// number.
+func (c *call) auditListOptions() (store.ListOptions, error) {
 	opt, err := c.listOptions()
+	if err != nil {
+		return opt, err
+	}
+	if opt.After != "" {
+		if n, err := strconv.ParseInt(opt.After, 10, 64); err != nil || n <= 0 {
+			return opt, problem.New(v1.CodeBadRequest, "page_token is not a token this server issued")
+		}
+	}
+	return opt, nil
+}
+
+func listAudit(c *call) (any, error) {
+	opt, err := c.auditListOptions()
 	if err != nil {
 		return nil, err
 	}
@@ -499,7 +515,7 @@ func listAudit(c *call) (any, error) {
 }
 
 func listServiceAudit(c *call) (any, error) {
-	opt, err := c.listOptions()
+	opt, err := c.auditListOptions()
 	if err != nil {
 		return nil, err
 	}
