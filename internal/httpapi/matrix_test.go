@@ -26,11 +26,10 @@ type request struct {
 // builders make a valid request for each endpoint against fixture f. victim is a user with a
 // role in f's tenant and victimToken its token's ID.
 type buildCtx struct {
-	t                       *testing.T
-	e                       *env
-	f                       *tenantFixture
-	victim, victimTokenID   string
-	foreignProduct, foreign string // IDs from another tenant, for the mixed case
+	t                     *testing.T
+	e                     *env
+	f                     *tenantFixture
+	victim, victimTokenID string
 }
 
 var builders = map[string]func(b *buildCtx) request{

@@ -1,5 +1,7 @@
 // Package ids makes the identifiers of the service's resources: UUIDv7 strings (RFC 9562), which
-// sort by creation time, built from an injected clock and source of randomness.
+// sort by creation time, built from an injected clock and source of randomness. One Generator's
+// identifiers strictly increase, even within a millisecond (RFC 9562 method 1: a 12-bit
+// counter in rand_a), so lists ordered by ID are in creation order.
 package ids
 
 import (
@@ -8,17 +10,23 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 )
 
-// Generator makes UUIDv7 identifiers. The zero value uses time.Now and crypto/rand.
+// Generator makes UUIDv7 identifiers. The zero value uses time.Now and crypto/rand. It is safe
+// for concurrent use; it must not be copied after first use.
 type Generator struct {
 	Now  func() time.Time
 	Rand io.Reader
+
+	mu     sync.Mutex
+	lastMS uint64
+	seq    uint16 // 12 bits
 }
 
 // New returns a new identifier in canonical lowercase form.
-func (g Generator) New() (string, error) {
+func (g *Generator) New() (string, error) {
 	now := time.Now
 	if g.Now != nil {
 		now = g.Now
@@ -28,20 +36,35 @@ func (g Generator) New() (string, error) {
 		r = rand.Reader
 	}
 	var u [16]byte
-	ms := uint64(now().UnixMilli())
-	var ts [8]byte
-	binary.BigEndian.PutUint64(ts[:], ms)
-	copy(u[0:6], ts[2:8])
 	if _, err := io.ReadFull(r, u[6:]); err != nil {
 		return "", fmt.Errorf("reading randomness for an identifier: %w", err)
 	}
-	u[6] = 0x70 | (u[6] & 0x0f) // version 7
+	ms := uint64(now().UnixMilli())
+	g.mu.Lock()
+	if ms <= g.lastMS { // same millisecond, or the clock stepped back: count on from the last
+		ms = g.lastMS
+		g.seq++
+		if g.seq > 0xfff {
+			ms++
+			g.seq = 0
+		}
+	} else {
+		g.seq = 0
+	}
+	g.lastMS = ms
+	seq := g.seq
+	g.mu.Unlock()
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], ms)
+	copy(u[0:6], ts[2:8])
+	u[6] = 0x70 | byte(seq>>8) // version 7, then the counter's high 4 bits
+	u[7] = byte(seq)
 	u[8] = 0x80 | (u[8] & 0x3f) // RFC 9562 variant
 	return format(u), nil
 }
 
 // MustNew is New for callers whose randomness cannot fail (crypto/rand).
-func (g Generator) MustNew() string {
+func (g *Generator) MustNew() string {
 	id, err := g.New()
 	if err != nil {
 		panic(err)

@@ -47,7 +47,7 @@ type Manager struct {
 	policy Policy
 	now    func() time.Time
 	rand   io.Reader
-	ids    ids.Generator
+	ids    *ids.Generator
 	log    *slog.Logger
 }
 
@@ -63,7 +63,7 @@ func New(cfg Config) *Manager {
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
-	m.ids = ids.Generator{Now: m.now, Rand: m.rand}
+	m.ids = &ids.Generator{Now: m.now, Rand: m.rand}
 	return m
 }
 

@@ -76,7 +76,6 @@ func checkSyntax(data []byte) error {
 		object bool
 		keys   map[string]bool
 		expect bool // in an object: the next string token is a key
-		path   string
 	}
 	var stack []*frame
 	values := 0
