@@ -201,7 +201,7 @@ func (e *env) doCT(token, method, path string, body any, ct string) response {
 	if ct == "" {
 		return e.do(token, method, path, body)
 	}
-	return e.doRaw(token, method, path, body.(string), ct)
+	return e.doRaw(token, method, path, []byte(body.(string)), ct)
 }
 
 type fakeClock struct {

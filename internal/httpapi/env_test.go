@@ -44,43 +44,24 @@ func (r response) apiError() v1.Error {
 	return e.Error
 }
 
-// do sends a request. body may be nil, a []byte (sent as is) or a value (sent as JSON).
+// do sends a request. body may be nil, a []byte or string (sent as is) or a value (sent as
+// JSON); a body is sent as application/json.
 func (e *env) do(token, method, path string, body any) response {
 	e.t.Helper()
-	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
+		return e.doRaw(token, method, path, nil, "")
 	case []byte:
-		rd = bytes.NewReader(b)
+		return e.doRaw(token, method, path, b, "application/json")
 	case string:
-		rd = strings.NewReader(b)
+		return e.doRaw(token, method, path, []byte(b), "application/json")
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		rd = bytes.NewReader(j)
+		return e.doRaw(token, method, path, j, "application/json")
 	}
-	req, err := http.NewRequestWithContext(context.Background(), method, e.srv.URL+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := e.hc.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return response{status: resp.StatusCode, body: b}
 }
 
 // must sends a request that must succeed with status want, decoding the response into out.
@@ -148,14 +129,20 @@ func itoa(i int) string {
 	return string(b)
 }
 
-// doRaw sends body as is with the given content type.
-func (e *env) doRaw(token, method, path, body, contentType string) response {
+// doRaw sends body as is with the given content type (none if body is nil).
+func (e *env) doRaw(token, method, path string, body []byte, contentType string) response {
 	e.t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), method, e.srv.URL+path, strings.NewReader(body))
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, e.srv.URL+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", contentType)
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -164,6 +151,9 @@ func (e *env) doRaw(token, method, path, body, contentType string) response {
 		e.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	return response{status: resp.StatusCode, body: b}
 }

@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/authz"
+	"github.com/rampart-iot/rampart/internal/manage"
 	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/store"
 )
@@ -128,6 +129,19 @@ var auditParams = []queryParam{
 	{"until", "date-time", "only entries before this time"},
 }
 
+// listWith reads the paging parameters, fetches one page and converts it.
+func listWith[S, T any](c *call, fetch func(store.ListOptions) (store.Page[S], error), conv func(S) T) (any, error) {
+	opt, err := c.listOptions()
+	if err != nil {
+		return nil, err
+	}
+	page, err := fetch(opt)
+	if err != nil {
+		return nil, err
+	}
+	return list(page, conv), nil
+}
+
 func getMe(c *call) (any, error) {
 	u, err := c.h.m.Me(c.r.Context(), c.p)
 	if err != nil {
@@ -137,15 +151,9 @@ func getMe(c *call) (any, error) {
 }
 
 func listTenants(c *call) (any, error) {
-	opt, err := c.listOptions()
-	if err != nil {
-		return nil, err
-	}
-	page, err := c.h.m.ListTenants(c.r.Context(), c.p, opt)
-	if err != nil {
-		return nil, err
-	}
-	return list(page, toTenant), nil
+	return listWith(c, func(o store.ListOptions) (store.Page[manage.TenantView], error) {
+		return c.h.m.ListTenants(c.r.Context(), c.p, o)
+	}, toTenant)
 }
 
 func createTenant(c *call) (any, error) {
@@ -169,15 +177,9 @@ func getTenant(c *call) (any, error) {
 }
 
 func listRoles(c *call) (any, error) {
-	opt, err := c.listOptions()
-	if err != nil {
-		return nil, err
-	}
-	page, err := c.h.m.ListRoles(c.r.Context(), c.p, c.param("tenant"), opt)
-	if err != nil {
-		return nil, err
-	}
-	return list(page, toRole), nil
+	return listWith(c, func(o store.ListOptions) (store.Page[store.RoleAssignment], error) {
+		return c.h.m.ListRoles(c.r.Context(), c.p, c.param("tenant"), o)
+	}, toRole)
 }
 
 func addRole(c *call) (any, error) {
@@ -209,15 +211,9 @@ func createUserToken(c *call) (any, error) {
 }
 
 func listTokens(c *call) (any, error) {
-	opt, err := c.listOptions()
-	if err != nil {
-		return nil, err
-	}
-	page, err := c.h.m.ListOwnTokens(c.r.Context(), c.p, opt)
-	if err != nil {
-		return nil, err
-	}
-	return list(page, toToken), nil
+	return listWith(c, func(o store.ListOptions) (store.Page[store.Token], error) {
+		return c.h.m.ListOwnTokens(c.r.Context(), c.p, o)
+	}, toToken)
 }
 
 func createToken(c *call) (any, error) {
@@ -237,16 +233,10 @@ func revokeToken(c *call) (any, error) {
 }
 
 func listProducts(c *call) (any, error) {
-	opt, err := c.listOptions()
-	if err != nil {
-		return nil, err
-	}
 	f := store.ProductFilter{Name: c.r.URL.Query().Get("name")}
-	page, err := c.h.m.ListProducts(c.r.Context(), c.p, c.param("tenant"), f, opt)
-	if err != nil {
-		return nil, err
-	}
-	return list(page, toProduct), nil
+	return listWith(c, func(o store.ListOptions) (store.Page[store.Product], error) {
+		return c.h.m.ListProducts(c.r.Context(), c.p, c.param("tenant"), f, o)
+	}, toProduct)
 }
 
 func createProduct(c *call) (any, error) {
@@ -286,16 +276,10 @@ func deleteProduct(c *call) (any, error) {
 }
 
 func listProductGroups(c *call) (any, error) {
-	opt, err := c.listOptions()
-	if err != nil {
-		return nil, err
-	}
 	f := store.DeviceGroupFilter{ProductID: c.param("product"), Name: c.r.URL.Query().Get("name")}
-	page, err := c.h.m.ListDeviceGroups(c.r.Context(), c.p, c.param("tenant"), f, opt)
-	if err != nil {
-		return nil, err
-	}
-	return list(page, toGroup), nil
+	return listWith(c, func(o store.ListOptions) (store.Page[store.DeviceGroup], error) {
+		return c.h.m.ListDeviceGroups(c.r.Context(), c.p, c.param("tenant"), f, o)
+	}, toGroup)
 }
 
 func createGroup(c *call) (any, error) {
@@ -319,17 +303,11 @@ func createDefaultGroups(c *call) (any, error) {
 }
 
 func listGroups(c *call) (any, error) {
-	opt, err := c.listOptions()
-	if err != nil {
-		return nil, err
-	}
 	q := c.r.URL.Query()
 	f := store.DeviceGroupFilter{ProductID: q.Get("product_id"), Name: q.Get("name")}
-	page, err := c.h.m.ListDeviceGroups(c.r.Context(), c.p, c.param("tenant"), f, opt)
-	if err != nil {
-		return nil, err
-	}
-	return list(page, toGroup), nil
+	return listWith(c, func(o store.ListOptions) (store.Page[store.DeviceGroup], error) {
+		return c.h.m.ListDeviceGroups(c.r.Context(), c.p, c.param("tenant"), f, o)
+	}, toGroup)
 }
 
 func getGroup(c *call) (any, error) {
@@ -365,19 +343,13 @@ func (c *call) deviceFilter() (store.DeviceFilter, error) {
 }
 
 func listDevices(c *call) (any, error) {
-	opt, err := c.listOptions()
-	if err != nil {
-		return nil, err
-	}
 	f, err := c.deviceFilter()
 	if err != nil {
 		return nil, err
 	}
-	page, err := c.h.m.ListDevices(c.r.Context(), c.p, c.param("tenant"), f, opt)
-	if err != nil {
-		return nil, err
-	}
-	return list(page, toDevice), nil
+	return listWith(c, func(o store.ListOptions) (store.Page[store.Device], error) {
+		return c.h.m.ListDevices(c.r.Context(), c.p, c.param("tenant"), f, o)
+	}, toDevice)
 }
 
 func countDevices(c *call) (any, error) {
