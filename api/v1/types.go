@@ -155,6 +155,7 @@ type DeviceGroup struct {
 	OSFeed                 string    `json:"os_feed" enum:"Retail,RetailEval"`
 	UpdatePolicy           string    `json:"update_policy" enum:"UpdateAll,No3rdPartyAppUpdates"`
 	CheckInIntervalSeconds int64     `json:"check_in_interval_seconds"`
+	CertLifetimeSeconds    int64     `json:"cert_lifetime_seconds" doc:"lifetime of device certificates, 300 to 604800 (default 86400)"`
 	CreatedAt              time.Time `json:"created_at"`
 	UpdatedAt              time.Time `json:"updated_at"`
 }
@@ -167,6 +168,7 @@ type DeviceGroupCreate struct {
 	OSFeed                 string `json:"os_feed,omitempty" enum:"Retail,RetailEval"`
 	UpdatePolicy           string `json:"update_policy,omitempty" enum:"UpdateAll,No3rdPartyAppUpdates"`
 	CheckInIntervalSeconds int64  `json:"check_in_interval_seconds,omitempty"`
+	CertLifetimeSeconds    int64  `json:"cert_lifetime_seconds,omitempty"`
 }
 
 // DeviceGroupUpdate changes the fields that are present.
@@ -176,6 +178,7 @@ type DeviceGroupUpdate struct {
 	OSFeed                 *string `json:"os_feed,omitempty" enum:"Retail,RetailEval"`
 	UpdatePolicy           *string `json:"update_policy,omitempty" enum:"UpdateAll,No3rdPartyAppUpdates"`
 	CheckInIntervalSeconds *int64  `json:"check_in_interval_seconds,omitempty"`
+	CertLifetimeSeconds    *int64  `json:"cert_lifetime_seconds,omitempty"`
 }
 
 // DefaultDeviceGroups is the result of (re)creating a product's default groups.
@@ -196,6 +199,19 @@ type Device struct {
 	ClaimedAt     time.Time `json:"claimed_at"`
 	ClaimedBy     string    `json:"claimed_by"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	Disabled      bool      `json:"disabled"`
+	AKActivated   bool      `json:"ak_activated" doc:"credential activation proved the AK and EK share one TPM"`
+	// LastAttestation is the device's latest attestation, absent if it never attested.
+	LastAttestation *AttestationSummary `json:"last_attestation,omitempty"`
+}
+
+// AttestationSummary is the outcome of a device's latest attestation.
+type AttestationSummary struct {
+	Time               time.Time `json:"time"`
+	Result             string    `json:"result" enum:"pass,fail"`
+	Reason             string    `json:"reason,omitempty"`
+	Message            string    `json:"message,omitempty"`
+	CertificateExpires time.Time `json:"certificate_expires,omitzero" doc:"of the latest certificate issued to the device"`
 }
 
 // DeviceClaim claims one device from its enrollment record, optionally straight into a group.

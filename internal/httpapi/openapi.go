@@ -182,7 +182,7 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 					s = withKey(s, "enum", strings.Split(e, ","))
 				}
 				props[jname] = s
-				if !strings.Contains(opts, "omitempty") {
+				if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
 					required = append(required, jname)
 				}
 			}
