@@ -1,7 +1,8 @@
 // Package store defines the security service's persistent state: the records it keeps (tenants,
-// users, tokens, roles, products, device groups, devices and the audit log) and the Store interface
-// that every storage backend implements. Backends register themselves by name (see Register);
-// the built-ins are "sqlite" (the default, embedded) and "postgres".
+// users, tokens, roles, products, device groups, devices, the audit log, and for attestation
+// the devices' attestation history, nonces, OS releases and CA certificates) and the Store
+// interface that every storage backend implements. Backends register themselves by name (see
+// Register); the built-ins are "sqlite" (the default, embedded) and "postgres".
 //
 // A store trusts its caller: it enforces uniqueness, referential integrity and atomicity, never
 // authorization. Callers must check roles and tenant ownership before they call a store.
@@ -107,9 +108,73 @@ type Tx interface {
 	AppendAudit(ctx context.Context, e AuditEntry) (int64, error)
 	// ListAudit lists audit entries newest first. TenantID "" lists service-level entries.
 	ListAudit(ctx context.Context, filter AuditFilter, opt ListOptions) (Page[AuditEntry], error)
+
+	AttestationTx
 }
 
-// ListOptions selects one page of a list. Lists are ordered by ID (audit: newest first) and
+// AttestationTx is the state of remote attestation and the certificate authorities.
+type AttestationTx interface {
+	// GetDeviceByID returns a device whatever its tenant: for the device-facing service, which
+	// learns the tenant from the device. Management code must use GetDevice.
+	GetDeviceByID(ctx context.Context, id string) (Device, error)
+	// SetDeviceDisabled enables or disables a device of the tenant and sets its UpdatedAt to
+	// at. It fails with ErrNotFound if the tenant has no such device.
+	SetDeviceDisabled(ctx context.Context, tenantID, deviceID string, disabled bool, at time.Time) error
+	// SetDeviceAKActivated records that credential activation proved the device's AK and EK
+	// share one TPM. It is set once; later calls keep the first time. It does not change the
+	// device's UpdatedAt, and fails with ErrNotFound if there is no such device.
+	SetDeviceAKActivated(ctx context.Context, deviceID string, at time.Time) error
+	// RecordAttestation appends an attestation to the device's history and updates the
+	// device's latest-attestation fields, in one step: LastAttestation, LastResult,
+	// LastReason and LastMessage always become a's Time, Result, Reason and Message, while
+	// CertificateExpires becomes a's only if that is not zero, so that a failed attestation
+	// keeps the expiry of the certificate the device still holds. UpdatedAt is not changed.
+	// It fails with ErrNotFound unless a.TenantID has the device, and with ErrConflict if an
+	// attestation with a.ID exists. a.OSReleaseID is not checked: the history outlives the
+	// releases it names.
+	RecordAttestation(ctx context.Context, a Attestation) error
+	// ListAttestations lists a device's attestations newest first, that is by ID descending
+	// (IDs are UUIDv7); After is the ID of the last attestation of the page before. It fails
+	// with ErrNotFound if the tenant has no such device.
+	ListAttestations(ctx context.Context, tenantID, deviceID string, opt ListOptions) (Page[Attestation], error)
+
+	// CreateNonce stores an attestation nonce, keyed by the SHA-256 of its value. The nonce
+	// must have a Hash and an ExpiresAt. It fails with ErrNotFound unless n.TenantID has the
+	// device n.DeviceID, and with ErrConflict if a nonce with the same hash exists.
+	CreateNonce(ctx context.Context, n Nonce) error
+	// ConsumeNonce deletes and returns the nonce with this hash if it was issued to deviceID,
+	// expired or not (the caller checks ExpiresAt); otherwise ErrNotFound, and a nonce issued
+	// to another device is left alone. Of concurrent calls for one nonce, exactly one gets it.
+	ConsumeNonce(ctx context.Context, deviceID string, hash []byte) (Nonce, error)
+	// DeleteExpiredNonces deletes the nonces whose ExpiresAt is before the given time
+	// (compared to the microsecond, as times are stored) and returns how many it deleted.
+	DeleteExpiredNonces(ctx context.Context, before time.Time) (int, error)
+
+	// CreateOSRelease registers an OS release and its golden measurements. Versions are unique
+	// within a tenant (exactly, not case-folded), IDs globally: either taken is ErrConflict.
+	// It fails with ErrNotFound if the tenant does not exist.
+	CreateOSRelease(ctx context.Context, r OSRelease) error
+	GetOSRelease(ctx context.Context, tenantID, id string) (OSRelease, error)
+	// DeleteOSRelease deletes a release of the tenant. Attestations that name it keep its ID.
+	DeleteOSRelease(ctx context.Context, tenantID, id string) error
+	ListOSReleases(ctx context.Context, tenantID string, opt ListOptions) (Page[OSRelease], error)
+
+	// CreateCACertificate stores a CA certificate; TenantID "" is the service root. IDs are
+	// unique across tenants and the root (ErrConflict); a TenantID that does not exist is
+	// ErrNotFound.
+	CreateCACertificate(ctx context.Context, c CACertificate) error
+	// UpdateCACertificate writes the KeyCiphertext (nil to drop the key), ActiveFrom and
+	// RevokedAt of the CA certificate with c's ID and TenantID, as given; it ignores the other
+	// fields. It fails with ErrNotFound if that tenant (or the root, for "") has no such
+	// certificate.
+	UpdateCACertificate(ctx context.Context, c CACertificate) error
+	// ListCACertificates lists a tenant's CA certificates ("" for the service root's), oldest
+	// first (by CreatedAt, then ID), all of them.
+	ListCACertificates(ctx context.Context, tenantID string) ([]CACertificate, error)
+}
+
+// ListOptions selects one page of a list. Lists are ordered by ID (the audit log and
+// attestations: newest first) and
 // paged by keyset: After is the Next value of the previous page.
 type ListOptions struct {
 	After string
@@ -238,8 +303,11 @@ type DeviceGroup struct {
 	OSFeed          OSFeed
 	UpdatePolicy    UpdatePolicy
 	CheckInInterval time.Duration // whole seconds
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// CertLifetime is how long device certificates issued to the group's devices last;
+	// zero means the service default (24 hours). Whole seconds.
+	CertLifetime time.Duration
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // DeviceGroupFilter selects device groups. Name matches case-insensitively and exactly.
@@ -263,6 +331,17 @@ type Device struct {
 	ClaimedBy     string // user ID
 	ClaimedAt     time.Time
 	UpdatedAt     time.Time
+
+	// The fields below are written by SetDeviceDisabled, SetDeviceAKActivated and
+	// RecordAttestation; ClaimDevice ignores them.
+	Disabled    bool
+	AKActivated time.Time // zero until credential activation succeeded
+	// The latest attestation, zero if none.
+	LastAttestation    time.Time
+	LastResult         string // AttestationPass or AttestationFail
+	LastReason         string
+	LastMessage        string
+	CertificateExpires time.Time // of the latest certificate issued, zero if none
 }
 
 // DeviceFilter selects devices. Unassigned selects only devices in no group.
@@ -305,4 +384,67 @@ type AuditFilter struct {
 	Result       string
 	Since        time.Time
 	Until        time.Time
+}
+
+// Attestation results.
+const (
+	AttestationPass = "pass"
+	AttestationFail = "fail"
+)
+
+// Attestation is one attestation attempt of a device and its outcome.
+type Attestation struct {
+	ID           string // UUIDv7, chosen by the caller
+	TenantID     string
+	DeviceID     string
+	Time         time.Time
+	Result       string // AttestationPass or AttestationFail
+	Reason       string // a stable reason code on failure, "" on a pass
+	Message      string
+	OSReleaseID  string // the release whose measurements matched, on a pass
+	Measurements string // JSON of the attested measurements, may be empty
+	// On a pass: the agent certificate issued.
+	CertificateSerial  string
+	CertificateExpires time.Time
+}
+
+// Nonce is a single-use attestation challenge.
+type Nonce struct {
+	Hash     []byte // SHA-256 of the nonce value; the value itself is not stored
+	DeviceID string
+	TenantID string
+	// ActivationHash is the SHA-256 of the credential-activation secret sent with the nonce,
+	// nil if the nonce carried no activation challenge.
+	ActivationHash []byte
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+}
+
+// OSRelease is a software release whose golden measurements the verifier accepts.
+type OSRelease struct {
+	ID          string
+	TenantID    string
+	Version     string
+	Description string
+	// Measurements maps a measurement name (such as "os-bundle", "agent", "policy") to the
+	// lowercase hex SHA-256 the release must produce. Stores return an empty map as nil.
+	Measurements map[string]string
+	CreatedBy    string
+	CreatedAt    time.Time
+}
+
+// CACertificate is a certificate authority's certificate and its sealed private key.
+type CACertificate struct {
+	ID       string
+	TenantID string // "" for the service root
+	CertDER  []byte
+	// KeyCiphertext is the private key sealed with the service's key-encryption key; nil when
+	// the key is held offline.
+	KeyCiphertext []byte
+	NotBefore     time.Time
+	NotAfter      time.Time
+	// ActiveFrom is when the CA starts signing (a successor is made early and activated later).
+	ActiveFrom time.Time
+	RevokedAt  time.Time // zero if not revoked
+	CreatedAt  time.Time
 }

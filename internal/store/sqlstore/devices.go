@@ -12,24 +12,28 @@ import (
 // A device's product is its group's.
 const deviceCols = `d.id, d.tenant_id, COALESCE(d.device_group_id, ''), COALESCE(g.product_id, ''),
 	d.root_of_trust, d.agent_version, d.ek_public, d.ek_certificate, d.ak_public, d.enrollment,
-	d.claimed_by, d.claimed_at, d.updated_at`
+	d.claimed_by, d.claimed_at, d.updated_at, d.disabled, d.ak_activated, d.last_attestation, d.last_result,
+	d.last_reason, d.last_message, d.certificate_expires`
 
 const deviceFrom = ` FROM devices d LEFT JOIN device_groups g ON g.id = d.device_group_id`
 
 func scanDevice(s scanner) (store.Device, error) {
 	var x store.Device
-	var claimed, updated sql.NullInt64
+	var claimed, updated, activated, attested, expires sql.NullInt64
 	if err := s.Scan(&x.ID, &x.TenantID, &x.DeviceGroupID, &x.ProductID, &x.RootOfTrust, &x.AgentVersion,
-		&x.EKPublic, &x.EKCertificate, &x.AKPublic, &x.Enrollment, &x.ClaimedBy, &claimed, &updated); err != nil {
+		&x.EKPublic, &x.EKCertificate, &x.AKPublic, &x.Enrollment, &x.ClaimedBy, &claimed, &updated,
+		&x.Disabled, &activated, &attested, &x.LastResult, &x.LastReason, &x.LastMessage, &expires); err != nil {
 		return store.Device{}, err
 	}
 	x.EKPublic, x.EKCertificate = bytesOf(x.EKPublic), bytesOf(x.EKCertificate)
 	x.AKPublic, x.Enrollment = bytesOf(x.AKPublic), bytesOf(x.Enrollment)
 	x.ClaimedAt, x.UpdatedAt = timeOf(claimed), timeOf(updated)
+	x.AKActivated, x.LastAttestation, x.CertificateExpires = timeOf(activated), timeOf(attested), timeOf(expires)
 	return x, nil
 }
 
-// ClaimDevice implements store.Tx.
+// ClaimDevice implements store.Tx. It writes none of the fields that attestation keeps: a new
+// device is enabled, not activated and not attested.
 func (t *tx) ClaimDevice(ctx context.Context, d store.Device) (store.Device, bool, error) {
 	stored, err := t.claimed(ctx, d)
 	if err == nil || !isNoRows(err) {
@@ -93,21 +97,65 @@ func (t *tx) GetDevice(ctx context.Context, tenantID, id string) (store.Device, 
 	return x, nil
 }
 
-// SetDeviceGroup implements store.Tx.
-func (t *tx) SetDeviceGroup(ctx context.Context, tenantID, deviceID, groupID string, at time.Time) error {
-	ok, err := t.exists(ctx, `SELECT 1 FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, deviceID)
+// GetDeviceByID implements store.Tx.
+func (t *tx) GetDeviceByID(ctx context.Context, id string) (store.Device, error) {
+	x, err := scanDevice(t.queryRow(ctx, `SELECT `+deviceCols+deviceFrom+` WHERE d.id = ?`, id))
 	if err != nil {
-		return fmt.Errorf("read device %q: %w", deviceID, err)
+		return store.Device{}, notFound(err, fmt.Sprintf("device %q", id))
+	}
+	return x, nil
+}
+
+// checkDevice returns ErrNotFound unless the tenant has the device.
+func (t *tx) checkDevice(ctx context.Context, tenantID, id string) error {
+	ok, err := t.exists(ctx, `SELECT 1 FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	if err != nil {
+		return fmt.Errorf("read device %q: %w", id, err)
 	}
 	if !ok {
+		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// SetDeviceDisabled implements store.Tx. It sets the device's UpdatedAt to at.
+func (t *tx) SetDeviceDisabled(ctx context.Context, tenantID, deviceID string, disabled bool, at time.Time) error {
+	n, err := t.exec(ctx, `UPDATE devices SET disabled = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
+		disabled, timeArg(at), tenantID, deviceID)
+	if err != nil {
+		return t.dbErr(err, fmt.Sprintf("disable device %q", deviceID), nil)
+	}
+	if n == 0 {
 		return fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// SetDeviceAKActivated implements store.Tx. A device activated before keeps its first time;
+// UpdatedAt is not touched.
+func (t *tx) SetDeviceAKActivated(ctx context.Context, deviceID string, at time.Time) error {
+	n, err := t.exec(ctx, `UPDATE devices SET ak_activated = COALESCE(ak_activated, ?) WHERE id = ?`,
+		timeArg(at), deviceID)
+	if err != nil {
+		return t.dbErr(err, fmt.Sprintf("record activation of device %q", deviceID), nil)
+	}
+	if n == 0 {
+		return fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// SetDeviceGroup implements store.Tx.
+func (t *tx) SetDeviceGroup(ctx context.Context, tenantID, deviceID, groupID string, at time.Time) error {
+	if err := t.checkDevice(ctx, tenantID, deviceID); err != nil {
+		return err
 	}
 	if groupID != "" {
 		if err := t.checkGroup(ctx, tenantID, groupID); err != nil {
 			return fmt.Errorf("move device %q: %w", deviceID, err)
 		}
 	}
-	_, err = t.exec(ctx, `UPDATE devices SET device_group_id = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
+	_, err := t.exec(ctx, `UPDATE devices SET device_group_id = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
 		stringArg(groupID), timeArg(at), tenantID, deviceID)
 	if err != nil {
 		return t.dbErr(err, fmt.Sprintf("move device %q to group %q", deviceID, groupID), store.ErrNotFound)

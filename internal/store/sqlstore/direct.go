@@ -201,3 +201,95 @@ func (s *DB) AppendAudit(ctx context.Context, e store.AuditEntry) (int64, error)
 func (s *DB) ListAudit(ctx context.Context, filter store.AuditFilter, opt store.ListOptions) (store.Page[store.AuditEntry], error) {
 	return s.read.ListAudit(ctx, filter, opt)
 }
+
+// GetDeviceByID implements store.Tx.
+func (s *DB) GetDeviceByID(ctx context.Context, id string) (store.Device, error) {
+	return s.read.GetDeviceByID(ctx, id)
+}
+
+// SetDeviceDisabled implements store.Tx.
+func (s *DB) SetDeviceDisabled(ctx context.Context, tenantID, deviceID string, disabled bool, at time.Time) error {
+	return s.write(ctx, func(w *tx) error { return w.SetDeviceDisabled(ctx, tenantID, deviceID, disabled, at) })
+}
+
+// SetDeviceAKActivated implements store.Tx.
+func (s *DB) SetDeviceAKActivated(ctx context.Context, deviceID string, at time.Time) error {
+	return s.write(ctx, func(w *tx) error { return w.SetDeviceAKActivated(ctx, deviceID, at) })
+}
+
+// RecordAttestation implements store.Tx: the history row and the device's latest fields are
+// written in one transaction.
+func (s *DB) RecordAttestation(ctx context.Context, a store.Attestation) error {
+	return s.write(ctx, func(w *tx) error { return w.RecordAttestation(ctx, a) })
+}
+
+// ListAttestations implements store.Tx.
+func (s *DB) ListAttestations(ctx context.Context, tenantID, deviceID string, opt store.ListOptions) (store.Page[store.Attestation], error) {
+	return s.read.ListAttestations(ctx, tenantID, deviceID, opt)
+}
+
+// CreateNonce implements store.Tx.
+func (s *DB) CreateNonce(ctx context.Context, n store.Nonce) error {
+	return s.write(ctx, func(w *tx) error { return w.CreateNonce(ctx, n) })
+}
+
+// ConsumeNonce implements store.Tx.
+func (s *DB) ConsumeNonce(ctx context.Context, deviceID string, hash []byte) (n store.Nonce, err error) {
+	err = s.write(ctx, func(w *tx) error {
+		var err error
+		n, err = w.ConsumeNonce(ctx, deviceID, hash)
+		return err
+	})
+	if err != nil {
+		return store.Nonce{}, err
+	}
+	return n, nil
+}
+
+// DeleteExpiredNonces implements store.Tx.
+func (s *DB) DeleteExpiredNonces(ctx context.Context, before time.Time) (n int, err error) {
+	err = s.write(ctx, func(w *tx) error {
+		var err error
+		n, err = w.DeleteExpiredNonces(ctx, before)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// CreateOSRelease implements store.Tx.
+func (s *DB) CreateOSRelease(ctx context.Context, r store.OSRelease) error {
+	return s.write(ctx, func(w *tx) error { return w.CreateOSRelease(ctx, r) })
+}
+
+// GetOSRelease implements store.Tx.
+func (s *DB) GetOSRelease(ctx context.Context, tenantID, id string) (store.OSRelease, error) {
+	return s.read.GetOSRelease(ctx, tenantID, id)
+}
+
+// DeleteOSRelease implements store.Tx.
+func (s *DB) DeleteOSRelease(ctx context.Context, tenantID, id string) error {
+	return s.write(ctx, func(w *tx) error { return w.DeleteOSRelease(ctx, tenantID, id) })
+}
+
+// ListOSReleases implements store.Tx.
+func (s *DB) ListOSReleases(ctx context.Context, tenantID string, opt store.ListOptions) (store.Page[store.OSRelease], error) {
+	return s.read.ListOSReleases(ctx, tenantID, opt)
+}
+
+// CreateCACertificate implements store.Tx.
+func (s *DB) CreateCACertificate(ctx context.Context, c store.CACertificate) error {
+	return s.write(ctx, func(w *tx) error { return w.CreateCACertificate(ctx, c) })
+}
+
+// UpdateCACertificate implements store.Tx.
+func (s *DB) UpdateCACertificate(ctx context.Context, c store.CACertificate) error {
+	return s.write(ctx, func(w *tx) error { return w.UpdateCACertificate(ctx, c) })
+}
+
+// ListCACertificates implements store.Tx.
+func (s *DB) ListCACertificates(ctx context.Context, tenantID string) ([]store.CACertificate, error) {
+	return s.read.ListCACertificates(ctx, tenantID)
+}

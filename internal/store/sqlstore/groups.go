@@ -10,22 +10,23 @@ import (
 )
 
 const groupCols = `g.id, g.tenant_id, g.product_id, g.name, g.description, g.os_feed, g.update_policy,
-	g.check_in_interval, g.created_at, g.updated_at`
+	g.check_in_interval, g.cert_lifetime, g.created_at, g.updated_at`
 
 func scanGroup(s scanner) (store.DeviceGroup, error) {
 	var x store.DeviceGroup
-	var interval int64
+	var interval, lifetime int64
 	var created, updated sql.NullInt64
 	if err := s.Scan(&x.ID, &x.TenantID, &x.ProductID, &x.Name, &x.Description, &x.OSFeed, &x.UpdatePolicy,
-		&interval, &created, &updated); err != nil {
+		&interval, &lifetime, &created, &updated); err != nil {
 		return store.DeviceGroup{}, err
 	}
 	x.CheckInInterval = time.Duration(interval) * time.Second
+	x.CertLifetime = time.Duration(lifetime) * time.Second
 	x.CreatedAt, x.UpdatedAt = timeOf(created), timeOf(updated)
 	return x, nil
 }
 
-// seconds is how a check-in interval is stored.
+// seconds is how a check-in interval and a certificate lifetime are stored.
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }
 
 // CreateDeviceGroup implements store.Tx.
@@ -34,10 +35,11 @@ func (t *tx) CreateDeviceGroup(ctx context.Context, g store.DeviceGroup) error {
 		return fmt.Errorf("create device group %q: %w", g.ID, err)
 	}
 	n, err := t.exec(ctx, `INSERT INTO device_groups (id, tenant_id, product_id, name, name_key, description,
-			os_feed, update_policy, check_in_interval, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			os_feed, update_policy, check_in_interval, cert_lifetime, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		g.ID, g.TenantID, g.ProductID, g.Name, nameKey(g.Name), g.Description,
-		string(g.OSFeed), string(g.UpdatePolicy), seconds(g.CheckInInterval), timeArg(g.CreatedAt), timeArg(g.UpdatedAt))
+		string(g.OSFeed), string(g.UpdatePolicy), seconds(g.CheckInInterval), seconds(g.CertLifetime),
+		timeArg(g.CreatedAt), timeArg(g.UpdatedAt))
 	if err != nil {
 		return t.dbErr(err, fmt.Sprintf("create device group %q", g.ID), store.ErrNotFound)
 	}
@@ -88,10 +90,10 @@ func (t *tx) UpdateDeviceGroup(ctx context.Context, g store.DeviceGroup) error {
 		return fmt.Errorf("a device group named %q already exists in product %q: %w", g.Name, productID, store.ErrConflict)
 	}
 	_, err = t.exec(ctx, `UPDATE device_groups SET name = ?, name_key = ?, description = ?, os_feed = ?,
-			update_policy = ?, check_in_interval = ?, updated_at = ?
+			update_policy = ?, check_in_interval = ?, cert_lifetime = ?, updated_at = ?
 		WHERE tenant_id = ? AND id = ?`,
 		g.Name, nameKey(g.Name), g.Description, string(g.OSFeed), string(g.UpdatePolicy),
-		seconds(g.CheckInInterval), timeArg(g.UpdatedAt), g.TenantID, g.ID)
+		seconds(g.CheckInInterval), seconds(g.CertLifetime), timeArg(g.UpdatedAt), g.TenantID, g.ID)
 	if err != nil {
 		return t.dbErr(err, fmt.Sprintf("update device group %q", g.ID), nil)
 	}

@@ -1,0 +1,93 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/rampart-iot/rampart/internal/store"
+)
+
+const releaseCols = `r.id, r.tenant_id, r.version, r.description, r.measurements, r.created_by, r.created_at`
+
+func scanRelease(s scanner) (store.OSRelease, error) {
+	var x store.OSRelease
+	var measurements string
+	var created sql.NullInt64
+	if err := s.Scan(&x.ID, &x.TenantID, &x.Version, &x.Description, &measurements, &x.CreatedBy, &created); err != nil {
+		return store.OSRelease{}, err
+	}
+	if err := json.Unmarshal([]byte(measurements), &x.Measurements); err != nil {
+		return store.OSRelease{}, fmt.Errorf("OS release %q: measurements: %w", x.ID, err)
+	}
+	if len(x.Measurements) == 0 {
+		x.Measurements = nil
+	}
+	x.CreatedAt = timeOf(created)
+	return x, nil
+}
+
+// CreateOSRelease implements store.Tx. Measurements are stored as a JSON object; an empty
+// map is read back nil.
+func (t *tx) CreateOSRelease(ctx context.Context, r store.OSRelease) error {
+	if err := t.checkTenant(ctx, r.TenantID); err != nil {
+		return fmt.Errorf("create OS release %q: %w", r.ID, err)
+	}
+	measurements := []byte("{}")
+	if len(r.Measurements) > 0 {
+		var err error
+		if measurements, err = json.Marshal(r.Measurements); err != nil {
+			return fmt.Errorf("create OS release %q: %w", r.ID, err)
+		}
+	}
+	n, err := t.exec(ctx, `INSERT INTO os_releases (id, tenant_id, version, description, measurements, created_by, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		r.ID, r.TenantID, r.Version, r.Description, string(measurements), r.CreatedBy, timeArg(r.CreatedAt))
+	if err != nil {
+		return t.dbErr(err, fmt.Sprintf("create OS release %q", r.ID), store.ErrNotFound)
+	}
+	if n == 0 {
+		return t.insertConflict(ctx, "os_releases", "OS release", r.ID,
+			fmt.Sprintf("an OS release with version %q already exists", r.Version))
+	}
+	return nil
+}
+
+// GetOSRelease implements store.Tx.
+func (t *tx) GetOSRelease(ctx context.Context, tenantID, id string) (store.OSRelease, error) {
+	x, err := scanRelease(t.queryRow(ctx, `SELECT `+releaseCols+` FROM os_releases r WHERE r.tenant_id = ? AND r.id = ?`,
+		tenantID, id))
+	if err != nil {
+		return store.OSRelease{}, notFound(err, fmt.Sprintf("OS release %q", id))
+	}
+	return x, nil
+}
+
+// DeleteOSRelease implements store.Tx. Attestations that name the release keep its ID.
+func (t *tx) DeleteOSRelease(ctx context.Context, tenantID, id string) error {
+	n, err := t.exec(ctx, `DELETE FROM os_releases WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	if err != nil {
+		return t.dbErr(err, fmt.Sprintf("delete OS release %q", id), nil)
+	}
+	if n == 0 {
+		return fmt.Errorf("OS release %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// ListOSReleases implements store.Tx.
+func (t *tx) ListOSReleases(ctx context.Context, tenantID string, opt store.ListOptions) (store.Page[store.OSRelease], error) {
+	opt = opt.Normalize()
+	var w where
+	w.add(`r.tenant_id = ?`, tenantID)
+	if opt.After != "" {
+		w.add(`r.id > ?`, opt.After)
+	}
+	p, err := list(ctx, t, opt, `SELECT `+releaseCols+` FROM os_releases r`+w.String()+` ORDER BY r.id LIMIT ?`, w.args,
+		scanRelease, func(x store.OSRelease) string { return x.ID })
+	if err != nil {
+		return p, fmt.Errorf("list OS releases of tenant %q: %w", tenantID, err)
+	}
+	return p, nil
+}
