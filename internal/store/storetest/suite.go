@@ -52,6 +52,21 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentClaimsSameTenant", testConcurrentClaimsSameTenant},
 		{"ConcurrentReadModifyWrite", testConcurrentReadModifyWrite},
 		{"ConcurrentCrossedUpdates", testConcurrentCrossedUpdates},
+		{"GetDeviceByID", testGetDeviceByID},
+		{"ClaimIgnoresAttestationFields", testClaimIgnoresAttestationFields},
+		{"SetDeviceDisabled", testSetDeviceDisabled},
+		{"SetDeviceAKActivated", testSetDeviceAKActivated},
+		{"RecordAttestation", testRecordAttestation},
+		{"ListAttestations", testListAttestations},
+		{"AttestationHistoryOutlivesGroups", testAttestationHistoryOutlivesGroups},
+		{"Nonces", testNonces},
+		{"DeleteExpiredNonces", testDeleteExpiredNonces},
+		{"ConcurrentConsumeNonce", testConcurrentConsumeNonce},
+		{"OSReleases", testOSReleases},
+		{"CACertificates", testCACertificates},
+		{"UpdateCACertificate", testUpdateCACertificate},
+		{"DeviceGroupCertLifetime", testDeviceGroupCertLifetime},
+		{"UpdateRollsBackAttestation", testUpdateRollsBackAttestation},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,7 +92,7 @@ func stored(t time.Time) time.Time {
 }
 
 // norm returns v, a record or slice of records, as a store returns it: times in UTC to the
-// microsecond, and empty byte slices nil.
+// microsecond, and empty byte slices and maps nil.
 func norm[T any](v T) T {
 	normValue(reflect.ValueOf(&v).Elem())
 	return v
@@ -101,6 +116,8 @@ func normValue(v reflect.Value) {
 		for i := range v.Len() {
 			normValue(v.Index(i))
 		}
+	case v.Kind() == reflect.Map && v.Len() == 0:
+		v.Set(reflect.Zero(v.Type()))
 	}
 }
 
@@ -147,6 +164,9 @@ func productID(x store.Product) string         { return x.ID }
 func groupID(x store.DeviceGroup) string       { return x.ID }
 func deviceID(x store.Device) string           { return x.ID }
 func auditSeq(x store.AuditEntry) string       { return fmt.Sprint(x.Seq) }
+func attestationID(x store.Attestation) string { return x.ID }
+func releaseID(x store.OSRelease) string       { return x.ID }
+func caID(x store.CACertificate) string        { return x.ID }
 func sorted(ids ...string) []string            { return slices.Sorted(slices.Values(ids)) }
 
 // pageAll lists every item by pages of limit items, checks that only the last page is short

@@ -130,6 +130,11 @@ func testUpdateContinuesAfterError(t *testing.T, s store.Store) {
 	w.group(w.a.ID, "prod-1", "group-1", "Field")
 	w.claim(w.b.ID, "", 1)
 	w.claim(w.a.ID, "group-1", 2)
+	must(t, s.RecordAttestation(ctx, newAttestation(w.a.ID, deviceIDOf(2), 1, store.AttestationPass)))
+	nonce := store.Nonce{Hash: hashOf("n1"), DeviceID: deviceIDOf(2), TenantID: w.a.ID, ExpiresAt: at(10)}
+	must(t, s.CreateNonce(ctx, nonce))
+	must(t, s.CreateOSRelease(ctx, newRelease(w.a.ID, "rel-1", "1.0")))
+	must(t, s.CreateCACertificate(ctx, store.CACertificate{ID: "ca-1", TenantID: w.a.ID}))
 	must(t, s.Update(ctx, func(tx store.Tx) error {
 		var errs []error
 		check := func(err, want error) {
@@ -154,6 +159,31 @@ func testUpdateContinuesAfterError(t *testing.T, s store.Store) {
 		check(tx.UpdateProduct(ctx, newProduct(w.b.ID, "prod-1", "x")), store.ErrNotFound)
 		check(tx.RevokeToken(ctx, "tok-x", at(1)), store.ErrNotFound)
 		check(tx.DeleteRole(ctx, w.a.ID, w.bob.ID), store.ErrNotFound)
+		_, err = tx.GetDeviceByID(ctx, deviceIDOf(99))
+		check(err, store.ErrNotFound)
+		check(tx.SetDeviceDisabled(ctx, w.b.ID, deviceIDOf(2), true, at(1)), store.ErrNotFound)
+		check(tx.SetDeviceAKActivated(ctx, deviceIDOf(99), at(1)), store.ErrNotFound)
+		check(tx.RecordAttestation(ctx, newAttestation(w.a.ID, deviceIDOf(2), 1, store.AttestationFail)), store.ErrConflict)
+		check(tx.RecordAttestation(ctx, newAttestation(w.a.ID, deviceIDOf(1), 2, store.AttestationFail)), store.ErrNotFound)
+		_, err = tx.ListAttestations(ctx, w.a.ID, deviceIDOf(1), store.ListOptions{})
+		check(err, store.ErrNotFound)
+		check(tx.CreateNonce(ctx, nonce), store.ErrConflict)
+		check(tx.CreateNonce(ctx, store.Nonce{Hash: hashOf("n2"), DeviceID: deviceIDOf(1), TenantID: w.a.ID, ExpiresAt: at(10)}), store.ErrNotFound)
+		_, err = tx.ConsumeNonce(ctx, deviceIDOf(1), nonce.Hash)
+		check(err, store.ErrNotFound)
+		check(tx.CreateOSRelease(ctx, newRelease(w.a.ID, "rel-2", "1.0")), store.ErrConflict)
+		check(tx.CreateOSRelease(ctx, newRelease(w.b.ID, "rel-1", "1.0")), store.ErrConflict)
+		check(tx.CreateOSRelease(ctx, newRelease("tenant-x", "rel-3", "1.0")), store.ErrNotFound)
+		_, err = tx.GetOSRelease(ctx, w.b.ID, "rel-1")
+		check(err, store.ErrNotFound)
+		check(tx.DeleteOSRelease(ctx, w.b.ID, "rel-1"), store.ErrNotFound)
+		check(tx.CreateCACertificate(ctx, store.CACertificate{ID: "ca-1"}), store.ErrConflict)
+		check(tx.CreateCACertificate(ctx, store.CACertificate{ID: "ca-2", TenantID: "tenant-x"}), store.ErrNotFound)
+		check(tx.UpdateCACertificate(ctx, store.CACertificate{ID: "ca-1", TenantID: w.b.ID}), store.ErrNotFound)
+		// The nonce survived the wrong device's attempt.
+		if _, err := tx.ConsumeNonce(ctx, deviceIDOf(2), nonce.Hash); err != nil {
+			errs = append(errs, err)
+		}
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
@@ -223,6 +253,34 @@ func testUpdateEveryMethod(t *testing.T, s store.Store) {
 				_, err := tx.ListAudit(ctx, store.AuditFilter{TenantID: "tenant-a"}, store.ListOptions{})
 				return err
 			},
+			func() error { _, err := tx.GetDeviceByID(ctx, deviceIDOf(1)); return err },
+			func() error { return tx.SetDeviceDisabled(ctx, "tenant-a", deviceIDOf(1), true, at(2)) },
+			func() error { return tx.SetDeviceAKActivated(ctx, deviceIDOf(1), at(2)) },
+			func() error {
+				return tx.RecordAttestation(ctx, newAttestation("tenant-a", deviceIDOf(1), 1, store.AttestationPass))
+			},
+			func() error {
+				_, err := tx.ListAttestations(ctx, "tenant-a", deviceIDOf(1), store.ListOptions{})
+				return err
+			},
+			func() error {
+				return tx.CreateNonce(ctx, store.Nonce{Hash: hashOf("n1"), DeviceID: deviceIDOf(1), TenantID: "tenant-a", ExpiresAt: at(1)})
+			},
+			func() error {
+				return tx.CreateNonce(ctx, store.Nonce{Hash: hashOf("n2"), DeviceID: deviceIDOf(1), TenantID: "tenant-a", ExpiresAt: at(5)})
+			},
+			func() error { _, err := tx.ConsumeNonce(ctx, deviceIDOf(1), hashOf("n1")); return err },
+			func() error { _, err := tx.DeleteExpiredNonces(ctx, at(2)); return err },
+			func() error { return tx.CreateOSRelease(ctx, newRelease("tenant-a", "rel-1", "1.0")) },
+			func() error { _, err := tx.GetOSRelease(ctx, "tenant-a", "rel-1"); return err },
+			func() error { _, err := tx.ListOSReleases(ctx, "tenant-a", store.ListOptions{}); return err },
+			func() error { return tx.CreateOSRelease(ctx, newRelease("tenant-a", "rel-2", "2.0")) },
+			func() error { return tx.DeleteOSRelease(ctx, "tenant-a", "rel-2") },
+			func() error { return tx.CreateCACertificate(ctx, store.CACertificate{ID: "ca-1", CreatedAt: at(0)}) },
+			func() error {
+				return tx.UpdateCACertificate(ctx, store.CACertificate{ID: "ca-1", RevokedAt: at(4)})
+			},
+			func() error { _, err := tx.ListCACertificates(ctx, ""); return err },
 			func() error { return tx.SetDeviceGroup(ctx, "tenant-a", deviceIDOf(1), "", at(3)) },
 			func() error { return tx.DeleteDeviceGroup(ctx, "tenant-a", "group-1") },
 			func() error { return tx.DeleteProduct(ctx, "tenant-a", "prod-1") },
@@ -240,8 +298,19 @@ func testUpdateEveryMethod(t *testing.T, s store.Store) {
 	eq(t, tok.RevokedAt, stored(at(1)))
 	d, err := s.GetDevice(ctx, "tenant-a", deviceIDOf(1))
 	must(t, err)
-	if d.DeviceGroupID != "" || !d.UpdatedAt.Equal(stored(at(3))) {
+	if d.DeviceGroupID != "" || !d.UpdatedAt.Equal(stored(at(3))) || !d.Disabled || d.AKActivated.IsZero() ||
+		d.LastResult != store.AttestationPass {
 		t.Errorf("device after the transaction: %+v", d)
+	}
+	_, err = s.ConsumeNonce(ctx, deviceIDOf(1), hashOf("n2"))
+	must(t, err)
+	rs, err := s.ListOSReleases(ctx, "tenant-a", store.ListOptions{})
+	must(t, err)
+	eq(t, keys(rs.Items, releaseID), []string{"rel-1"})
+	cs, err := s.ListCACertificates(ctx, "")
+	must(t, err)
+	if len(cs) != 1 || !cs[0].RevokedAt.Equal(stored(at(4))) {
+		t.Errorf("CA certificates after the transaction: %+v", cs)
 	}
 	p, err := s.ListAudit(ctx, store.AuditFilter{TenantID: "tenant-a"}, store.ListOptions{})
 	must(t, err)
