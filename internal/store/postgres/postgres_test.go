@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"testing"
 
+	"github.com/rampart-iot/rampart/internal/store/postgres"
 	"github.com/rampart-iot/rampart/internal/store/storetest"
 )
 
@@ -23,6 +24,17 @@ func TestMigrations(t *testing.T) {
 		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
 			t.Fatal(err)
 		}
+	})
+}
+
+func TestUpgrade(t *testing.T) {
+	storetest.RunUpgrade(t, "postgres", "pgx", storetest.PostgresDSN(t), postgres.Dialect)
+}
+
+func TestFrozenMigrations(t *testing.T) {
+	storetest.RunFrozenMigrations(t, postgres.Dialect.Migrations, map[string]string{
+		"0001_init.sql":        "ff469f206edb247107a6c4180d646ddadded304155e39ac7703b3c6f5b1c7b62",
+		"0002_attestation.sql": "ea7649a552ece5fa9fa478caf784015f8dd8e8d5272e81c172e9f253b1fa4688",
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"testing"
 
+	"github.com/rampart-iot/rampart/internal/store/sqlite"
 	"github.com/rampart-iot/rampart/internal/store/storetest"
 )
 
@@ -22,6 +23,17 @@ func TestMigrations(t *testing.T) {
 		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
 			t.Fatal(err)
 		}
+	})
+}
+
+func TestUpgrade(t *testing.T) {
+	storetest.RunUpgrade(t, "sqlite", "sqlite", storetest.SQLiteDSN(t), sqlite.Dialect)
+}
+
+func TestFrozenMigrations(t *testing.T) {
+	storetest.RunFrozenMigrations(t, sqlite.Dialect.Migrations, map[string]string{
+		"0001_init.sql":        "7a4af661a8e28742baf0866161719d5b3b047e301c1e8a19c9c96470ce6f8c03",
+		"0002_attestation.sql": "a13d3565147e2aedcb0d608bd1be034a455e9c3ac02ddf0d890a43a17151614b",
 	})
 }
 

@@ -1,0 +1,4 @@
+package sqlite
+
+// Dialect is the backend's dialect, for the upgrade tests.
+var Dialect = dialect
