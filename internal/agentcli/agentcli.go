@@ -21,6 +21,7 @@ import (
 
 	// Built-in roots of trust.
 	_ "github.com/rampart-iot/rampart/internal/rot/softrot"
+	_ "github.com/rampart-iot/rampart/internal/rot/tpmrot"
 )
 
 // IO is what a command may touch outside itself.

@@ -15,17 +15,42 @@ import (
 	"sync"
 )
 
-// RootOfTrust holds a device's endorsement key (EK) and attestation key (AK).
+// RootOfTrust holds a device's endorsement key (EK), its attestation key (AK) and its
+// platform configuration registers (PCRs, SHA-256 bank). Implementations are safe for
+// concurrent use.
 type RootOfTrust interface {
 	// Kind is "tpm" or "software", as written in enrollment records.
 	Kind() string
 	// Endorsement returns the EK public key as DER SubjectPublicKeyInfo, and the EK
-	// certificate as DER if the root of trust holds one (nil otherwise).
+	// certificate as DER if the root of trust holds one (nil otherwise). The EK is created
+	// from the TCG default template (RSA 2048 or ECC P-256, AES-128-CFB, SHA-256), so a verifier
+	// can rebuild its public area from the key alone.
 	Endorsement(ctx context.Context) (ekPublic, ekCertificate []byte, err error)
 	// AttestationKey returns the AK's public area (TPMT_PUBLIC), creating the AK on first use
 	// and returning the same key afterwards.
 	AttestationKey(ctx context.Context) ([]byte, error)
+	// ActivateCredential recovers the secret a verifier sealed with TPM2_MakeCredential to the
+	// EK and the AK's name (TPM2_ActivateCredential). idObject and encSecret are the
+	// contents of the TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET.
+	ActivateCredential(ctx context.Context, idObject, encSecret []byte) ([]byte, error)
+	// Extend extends a SHA-256 PCR with a 32-byte digest: PCR = SHA-256(PCR || digest).
+	// As on a PC Client TPM at locality 0, where the agent runs, PCRs 17 to 22 (the dynamic
+	// root of trust's) cannot be extended; they read as all ones until a DRTM launch.
+	Extend(ctx context.Context, pcr int, digest []byte) error
+	// ReadPCRs reads SHA-256 PCRs, returning a copy of each value keyed by its index.
+	ReadPCRs(ctx context.Context, pcrs []int) (map[int][]byte, error)
+	// Quote signs the selected SHA-256 PCRs (at least one) with the AK over qualifyingData
+	// (at most MaxQualifyingData bytes) (TPM2_Quote). The attestation's qualifiedSigner is the
+	// AK's qualified name, which depends on the AK's parent, not the AK's name: a verifier
+	// identifies the AK by the signature, not by that field.
+	Quote(ctx context.Context, pcrs []int, qualifyingData []byte) (*Quote, error)
 	Close() error
+}
+
+// Quote is a TPM quote: the marshalled TPMS_ATTEST and the TPMT_SIGNATURE over it.
+type Quote struct {
+	Attest    []byte
+	Signature []byte
 }
 
 // Opener opens a backend. arg is what follows "NAME:" in the spec ("" if nothing does), and

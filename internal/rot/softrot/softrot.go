@@ -3,13 +3,26 @@
 // without a TPM. It protects nothing: anyone who can read the state directory can impersonate
 // the device, which is why every record it produces is marked "software" and production
 // servers refuse it.
+//
+// It speaks the TPM's formats and cryptography so that a verifier treats it exactly as a TPM
+// until it reads the record's root_of_trust: the EK behaves as an ECC P-256 EK made from the TCG
+// default template (ActivateCredential is TPM2_ActivateCredential in software), the AK as a
+// restricted ECDSA P-256 signing key that is a primary key in the owner hierarchy, and Quote
+// returns a TPMS_ATTEST and TPMT_SIGNATURE as TPM2_Quote does.
+//
+// Its PCRs live in memory and start afresh with each process, as a PC Client TPM's do at boot:
+// 0 to 16 and 23 all zeros, 17 to 22 all ones. No firmware measured anything before the agent
+// started, so a quote from this root proves nothing about how the device booted.
 package softrot
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -18,6 +31,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/google/go-tpm/tpm2"
 
@@ -38,14 +53,26 @@ func init() {
 	})
 }
 
-// Software is the software root of trust.
+// Software is the software root of trust. It is safe for concurrent use.
 type Software struct {
-	dir string
-	ek  *ecdsa.PrivateKey
-	ak  *ecdsa.PrivateKey
+	start time.Time // the "TPM" clock counts milliseconds from here
+
+	// Immutable after Open.
+	ek       *ecdsa.PrivateKey
+	ekECDH   *ecdh.PrivateKey
+	ekX      []byte // the EK's X coordinate, 32 bytes
+	ak       *ecdsa.PrivateKey
+	akPublic []byte // TPMT_PUBLIC
+	akName   []byte // TPM2B_NAME contents: nameAlg || SHA-256(akPublic)
+	akQN     []byte // qualified name, as a primary key in the owner hierarchy
+
+	mu   sync.Mutex
+	pcrs [rot.NumPCRs][sha256.Size]byte
 }
 
-// Open loads the keys under stateDir/rot-software, creating them on first use from rnd.
+// Open loads the keys under stateDir/rot-software, creating them on first use. rnd is passed to
+// ecdsa.GenerateKey, which since Go 1.26 ignores it and uses the system's randomness unless
+// GODEBUG=cryptocustomrand=1; tests that need fixed keys use testing/cryptotest.SetGlobalRandom.
 func Open(stateDir string, rnd io.Reader) (*Software, error) {
 	if stateDir == "" {
 		return nil, errors.New("the software root of trust needs a state directory")
@@ -54,13 +81,30 @@ func Open(stateDir string, rnd io.Reader) (*Software, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("software root of trust: %w", err)
 	}
-	s := &Software{dir: dir}
+	s := &Software{start: time.Now()}
 	var err error
 	if s.ek, err = loadOrCreate(filepath.Join(dir, "ek.pem"), rnd); err != nil {
 		return nil, err
 	}
 	if s.ak, err = loadOrCreate(filepath.Join(dir, "ak.pem"), rnd); err != nil {
 		return nil, err
+	}
+	if s.ekECDH, err = s.ek.ECDH(); err != nil {
+		return nil, fmt.Errorf("software root of trust: EK: %w", err)
+	}
+	s.ekX = s.ekECDH.PublicKey().Bytes()[1:33]
+	pub := AKPublic(&s.ak.PublicKey)
+	s.akPublic = tpm2.Marshal(pub)
+	name, err := tpm2.ObjectName(&pub)
+	if err != nil {
+		return nil, fmt.Errorf("software root of trust: AK name: %w", err)
+	}
+	s.akName = name.Buffer
+	s.akQN = qualifiedName(tpm2.TPMRHOwner, s.akName)
+	for i := range s.pcrs {
+		if i >= 17 && i <= 22 {
+			s.pcrs[i] = [sha256.Size]byte(bytes.Repeat([]byte{0xff}, sha256.Size))
+		}
 	}
 	return s, nil
 }
@@ -77,7 +121,7 @@ func (s *Software) Endorsement(context.Context) ([]byte, []byte, error) {
 // AttestationKey describes the AK as a TPM restricted signing key would be described, so that
 // the service handles both roots of trust alike.
 func (s *Software) AttestationKey(context.Context) ([]byte, error) {
-	return tpm2.Marshal(AKPublic(&s.ak.PublicKey)), nil
+	return bytes.Clone(s.akPublic), nil
 }
 
 // Close does nothing; the keys stay in their files.
