@@ -49,17 +49,34 @@ func Run(ctx context.Context, args []string, sys IO) int {
 	if args == nil {
 		args = []string{}
 	}
+	// `rampart-agent -dev` is spelled with one dash, as `rampart server -dev` is.
+	for i, a := range args {
+		if a == "-dev" {
+			args[i] = "--dev"
+		}
+	}
+	var dev runFlags
+	var devMode bool
 	root := &cobra.Command{
 		Use:           "rampart-agent",
 		Short:         "The Rampart device agent: root of trust, security monitor, cloud services and app containers",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !devMode {
+				return cmd.Help()
+			}
+			return runDev(cmd.Context(), &sys, &dev)
+		},
 	}
+	root.Flags().BoolVar(&devMode, "dev", false, "emulated device: enroll on the TPM simulator, claim into the dev tenant of 'rampart server -dev' (RAMPART_ADDR, RAMPART_TOKEN, RAMPART_CACERT), trust its own measurements, and run")
+	dev.add(root, "tpm-sim")
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(sys.Out)
 	root.SetErr(sys.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
-	root.AddCommand(newEnrollCmd(&sys), newVersionCmd(&sys))
+	root.AddCommand(newEnrollCmd(&sys), newRunCmd(&sys), newStatusCmd(&sys), newMeasurementsCmd(&sys), newVersionCmd(&sys))
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -67,7 +84,7 @@ func Run(ctx context.Context, args []string, sys IO) int {
 	}
 	msg := strings.Join(strings.Fields(err.Error()), " ")
 	var ue *usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
 		fmt.Fprintf(sys.Err, "rampart-agent: %s; run 'rampart-agent --help'\n", msg)
 		return 2
 	}

@@ -37,9 +37,17 @@ const (
 	DeviceGroupUpdate Action = "device-group.update"
 	DeviceGroupDelete Action = "device-group.delete"
 
-	DeviceRead  Action = "device.read"
-	DeviceClaim Action = "device.claim"
-	DeviceMove  Action = "device.move"
+	DeviceRead    Action = "device.read"
+	DeviceClaim   Action = "device.claim"
+	DeviceMove    Action = "device.move"
+	DeviceDisable Action = "device.disable" // and enable
+
+	OSReleaseRead   Action = "os-release.read"
+	OSReleaseCreate Action = "os-release.create"
+	OSReleaseDelete Action = "os-release.delete"
+
+	CARead  Action = "ca-certificate.read"
+	CAProof Action = "ca-certificate.proof"
 
 	AuditRead Action = "audit.read"
 )
@@ -52,11 +60,12 @@ const (
 	SelfTokenRevoke  Action = "token.revoke-own"   // any caller, its own tokens
 )
 
-var reads = []Action{TenantRead, RoleRead, ProductRead, DeviceGroupRead, DeviceRead, AuditRead}
+var reads = []Action{TenantRead, RoleRead, ProductRead, DeviceGroupRead, DeviceRead, AuditRead, OSReleaseRead, CARead}
 
-var contributorWrites = []Action{ProductCreate, ProductUpdate, DeviceGroupCreate, DeviceGroupUpdate, DeviceClaim, DeviceMove}
+var contributorWrites = []Action{ProductCreate, ProductUpdate, DeviceGroupCreate, DeviceGroupUpdate, DeviceClaim, DeviceMove,
+	DeviceDisable, OSReleaseCreate, CAProof}
 
-var adminOnly = []Action{RoleAdd, RoleDelete, TokenCreate, TokenRevoke, ProductDelete, DeviceGroupDelete}
+var adminOnly = []Action{RoleAdd, RoleDelete, TokenCreate, TokenRevoke, ProductDelete, DeviceGroupDelete, OSReleaseDelete}
 
 // TenantActions lists every action a tenant role can grant, for tests and documentation.
 func TenantActions() []Action {

@@ -20,7 +20,7 @@ func TestRoleMatrix(t *testing.T) {
 		if !IsWrite(a) && (!reader || !contrib) {
 			t.Errorf("read %s not allowed to every role", a)
 		}
-		isDelete := a == ProductDelete || a == DeviceGroupDelete || a == RoleDelete
+		isDelete := a == ProductDelete || a == DeviceGroupDelete || a == RoleDelete || a == OSReleaseDelete
 		if isDelete && contrib {
 			t.Errorf("Contributor can delete: %s", a)
 		}

@@ -72,18 +72,47 @@ func TestBenchReport(t *testing.T) {
 	}
 	fmt.Printf("rampart bench: %d workers, %s windows, median of %d interleaved rounds, GOMAXPROCS=%d, %s\n\n",
 		workers, window, rounds, runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("%-44s %12s   %-36s %12s %7s\n", "figure", "value", "ceiling (same run)", "ceiling", "ratio")
+	fmt.Printf("%-48s %12s   %-36s %12s %7s\n", "figure", "value", "ceiling (same run)", "ceiling", "ratio")
+	var figs []figure
 	for _, backend := range []string{"sqlite", "postgres"} {
-		for _, f := range apiFigures(t, backend) {
+		figs = append(figs, apiFigures(t, backend)...)
+	}
+	figs = append(figs, attestationFigures(t)...)
+	{
+		for _, f := range figs {
 			var vals, ceils []float64
 			for range rounds {
 				vals = append(vals, f.measure())
 				ceils = append(ceils, f.ceiling())
 			}
 			v, c := median(vals), median(ceils)
-			fmt.Printf("%-44s %10.0f/s   %-36s %10.0f/s %6.0f%%\n", f.name, v, f.ceilingName, c, 100*v/c)
+			fmt.Printf("%-48s %10.0f/s   %-36s %10.0f/s %6.0f%%\n", f.name, v, f.ceilingName, c, 100*v/c)
 		}
 	}
+	fmt.Println()
+	for _, spec := range []string{"tpm-sim", "swtpm"} {
+		if spec == "swtpm" {
+			s, err := swtpmSpec(t)
+			if err != nil {
+				fmt.Printf("%-48s %s\n", "attestation latency, swtpm", "not measured: "+err.Error())
+				continue
+			}
+			spec = s
+		}
+		d, err := attestationLatency(t, spec)
+		if err != nil {
+			fmt.Printf("%-48s %s\n", "attestation latency, "+spec, "not measured: "+err.Error())
+			continue
+		}
+		fmt.Printf("%-48s %10.1f ms (median of 5, one device)\n", "attestation latency, "+shortSpec(spec), float64(d)/1e6)
+	}
+}
+
+func shortSpec(s string) string {
+	if len(s) > 5 && s[:5] == "swtpm" {
+		return "swtpm"
+	}
+	return s
 }
 
 // apiFigures sets up a service on backend with a tenant of 1000 devices and returns the API

@@ -162,6 +162,8 @@ RAMPART_CACERT, RAMPART_TENANT), then the config file that 'rampart login' write
 		newDeviceGroupCmd(a),
 		newDeviceCmd(a),
 		newAuditCmd(a),
+		newOSReleaseCmd(a),
+		newCACertificateCmd(a),
 		newCompletionCmd(a),
 		newVersionCmd(a),
 		newServerCmd(sys),

@@ -21,6 +21,9 @@ func newDeviceCmd(a *app) *cobra.Command {
 		newDeviceShowCmd(a),
 		newDeviceAssignCmd(a),
 		newDeviceShowCountCmd(a),
+		newDeviceDisableCmd(a, true),
+		newDeviceDisableCmd(a, false),
+		newDeviceAttestationsCmd(a),
 	)
 }
 
@@ -346,12 +349,29 @@ func (a *app) showDevice(ctx context.Context, s *session, d *v1.Device) error {
 				group = g.Name + " (" + g.ID + ")"
 			}
 		}
-		return p.fields([][2]string{
+		rows := [][2]string{
 			{"ID", d.ID}, {"Product", product}, {"Device group", group},
 			{"Root of trust", d.RootOfTrust}, {"Agent version (unverified)", d.AgentVersion},
 			{"EK certificate", boolCell(d.EKCertificate)},
+			{"Disabled", boolCell(d.Disabled)}, {"AK activated", boolCell(d.AKActivated)},
 			{"Claimed", timeCell(d.ClaimedAt)}, {"Claimed by", d.ClaimedBy},
 			{"Updated", timeCell(d.UpdatedAt)},
-		})
+		}
+		if la := d.LastAttestation; la != nil {
+			result := la.Result
+			if la.Reason != "" {
+				result += " (" + la.Reason + ")"
+			}
+			rows = append(rows, [2]string{"Last attestation", timeCell(la.Time) + " " + result})
+			if la.Message != "" {
+				rows = append(rows, [2]string{"Attestation message", la.Message})
+			}
+			if !la.CertificateExpires.IsZero() {
+				rows = append(rows, [2]string{"Certificate expires", timeCell(la.CertificateExpires)})
+			}
+		} else {
+			rows = append(rows, [2]string{"Last attestation", "never"})
+		}
+		return p.fields(rows)
 	})
 }

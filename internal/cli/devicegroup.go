@@ -30,7 +30,7 @@ func newDeviceGroupCmd(a *app) *cobra.Command {
 // groupSettings are the flags that set a device group's fields.
 type groupSettings struct {
 	description, osFeed, updatePolicy string
-	checkIn                           time.Duration
+	checkIn, certLifetime             time.Duration
 }
 
 func (g *groupSettings) addFlags(cmd *cobra.Command) {
@@ -38,6 +38,7 @@ func (g *groupSettings) addFlags(cmd *cobra.Command) {
 	enumFlag(cmd, &g.osFeed, "os-feed", "", "", "OS feed (default Retail)", osFeeds...)
 	enumFlag(cmd, &g.updatePolicy, "application-update", "", "", "application update policy (default UpdateAll)", updatePolicies...)
 	cmd.Flags().Var(durationValue{&g.checkIn}, "check-in-interval", "how often devices check in, such as 1h or 15m (default 1h)")
+	cmd.Flags().Var(durationValue{&g.certLifetime}, "cert-lifetime", "lifetime of device certificates, 5m to 7d (default 24h)")
 }
 
 func newDeviceGroupCreateCmd(a *app) *cobra.Command {
@@ -46,7 +47,7 @@ func newDeviceGroupCreateCmd(a *app) *cobra.Command {
 		gs            groupSettings
 	)
 	cmd := &cobra.Command{
-		Use:   "create --product PRODUCT --name NAME [--description D] [--os-feed Retail|RetailEval] [--application-update UpdateAll|No3rdPartyAppUpdates] [--check-in-interval DURATION]",
+		Use:   "create --product PRODUCT --name NAME [--description D] [--os-feed Retail|RetailEval] [--application-update UpdateAll|No3rdPartyAppUpdates] [--check-in-interval DURATION] [--cert-lifetime DURATION]",
 		Short: "Create a device group in a product",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -60,6 +61,13 @@ func newDeviceGroupCreateCmd(a *app) *cobra.Command {
 					return err
 				}
 				req.CheckInIntervalSeconds = secs
+			}
+			if gs.certLifetime > 0 {
+				secs, err := seconds(gs.certLifetime, "cert-lifetime")
+				if err != nil {
+					return err
+				}
+				req.CertLifetimeSeconds = secs
 			}
 			s, err := a.session(cmd.Context())
 			if err != nil {
@@ -209,7 +217,7 @@ func newDeviceGroupUpdateCmd(a *app) *cobra.Command {
 		gs            groupSettings
 	)
 	cmd := &cobra.Command{
-		Use:   "update GROUP [--product PRODUCT] [--name NAME] [--description D] [--os-feed Retail|RetailEval] [--application-update UpdateAll|No3rdPartyAppUpdates] [--check-in-interval DURATION]",
+		Use:   "update GROUP [--product PRODUCT] [--name NAME] [--description D] [--os-feed Retail|RetailEval] [--application-update UpdateAll|No3rdPartyAppUpdates] [--check-in-interval DURATION] [--cert-lifetime DURATION]",
 		Short: "Change a device group's name or settings",
 		Args:  args(1, 1, "GROUP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -234,8 +242,15 @@ func newDeviceGroupUpdateCmd(a *app) *cobra.Command {
 				}
 				req.CheckInIntervalSeconds = &secs
 			}
+			if f.Changed("cert-lifetime") {
+				secs, err := seconds(gs.certLifetime, "cert-lifetime")
+				if err != nil {
+					return err
+				}
+				req.CertLifetimeSeconds = &secs
+			}
 			if req == (v1.DeviceGroupUpdate{}) {
-				return usagef(cmd, "nothing to update: pass --name, --description, --os-feed, --application-update or --check-in-interval")
+				return usagef(cmd, "nothing to update: pass --name, --description, --os-feed, --application-update, --check-in-interval or --cert-lifetime")
 			}
 			s, err := a.session(cmd.Context())
 			if err != nil {

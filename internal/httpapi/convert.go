@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"encoding/json"
+	"time"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/internal/attestsvc"
 	"github.com/rampart-iot/rampart/internal/manage"
 	"github.com/rampart-iot/rampart/internal/store"
 )
@@ -39,7 +41,8 @@ func toProduct(p store.Product) v1.Product {
 func toGroup(g store.DeviceGroup) v1.DeviceGroup {
 	return v1.DeviceGroup{ID: g.ID, TenantID: g.TenantID, ProductID: g.ProductID, Name: g.Name, Description: g.Description,
 		OSFeed: string(g.OSFeed), UpdatePolicy: string(g.UpdatePolicy), CheckInIntervalSeconds: int64(g.CheckInInterval.Seconds()),
-		CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt}
+		CertLifetimeSeconds: certLifetimeSeconds(g.CertLifetime),
+		CreatedAt:           g.CreatedAt, UpdatedAt: g.UpdatedAt}
 }
 
 func toGroups(gs []store.DeviceGroup) []v1.DeviceGroup {
@@ -51,9 +54,29 @@ func toGroups(gs []store.DeviceGroup) []v1.DeviceGroup {
 }
 
 func toDevice(d store.Device) v1.Device {
-	return v1.Device{ID: d.ID, TenantID: d.TenantID, ProductID: d.ProductID, DeviceGroupID: d.DeviceGroupID,
+	out := v1.Device{ID: d.ID, TenantID: d.TenantID, ProductID: d.ProductID, DeviceGroupID: d.DeviceGroupID,
 		RootOfTrust: d.RootOfTrust, AgentVersion: d.AgentVersion, EKCertificate: len(d.EKCertificate) > 0,
-		ClaimedAt: d.ClaimedAt, ClaimedBy: d.ClaimedBy, UpdatedAt: d.UpdatedAt}
+		ClaimedAt: d.ClaimedAt, ClaimedBy: d.ClaimedBy, UpdatedAt: d.UpdatedAt,
+		Disabled: d.Disabled, AKActivated: !d.AKActivated.IsZero()}
+	if !d.LastAttestation.IsZero() {
+		out.LastAttestation = &v1.AttestationSummary{Time: d.LastAttestation, Result: d.LastResult, Reason: d.LastReason,
+			Message: d.LastMessage, CertificateExpires: d.CertificateExpires}
+	}
+	return out
+}
+
+func toAttestation(a store.Attestation) v1.Attestation {
+	out := v1.Attestation{ID: a.ID, Time: a.Time, Result: a.Result, Reason: a.Reason, Message: a.Message,
+		OSReleaseID: a.OSReleaseID, CertificateSerial: a.CertificateSerial, CertificateExpires: a.CertificateExpires}
+	if a.Measurements != "" && json.Valid([]byte(a.Measurements)) {
+		out.Measurements = json.RawMessage(a.Measurements)
+	}
+	return out
+}
+
+func toOSRelease(r store.OSRelease) v1.OSRelease {
+	return v1.OSRelease{ID: r.ID, TenantID: r.TenantID, Version: r.Version, Description: r.Description,
+		Measurements: r.Measurements, CreatedAt: r.CreatedAt}
 }
 
 func toAudit(e store.AuditEntry) v1.AuditEntry {
@@ -64,4 +87,12 @@ func toAudit(e store.AuditEntry) v1.AuditEntry {
 		out.Details = json.RawMessage(e.Details)
 	}
 	return out
+}
+
+// certLifetimeSeconds reports a group's certificate lifetime, the default when unset.
+func certLifetimeSeconds(d time.Duration) int64 {
+	if d == 0 {
+		d = attestsvc.DefaultCertLifetime
+	}
+	return int64(d / time.Second)
 }

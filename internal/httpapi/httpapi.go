@@ -10,6 +10,7 @@
 package httpapi
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/internal/attestsvc"
 	"github.com/rampart-iot/rampart/internal/authz"
 	"github.com/rampart-iot/rampart/internal/manage"
 	"github.com/rampart-iot/rampart/internal/problem"
@@ -36,6 +38,7 @@ const (
 // Config configures the API handler.
 type Config struct {
 	Manager  *manage.Manager
+	Attest   *attestsvc.Service    // the device-facing endpoints
 	Logger   *slog.Logger          // default discards
 	Registry prometheus.Registerer // where request metrics go; nil for none
 	Now      func() time.Time      // default time.Now
@@ -44,6 +47,7 @@ type Config struct {
 // Handler serves /v1.
 type Handler struct {
 	m       *manage.Manager
+	att     *attestsvc.Service
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics
@@ -53,7 +57,7 @@ type Handler struct {
 
 // New returns the /v1 API handler.
 func New(cfg Config) (*Handler, error) {
-	h := &Handler{m: cfg.Manager, log: cfg.Logger, now: cfg.Now}
+	h := &Handler{m: cfg.Manager, att: cfg.Attest, log: cfg.Logger, now: cfg.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -93,7 +97,14 @@ type call struct {
 	r      *http.Request
 	rt     *route
 	p      *authz.Principal
-	status int // overrides the route's success status when set
+	dev    *attestsvc.DeviceIdentity // set on device (mutual TLS) routes
+	status int                       // overrides the route's success status when set
+}
+
+// rawResponse is a response body that is not JSON.
+type rawResponse struct {
+	contentType string
+	body        []byte
 }
 
 func (c *call) param(name string) string { return chi.URLParam(c.r, name) }
@@ -111,7 +122,19 @@ func (h *Handler) serve(rt route) http.HandlerFunc {
 			h.metrics.observe(rt.method, rt.path, sw.status, h.now().Sub(start))
 		}()
 		c := &call{h: h, r: r, rt: &rt}
-		if !rt.public {
+		switch {
+		case rt.device:
+			var certs []*x509.Certificate
+			if r.TLS != nil {
+				certs = r.TLS.PeerCertificates
+			}
+			d, err := h.att.Authenticate(r.Context(), certs)
+			if err != nil {
+				h.writeError(sw, r, err)
+				return
+			}
+			c.dev = d
+		case !rt.public:
 			p, err := h.authenticate(r)
 			if err != nil {
 				sw.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
@@ -132,6 +155,12 @@ func (h *Handler) serve(rt route) http.HandlerFunc {
 		status := rt.status
 		if c.status != 0 {
 			status = c.status
+		}
+		if raw, ok := body.(rawResponse); ok {
+			sw.Header().Set("Content-Type", raw.contentType)
+			sw.WriteHeader(status)
+			_, _ = sw.Write(raw.body)
+			return
 		}
 		if raw, ok := body.([]byte); ok {
 			sw.Header().Set("Content-Type", "application/json")

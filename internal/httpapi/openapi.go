@@ -78,7 +78,7 @@ func OpenAPI() ([]byte, error) {
 	codes := []string{}
 	for _, c := range []string{v1.CodeBadRequest, v1.CodeValidation, v1.CodeUnauthenticated, v1.CodeForbidden, v1.CodeNotFound,
 		v1.CodeConflict, v1.CodeDeviceClaimed, v1.CodePayloadTooLarge, v1.CodeUnsupportedMedia, v1.CodeMethodNotAllowed,
-		v1.CodeInternal, v1.CodeUnavailable, v1.CodeRootOfTrustRejected} {
+		v1.CodeInternal, v1.CodeUnavailable, v1.CodeRootOfTrustRejected, v1.CodeAttestationFailed} {
 		codes = append(codes, fmt.Sprintf("`%s` (%d)", c, problem.Status(c)))
 	}
 	doc := map[string]any{

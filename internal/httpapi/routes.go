@@ -24,7 +24,8 @@ type route struct {
 	query        []queryParam
 	list         bool  // takes page_token and max_page_size
 	limit        int64 // body limit; 0 means DefaultBodyLimit
-	public       bool  // no authentication
+	public       bool  // no token; the request authenticates itself (or needs nothing)
+	device       bool  // a device on mutual TLS, with a certificate from its tenant's CA
 	handle       func(c *call) (any, error)
 }
 
@@ -34,6 +35,11 @@ const (
 
 // routes is the whole API.
 func routes() []route {
+	return append(managementRoutes(), attestationRoutes()...)
+}
+
+// managementRoutes are the endpoints of people and their automation.
+func managementRoutes() []route {
 	return []route{
 		{method: "GET", path: "/v1/openapi.json", op: "getOpenAPI", summary: "This API's OpenAPI 3.1 description.",
 			public: true, status: 200, handle: func(c *call) (any, error) { return c.h.openapi, nil }},
@@ -508,7 +514,8 @@ type Endpoint struct {
 	// Action is the permission the endpoint requires ("" for any authenticated caller acting on
 	// itself).
 	Action authz.Action
-	Public bool // no authentication
+	Public bool // no token
+	Device bool // mutual TLS with a device certificate
 	List   bool
 	Body   bool // takes a JSON body
 }
@@ -517,7 +524,7 @@ type Endpoint struct {
 func Endpoints() []Endpoint {
 	var out []Endpoint
 	for _, rt := range routes() {
-		out = append(out, Endpoint{Method: rt.method, Path: rt.path, Op: rt.op, Action: rt.action, Public: rt.public, List: rt.list, Body: rt.in != nil})
+		out = append(out, Endpoint{Method: rt.method, Path: rt.path, Op: rt.op, Action: rt.action, Public: rt.public, Device: rt.device, List: rt.list, Body: rt.in != nil})
 	}
 	return out
 }

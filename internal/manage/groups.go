@@ -2,6 +2,7 @@ package manage
 
 import (
 	"context"
+	"time"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/authz"
@@ -26,6 +27,15 @@ func (ps *problems) checkPolicy(field, s string) store.UpdatePolicy {
 	return ""
 }
 
+// checkCertLifetime checks a device-certificate lifetime: 5 minutes to 7 days.
+func (ps *problems) checkCertLifetime(field string, seconds int64) time.Duration {
+	min := int64(MinCertLifetime / time.Second)
+	if seconds < min || seconds > MaxCertLifetime {
+		ps.add(field, "must be between %d and %d seconds", min, MaxCertLifetime)
+	}
+	return time.Duration(seconds) * time.Second
+}
+
 // CreateDeviceGroup creates a device group in a product of the tenant.
 func (m *Manager) CreateDeviceGroup(ctx context.Context, p *authz.Principal, tenantID, productID string, req v1.DeviceGroupCreate) (store.DeviceGroup, error) {
 	var out store.DeviceGroup
@@ -46,6 +56,9 @@ func (m *Manager) CreateDeviceGroup(ctx context.Context, p *authz.Principal, ten
 		}
 		if req.CheckInIntervalSeconds != 0 {
 			g.CheckInInterval = ps.checkInterval("check_in_interval_seconds", req.CheckInIntervalSeconds)
+		}
+		if req.CertLifetimeSeconds != 0 {
+			g.CertLifetime = ps.checkCertLifetime("cert_lifetime_seconds", req.CertLifetimeSeconds)
 		}
 		if err := ps.err(); err != nil {
 			return err
@@ -139,6 +152,10 @@ func (m *Manager) UpdateDeviceGroup(ctx context.Context, p *authz.Principal, ten
 		if req.CheckInIntervalSeconds != nil {
 			cur.CheckInInterval = ps.checkInterval("check_in_interval_seconds", *req.CheckInIntervalSeconds)
 			n.detail("check_in_interval_seconds", *req.CheckInIntervalSeconds)
+		}
+		if req.CertLifetimeSeconds != nil {
+			cur.CertLifetime = ps.checkCertLifetime("cert_lifetime_seconds", *req.CertLifetimeSeconds)
+			n.detail("cert_lifetime_seconds", *req.CertLifetimeSeconds)
 		}
 		if err := ps.err(); err != nil {
 			return err

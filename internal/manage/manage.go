@@ -20,6 +20,7 @@ import (
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/authz"
+	"github.com/rampart-iot/rampart/internal/ca"
 	"github.com/rampart-iot/rampart/internal/ids"
 	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/store"
@@ -32,9 +33,10 @@ type Policy struct {
 	AllowSoftwareRootOfTrust bool
 }
 
-// Config configures a Manager. Store is required; the rest have defaults.
+// Config configures a Manager. Store and CA are required; the rest have defaults.
 type Config struct {
 	Store  store.Store
+	CA     *ca.Authority
 	Policy Policy
 	Now    func() time.Time // default time.Now
 	Rand   io.Reader        // default crypto/rand
@@ -44,6 +46,7 @@ type Config struct {
 // Manager is the management plane. It is safe for concurrent use.
 type Manager struct {
 	store  store.Store
+	ca     *ca.Authority
 	policy Policy
 	now    func() time.Time
 	rand   io.Reader
@@ -53,7 +56,7 @@ type Manager struct {
 
 // New returns a Manager.
 func New(cfg Config) *Manager {
-	m := &Manager{store: cfg.Store, policy: cfg.Policy, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
+	m := &Manager{store: cfg.Store, ca: cfg.CA, policy: cfg.Policy, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
 	if m.now == nil {
 		m.now = time.Now
 	}

@@ -75,6 +75,7 @@ var status = map[string]int{
 	v1.CodeInternal:            http.StatusInternalServerError,
 	v1.CodeUnavailable:         http.StatusServiceUnavailable,
 	v1.CodeRootOfTrustRejected: http.StatusUnprocessableEntity,
+	v1.CodeAttestationFailed:   http.StatusForbidden,
 }
 
 // Status returns the HTTP status for an error code (500 for an unknown code).

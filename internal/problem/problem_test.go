@@ -48,7 +48,7 @@ func TestDescribe(t *testing.T) {
 func TestEveryCodeHasAStatus(t *testing.T) {
 	for _, c := range []string{v1.CodeBadRequest, v1.CodeValidation, v1.CodeUnauthenticated, v1.CodeForbidden,
 		v1.CodeNotFound, v1.CodeConflict, v1.CodeDeviceClaimed, v1.CodePayloadTooLarge, v1.CodeUnsupportedMedia,
-		v1.CodeMethodNotAllowed, v1.CodeInternal, v1.CodeUnavailable, v1.CodeRootOfTrustRejected} {
+		v1.CodeMethodNotAllowed, v1.CodeInternal, v1.CodeUnavailable, v1.CodeRootOfTrustRejected, v1.CodeAttestationFailed} {
 		if _, ok := status[c]; !ok {
 			t.Errorf("code %s has no status", c)
 		}

@@ -8,10 +8,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +27,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/internal/atomicfile"
+	"github.com/rampart-iot/rampart/internal/attestsvc"
+	"github.com/rampart-iot/rampart/internal/ca"
 	"github.com/rampart-iot/rampart/internal/devpki"
 	"github.com/rampart-iot/rampart/internal/httpapi"
 	"github.com/rampart-iot/rampart/internal/manage"
@@ -109,7 +114,33 @@ func Run(ctx context.Context, opts Options) error {
 	if cfg.Policy.AllowSoftwareRootOfTrust != nil {
 		allowSoftware = *cfg.Policy.AllowSoftwareRootOfTrust
 	}
-	m := manage.New(manage.Config{Store: st, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware},
+	kekFile := cfg.CA.KeyEncryptionKeyFile
+	if kekFile == "" {
+		kekFile = filepath.Join(cfg.DataDir, "ca-kek")
+	}
+	kek, err := loadKEK(kekFile, rnd)
+	if err != nil {
+		return err
+	}
+	authority, err := ca.New(ca.Config{Store: st, KEK: kek, Now: now, Rand: rnd})
+	if err != nil {
+		return err
+	}
+	if err := authority.EnsureRoot(ctx); err != nil {
+		return fmt.Errorf("service root CA: %w", err)
+	}
+	var ekRoots *x509.CertPool
+	if cfg.CA.EKRootsFile != "" {
+		pemBytes, err := os.ReadFile(cfg.CA.EKRootsFile)
+		if err != nil {
+			return err
+		}
+		ekRoots = x509.NewCertPool()
+		if !ekRoots.AppendCertsFromPEM(pemBytes) {
+			return fmt.Errorf("ca.ek_roots_file %s holds no PEM certificate", cfg.CA.EKRootsFile)
+		}
+	}
+	m := manage.New(manage.Config{Store: st, CA: authority, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware},
 		Now: now, Rand: rnd, Logger: log})
 
 	info := Info{DataDir: cfg.DataDir}
@@ -152,10 +183,16 @@ func Run(ctx context.Context, opts Options) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api, err := httpapi.New(httpapi.Config{Manager: m, Logger: log, Registry: reg, Now: now})
+	att, err := attestsvc.New(attestsvc.Config{Store: st, CA: authority, Now: now, Rand: rnd, Logger: log, Registry: reg,
+		Policy: attestsvc.Policy{AllowSoftwareRootOfTrust: allowSoftware, EKRoots: ekRoots, RequireEKCertificate: cfg.CA.RequireEKCertificate}})
 	if err != nil {
 		return err
 	}
+	api, err := httpapi.New(httpapi.Config{Manager: m, Attest: att, Logger: log, Registry: reg, Now: now})
+	if err != nil {
+		return err
+	}
+	go janitor(ctx, log, att, authority)
 	var stopping atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", api)
@@ -178,8 +215,10 @@ func Run(ctx context.Context, opts Options) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
 	srv := &http.Server{
-		Handler:           accessLog(log, mux),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Handler: accessLog(log, mux),
+		// Devices present their certificates on mutual TLS; the device routes verify them against
+		// their tenant's CA, so the handshake only asks.
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      2 * time.Minute,
@@ -212,6 +251,51 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// janitor deletes expired attestation nonces and makes sure a service root outlives the tenant
+// CAs it must sign, every minute until ctx ends.
+func janitor(ctx context.Context, log *slog.Logger, att *attestsvc.Service, authority *ca.Authority) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := att.Cleanup(ctx); err != nil {
+				log.Warn("deleting expired nonces", "error", err)
+			} else if n > 0 {
+				log.Debug("deleted expired nonces", "count", n)
+			}
+			if err := authority.EnsureRoot(ctx); err != nil {
+				log.Error("service root CA", "error", err)
+			}
+		}
+	}
+}
+
+// loadKEK reads the CA key-encryption key, creating it (32 random bytes, mode 0600) if the file
+// does not exist.
+func loadKEK(path string, rnd io.Reader) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		b = make([]byte, 32)
+		if _, err := io.ReadFull(rnd, b); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
+			return nil, fmt.Errorf("creating the CA key-encryption key: %w", err)
+		}
+		return b, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("CA key-encryption key: %w", err)
+	}
+	if len(b) != 32 {
+		return nil, fmt.Errorf("CA key-encryption key %s is %d bytes; it must be 32", path, len(b))
+	}
+	return b, nil
 }
 
 // OpenStore opens the configured store; SQLite defaults to rampart.db in the data directory.

@@ -32,6 +32,7 @@ type Config struct {
 	TLS     TLS    `json:"tls"`
 	Log     Log    `json:"log"`
 	Policy  Policy `json:"policy"`
+	CA      CA     `json:"ca"`
 	// ShutdownTimeout bounds how long in-flight requests may finish after a stop signal.
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
 }
@@ -59,6 +60,18 @@ type Policy struct {
 	// AllowSoftwareRootOfTrust lets devices enrolled with the development-only software root
 	// of trust be claimed. Defaults to false, and to true in dev mode.
 	AllowSoftwareRootOfTrust *bool `json:"allow_software_root_of_trust"`
+}
+
+// CA configures the certificate authorities and what the attestation verifier trusts.
+type CA struct {
+	// KeyEncryptionKeyFile holds the 32-byte key that seals every CA private key in the store
+	// (default DATA_DIR/ca-kek, created on first start with mode 0600). Losing it loses the CAs.
+	KeyEncryptionKeyFile string `json:"key_encryption_key_file"`
+	// EKRootsFile is a PEM bundle of TPM vendor CAs; EK certificates must chain to one.
+	// Unset: EK certificates are not checked.
+	EKRootsFile string `json:"ek_roots_file"`
+	// RequireEKCertificate refuses TPM devices whose enrollment carried no EK certificate.
+	RequireEKCertificate bool `json:"require_ek_certificate"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("10s").
@@ -138,6 +151,8 @@ var Env = []struct {
 		c.Policy.AllowSoftwareRootOfTrust = &b
 		return nil
 	}},
+	{"RAMPART_CA_KEK_FILE", func(c *Config, v string) error { c.CA.KeyEncryptionKeyFile = v; return nil }},
+	{"RAMPART_EK_ROOTS_FILE", func(c *Config, v string) error { c.CA.EKRootsFile = v; return nil }},
 	{"RAMPART_SHUTDOWN_TIMEOUT", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -202,6 +217,14 @@ func Validate(c *Config, backends []string, dev bool) error {
 				add("%s: %v", f.key, err)
 			}
 		}
+	}
+	if c.CA.EKRootsFile != "" {
+		if _, err := os.Stat(c.CA.EKRootsFile); err != nil {
+			add("ca.ek_roots_file: %v", err)
+		}
+	}
+	if c.CA.RequireEKCertificate && c.CA.EKRootsFile == "" {
+		add("ca.require_ek_certificate: needs ca.ek_roots_file to check the certificates against")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

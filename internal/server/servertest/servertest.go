@@ -28,9 +28,17 @@ type Server struct {
 }
 
 type options struct {
-	backend string
-	allowSW *bool
-	now     func() time.Time
+	backend   string
+	allowSW   *bool
+	now       func() time.Time
+	ekRoots   string
+	requireEK bool
+}
+
+// EKRoots makes the service check EK certificates against the PEM file, and, with require,
+// refuse TPM devices that have none.
+func EKRoots(pemFile string, require bool) Option {
+	return func(o *options) { o.ekRoots, o.requireEK = pemFile, require }
 }
 
 // Option changes how Start runs the service.
@@ -67,6 +75,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.DataDir = t.TempDir()
 	cfg.Store.Backend = o.backend
 	cfg.Policy.AllowSoftwareRootOfTrust = o.allowSW
+	cfg.CA.EKRootsFile, cfg.CA.RequireEKCertificate = o.ekRoots, o.requireEK
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan server.Info, 1)

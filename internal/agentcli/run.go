@@ -1,0 +1,342 @@
+package agentcli
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/client"
+	"github.com/rampart-iot/rampart/internal/agent"
+	"github.com/rampart-iot/rampart/internal/buildinfo"
+	"github.com/rampart-iot/rampart/internal/enroll"
+	"github.com/rampart-iot/rampart/internal/eventlog"
+	"github.com/rampart-iot/rampart/internal/measure"
+	"github.com/rampart-iot/rampart/internal/rot"
+)
+
+// runFlags are the flags of `run` and `-dev`.
+type runFlags struct {
+	rot, state, server, cacert, osBundle, policy, runDir, logLevel string
+	pcr                                                            int
+}
+
+func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
+	cmd.Flags().StringVar(&f.rot, "rot", rotDefault, "root of trust: "+strings.Join(rot.Backends(), ", "))
+	cmd.Flags().StringVar(&f.state, "state", DefaultStateDir, "agent state `directory`")
+	cmd.Flags().StringVar(&f.server, "server", "", "the Rampart service, https://host:port (default $RAMPART_ADDR)")
+	cmd.Flags().StringVar(&f.cacert, "cacert", "", "PEM `file` of the CA that verifies the service (default $RAMPART_CACERT, else the system roots)")
+	cmd.Flags().StringVar(&f.osBundle, "os-bundle", "", "the active OS bundle, a file or directory (default STATE/os/active)")
+	cmd.Flags().StringVar(&f.policy, "policy", "", "security policy `file` (default STATE/policy.json, else the built-in policy)")
+	cmd.Flags().StringVar(&f.runDir, "run-dir", "", "runtime `directory` a reboot clears, for the measurement log (default STATE/run)")
+	cmd.Flags().IntVar(&f.pcr, "pcr", eventlog.DefaultPCR, "PCR that holds the agent's measurements")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func (f *runFlags) inputs() measure.Inputs {
+	in := measure.Inputs{PolicyFile: f.policy, OSBundle: f.osBundle}
+	if in.PolicyFile == "" {
+		in.PolicyFile = filepath.Join(f.state, "policy.json")
+	}
+	if in.OSBundle == "" {
+		in.OSBundle = filepath.Join(f.state, "os", "active")
+	}
+	in.AgentBinary, _ = os.Executable()
+	return in
+}
+
+func (f *runFlags) resolve(sys *IO) error {
+	if f.server == "" {
+		f.server = sys.getenv("RAMPART_ADDR")
+	}
+	if f.cacert == "" {
+		f.cacert = sys.getenv("RAMPART_CACERT")
+	}
+	if f.server == "" {
+		return &usageError{"--server (or RAMPART_ADDR) is required"}
+	}
+	if !strings.HasPrefix(f.server, "https://") {
+		return &usageError{"--server must be an https:// URL"}
+	}
+	return nil
+}
+
+func (f *runFlags) roots() (*x509.CertPool, error) {
+	if f.cacert == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(f.cacert)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", f.cacert)
+	}
+	return pool, nil
+}
+
+func (sys *IO) getenv(k string) string {
+	if sys.Getenv == nil {
+		return ""
+	}
+	return sys.Getenv(k)
+}
+
+func (sys *IO) logger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(sys.Err, &slog.HandlerOptions{Level: l}))
+}
+
+// sighup turns SIGHUP into attestation triggers until ctx ends.
+func sighup(ctx context.Context) <-chan struct{} {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	out := make(chan struct{}, 1)
+	go func() {
+		defer signal.Stop(sig)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log *slog.Logger) error {
+	roots, err := f.roots()
+	if err != nil {
+		return err
+	}
+	return agent.Run(ctx, agent.Config{RoT: r, StateDir: f.state, RunDir: f.runDir, Server: f.server, RootCAs: roots,
+		PCR: f.pcr, Inputs: f.inputs(), Trigger: sighup(ctx), Logger: log})
+}
+
+func newRunCmd(sys *IO) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run --rot BACKEND --state DIR --server URL --cacert FILE",
+		Short: "Measure the device, attest, and keep its certificates fresh (SIGHUP attests at once)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.resolve(sys); err != nil {
+				return err
+			}
+			if f.rot == "" {
+				return &usageError{"--rot is required (for example --rot tpm:/dev/tpmrm0)"}
+			}
+			r, err := rot.Open(cmd.Context(), f.rot, f.state)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			return runAgent(cmd.Context(), sys, &f, r, sys.logger(f.logLevel))
+		},
+	}
+	f.add(cmd, "")
+	return cmd
+}
+
+func newStatusCmd(sys *IO) *cobra.Command {
+	var state, output string
+	cmd := &cobra.Command{
+		Use:   "status --state DIR [-o json]",
+		Short: "Show the agent's attestation state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := agent.ReadStatus(state)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				b, _ := json.MarshalIndent(st, "", "  ")
+				_, err := fmt.Fprintln(sys.Out, string(b))
+				return err
+			}
+			rows := [][2]string{{"Device ID", st.DeviceID}, {"Root of trust", st.RootOfTrust}, {"Server", st.Server},
+				{"State", st.State}, {"OS release", st.OSRelease}, {"Certificate expires", fmtTime(st.CertificateExpires)},
+				{"Renew after", fmtTime(st.RenewAfter)}, {"Last attempt", fmtTime(st.LastAttempt)}, {"Next attempt", fmtTime(st.NextAttempt)}}
+			if st.LastError != "" {
+				rows = append(rows, [2]string{"Last error", st.LastError})
+			}
+			for _, r := range rows {
+				fmt.Fprintf(sys.Out, "%-20s %s\n", r[0], r[1])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&state, "state", DefaultStateDir, "agent state `directory`")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+func newMeasurementsCmd(sys *IO) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "measurements --state DIR [--os-bundle PATH] [--policy FILE]",
+		Short: "Print the golden measurements of this installation, for 'rampart os-release add --measurements-file'",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			digests, err := measure.Digests(f.inputs())
+			if err != nil {
+				return err
+			}
+			out := map[string]string{}
+			for k, v := range digests {
+				out[k] = hex.EncodeToString(v)
+			}
+			b, _ := json.MarshalIndent(map[string]any{"measurements": out}, "", "  ")
+			_, err = fmt.Fprintln(sys.Out, string(b))
+			return err
+		},
+	}
+	f.add(cmd, "")
+	return cmd
+}
+
+// runDev enrolls this machine as an emulated device on the TPM simulator, claims it into the
+// dev tenant of a `rampart server -dev`, registers its measurements as an OS release, and runs.
+func runDev(ctx context.Context, sys *IO, f *runFlags) error {
+	if err := f.resolve(sys); err != nil {
+		return err
+	}
+	token := sys.getenv("RAMPART_TOKEN")
+	if token == "" {
+		return &usageError{"-dev needs RAMPART_TOKEN (and RAMPART_ADDR, RAMPART_CACERT): eval the lines 'rampart server -dev' prints"}
+	}
+	log := sys.logger(f.logLevel)
+	if f.state == DefaultStateDir {
+		f.state = filepath.Join(os.TempDir(), "rampart-dev-device")
+	}
+	if err := ensureEmulatedOS(f.inputs().OSBundle); err != nil {
+		return err
+	}
+	r, err := rot.Open(ctx, f.rot, f.state)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rec, err := enroll.Record(ctx, r, buildinfo.Version())
+	if err != nil {
+		return err
+	}
+	var caPEM []byte
+	if f.cacert != "" {
+		if caPEM, err = os.ReadFile(f.cacert); err != nil {
+			return err
+		}
+	}
+	c, err := client.New(client.Config{Addr: f.server, Token: token, CACertPEM: caPEM, UserAgent: "rampart-agent/" + buildinfo.Version()})
+	if err != nil {
+		return err
+	}
+	tenants, err := c.ListTenants(ctx, client.ListOptions{})
+	if err != nil {
+		return err
+	}
+	if len(tenants.Items) == 0 {
+		return errors.New("the token has no tenant to claim this device into")
+	}
+	tenant := tenants.Items[0]
+	recJSON, err := rec.Marshal()
+	if err != nil {
+		return err
+	}
+	if _, already, err := c.ClaimDevice(ctx, tenant.ID, v1.DeviceClaim{Enrollment: recJSON}); err != nil {
+		return fmt.Errorf("claiming the device into tenant %s: %w", tenant.Name, err)
+	} else if !already {
+		log.Info("dev mode: claimed the device", "device", rec.DeviceID, "tenant", tenant.Name, "root_of_trust", rec.RootOfTrust)
+	}
+	if err := registerDevRelease(ctx, c, tenant.ID, f.inputs(), log); err != nil {
+		return err
+	}
+	return runAgent(ctx, sys, f, r, log)
+}
+
+// ensureEmulatedOS makes a small stand-in OS bundle for an emulated device if there is none.
+func ensureEmulatedOS(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "VERSION"), []byte("rampart emulated OS 0.1\n"), 0o644)
+}
+
+// registerDevRelease registers the device's own measurements as an OS release unless one
+// already matches: dev mode trusts the machine it runs on, which production never does.
+func registerDevRelease(ctx context.Context, c *client.Client, tenant string, in measure.Inputs, log *slog.Logger) error {
+	digests, err := measure.Digests(in)
+	if err != nil {
+		return err
+	}
+	want := map[string]string{}
+	names := make([]string, 0, len(digests))
+	for k, v := range digests {
+		want[k] = hex.EncodeToString(v)
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	releases, err := c.AllOSReleases(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	for _, r := range releases {
+		if equalMaps(r.Measurements, want) {
+			return nil
+		}
+	}
+	h := sha256.New()
+	for _, n := range names {
+		h.Write([]byte(n + "=" + want[n] + "\n"))
+	}
+	version := "dev-" + hex.EncodeToString(h.Sum(nil))[:12]
+	if _, err := c.CreateOSRelease(ctx, tenant, v1.OSReleaseCreate{Version: version,
+		Description: "registered by rampart-agent -dev from the measurements of the machine it runs on", Measurements: want}); err != nil {
+		return fmt.Errorf("registering the dev OS release: %w", err)
+	}
+	log.Info("dev mode: registered this device's measurements as an OS release", "version", version)
+	return nil
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

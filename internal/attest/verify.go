@@ -1,0 +1,441 @@
+package attest
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/asn1"
+	"fmt"
+	"math/big"
+	"sort"
+	"time"
+
+	"github.com/google/go-tpm/tpm2"
+
+	"github.com/rampart-iot/rampart/enrollment"
+	"github.com/rampart-iot/rampart/internal/eventlog"
+)
+
+// Reasons a verification fails. They are stable: devices report them, the service records
+// them, and metrics count them.
+const (
+	ReasonDeviceUnknown       = "device_unknown"        // not claimed, or not by a tenant this endpoint serves
+	ReasonDeviceDisabled      = "device_disabled"       // disabled by its tenant
+	ReasonRootOfTrustRefused  = "root_of_trust_refused" // policy refuses the device's root of trust
+	ReasonNonceUnknown        = "nonce_unknown"         // never issued, already used, or issued to another device
+	ReasonNonceExpired        = "nonce_expired"
+	ReasonActivationFailed    = "activation_failed" // the AK is not in the EK's TPM
+	ReasonEKCertUntrusted     = "ek_certificate_untrusted"
+	ReasonEKCertMissing       = "ek_certificate_missing"
+	ReasonQuoteMalformed      = "quote_malformed"
+	ReasonQuoteSignature      = "quote_signature_invalid" // not signed by the device's AK
+	ReasonQuoteNonce          = "quote_nonce_mismatch"    // extraData does not bind this nonce and these keys
+	ReasonPCRSelection        = "pcr_selection_invalid"
+	ReasonEventLogMalformed   = "event_log_malformed"
+	ReasonEventLogMismatch    = "event_log_mismatch" // the log does not replay to the quoted PCRs
+	ReasonMeasurementRefused  = "measurement_not_allowed"
+	ReasonKeysInvalid         = "keys_invalid"
+	ReasonMeasurementsMissing = "measurements_missing"
+)
+
+// Failure is a verification that did not pass: a stable reason and a message for people.
+type Failure struct {
+	Reason  string
+	Message string
+}
+
+func (f *Failure) Error() string { return "attestation failed: " + f.Reason + ": " + f.Message }
+
+func fail(reason, format string, args ...any) *Failure {
+	return &Failure{Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// Device is what the service knows of the device being verified (trusted).
+type Device struct {
+	ID            string
+	RootOfTrust   string // enrollment.RootOfTrustTPM or RootOfTrustSoftware
+	EKPublic      []byte // DER SPKI
+	EKCertificate []byte // DER, nil if none
+	AKPublic      []byte // TPMT_PUBLIC
+	Disabled      bool
+}
+
+// Challenge is what the service issued for this attestation (trusted).
+type Challenge struct {
+	Nonce     []byte
+	ExpiresAt time.Time
+	// ActivationHash is the SHA-256 of the credential-activation secret, nil if the device's
+	// AK is already known to share a TPM with its EK.
+	ActivationHash []byte
+}
+
+// Evidence is what the device sent (hostile).
+type Evidence struct {
+	ActivationSecret []byte
+	QuoteAttest      []byte // TPMS_ATTEST
+	QuoteSignature   []byte // TPMT_SIGNATURE
+	EventLog         []byte // eventlog JSON
+	Keys             []Key
+}
+
+// Release is a set of golden measurements the tenant allows, all of which must match.
+type Release struct {
+	ID           string
+	Version      string
+	Measurements map[string]string // name -> lowercase hex SHA-256
+}
+
+// Policy is the tenant's and service's rules for this verification (trusted).
+type Policy struct {
+	AllowSoftwareRootOfTrust bool
+	// PCRs the quote must cover exactly (default: eventlog.DefaultPCR).
+	PCRs []int
+	// Releases allowed for this device; the measured set must equal one release's set.
+	Releases []Release
+	// EKRoots verifies EK certificates; nil means EK certificates are not checked.
+	EKRoots *x509.CertPool
+	// RequireEKCertificate refuses TPM devices without an EK certificate.
+	RequireEKCertificate bool
+}
+
+// Result is a passed verification.
+type Result struct {
+	Release      Release
+	Measurements map[string]string
+	// EKCertificateVerified says the EK certificate chained to Policy.EKRoots.
+	EKCertificateVerified bool
+	// Activated says this verification proved, by credential activation, that AK and EK
+	// share a TPM (the caller records it).
+	Activated bool
+	Keys      []Key
+}
+
+// Verifier checks evidence. The zero value uses time.Now.
+type Verifier struct {
+	Now func() time.Time
+}
+
+// Verify runs every check, in order: device state and policy, nonce freshness, credential
+// activation, EK certificate, quote signature and nonce binding, PCR selection, event log
+// replay, and measurements. It returns the first failure.
+func (v *Verifier) Verify(dev Device, ch Challenge, ev Evidence, pol Policy) (*Result, *Failure) {
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	if dev.Disabled {
+		return nil, fail(ReasonDeviceDisabled, "device %s is disabled by its tenant", dev.ID)
+	}
+	if dev.RootOfTrust == enrollment.RootOfTrustSoftware && !pol.AllowSoftwareRootOfTrust {
+		return nil, fail(ReasonRootOfTrustRefused, "device %s uses the development-only software root of trust, which policy refuses", dev.ID)
+	}
+	if !now().Before(ch.ExpiresAt) {
+		return nil, fail(ReasonNonceExpired, "the nonce expired at %s", ch.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	res := &Result{}
+	if ch.ActivationHash != nil {
+		got := sha256.Sum256(ev.ActivationSecret)
+		if len(ev.ActivationSecret) != ActivationSecretSize || subtle.ConstantTimeCompare(got[:], ch.ActivationHash) != 1 {
+			return nil, fail(ReasonActivationFailed, "the credential-activation answer is wrong: the attestation key is not in the TPM that holds the endorsement key")
+		}
+		res.Activated = true
+	}
+	if f := checkEKCertificate(dev, pol, res); f != nil {
+		return nil, f
+	}
+	keys, f := checkKeys(ev.Keys)
+	if f != nil {
+		return nil, f
+	}
+	res.Keys = keys
+	quote, f := checkQuote(dev, ch, ev, keys)
+	if f != nil {
+		return nil, f
+	}
+	want := pol.PCRs
+	if len(want) == 0 {
+		want = []int{eventlog.DefaultPCR}
+	}
+	selected, f := quotedPCRs(quote)
+	if f != nil {
+		return nil, f
+	}
+	if !sortedEqual(selected, want) {
+		return nil, fail(ReasonPCRSelection, "the quote covers PCRs %v; policy requires exactly %v (SHA-256)", selected, want)
+	}
+	log, err := eventlog.Parse(ev.EventLog)
+	if err != nil {
+		return nil, fail(ReasonEventLogMalformed, "%v", err)
+	}
+	for _, p := range log.PCRs() {
+		if !contains(selected, p) {
+			return nil, fail(ReasonEventLogMismatch, "the event log extends PCR %d, which the quote does not cover", p)
+		}
+	}
+	values := log.Replay(nil)
+	h := sha256.New()
+	for _, p := range selected { // ascending, as TPM2_Quote digests them
+		v, ok := values[p]
+		if !ok {
+			v = make([]byte, sha256.Size)
+		}
+		h.Write(v)
+	}
+	if !bytes.Equal(h.Sum(nil), quote.PCRDigest.Buffer) {
+		return nil, fail(ReasonEventLogMismatch, "the event log does not replay to the quoted PCR values")
+	}
+	res.Measurements = log.Measurements()
+	rel, f := matchRelease(res.Measurements, pol.Releases)
+	if f != nil {
+		return nil, f
+	}
+	res.Release = rel
+	return res, nil
+}
+
+func contains(xs []int, x int) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+func checkEKCertificate(dev Device, pol Policy, res *Result) *Failure {
+	if dev.RootOfTrust != enrollment.RootOfTrustTPM {
+		return nil
+	}
+	if len(dev.EKCertificate) == 0 {
+		if pol.RequireEKCertificate {
+			return fail(ReasonEKCertMissing, "device %s has no EK certificate, which policy requires", dev.ID)
+		}
+		return nil
+	}
+	if pol.EKRoots == nil {
+		return nil
+	}
+	cert, err := x509.ParseCertificate(dev.EKCertificate)
+	if err != nil {
+		return fail(ReasonEKCertUntrusted, "EK certificate: %v", err)
+	}
+	// EK certificates carry a critical subject alternative name holding TPM attributes
+	// (manufacturer, model, version) that crypto/x509 does not parse. It describes the TPM, not
+	// the chain, so it alone may be set aside; any other unhandled critical extension fails.
+	var rest []asn1.ObjectIdentifier
+	for _, oid := range cert.UnhandledCriticalExtensions {
+		if !oid.Equal(oidSubjectAltName) {
+			rest = append(rest, oid)
+		}
+	}
+	cert.UnhandledCriticalExtensions = rest
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pol.EKRoots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fail(ReasonEKCertUntrusted, "the EK certificate does not chain to a trusted TPM vendor: %v", err)
+	}
+	res.EKCertificateVerified = true
+	return nil
+}
+
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+func checkKeys(keys []Key) ([]Key, *Failure) {
+	if len(keys) == 0 || len(keys) > MaxKeys {
+		return nil, fail(ReasonKeysInvalid, "want 1 to %d keys to certify, got %d", MaxKeys, len(keys))
+	}
+	seen := map[string]bool{}
+	agent := false
+	for i, k := range keys {
+		if len(k.Component) > MaxComponentLen {
+			return nil, fail(ReasonKeysInvalid, "key %d: component name longer than %d", i, MaxComponentLen)
+		}
+		if seen[k.Component] {
+			return nil, fail(ReasonKeysInvalid, "key %d: component %q appears twice", i, k.Component)
+		}
+		seen[k.Component] = true
+		agent = agent || k.Component == ""
+		pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
+		if err != nil {
+			return nil, fail(ReasonKeysInvalid, "key %d: %v", i, err)
+		}
+		if ec, ok := pub.(*ecdsa.PublicKey); !ok || ec.Curve.Params().Name != "P-256" {
+			return nil, fail(ReasonKeysInvalid, "key %d: want an ECDSA P-256 key", i)
+		}
+	}
+	if !agent {
+		return nil, fail(ReasonKeysInvalid, "no key for the agent itself (component \"\")")
+	}
+	return keys, nil
+}
+
+// checkQuote parses the quote, checks it is a TPM-generated quote signed by the device's AK,
+// and that its extraData binds this challenge's nonce and the keys.
+func checkQuote(dev Device, ch Challenge, ev Evidence, keys []Key) (*tpm2.TPMSQuoteInfo, *Failure) {
+	if len(ev.QuoteAttest) == 0 || len(ev.QuoteAttest) > MaxQuoteSize || len(ev.QuoteSignature) == 0 || len(ev.QuoteSignature) > MaxQuoteSize {
+		return nil, fail(ReasonQuoteMalformed, "quote missing or larger than %d bytes", MaxQuoteSize)
+	}
+	attest, err := unmarshal[tpm2.TPMSAttest](ev.QuoteAttest)
+	if err != nil {
+		return nil, fail(ReasonQuoteMalformed, "TPMS_ATTEST: %v", err)
+	}
+	if !bytes.Equal(tpm2.Marshal(attest), ev.QuoteAttest) {
+		return nil, fail(ReasonQuoteMalformed, "TPMS_ATTEST has trailing or non-canonical bytes")
+	}
+	if attest.Magic != tpm2.TPMGeneratedValue || attest.Type != tpm2.TPMSTAttestQuote {
+		return nil, fail(ReasonQuoteMalformed, "not a TPM-generated quote")
+	}
+	sig, err := unmarshal[tpm2.TPMTSignature](ev.QuoteSignature)
+	if err != nil {
+		return nil, fail(ReasonQuoteMalformed, "TPMT_SIGNATURE: %v", err)
+	}
+	ak, err := enrollment.ParseAKPublic(dev.AKPublic)
+	if err != nil {
+		return nil, fail(ReasonQuoteSignature, "the device's stored AK is unusable: %v", err)
+	}
+	digest := sha256.Sum256(ev.QuoteAttest)
+	if err := verifySignature(ak.Key, digest[:], sig); err != nil {
+		return nil, fail(ReasonQuoteSignature, "the quote is not signed by the device's attestation key: %v", err)
+	}
+	// attest.QualifiedSigner is the AK's qualified name, which depends on its parent and so
+	// is not known here; the signature above already binds the quote to the AK.
+	want := QualifyingData(ch.Nonce, keys)
+	if subtle.ConstantTimeCompare(attest.ExtraData.Buffer, want) != 1 {
+		return nil, fail(ReasonQuoteNonce, "the quote does not bind this nonce and these keys")
+	}
+	q, err := attest.Attested.Quote()
+	if err != nil {
+		return nil, fail(ReasonQuoteMalformed, "%v", err)
+	}
+	return q, nil
+}
+
+func verifySignature(key any, digest []byte, sig *tpm2.TPMTSignature) error {
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		s, err := sig.Signature.ECDSA()
+		if err != nil {
+			return err
+		}
+		if s.Hash != tpm2.TPMAlgSHA256 {
+			return fmt.Errorf("signature hash %v, want SHA-256", s.Hash)
+		}
+		r, ss := new(big.Int).SetBytes(s.SignatureR.Buffer), new(big.Int).SetBytes(s.SignatureS.Buffer)
+		der, _ := asn1.Marshal(struct{ R, S *big.Int }{r, ss})
+		if !ecdsa.VerifyASN1(k, digest, der) {
+			return fmt.Errorf("ECDSA signature does not verify")
+		}
+		return nil
+	case *rsa.PublicKey:
+		s, err := sig.Signature.RSASSA()
+		if err != nil {
+			return err
+		}
+		if s.Hash != tpm2.TPMAlgSHA256 {
+			return fmt.Errorf("signature hash %v, want SHA-256", s.Hash)
+		}
+		return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, s.Sig.Buffer)
+	}
+	return fmt.Errorf("unsupported AK type %T", key)
+}
+
+func quotedPCRs(q *tpm2.TPMSQuoteInfo) ([]int, *Failure) {
+	if len(q.PCRSelect.PCRSelections) != 1 || q.PCRSelect.PCRSelections[0].Hash != tpm2.TPMAlgSHA256 {
+		return nil, fail(ReasonPCRSelection, "the quote must select exactly one bank, SHA-256")
+	}
+	bitmap := q.PCRSelect.PCRSelections[0].PCRSelect
+	if len(bitmap) > 4 {
+		return nil, fail(ReasonPCRSelection, "PCR selection bitmap of %d bytes", len(bitmap))
+	}
+	var out []int
+	for i, b := range bitmap {
+		for bit := 0; bit < 8; bit++ {
+			if b&(1<<bit) != 0 {
+				out = append(out, i*8+bit)
+			}
+		}
+	}
+	if len(q.PCRDigest.Buffer) != sha256.Size {
+		return nil, fail(ReasonQuoteMalformed, "PCR digest is %d bytes", len(q.PCRDigest.Buffer))
+	}
+	return out, nil
+}
+
+// matchRelease finds a release whose measurements are exactly the measured set.
+func matchRelease(measured map[string]string, releases []Release) (Release, *Failure) {
+	if len(measured) == 0 {
+		return Release{}, fail(ReasonMeasurementsMissing, "the event log holds no measurements")
+	}
+	best, bestMatches := "", -1
+	for _, r := range releases {
+		matches := 0
+		for name, d := range measured {
+			if r.Measurements[name] == d {
+				matches++
+			}
+		}
+		if matches == len(measured) && len(r.Measurements) == len(measured) {
+			return r, nil
+		}
+		if matches > bestMatches {
+			best, bestMatches = r.Version, matches
+		}
+	}
+	names := make([]string, 0, len(measured))
+	for n := range measured {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(releases) == 0 {
+		return Release{}, fail(ReasonMeasurementRefused, "no OS release is registered for this tenant; measured %s", describe(measured, names))
+	}
+	var differ []string
+	for _, r := range releases {
+		if r.Version != best {
+			continue
+		}
+		for _, n := range names {
+			if r.Measurements[n] != measured[n] {
+				differ = append(differ, n)
+			}
+		}
+		for n := range r.Measurements {
+			if _, ok := measured[n]; !ok {
+				differ = append(differ, n+" (not measured)")
+			}
+		}
+	}
+	sort.Strings(differ)
+	return Release{}, fail(ReasonMeasurementRefused, "the measurements match no allowed release; closest is %s, which differs in %v; measured %s",
+		best, differ, describe(measured, names))
+}
+
+func describe(m map[string]string, names []string) string {
+	var b bytes.Buffer
+	for i, n := range names {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		d := m[n]
+		if len(d) > 12 {
+			d = d[:12]
+		}
+		fmt.Fprintf(&b, "%s=%s", n, d)
+	}
+	return b.String()
+}
+
+// unmarshal wraps tpm2.Unmarshal, turning a panic on hostile input into an error.
+func unmarshal[T tpm2.Marshallable, P interface {
+	*T
+	tpm2.Unmarshallable
+}](b []byte) (out *T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("malformed: %v", r)
+		}
+	}()
+	return tpm2.Unmarshal[T, P](b)
+}

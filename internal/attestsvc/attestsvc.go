@@ -1,0 +1,343 @@
+// Package attestsvc is the device-facing side of remote attestation. It issues single-use
+// nonces (with a credential-activation challenge until a device has answered one), gathers
+// what the verifier needs (the device record, the consumed nonce, the tenant's OS releases),
+// asks the verifier to decide, asks the CA to sign when it passes, and records every outcome.
+// It also authenticates devices on mutual TLS.
+//
+// Trust: every request is hostile and arrives unauthenticated; the evidence itself is the
+// authentication. It trusts the store, the verifier's decision and the CA.
+package attestsvc
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/internal/attest"
+	"github.com/rampart-iot/rampart/internal/ca"
+	"github.com/rampart-iot/rampart/internal/eventlog"
+	"github.com/rampart-iot/rampart/internal/ids"
+	"github.com/rampart-iot/rampart/internal/problem"
+	"github.com/rampart-iot/rampart/internal/store"
+)
+
+// Defaults.
+const (
+	NonceTTL            = time.Minute
+	DefaultCertLifetime = 24 * time.Hour
+)
+
+// Policy holds the service's attestation rules.
+type Policy struct {
+	AllowSoftwareRootOfTrust bool
+	// EKRoots verifies EK certificates (nil: not checked).
+	EKRoots *x509.CertPool
+	// RequireEKCertificate refuses TPM devices without one.
+	RequireEKCertificate bool
+	// PCRs the quote must cover (default: eventlog.DefaultPCR).
+	PCRs []int
+}
+
+// Config configures a Service.
+type Config struct {
+	Store    store.Store
+	CA       *ca.Authority
+	Policy   Policy
+	Now      func() time.Time
+	Rand     io.Reader
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+}
+
+// Service runs attestation.
+type Service struct {
+	st       store.Store
+	ca       *ca.Authority
+	policy   Policy
+	now      func() time.Time
+	rand     io.Reader
+	log      *slog.Logger
+	ids      *ids.Generator
+	verifier *attest.Verifier
+	results  *prometheus.CounterVec
+}
+
+// New returns a Service.
+func New(cfg Config) (*Service, error) {
+	s := &Service{st: cfg.Store, ca: cfg.CA, policy: cfg.Policy, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if len(s.policy.PCRs) == 0 {
+		s.policy.PCRs = []int{eventlog.DefaultPCR}
+	}
+	s.ids = &ids.Generator{Now: s.now, Rand: s.rand}
+	s.verifier = &attest.Verifier{Now: s.now}
+	s.results = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_attestations_total",
+		Help: "Attestations by result and failure reason.",
+	}, []string{"result", "reason"})
+	if cfg.Registry != nil {
+		if err := cfg.Registry.Register(s.results); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+var deviceIDPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// failure is what a device is told when attestation fails.
+func failure(reason, message string) error {
+	return &problem.Error{Code: v1.CodeAttestationFailed, Message: "attestation failed: " + message,
+		Extra: map[string]any{"reason": reason}}
+}
+
+// Nonce issues a nonce to a claimed device.
+func (s *Service) Nonce(ctx context.Context, req v1.AttestationNonceRequest) (v1.AttestationNonce, error) {
+	if !deviceIDPattern.MatchString(req.DeviceID) {
+		return v1.AttestationNonce{}, problem.Invalid(v1.ErrorDetail{Field: "device_id", Message: "must be 64 lowercase hexadecimal characters"})
+	}
+	dev, err := s.st.GetDeviceByID(ctx, req.DeviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return v1.AttestationNonce{}, failure(attest.ReasonDeviceUnknown, "device "+req.DeviceID+" is not claimed by any tenant")
+	}
+	if err != nil {
+		return v1.AttestationNonce{}, err
+	}
+	nonce := make([]byte, attest.NonceSize)
+	if _, err := io.ReadFull(s.rand, nonce); err != nil {
+		return v1.AttestationNonce{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	out := v1.AttestationNonce{Nonce: nonce, ExpiresAt: now.Add(NonceTTL), PCRs: s.policy.PCRs}
+	n := store.Nonce{DeviceID: dev.ID, TenantID: dev.TenantID, CreatedAt: now, ExpiresAt: out.ExpiresAt}
+	h := sha256.Sum256(nonce)
+	n.Hash = h[:]
+	if dev.AKActivated.IsZero() {
+		secret := make([]byte, attest.ActivationSecretSize)
+		if _, err := io.ReadFull(s.rand, secret); err != nil {
+			return v1.AttestationNonce{}, err
+		}
+		idObject, encSecret, err := attest.MakeActivation(s.rand, dev.EKPublic, dev.AKPublic, secret)
+		if err != nil {
+			return v1.AttestationNonce{}, fmt.Errorf("credential challenge for device %s: %w", dev.ID, err)
+		}
+		sh := sha256.Sum256(secret)
+		n.ActivationHash = sh[:]
+		out.Activation = &v1.CredentialChallenge{IDObject: idObject, EncryptedSecret: encSecret}
+	}
+	if err := s.st.CreateNonce(ctx, n); err != nil {
+		return v1.AttestationNonce{}, err
+	}
+	return out, nil
+}
+
+// Attest verifies a device's evidence and, if it passes, issues its certificates.
+func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.AttestationResult, error) {
+	if !deviceIDPattern.MatchString(req.DeviceID) {
+		return v1.AttestationResult{}, problem.Invalid(v1.ErrorDetail{Field: "device_id", Message: "must be 64 lowercase hexadecimal characters"})
+	}
+	if len(req.Nonce) != attest.NonceSize {
+		return v1.AttestationResult{}, problem.Invalid(v1.ErrorDetail{Field: "nonce", Message: fmt.Sprintf("must be %d bytes", attest.NonceSize)})
+	}
+	dev, err := s.st.GetDeviceByID(ctx, req.DeviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		s.count(attest.ReasonDeviceUnknown)
+		return v1.AttestationResult{}, failure(attest.ReasonDeviceUnknown, "device "+req.DeviceID+" is not claimed by any tenant")
+	}
+	if err != nil {
+		return v1.AttestationResult{}, err
+	}
+	h := sha256.Sum256(req.Nonce)
+	nonce, err := s.st.ConsumeNonce(ctx, dev.ID, h[:])
+	if errors.Is(err, store.ErrNotFound) {
+		return v1.AttestationResult{}, s.refuse(ctx, dev, &attest.Failure{Reason: attest.ReasonNonceUnknown,
+			Message: "the nonce was never issued to this device, or was already used"})
+	}
+	if err != nil {
+		return v1.AttestationResult{}, err
+	}
+	releases, err := s.releases(ctx, dev.TenantID)
+	if err != nil {
+		return v1.AttestationResult{}, err
+	}
+	keys := make([]attest.Key, len(req.Keys))
+	for i, k := range req.Keys {
+		keys[i] = attest.Key{Component: k.Component, PublicKey: k.PublicKey}
+	}
+	res, fl := s.verifier.Verify(
+		attest.Device{ID: dev.ID, RootOfTrust: dev.RootOfTrust, EKPublic: dev.EKPublic, EKCertificate: dev.EKCertificate,
+			AKPublic: dev.AKPublic, Disabled: dev.Disabled},
+		attest.Challenge{Nonce: req.Nonce, ExpiresAt: nonce.ExpiresAt, ActivationHash: nonce.ActivationHash},
+		attest.Evidence{ActivationSecret: req.ActivationSecret, QuoteAttest: req.Quote.Attest, QuoteSignature: req.Quote.Signature,
+			EventLog: req.EventLog, Keys: keys},
+		attest.Policy{AllowSoftwareRootOfTrust: s.policy.AllowSoftwareRootOfTrust, PCRs: s.policy.PCRs, Releases: releases,
+			EKRoots: s.policy.EKRoots, RequireEKCertificate: s.policy.RequireEKCertificate},
+	)
+	if fl != nil {
+		return v1.AttestationResult{}, s.refuse(ctx, dev, fl)
+	}
+	return s.issue(ctx, dev, res)
+}
+
+// issue certifies every key of a passed attestation and records the pass.
+func (s *Service) issue(ctx context.Context, dev store.Device, res *attest.Result) (v1.AttestationResult, error) {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	if res.Activated {
+		if err := s.st.SetDeviceAKActivated(ctx, dev.ID, now); err != nil {
+			return v1.AttestationResult{}, err
+		}
+	}
+	lifetime := DefaultCertLifetime
+	if dev.DeviceGroupID != "" {
+		g, err := s.st.GetDeviceGroup(ctx, dev.TenantID, dev.DeviceGroupID)
+		if err != nil {
+			return v1.AttestationResult{}, err
+		}
+		if g.CertLifetime > 0 {
+			lifetime = g.CertLifetime
+		}
+	}
+	if err := s.ca.EnsureTenant(ctx, dev.TenantID, ""); err != nil {
+		// With the root key offline the tenant cannot get its next CA, but its current one
+		// still signs: warn and go on. Anything else is a failure of the service.
+		if !errors.Is(err, ca.ErrRootOffline) && !errors.Is(err, ca.ErrNoRoot) {
+			return v1.AttestationResult{}, fmt.Errorf("tenant CA: %w", err)
+		}
+		s.log.Warn("the tenant's next CA cannot be made while the service root key is offline", "tenant", dev.TenantID, "error", err)
+	}
+	measurements, _ := json.Marshal(map[string]any{"os_release": res.Release.Version, "measurements": res.Measurements})
+	out := v1.AttestationResult{ServerTime: now, OSRelease: res.Release.Version}
+	var agentSerial string
+	var agentExpires time.Time
+	for _, k := range res.Keys {
+		pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
+		if err != nil {
+			return v1.AttestationResult{}, err // the verifier parsed it already
+		}
+		iss, err := s.ca.Issue(ctx, dev.TenantID, ca.LeafRequest{PublicKey: pub, DeviceID: dev.ID, Component: k.Component,
+			Lifetime: lifetime, Measurements: measurements, SoftwareRootOfTrust: dev.RootOfTrust == "software"})
+		if err != nil {
+			return v1.AttestationResult{}, fmt.Errorf("issuing a certificate for %q: %w", k.Component, err)
+		}
+		var chain []byte
+		for _, c := range iss.Chain {
+			chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+		}
+		out.Certificates = append(out.Certificates, v1.IssuedCertificate{Component: k.Component,
+			Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Leaf.Raw})),
+			Chain:       string(chain), NotAfter: iss.Leaf.NotAfter})
+		if k.Component == "" {
+			agentSerial, agentExpires = hex.EncodeToString(iss.Leaf.SerialNumber.Bytes()), iss.Leaf.NotAfter
+		}
+	}
+	out.RenewAfter = now.Add(agentExpires.Sub(now) / 2)
+	id, err := s.ids.New()
+	if err != nil {
+		return v1.AttestationResult{}, err
+	}
+	if err := s.st.RecordAttestation(ctx, store.Attestation{ID: id, TenantID: dev.TenantID, DeviceID: dev.ID, Time: now,
+		Result: store.AttestationPass, OSReleaseID: res.Release.ID, Measurements: string(measurements),
+		CertificateSerial: agentSerial, CertificateExpires: agentExpires.UTC().Truncate(time.Microsecond)}); err != nil {
+		return v1.AttestationResult{}, err
+	}
+	s.count("")
+	return out, nil
+}
+
+// refuse records a failed attestation and returns the error the device is told.
+func (s *Service) refuse(ctx context.Context, dev store.Device, fl *attest.Failure) error {
+	s.count(fl.Reason)
+	s.log.Warn("attestation failed", "device", dev.ID, "tenant", dev.TenantID, "reason", fl.Reason, "message", fl.Message)
+	id, err := s.ids.New()
+	if err != nil {
+		return err
+	}
+	rec := store.Attestation{ID: id, TenantID: dev.TenantID, DeviceID: dev.ID, Time: s.now().UTC().Truncate(time.Microsecond),
+		Result: store.AttestationFail, Reason: fl.Reason, Message: fl.Message}
+	if err := s.st.RecordAttestation(context.WithoutCancel(ctx), rec); err != nil {
+		return err
+	}
+	return failure(fl.Reason, fl.Message)
+}
+
+func (s *Service) count(reason string) {
+	result := store.AttestationPass
+	if reason != "" {
+		result = store.AttestationFail
+	}
+	s.results.WithLabelValues(result, reason).Inc()
+}
+
+// releases lists every OS release of a tenant.
+func (s *Service) releases(ctx context.Context, tenantID string) ([]attest.Release, error) {
+	var out []attest.Release
+	opt := store.ListOptions{Limit: store.MaxLimit}
+	for {
+		page, err := s.st.ListOSReleases(ctx, tenantID, opt)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page.Items {
+			out = append(out, attest.Release{ID: r.ID, Version: r.Version, Measurements: r.Measurements})
+		}
+		if page.Next == "" {
+			return out, nil
+		}
+		opt.After = page.Next
+	}
+}
+
+// DeviceIdentity is a device authenticated by its certificate on mutual TLS.
+type DeviceIdentity struct {
+	ca.Identity
+	Device store.Device
+}
+
+// Authenticate checks a client certificate chain (mutual TLS): it must chain to its tenant's
+// CA, be valid now, and belong to a claimed device that is not disabled.
+func (s *Service) Authenticate(ctx context.Context, certs []*x509.Certificate) (*DeviceIdentity, error) {
+	if len(certs) == 0 {
+		return nil, problem.New(v1.CodeUnauthenticated, "this endpoint needs the device's client certificate (mutual TLS)")
+	}
+	id, err := s.ca.VerifyDevice(ctx, certs)
+	if err != nil {
+		return nil, &problem.Error{Code: v1.CodeUnauthenticated, Message: "client certificate refused: " + err.Error(), Err: err}
+	}
+	dev, err := s.st.GetDevice(ctx, id.TenantID, id.DeviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, problem.New(v1.CodeUnauthenticated, "client certificate refused: device %s is not claimed by its tenant", id.DeviceID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if dev.Disabled {
+		return nil, problem.New(v1.CodeUnauthenticated, "client certificate refused: device %s is disabled", id.DeviceID)
+	}
+	return &DeviceIdentity{Identity: id, Device: dev}, nil
+}
+
+// Cleanup deletes expired nonces; the server calls it periodically.
+func (s *Service) Cleanup(ctx context.Context) (int, error) {
+	return s.st.DeleteExpiredNonces(ctx, s.now())
+}
