@@ -7,11 +7,15 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/internal/strictjson"
 
 	"github.com/rampart-iot/rampart/enrollment/enrollmenttest"
 	"github.com/rampart-iot/rampart/internal/eventlog"
@@ -261,6 +265,34 @@ func FuzzVerify(f *testing.F) {
 		res, fl := v.Verify(fx.dev, ch, Evidence{QuoteAttest: attest, QuoteSignature: sig, EventLog: log, Keys: fx.keys}, fx.policy)
 		if fl == nil && res == nil {
 			t.Fatal("neither result nor failure")
+		}
+	})
+}
+
+// FuzzAttestationRequest decodes a hostile attestation request as the service does (strict
+// JSON into v1.AttestationRequest) and verifies whatever decodes.
+func FuzzAttestationRequest(f *testing.F) {
+	fx := newFixture(f)
+	ch, ev := fx.evidence()
+	good, _ := json.Marshal(v1.AttestationRequest{DeviceID: fx.dev.ID, Nonce: ch.Nonce,
+		Quote: v1.Quote{Attest: ev.QuoteAttest, Signature: ev.QuoteSignature}, EventLog: ev.EventLog,
+		Keys: []v1.CertifyKey{{PublicKey: fx.keys[0].PublicKey}}})
+	f.Add(good)
+	f.Add([]byte(`{"device_id":"x","nonce":"AA==","quote":{"attest":"","signature":""},"event_log":{},"keys":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req v1.AttestationRequest
+		if err := strictjson.Decode(b, &req); err != nil {
+			return
+		}
+		keys := make([]Key, len(req.Keys))
+		for i, k := range req.Keys {
+			keys[i] = Key{Component: k.Component, PublicKey: k.PublicKey}
+		}
+		v := &Verifier{Now: func() time.Time { return fx.now }}
+		res, fl := v.Verify(fx.dev, ch, Evidence{ActivationSecret: req.ActivationSecret, QuoteAttest: req.Quote.Attest,
+			QuoteSignature: req.Quote.Signature, EventLog: req.EventLog, Keys: keys}, fx.policy)
+		if (res == nil) == (fl == nil) {
+			t.Fatal("want exactly one of result and failure")
 		}
 	})
 }
