@@ -1,16 +1,19 @@
 package cli
 
 import (
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampart-iot/rampart/internal/atomicfile"
 	"github.com/rampart-iot/rampart/internal/manage"
 	"github.com/rampart-iot/rampart/internal/server"
 	"github.com/rampart-iot/rampart/internal/serverconfig"
@@ -21,6 +24,8 @@ const serverUsage = `Usage:
   rampart server -dev [--listen ADDR] [--data DIR]     development mode: throwaway tenant and token
   rampart server --config FILE [flags]                 production
   rampart server init --config FILE [--user NAME]      create the first service administrator
+  rampart server export-root --config FILE --file F    take the service root CA's key offline into F
+  rampart server import-root --config FILE --file F    bring it back (to make the next tenant CAs)
 
 Flags override environment variables (RAMPART_LISTEN, RAMPART_DATA_DIR, RAMPART_STORE_BACKEND,
 RAMPART_STORE_DSN, RAMPART_TLS_CERT_FILE, RAMPART_TLS_KEY_FILE, RAMPART_LOG_LEVEL,
@@ -38,8 +43,13 @@ func newServerCmd(sys *IO) *cobra.Command {
 		Short:              "Run the Rampart security service (-dev for a throwaway development service)",
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 && args[0] == "init" {
-				return runServerInit(cmd, args[1:], sys)
+			if len(args) > 0 {
+				switch args[0] {
+				case "init":
+					return runServerInit(cmd, args[1:], sys)
+				case "export-root", "import-root":
+					return runServerRootKey(cmd, args[0], args[1:], sys)
+				}
 			}
 			return runServer(cmd, args, sys)
 		},
@@ -176,6 +186,71 @@ func runServerInit(cmd *cobra.Command, args []string, sys *IO) error {
 	fmt.Fprintf(sys.Out, "service administrator %s is ready; this token is shown once and expires %s:\n%s\n",
 		res.User.Name, res.Token.ExpiresAt.Format(time.RFC3339), res.Token.Secret)
 	return nil
+}
+
+// runServerRootKey takes the service root CA's private key offline, or brings it back. Run it
+// with the service stopped or not: the store serializes the change.
+func runServerRootKey(cmd *cobra.Command, verb string, args []string, sys *IO) error {
+	f := newServerFlags("server "+verb, sys)
+	var file string
+	f.fs.StringVar(&file, "file", "", "PEM `file` of the root key (written mode 0600 by export-root)")
+	if done, err := f.parse(cmd, args, sys); done || err != nil {
+		return err
+	}
+	if file == "" {
+		return usagef(cmd, "--file is required")
+	}
+	cfg, err := f.load(sys)
+	if err != nil {
+		var ce *serverconfig.Error
+		if !errors.As(err, &ce) || !onlyTLSProblems(ce) {
+			return err
+		}
+	}
+	st, err := server.OpenStore(cmd.Context(), cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	authority, err := server.OpenCA(cfg, st, nil, nil)
+	if err != nil {
+		return err
+	}
+	if verb == "export-root" {
+		if _, err := os.Stat(file); err == nil {
+			return fmt.Errorf("%s exists; refusing to overwrite a key file", file)
+		}
+		if err := authority.EnsureRoot(cmd.Context()); err != nil {
+			return err
+		}
+		err := authority.ExportRoot(cmd.Context(), func(certPEM, keyPEM []byte) error {
+			return atomicfile.WriteFile(file, append(append([]byte{}, certPEM...), keyPEM...), 0o600)
+		})
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(sys.Out, "the service root key is now only in %s; keep it offline. Tenants keep their current CAs; bring it back with import-root before they need the next ones.\n", file)
+		return err
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var keyPEM []byte
+	for rest := b; len(keyPEM) == 0; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			return fmt.Errorf("%s holds no PEM private key", file)
+		}
+		if strings.HasSuffix(blk.Type, "PRIVATE KEY") {
+			keyPEM = pem.EncodeToMemory(blk)
+		}
+	}
+	if err := authority.ImportRoot(cmd.Context(), keyPEM); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(sys.Out, "the service root key is back in the store, sealed")
+	return err
 }
 
 func onlyTLSProblems(e *serverconfig.Error) bool {

@@ -155,6 +155,21 @@ func TestServerProductionConfig(t *testing.T) {
 	token := res.out[strings.Index(res.out, "rpt_"):]
 	token = strings.TrimSpace(token)
 
+	// The service root's key goes offline into a file, and comes back.
+	rootKey := filepath.Join(dir, "root-key.pem")
+	if res := r.run(t, "server", "export-root", "--config", cfg, "--file", rootKey); res.code != 0 {
+		t.Fatalf("export-root: %s", res.err)
+	}
+	if st, err := os.Stat(rootKey); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("exported key file: %v %v", st, err)
+	}
+	if res := r.run(t, "server", "export-root", "--config", cfg, "--file", rootKey); res.code != 1 || !strings.Contains(res.err, "refusing to overwrite") {
+		t.Fatalf("second export: %d %s", res.code, res.err)
+	}
+	if res := r.run(t, "server", "import-root", "--config", cfg, "--file", rootKey); res.code != 0 {
+		t.Fatalf("import-root: %s", res.err)
+	}
+
 	// Production mode prints no exports, so find the address in the JSON log.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -114,15 +114,7 @@ func Run(ctx context.Context, opts Options) error {
 	if cfg.Policy.AllowSoftwareRootOfTrust != nil {
 		allowSoftware = *cfg.Policy.AllowSoftwareRootOfTrust
 	}
-	kekFile := cfg.CA.KeyEncryptionKeyFile
-	if kekFile == "" {
-		kekFile = filepath.Join(cfg.DataDir, "ca-kek")
-	}
-	kek, err := loadKEK(kekFile, rnd)
-	if err != nil {
-		return err
-	}
-	authority, err := ca.New(ca.Config{Store: st, KEK: kek, Now: now, Rand: rnd})
+	authority, err := OpenCA(cfg, st, now, rnd)
 	if err != nil {
 		return err
 	}
@@ -273,6 +265,23 @@ func janitor(ctx context.Context, log *slog.Logger, att *attestsvc.Service, auth
 			}
 		}
 	}
+}
+
+// OpenCA opens the certificate authorities of a store with the configured key-encryption key,
+// creating the key on first use.
+func OpenCA(cfg serverconfig.Config, st store.Store, now func() time.Time, rnd io.Reader) (*ca.Authority, error) {
+	kekFile := cfg.CA.KeyEncryptionKeyFile
+	if kekFile == "" {
+		kekFile = filepath.Join(cfg.DataDir, "ca-kek")
+	}
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	kek, err := loadKEK(kekFile, rnd)
+	if err != nil {
+		return nil, err
+	}
+	return ca.New(ca.Config{Store: st, KEK: kek, Now: now, Rand: rnd})
 }
 
 // loadKEK reads the CA key-encryption key, creating it (32 random bytes, mode 0600) if the file
