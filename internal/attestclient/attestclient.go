@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
@@ -61,7 +62,10 @@ type Client struct {
 	// Components lists app components that need their own certificate, besides the agent.
 	Components []string
 	Rand       io.Reader
-	HTTP       *http.Client // default: one built from RootCAs
+	HTTP       *http.Client // default: one built from RootCAs, kept for the Client's life
+
+	once sync.Once
+	hc   *http.Client
 }
 
 // Error is a refusal by the service: the verifier's reason and message.
@@ -79,11 +83,19 @@ func (e *Error) Error() string {
 	return e.Message
 }
 
+// httpClient returns the client for the service: one per Client, so connections (and TLS
+// sessions) are reused across attestations.
 func (c *Client) httpClient() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.RootCAs, MinVersion: tls.VersionTLS12}}}
+	c.once.Do(func() {
+		c.hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: c.RootCAs, MinVersion: tls.VersionTLS12},
+			IdleConnTimeout: 90 * time.Second,
+		}}
+	})
+	return c.hc
 }
 
 func (c *Client) post(ctx context.Context, hc *http.Client, path string, in, out any) error {

@@ -53,7 +53,10 @@ type Policy struct {
 
 // Config configures a Service.
 type Config struct {
-	Store    store.Store
+	Store store.Store
+	// NonceKey authenticates nonces (32 bytes, shared by every replica; the server derives it
+	// from the CA key-encryption key). Empty: a random key, so nonces work on one replica only.
+	NonceKey []byte
 	CA       *ca.Authority
 	Policy   Policy
 	Now      func() time.Time
@@ -65,6 +68,8 @@ type Config struct {
 // Service runs attestation.
 type Service struct {
 	st       store.Store
+	nonceKey []byte
+	commit   *committer
 	ca       *ca.Authority
 	policy   Policy
 	now      func() time.Time
@@ -77,7 +82,8 @@ type Service struct {
 
 // New returns a Service.
 func New(cfg Config) (*Service, error) {
-	s := &Service{st: cfg.Store, ca: cfg.CA, policy: cfg.Policy, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
+	s := &Service{st: cfg.Store, ca: cfg.CA, policy: cfg.Policy, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger,
+		nonceKey: cfg.NonceKey, commit: newCommitter(cfg.Store)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -91,6 +97,12 @@ func New(cfg Config) (*Service, error) {
 		s.policy.PCRs = []int{eventlog.DefaultPCR}
 	}
 	s.ids = &ids.Generator{Now: s.now, Rand: s.rand}
+	if len(s.nonceKey) == 0 {
+		s.nonceKey = make([]byte, 32)
+		if _, err := io.ReadFull(s.rand, s.nonceKey); err != nil {
+			return nil, err
+		}
+	}
 	s.verifier = &attest.Verifier{Now: s.now}
 	s.results = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_attestations_total",
@@ -124,15 +136,9 @@ func (s *Service) Nonce(ctx context.Context, req v1.AttestationNonceRequest) (v1
 	if err != nil {
 		return v1.AttestationNonce{}, err
 	}
-	nonce := make([]byte, attest.NonceSize)
-	if _, err := io.ReadFull(s.rand, nonce); err != nil {
-		return v1.AttestationNonce{}, err
-	}
-	now := s.now().UTC().Truncate(time.Microsecond)
-	out := v1.AttestationNonce{Nonce: nonce, ExpiresAt: now.Add(NonceTTL), PCRs: s.policy.PCRs}
-	n := store.Nonce{DeviceID: dev.ID, TenantID: dev.TenantID, CreatedAt: now, ExpiresAt: out.ExpiresAt}
-	h := sha256.Sum256(nonce)
-	n.Hash = h[:]
+	now := s.now().UTC().Truncate(time.Millisecond)
+	t := ticket{expires: now.Add(NonceTTL)}
+	out := v1.AttestationNonce{ExpiresAt: t.expires, PCRs: s.policy.PCRs}
 	if dev.AKActivated.IsZero() {
 		secret := make([]byte, attest.ActivationSecretSize)
 		if _, err := io.ReadFull(s.rand, secret); err != nil {
@@ -143,10 +149,10 @@ func (s *Service) Nonce(ctx context.Context, req v1.AttestationNonceRequest) (v1
 			return v1.AttestationNonce{}, fmt.Errorf("credential challenge for device %s: %w", dev.ID, err)
 		}
 		sh := sha256.Sum256(secret)
-		n.ActivationHash = sh[:]
+		t.activationHash = sh[:]
 		out.Activation = &v1.CredentialChallenge{IDObject: idObject, EncryptedSecret: encSecret}
 	}
-	if err := s.st.CreateNonce(ctx, n); err != nil {
+	if out.Nonce, err = makeTicket(s.nonceKey, s.rand, dev.ID, t); err != nil {
 		return v1.AttestationNonce{}, err
 	}
 	return out, nil
@@ -157,8 +163,8 @@ func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.Att
 	if !deviceIDPattern.MatchString(req.DeviceID) {
 		return v1.AttestationResult{}, problem.Invalid(v1.ErrorDetail{Field: "device_id", Message: "must be 64 lowercase hexadecimal characters"})
 	}
-	if len(req.Nonce) != attest.NonceSize {
-		return v1.AttestationResult{}, problem.Invalid(v1.ErrorDetail{Field: "nonce", Message: fmt.Sprintf("must be %d bytes", attest.NonceSize)})
+	if len(req.Nonce) != TicketSize {
+		return v1.AttestationResult{}, problem.Invalid(v1.ErrorDetail{Field: "nonce", Message: fmt.Sprintf("must be the %d-byte nonce the service issued", TicketSize)})
 	}
 	dev, err := s.st.GetDeviceByID(ctx, req.DeviceID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -168,15 +174,11 @@ func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.Att
 	if err != nil {
 		return v1.AttestationResult{}, err
 	}
-	h := sha256.Sum256(req.Nonce)
-	nonce, err := s.st.ConsumeNonce(ctx, dev.ID, h[:])
-	if errors.Is(err, store.ErrNotFound) {
-		return v1.AttestationResult{}, s.refuse(ctx, dev, &attest.Failure{Reason: attest.ReasonNonceUnknown,
-			Message: "the nonce was never issued to this device, or was already used"})
-	}
+	t, err := openTicket(s.nonceKey, dev.ID, req.Nonce)
 	if err != nil {
-		return v1.AttestationResult{}, err
+		return v1.AttestationResult{}, s.refuse(ctx, dev, &attest.Failure{Reason: attest.ReasonNonceUnknown, Message: err.Error()}, nil)
 	}
+	used := nonceRecord(dev, req.Nonce, t.expires)
 	releases, err := s.releases(ctx, dev.TenantID)
 	if err != nil {
 		return v1.AttestationResult{}, err
@@ -188,26 +190,43 @@ func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.Att
 	res, fl := s.verifier.Verify(
 		attest.Device{ID: dev.ID, RootOfTrust: dev.RootOfTrust, EKPublic: dev.EKPublic, EKCertificate: dev.EKCertificate,
 			AKPublic: dev.AKPublic, Disabled: dev.Disabled},
-		attest.Challenge{Nonce: req.Nonce, ExpiresAt: nonce.ExpiresAt, ActivationHash: nonce.ActivationHash},
+		attest.Challenge{Nonce: req.Nonce, ExpiresAt: t.expires, ActivationHash: t.activationHash},
 		attest.Evidence{ActivationSecret: req.ActivationSecret, QuoteAttest: req.Quote.Attest, QuoteSignature: req.Quote.Signature,
 			EventLog: req.EventLog, Keys: keys},
 		attest.Policy{AllowSoftwareRootOfTrust: s.policy.AllowSoftwareRootOfTrust, PCRs: s.policy.PCRs, Releases: releases,
 			EKRoots: s.policy.EKRoots, RequireEKCertificate: s.policy.RequireEKCertificate},
 	)
 	if fl != nil {
-		return v1.AttestationResult{}, s.refuse(ctx, dev, fl)
+		return v1.AttestationResult{}, s.refuse(ctx, dev, fl, used)
 	}
-	return s.issue(ctx, dev, res)
+	return s.issue(ctx, dev, res, used)
+}
+
+// nonceRecord is what marks a nonce used.
+func nonceRecord(dev store.Device, nonce []byte, expires time.Time) *store.Nonce {
+	h := sha256.Sum256(nonce)
+	return &store.Nonce{Hash: h[:], DeviceID: dev.ID, TenantID: dev.TenantID, CreatedAt: expires.Add(-NonceTTL), ExpiresAt: expires}
+}
+
+// errReplayed means a nonce had already been used.
+var errReplayed = errors.New("the nonce was already used")
+
+// useNonce marks a nonce used, inside the transaction that records its outcome.
+func useNonce(ctx context.Context, tx store.Tx, n *store.Nonce) error {
+	if n == nil {
+		return nil
+	}
+	if err := tx.CreateNonce(ctx, *n); errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("%w: %w", errReplayed, err) // still a store check: the transaction goes on
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // issue certifies every key of a passed attestation and records the pass.
-func (s *Service) issue(ctx context.Context, dev store.Device, res *attest.Result) (v1.AttestationResult, error) {
+func (s *Service) issue(ctx context.Context, dev store.Device, res *attest.Result, used *store.Nonce) (v1.AttestationResult, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
-	if res.Activated {
-		if err := s.st.SetDeviceAKActivated(ctx, dev.ID, now); err != nil {
-			return v1.AttestationResult{}, err
-		}
-	}
 	lifetime := DefaultCertLifetime
 	if dev.DeviceGroupID != "" {
 		g, err := s.st.GetDeviceGroup(ctx, dev.TenantID, dev.DeviceGroupID)
@@ -256,28 +275,54 @@ func (s *Service) issue(ctx context.Context, dev store.Device, res *attest.Resul
 	if err != nil {
 		return v1.AttestationResult{}, err
 	}
-	if err := s.st.RecordAttestation(ctx, store.Attestation{ID: id, TenantID: dev.TenantID, DeviceID: dev.ID, Time: now,
-		Result: store.AttestationPass, OSReleaseID: res.Release.ID, Measurements: string(measurements),
-		CertificateSerial: agentSerial, CertificateExpires: agentExpires.UTC().Truncate(time.Microsecond)}); err != nil {
+	// The certificates were made before the nonce is marked used, and are handed out only if
+	// marking it succeeds: a replay gets nothing.
+	err = s.commit.do(ctx, func(tx store.Tx) error {
+		if err := useNonce(ctx, tx, used); err != nil {
+			return err
+		}
+		if res.Activated {
+			if err := tx.SetDeviceAKActivated(ctx, dev.ID, now); err != nil {
+				return err
+			}
+		}
+		return tx.RecordAttestation(ctx, store.Attestation{ID: id, TenantID: dev.TenantID, DeviceID: dev.ID, Time: now,
+			Result: store.AttestationPass, OSReleaseID: res.Release.ID, Measurements: string(measurements),
+			CertificateSerial: agentSerial, CertificateExpires: agentExpires.UTC().Truncate(time.Microsecond)})
+	})
+	if errors.Is(err, errReplayed) {
+		return v1.AttestationResult{}, s.refuse(ctx, dev, &attest.Failure{Reason: attest.ReasonNonceUnknown, Message: errReplayed.Error()}, nil)
+	}
+	if err != nil {
 		return v1.AttestationResult{}, err
 	}
 	s.count("")
 	return out, nil
 }
 
-// refuse records a failed attestation and returns the error the device is told.
-func (s *Service) refuse(ctx context.Context, dev store.Device, fl *attest.Failure) error {
-	s.count(fl.Reason)
-	s.log.Warn("attestation failed", "device", dev.ID, "tenant", dev.TenantID, "reason", fl.Reason, "message", fl.Message)
+// refuse records a failed attestation, marking its nonce used if it has one, and returns the
+// error the device is told.
+func (s *Service) refuse(ctx context.Context, dev store.Device, fl *attest.Failure, used *store.Nonce) error {
 	id, err := s.ids.New()
 	if err != nil {
 		return err
 	}
 	rec := store.Attestation{ID: id, TenantID: dev.TenantID, DeviceID: dev.ID, Time: s.now().UTC().Truncate(time.Microsecond),
 		Result: store.AttestationFail, Reason: fl.Reason, Message: fl.Message}
-	if err := s.st.RecordAttestation(context.WithoutCancel(ctx), rec); err != nil {
+	err = s.commit.do(context.WithoutCancel(ctx), func(tx store.Tx) error {
+		if err := useNonce(ctx, tx, used); err != nil && !errors.Is(err, errReplayed) {
+			return err
+		} else if err != nil {
+			rec.Reason, rec.Message = attest.ReasonNonceUnknown, errReplayed.Error()
+			fl = &attest.Failure{Reason: rec.Reason, Message: rec.Message}
+		}
+		return tx.RecordAttestation(ctx, rec)
+	})
+	if err != nil {
 		return err
 	}
+	s.count(fl.Reason)
+	s.log.Warn("attestation failed", "device", dev.ID, "tenant", dev.TenantID, "reason", fl.Reason, "message", fl.Message)
 	return failure(fl.Reason, fl.Message)
 }
 

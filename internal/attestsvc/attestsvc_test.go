@@ -377,8 +377,8 @@ func TestAttacksAreRefusedAndRecorded(t *testing.T) {
 		if _, err := m.r.ActivateCredential(ctx, n.Activation.IDObject, n.Activation.EncryptedSecret); err == nil {
 			t.Fatal("a TPM without that AK recovered the credential")
 		}
-		bc := *b.c
-		bc.DeviceID = m.rec.DeviceID
+		bc := &attestclient.Client{RoT: b.r, Log: b.log, PCRs: b.c.PCRs, Server: b.c.Server, RootCAs: b.c.RootCAs,
+			DeviceID: m.rec.DeviceID, Dir: b.dir}
 		req, _, err := bc.Evidence(ctx, v1.AttestationNonce{Nonce: n.Nonce, PCRs: n.PCRs})
 		if err != nil {
 			t.Fatal(err)

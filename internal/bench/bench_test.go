@@ -73,11 +73,17 @@ func TestBenchReport(t *testing.T) {
 	fmt.Printf("rampart bench: %d workers, %s windows, median of %d interleaved rounds, GOMAXPROCS=%d, %s\n\n",
 		workers, window, rounds, runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("%-48s %12s   %-36s %12s %7s\n", "figure", "value", "ceiling (same run)", "ceiling", "ratio")
+	// RAMPART_BENCH_ONLY=api or =attest runs one group, for quick iterations.
+	only := os.Getenv("RAMPART_BENCH_ONLY")
 	var figs []figure
-	for _, backend := range []string{"sqlite", "postgres"} {
-		figs = append(figs, apiFigures(t, backend)...)
+	if only == "" || only == "api" {
+		for _, backend := range []string{"sqlite", "postgres"} {
+			figs = append(figs, apiFigures(t, backend)...)
+		}
 	}
-	figs = append(figs, attestationFigures(t)...)
+	if only == "" || only == "attest" {
+		figs = append(figs, attestationFigures(t)...)
+	}
 	{
 		for _, f := range figs {
 			var vals, ceils []float64
@@ -91,6 +97,9 @@ func TestBenchReport(t *testing.T) {
 	}
 	fmt.Println()
 	for _, spec := range []string{"tpm-sim", "swtpm"} {
+		if only != "" && only != "attest" {
+			break
+		}
 		if spec == "swtpm" {
 			s, err := swtpmSpec(t)
 			if err != nil {

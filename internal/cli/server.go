@@ -212,7 +212,7 @@ func runServerRootKey(cmd *cobra.Command, verb string, args []string, sys *IO) e
 		return err
 	}
 	defer st.Close()
-	authority, err := server.OpenCA(cfg, st, nil, nil)
+	authority, _, err := server.OpenCA(cfg, st, nil, nil)
 	if err != nil {
 		return err
 	}

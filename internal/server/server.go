@@ -6,7 +6,9 @@ package server
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -114,7 +116,11 @@ func Run(ctx context.Context, opts Options) error {
 	if cfg.Policy.AllowSoftwareRootOfTrust != nil {
 		allowSoftware = *cfg.Policy.AllowSoftwareRootOfTrust
 	}
-	authority, err := OpenCA(cfg, st, now, rnd)
+	authority, kek, err := OpenCA(cfg, st, now, rnd)
+	if err != nil {
+		return err
+	}
+	nonceKey, err := hkdf.Key(sha256.New, kek, nil, "rampart attestation nonce v1", 32)
 	if err != nil {
 		return err
 	}
@@ -175,7 +181,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	att, err := attestsvc.New(attestsvc.Config{Store: st, CA: authority, Now: now, Rand: rnd, Logger: log, Registry: reg,
+	att, err := attestsvc.New(attestsvc.Config{Store: st, CA: authority, NonceKey: nonceKey, Now: now, Rand: rnd, Logger: log, Registry: reg,
 		Policy: attestsvc.Policy{AllowSoftwareRootOfTrust: allowSoftware, EKRoots: ekRoots, RequireEKCertificate: cfg.CA.RequireEKCertificate}})
 	if err != nil {
 		return err
@@ -269,7 +275,8 @@ func janitor(ctx context.Context, log *slog.Logger, att *attestsvc.Service, auth
 
 // OpenCA opens the certificate authorities of a store with the configured key-encryption key,
 // creating the key on first use.
-func OpenCA(cfg serverconfig.Config, st store.Store, now func() time.Time, rnd io.Reader) (*ca.Authority, error) {
+// It also returns the key-encryption key, from which other service secrets are derived.
+func OpenCA(cfg serverconfig.Config, st store.Store, now func() time.Time, rnd io.Reader) (*ca.Authority, []byte, error) {
 	kekFile := cfg.CA.KeyEncryptionKeyFile
 	if kekFile == "" {
 		kekFile = filepath.Join(cfg.DataDir, "ca-kek")
@@ -279,9 +286,10 @@ func OpenCA(cfg serverconfig.Config, st store.Store, now func() time.Time, rnd i
 	}
 	kek, err := loadKEK(kekFile, rnd)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return ca.New(ca.Config{Store: st, KEK: kek, Now: now, Rand: rnd})
+	a, err := ca.New(ca.Config{Store: st, KEK: kek, Now: now, Rand: rnd})
+	return a, kek, err
 }
 
 // loadKEK reads the CA key-encryption key, creating it (32 random bytes, mode 0600) if the file
