@@ -24,7 +24,6 @@ import (
 
 // Protocol constants.
 const (
-	NonceSize            = 32
 	ActivationSecretSize = 32
 	MaxKeys              = 64
 	MaxComponentLen      = 64

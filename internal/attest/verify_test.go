@@ -39,7 +39,7 @@ func newFixture(t testing.TB) *fixture {
 	d := enrollmenttest.New(t, enrollmenttest.Options{})
 	f := &fixture{t: t, ak: d.AK, now: time.Unix(1_800_000_000, 0)}
 	f.dev = Device{ID: d.Record.DeviceID, RootOfTrust: "software", EKPublic: d.Record.EKPublic, AKPublic: d.Record.AKPublic}
-	f.nonce = make([]byte, NonceSize)
+	f.nonce = make([]byte, 32)
 	_, _ = rand.Read(f.nonce)
 	sk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	spki, _ := x509.MarshalPKIXPublicKey(&sk.PublicKey)
