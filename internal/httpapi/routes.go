@@ -135,6 +135,16 @@ var auditParams = []queryParam{
 	{"until", "date-time", "only entries before this time"},
 }
 
+// conv renders the result of a management call with f, or passes its error on.
+func conv[S, T any](f func(S) T) func(S, error) (any, error) {
+	return func(s S, err error) (any, error) {
+		if err != nil {
+			return nil, err
+		}
+		return f(s), nil
+	}
+}
+
 // listWith reads the paging parameters, fetches one page and converts it.
 func listWith[S, T any](c *call, fetch func(store.ListOptions) (store.Page[S], error), conv func(S) T) (any, error) {
 	opt, err := c.listOptions()
@@ -167,19 +177,11 @@ func createTenant(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	t, err := c.h.m.CreateTenant(c.r.Context(), c.p, req)
-	if err != nil {
-		return nil, err
-	}
-	return toTenant(t), nil
+	return conv(toTenant)(c.h.m.CreateTenant(c.r.Context(), c.p, req))
 }
 
 func getTenant(c *call) (any, error) {
-	t, err := c.h.m.GetTenant(c.r.Context(), c.p, c.param("tenant"))
-	if err != nil {
-		return nil, err
-	}
-	return toTenant(t), nil
+	return conv(toTenant)(c.h.m.GetTenant(c.r.Context(), c.p, c.param("tenant")))
 }
 
 func listRoles(c *call) (any, error) {
@@ -193,11 +195,7 @@ func addRole(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	r, err := c.h.m.AddRole(c.r.Context(), c.p, c.param("tenant"), req)
-	if err != nil {
-		return nil, err
-	}
-	return toRole(r), nil
+	return conv(toRole)(c.h.m.AddRole(c.r.Context(), c.p, c.param("tenant"), req))
 }
 
 func deleteRole(c *call) (any, error) {
@@ -209,11 +207,7 @@ func createUserToken(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	t, err := c.h.m.CreateTokenFor(c.r.Context(), c.p, c.param("tenant"), c.param("user"), req)
-	if err != nil {
-		return nil, err
-	}
-	return toIssuedToken(t), nil
+	return conv(toIssuedToken)(c.h.m.CreateTokenFor(c.r.Context(), c.p, c.param("tenant"), c.param("user"), req))
 }
 
 func listTokens(c *call) (any, error) {
@@ -227,11 +221,7 @@ func createToken(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	t, err := c.h.m.CreateOwnToken(c.r.Context(), c.p, req)
-	if err != nil {
-		return nil, err
-	}
-	return toIssuedToken(t), nil
+	return conv(toIssuedToken)(c.h.m.CreateOwnToken(c.r.Context(), c.p, req))
 }
 
 func revokeToken(c *call) (any, error) {
@@ -250,19 +240,11 @@ func createProduct(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	p, err := c.h.m.CreateProduct(c.r.Context(), c.p, c.param("tenant"), req)
-	if err != nil {
-		return nil, err
-	}
-	return toProduct(p), nil
+	return conv(toProduct)(c.h.m.CreateProduct(c.r.Context(), c.p, c.param("tenant"), req))
 }
 
 func getProduct(c *call) (any, error) {
-	p, err := c.h.m.GetProduct(c.r.Context(), c.p, c.param("tenant"), c.param("product"))
-	if err != nil {
-		return nil, err
-	}
-	return toProduct(p), nil
+	return conv(toProduct)(c.h.m.GetProduct(c.r.Context(), c.p, c.param("tenant"), c.param("product")))
 }
 
 func updateProduct(c *call) (any, error) {
@@ -270,11 +252,7 @@ func updateProduct(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	p, err := c.h.m.UpdateProduct(c.r.Context(), c.p, c.param("tenant"), c.param("product"), req)
-	if err != nil {
-		return nil, err
-	}
-	return toProduct(p), nil
+	return conv(toProduct)(c.h.m.UpdateProduct(c.r.Context(), c.p, c.param("tenant"), c.param("product"), req))
 }
 
 func deleteProduct(c *call) (any, error) {
@@ -293,11 +271,7 @@ func createGroup(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	g, err := c.h.m.CreateDeviceGroup(c.r.Context(), c.p, c.param("tenant"), c.param("product"), req)
-	if err != nil {
-		return nil, err
-	}
-	return toGroup(g), nil
+	return conv(toGroup)(c.h.m.CreateDeviceGroup(c.r.Context(), c.p, c.param("tenant"), c.param("product"), req))
 }
 
 func createDefaultGroups(c *call) (any, error) {
@@ -317,11 +291,7 @@ func listGroups(c *call) (any, error) {
 }
 
 func getGroup(c *call) (any, error) {
-	g, err := c.h.m.GetDeviceGroup(c.r.Context(), c.p, c.param("tenant"), c.param("group"))
-	if err != nil {
-		return nil, err
-	}
-	return toGroup(g), nil
+	return conv(toGroup)(c.h.m.GetDeviceGroup(c.r.Context(), c.p, c.param("tenant"), c.param("group")))
 }
 
 func updateGroup(c *call) (any, error) {
@@ -329,11 +299,7 @@ func updateGroup(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	g, err := c.h.m.UpdateDeviceGroup(c.r.Context(), c.p, c.param("tenant"), c.param("group"), req)
-	if err != nil {
-		return nil, err
-	}
-	return toGroup(g), nil
+	return conv(toGroup)(c.h.m.UpdateDeviceGroup(c.r.Context(), c.p, c.param("tenant"), c.param("group"), req))
 }
 
 func deleteGroup(c *call) (any, error) {
@@ -424,11 +390,7 @@ func bulkClaim(c *call) (any, error) {
 }
 
 func getDevice(c *call) (any, error) {
-	d, err := c.h.m.GetDevice(c.r.Context(), c.p, c.param("tenant"), c.param("device"))
-	if err != nil {
-		return nil, err
-	}
-	return toDevice(d), nil
+	return conv(toDevice)(c.h.m.GetDevice(c.r.Context(), c.p, c.param("tenant"), c.param("device")))
 }
 
 func updateDevice(c *call) (any, error) {
@@ -439,11 +401,7 @@ func updateDevice(c *call) (any, error) {
 	if req.DeviceGroupID == nil {
 		return nil, problem.Invalid(v1.ErrorDetail{Field: "device_group_id", Message: "is required (\"\" leaves the device in no group)"})
 	}
-	d, err := c.h.m.MoveDevice(c.r.Context(), c.p, c.param("tenant"), c.param("device"), *req.DeviceGroupID)
-	if err != nil {
-		return nil, err
-	}
-	return toDevice(d), nil
+	return conv(toDevice)(c.h.m.MoveDevice(c.r.Context(), c.p, c.param("tenant"), c.param("device"), *req.DeviceGroupID))
 }
 
 func (c *call) auditFilter() (store.AuditFilter, error) {

@@ -98,11 +98,7 @@ func trustBundle(c *call) (any, error) {
 }
 
 func setDisabled(c *call, disabled bool) (any, error) {
-	d, err := c.h.m.SetDeviceDisabled(c.r.Context(), c.p, c.param("tenant"), c.param("device"), disabled)
-	if err != nil {
-		return nil, err
-	}
-	return toDevice(d), nil
+	return conv(toDevice)(c.h.m.SetDeviceDisabled(c.r.Context(), c.p, c.param("tenant"), c.param("device"), disabled))
 }
 
 func listAttestations(c *call) (any, error) {
@@ -122,11 +118,7 @@ func createOSRelease(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	r, err := c.h.m.CreateOSRelease(c.r.Context(), c.p, c.param("tenant"), req)
-	if err != nil {
-		return nil, err
-	}
-	return toOSRelease(r), nil
+	return conv(toOSRelease)(c.h.m.CreateOSRelease(c.r.Context(), c.p, c.param("tenant"), req))
 }
 
 func deleteOSRelease(c *call) (any, error) {
