@@ -27,7 +27,10 @@ type DB struct {
 	d      *Dialect
 	writer *sql.DB
 	reader *sql.DB
-	read   *tx // direct reads, each in its own implicit transaction
+	// Prepared statements of the reader pool. Writes run in transactions on the writer, whose
+	// single connection a transaction holds, so they are not prepared ahead.
+	readStmts *stmts
+	read      *tx // direct reads, each in its own implicit transaction
 }
 
 var _ store.Store = (*DB)(nil)
@@ -37,8 +40,8 @@ var _ store.Store = (*DB)(nil)
 // pools: Close closes them, or New itself if it fails. It returns an error wrapping
 // store.ErrSchemaTooNew if the database was migrated by a newer binary.
 func New(ctx context.Context, d Dialect, writer, reader *sql.DB) (_ *DB, err error) {
-	s := &DB{d: &d, writer: writer, reader: reader}
-	s.read = &tx{d: s.d, q: reader}
+	s := &DB{d: &d, writer: writer, reader: reader, readStmts: newStmts(reader)}
+	s.read = &tx{d: s.d, q: prepared{cache: s.readStmts}}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -103,7 +106,7 @@ func (s *DB) Ping(ctx context.Context) error {
 
 // Close closes both pools.
 func (s *DB) Close() error {
-	err := s.writer.Close()
+	err := errors.Join(s.readStmts.close(), s.writer.Close())
 	if s.reader != s.writer {
 		err = errors.Join(err, s.reader.Close())
 	}
