@@ -61,7 +61,9 @@ type Device struct {
 	EKPublic      []byte // DER SPKI
 	EKCertificate []byte // DER, nil if none
 	AKPublic      []byte // TPMT_PUBLIC
-	Disabled      bool
+	// AK is AKPublic already parsed, if the caller keeps it (it must come from AKPublic).
+	AK       *enrollment.AKPublic
+	Disabled bool
 }
 
 // Challenge is what the service issued for this attestation (trusted).
@@ -291,9 +293,12 @@ func checkQuote(dev Device, ch Challenge, ev Evidence, keys []Key) (*tpm2.TPMSQu
 	if err != nil {
 		return nil, fail(ReasonQuoteMalformed, "TPMT_SIGNATURE: %v", err)
 	}
-	ak, err := enrollment.ParseAKPublic(dev.AKPublic)
-	if err != nil {
-		return nil, fail(ReasonQuoteSignature, "the device's stored AK is unusable: %v", err)
+	ak := dev.AK
+	if ak == nil {
+		var err error
+		if ak, err = enrollment.ParseAKPublic(dev.AKPublic); err != nil {
+			return nil, fail(ReasonQuoteSignature, "the device's stored AK is unusable: %v", err)
+		}
 	}
 	digest := sha256.Sum256(ev.QuoteAttest)
 	if err := verifySignature(ak.Key, digest[:], sig); err != nil {

@@ -9,6 +9,7 @@
 package attestsvc
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -21,11 +22,13 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/enrollment"
 	"github.com/rampart-iot/rampart/internal/attest"
 	"github.com/rampart-iot/rampart/internal/ca"
 	"github.com/rampart-iot/rampart/internal/eventlog"
@@ -78,6 +81,42 @@ type Service struct {
 	ids      *ids.Generator
 	verifier *attest.Verifier
 	results  *prometheus.CounterVec
+	aks      akCache
+}
+
+// akCache keeps parsed attestation keys, so the hot path does not parse a TPMT_PUBLIC on every
+// attestation. Entries are keyed by device and checked against the stored bytes.
+type akCache struct {
+	mu sync.Mutex
+	m  map[string]cachedAK
+}
+
+type cachedAK struct {
+	raw []byte
+	ak  *enrollment.AKPublic
+}
+
+// maxCachedAKs bounds the cache; when full it starts over.
+const maxCachedAKs = 1 << 16
+
+func (c *akCache) get(dev store.Device) *enrollment.AKPublic {
+	c.mu.Lock()
+	e, ok := c.m[dev.ID]
+	c.mu.Unlock()
+	if ok && bytes.Equal(e.raw, dev.AKPublic) {
+		return e.ak
+	}
+	ak, err := enrollment.ParseAKPublic(dev.AKPublic)
+	if err != nil {
+		return nil // the verifier parses again and reports the failure
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedAKs {
+		c.m = map[string]cachedAK{}
+	}
+	c.m[dev.ID] = cachedAK{raw: dev.AKPublic, ak: ak}
+	c.mu.Unlock()
+	return ak
 }
 
 // New returns a Service.
@@ -189,7 +228,7 @@ func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.Att
 	}
 	res, fl := s.verifier.Verify(
 		attest.Device{ID: dev.ID, RootOfTrust: dev.RootOfTrust, EKPublic: dev.EKPublic, EKCertificate: dev.EKCertificate,
-			AKPublic: dev.AKPublic, Disabled: dev.Disabled},
+			AKPublic: dev.AKPublic, AK: s.aks.get(dev), Disabled: dev.Disabled},
 		attest.Challenge{Nonce: req.Nonce, ExpiresAt: t.expires, ActivationHash: t.activationHash},
 		attest.Evidence{ActivationSecret: req.ActivationSecret, QuoteAttest: req.Quote.Attest, QuoteSignature: req.Quote.Signature,
 			EventLog: req.EventLog, Keys: keys},
