@@ -270,3 +270,35 @@ func TestServerConfigErrorsAreReportedAtOnce(t *testing.T) {
 		t.Errorf("env override not validated: %d %s", res.code, res.err)
 	}
 }
+
+func TestServerRegistersOSReleasesFromItsConfig(t *testing.T) {
+	dir := t.TempDir()
+	rel := filepath.Join(dir, "releases.json")
+	digest := strings.Repeat("ab", 32)
+	doc := `{"releases":[{"tenant":"dev","version":"2.0","measurements":{"os-bundle":"` + digest + `"}}]}`
+	if err := os.WriteFile(rel, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"RAMPART_OS_RELEASES_FILE": rel}
+	out, _, stop := startServerCmd(t, env, "-dev", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
+	r := newRunner(t, parseExports(t, out.String()))
+	res := r.run(t, "os-release", "list", "-o", "json")
+	if res.code != 0 || !strings.Contains(res.out, `"2.0"`) || !strings.Contains(res.out, digest) {
+		t.Fatalf("releases: %d %s %s", res.code, res.out, res.err)
+	}
+	stop()
+	// Restarting with the same file keeps one release; other measurements for it are refused.
+	out2, _, stop2 := startServerCmd(t, env, "-dev", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
+	r2 := newRunner(t, parseExports(t, out2.String()))
+	if res := r2.run(t, "os-release", "list", "-o", "json"); strings.Count(res.out, `"2.0"`) != 1 {
+		t.Fatalf("after restart: %s", res.out)
+	}
+	stop2()
+	if err := os.WriteFile(rel, []byte(strings.Replace(doc, digest, strings.Repeat("cd", 32), 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res = newRunner(t, env).run(t, "server", "-dev", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
+	if res.code != 1 || !strings.Contains(res.err, "other measurements") {
+		t.Fatalf("conflicting release: %d %s", res.code, res.err)
+	}
+}

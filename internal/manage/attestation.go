@@ -63,42 +63,52 @@ func (m *Manager) CreateOSRelease(ctx context.Context, p *authz.Principal, tenan
 	o := op{tenantID: tenantID, action: authz.OSReleaseCreate, resourceType: "os-release"}
 	err := m.write(ctx, p, o, func(tx store.Tx, n *note) error {
 		n.detail("version", req.Version)
-		var ps problems
-		if !versionPattern.MatchString(req.Version) {
-			ps.add("version", "must be 1 to 64 letters, digits, '.', '_', '+' or '-', starting with a letter or digit")
-		}
-		ps.checkDescription("description", req.Description)
-		if len(req.Measurements) == 0 || len(req.Measurements) > MaxReleaseMeasurements {
-			ps.add("measurements", "must name 1 to %d measurements", MaxReleaseMeasurements)
-		}
-		names := make([]string, 0, len(req.Measurements))
-		for k := range req.Measurements {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			v := req.Measurements[k]
-			if !measurementPattern.MatchString(k) {
-				ps.add("measurements."+k, "measurement names are 1 to 32 of a-z, 0-9 and '-'")
-			}
-			if b, err := hex.DecodeString(v); err != nil || len(b) != 32 || hex.EncodeToString(b) != v {
-				ps.add("measurements."+k, "must be a SHA-256 digest as 64 lowercase hexadecimal characters")
-			}
-		}
-		if err := ps.err(); err != nil {
-			return err
-		}
-		id, err := m.newID()
+		rel, err := m.newOSRelease(req, p.UserID)
 		if err != nil {
 			return err
 		}
-		n.resourceID = id
+		rel.TenantID = tenantID
+		n.resourceID = rel.ID
 		n.detail("measurements", req.Measurements)
-		out = store.OSRelease{ID: id, TenantID: tenantID, Version: req.Version, Description: req.Description,
-			Measurements: req.Measurements, CreatedBy: p.UserID, CreatedAt: m.timestamp()}
-		return tx.CreateOSRelease(ctx, out)
+		out = rel
+		return tx.CreateOSRelease(ctx, rel)
 	})
 	return out, err
+}
+
+// newOSRelease checks a request and makes the release it describes (TenantID left to the caller).
+func (m *Manager) newOSRelease(req v1.OSReleaseCreate, createdBy string) (store.OSRelease, error) {
+	var ps problems
+	if !versionPattern.MatchString(req.Version) {
+		ps.add("version", "must be 1 to 64 letters, digits, '.', '_', '+' or '-', starting with a letter or digit")
+	}
+	ps.checkDescription("description", req.Description)
+	if len(req.Measurements) == 0 || len(req.Measurements) > MaxReleaseMeasurements {
+		ps.add("measurements", "must name 1 to %d measurements", MaxReleaseMeasurements)
+	}
+	names := make([]string, 0, len(req.Measurements))
+	for k := range req.Measurements {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		v := req.Measurements[k]
+		if !measurementPattern.MatchString(k) {
+			ps.add("measurements."+k, "measurement names are 1 to 32 of a-z, 0-9 and '-'")
+		}
+		if b, err := hex.DecodeString(v); err != nil || len(b) != 32 || hex.EncodeToString(b) != v {
+			ps.add("measurements."+k, "must be a SHA-256 digest as 64 lowercase hexadecimal characters")
+		}
+	}
+	if err := ps.err(); err != nil {
+		return store.OSRelease{}, err
+	}
+	id, err := m.newID()
+	if err != nil {
+		return store.OSRelease{}, err
+	}
+	return store.OSRelease{ID: id, Version: req.Version, Description: req.Description,
+		Measurements: req.Measurements, CreatedBy: createdBy, CreatedAt: m.timestamp()}, nil
 }
 
 // ListOSReleases lists the tenant's OS releases.
@@ -198,4 +208,63 @@ func (m *Manager) caTenant(ctx context.Context, p *authz.Principal, tenantID str
 		return store.Tenant{}, fmt.Errorf("tenant CA: %w", err)
 	}
 	return t, nil
+}
+
+// EnsureOSRelease registers a release for an operator (the server's releases file), as the
+// "system" actor: tenantRef is a tenant name or ID. A release of that version with the same
+// measurements is left alone (created=false); with other measurements it is a conflict.
+func (m *Manager) EnsureOSRelease(ctx context.Context, tenantRef string, req v1.OSReleaseCreate) (created bool, err error) {
+	t, err := m.store.GetTenant(ctx, tenantRef)
+	if errors.Is(err, store.ErrNotFound) {
+		t, err = m.store.GetTenantByName(ctx, tenantRef)
+	}
+	if err != nil {
+		return false, fmt.Errorf("tenant %q: %w", tenantRef, err)
+	}
+	opt := store.ListOptions{Limit: store.MaxLimit}
+	for {
+		page, err := m.store.ListOSReleases(ctx, t.ID, opt)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range page.Items {
+			if r.Version != req.Version {
+				continue
+			}
+			if !sameMeasurements(r.Measurements, req.Measurements) {
+				return false, fmt.Errorf("release %s is already registered with other measurements: %w", req.Version, store.ErrConflict)
+			}
+			return false, nil
+		}
+		if page.Next == "" {
+			break
+		}
+		opt.After = page.Next
+	}
+	system := &authz.Principal{UserName: "system"}
+	o := op{tenantID: t.ID, action: authz.OSReleaseCreate, resourceType: "os-release"}
+	err = m.writeAuthorized(ctx, system, o, func(tx store.Tx, n *note) error {
+		rel, err := m.newOSRelease(req, "")
+		if err != nil {
+			return err
+		}
+		rel.TenantID = t.ID
+		n.resourceID = rel.ID
+		n.message = "from the server's OS releases file"
+		n.detail("version", req.Version)
+		return tx.CreateOSRelease(ctx, rel)
+	})
+	return err == nil, err
+}
+
+func sameMeasurements(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
 }

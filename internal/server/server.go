@@ -149,6 +149,13 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		info.AdminToken, info.TenantID = res.Token.Secret, res.Tenant.ID
 	}
+	if cfg.CA.OSReleasesFile != "" {
+		n, err := registerReleases(ctx, m, cfg.CA.OSReleasesFile)
+		if err != nil {
+			return err
+		}
+		log.Info("registered OS releases from the configuration", "file", cfg.CA.OSReleasesFile, "new", n)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

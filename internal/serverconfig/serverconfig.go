@@ -72,6 +72,10 @@ type CA struct {
 	EKRootsFile string `json:"ek_roots_file"`
 	// RequireEKCertificate refuses TPM devices whose enrollment carried no EK certificate.
 	RequireEKCertificate bool `json:"require_ek_certificate"`
+	// OSReleasesFile registers OS releases (golden measurements) at start, as
+	// `rampart os-release add` does: {"releases": [{"tenant", "version", "description",
+	// "measurements": {...}}]}. Releases already registered with the same measurements are kept.
+	OSReleasesFile string `json:"os_releases_file"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("10s").
@@ -153,6 +157,7 @@ var Env = []struct {
 	}},
 	{"RAMPART_CA_KEK_FILE", func(c *Config, v string) error { c.CA.KeyEncryptionKeyFile = v; return nil }},
 	{"RAMPART_EK_ROOTS_FILE", func(c *Config, v string) error { c.CA.EKRootsFile = v; return nil }},
+	{"RAMPART_OS_RELEASES_FILE", func(c *Config, v string) error { c.CA.OSReleasesFile = v; return nil }},
 	{"RAMPART_SHUTDOWN_TIMEOUT", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -221,6 +226,11 @@ func Validate(c *Config, backends []string, dev bool) error {
 	if c.CA.EKRootsFile != "" {
 		if _, err := os.Stat(c.CA.EKRootsFile); err != nil {
 			add("ca.ek_roots_file: %v", err)
+		}
+	}
+	if c.CA.OSReleasesFile != "" {
+		if _, err := os.Stat(c.CA.OSReleasesFile); err != nil {
+			add("ca.os_releases_file: %v", err)
 		}
 	}
 	if c.CA.RequireEKCertificate && c.CA.EKRootsFile == "" {
