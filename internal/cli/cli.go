@@ -164,6 +164,7 @@ RAMPART_CACERT, RAMPART_TENANT), then the config file that 'rampart login' write
 		newAuditCmd(a),
 		newOSReleaseCmd(a),
 		newCACertificateCmd(a),
+		newImagePackageCmd(a),
 		newCompletionCmd(a),
 		newVersionCmd(a),
 		newServerCmd(sys),
