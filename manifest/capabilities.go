@@ -16,6 +16,8 @@ const (
 	MaxHosts = 100
 	// MaxHostLength bounds one host name, in bytes (the DNS limit).
 	MaxHostLength = 253
+	// MaxLabelLength bounds one label of a host name, in bytes (the DNS limit).
+	MaxLabelLength = 63
 	// MaxServerPorts bounds AllowedTcpServerPorts and AllowedUdpServerPorts, each.
 	MaxServerPorts = 64
 	// MaxApplicationConnections bounds AllowedApplicationConnections.
@@ -357,13 +359,13 @@ func checkHost(s string) error {
 }
 
 // checkLabel checks one DNS label: letters, digits and hyphens, not starting or ending with a
-// hyphen, 1 to 63 bytes; DNS-SD service and protocol labels may start with an underscore.
+// hyphen, 1 to MaxLabelLength bytes; DNS-SD service and protocol labels may start with an underscore.
 func checkLabel(l string) error {
 	if l == "" {
 		return fmt.Errorf("has an empty label")
 	}
-	if len(l) > 63 {
-		return fmt.Errorf("has a label longer than 63 bytes")
+	if len(l) > MaxLabelLength {
+		return fmt.Errorf("has a label longer than %d bytes", MaxLabelLength)
 	}
 	body := strings.TrimPrefix(l, "_")
 	if body == "" || body[0] == '-' || body[len(body)-1] == '-' {
