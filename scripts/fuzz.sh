@@ -11,7 +11,7 @@ while IFS= read -r line; do
 	target=$(sed -E 's/^.*func (Fuzz[A-Za-z0-9_]*)\(.*/\1/' <<<"$line")
 	pkg=./$(dirname "$file")
 	echo "fuzz $pkg $target ($fuzztime)"
-	$go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -parallel 2 "$pkg" >/tmp/rampart-fuzz.$$ 2>&1 || {
+	$go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 200x -parallel 2 "$pkg" >/tmp/rampart-fuzz.$$ 2>&1 || {
 		cat /tmp/rampart-fuzz.$$
 		rm -f /tmp/rampart-fuzz.$$
 		echo "fuzz target $target in $pkg failed; the failing input is in $pkg/testdata/fuzz/$target"
