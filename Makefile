@@ -38,6 +38,15 @@ fuzz:
 ## bench: throughput figures beside ceilings measured in the same run
 bench:
 	RAMPART_BENCH=1 $(GO) test -count=1 -timeout 30m -run TestBenchReport -v ./internal/bench | grep -v '^=== RUN\|^--- PASS\|^PASS'
+	@echo
+	@echo "package verification (VerifyPayload) beside raw SHA-256 of the same 16 MiB, and one signature check (OpenVerify):"
+	@$(GO) test -count=1 -run '^$$' -bench 'VerifyPayload|SHA256|OpenVerify' -benchtime 20x ./imagepkg | grep '^Benchmark'
+	@echo
+	@echo "image download (Fetch: resume-capable, verified, synced) beside http.FileServer over the same TLS loopback:"
+	@$(GO) test -count=1 -run '^$$' -bench 'Download' -benchtime 10x ./internal/download | grep '^Benchmark'
+	@echo
+	@echo "certificate issue (the CA's signature path) beside x509.CreateCertificate and a bare P-256 signature:"
+	@$(GO) test -count=1 -run '^$$' -bench 'Issue$$|CreateCertificate|SignP256' ./internal/ca | grep '^Benchmark'
 
 ## soak: long campaigns (fuzzing for SOAK_FUZZTIME per target)
 soak:
