@@ -309,3 +309,22 @@ func TestRegistry(t *testing.T) {
 		t.Fatal("Other")
 	}
 }
+
+func FuzzDirState(f *testing.F) {
+	f.Add([]byte(`{"format":1,"active":"a","trial":"b","trial_tries_left":2,"booted":"a","boots":3,"trial_boots":0,"slots":{"a":{"version":"1","digest":"` +
+		strings.Repeat("ab", 32) + `"},"b":{"version":"2","digest":"` + strings.Repeat("cd", 32) + `"}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		must(t, os.WriteFile(filepath.Join(dir, bootctl.DirStateFile), b, 0o644))
+		d, err := bootctl.OpenDir(dir)
+		if err != nil {
+			return
+		}
+		st, err := d.State(ctx)
+		must(t, err)
+		// An accepted state never selects a slot that is not installed.
+		if next := st.Next(); st.Active != "" && (next == "" || !st.Installed(next)) {
+			t.Fatalf("state %+v boots %q", st, next)
+		}
+	})
+}
