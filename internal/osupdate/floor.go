@@ -1,0 +1,24 @@
+package osupdate
+
+import "context"
+
+// stateFloor keeps the anti-rollback floor in the state file (Status.Floor). It protects
+// against a server that offers old releases, not against someone who can write the state
+// directory: that is what a TPM NV counter is for.
+type stateFloor struct{ m *Machine }
+
+func (f stateFloor) Get(context.Context) (string, error) { return f.m.st.Floor, nil }
+
+func (f stateFloor) Raise(_ context.Context, v string) error {
+	if f.m.st.Floor != "" {
+		c, err := compareVersions(v, f.m.st.Floor)
+		if err != nil || c <= 0 {
+			return err
+		}
+	} else if _, err := parseVersion(v); err != nil {
+		return err
+	}
+	next := f.m.st
+	next.Floor = v
+	return f.m.save(next, "floor")
+}
