@@ -1,6 +1,10 @@
 package osupdate
 
-import "context"
+import (
+	"context"
+
+	"github.com/rampart-iot/rampart/imagepkg"
+)
 
 // stateFloor keeps the anti-rollback floor in the state file (Status.Floor). It protects
 // against a server that offers old releases, not against someone who can write the state
@@ -15,7 +19,7 @@ func (f stateFloor) Raise(_ context.Context, v string) error {
 		if err != nil || c <= 0 {
 			return err
 		}
-	} else if _, err := parseVersion(v); err != nil {
+	} else if _, err := imagepkg.ParseVersion(v); err != nil {
 		return err
 	}
 	next := f.m.st

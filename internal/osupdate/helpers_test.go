@@ -1,7 +1,6 @@
 package osupdate_test
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -17,89 +16,73 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-iot/rampart/imagepkg"
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/measure"
 	"github.com/rampart-iot/rampart/internal/osupdate"
 )
 
-// osBundle is an OS bundle built for a test: the tar file, and what it must be.
+// osBundle is an OS bundle built for a test: the image package, and what it must be.
 type osBundle struct {
 	version     string
-	tar         []byte
+	pkg         []byte
 	sha256      string
-	measurement string // the tree digest of the unpacked slot
+	measurement string // the golden OS-bundle measurement: the tree digest of the slot
 }
 
-// makeBundle builds an OS bundle for version whose payload has size pseudo-random bytes.
+// makeBundle builds an OS image package for version, signed with the development key, whose
+// tree holds a file of size pseudo-random bytes.
 func makeBundle(t testing.TB, version string, size int) osBundle {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	tree := t.TempDir()
 	r := rand.New(rand.NewPCG(uint64(size), uint64(len(version))))
 	payload := make([]byte, size)
 	for i := range payload {
 		payload[i] = byte(r.Uint32())
 	}
-	entries := []struct {
-		h    tar.Header
-		body []byte
-	}{
-		{tar.Header{Typeflag: tar.TypeDir, Name: "./", Mode: 0o755}, nil},
-		{tar.Header{Typeflag: tar.TypeDir, Name: "etc/", Mode: 0o755}, nil},
-		{tar.Header{Typeflag: tar.TypeReg, Name: "etc/os-release", Mode: 0o644}, []byte("VERSION=" + version + "\n")},
-		{tar.Header{Typeflag: tar.TypeDir, Name: "usr/lib/", Mode: 0o755}, nil},
-		{tar.Header{Typeflag: tar.TypeReg, Name: "usr/lib/libos.so", Mode: 0o755}, payload},
-		{tar.Header{Typeflag: tar.TypeSymlink, Name: "lib", Linkname: "usr/lib"}, nil},
-		{tar.Header{Typeflag: tar.TypeDir, Name: "var/empty/", Mode: 0o555}, nil},
-	}
-	for _, e := range entries {
-		e.h.Size = int64(len(e.body))
-		if err := tw.WriteHeader(&e.h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(e.body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b := osBundle{version: version, tar: buf.Bytes()}
-	sum := sha256.Sum256(b.tar)
-	b.sha256 = hex.EncodeToString(sum[:])
-	// The measurement is what the real unpacker produces.
-	dir := t.TempDir()
-	file := filepath.Join(dir, "bundle")
-	must(t, os.WriteFile(file, b.tar, 0o600))
-	tree := filepath.Join(dir, "tree")
-	must(t, os.Mkdir(tree, 0o755))
-	must(t, osupdate.Untar(context.Background(), file, tree))
-	m, err := measure.TreeDigest(tree)
+	must(t, os.MkdirAll(filepath.Join(tree, "etc"), 0o755))
+	must(t, os.WriteFile(filepath.Join(tree, "etc", "os-release"), []byte("VERSION="+version+"\n"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(tree, "usr", "lib"), 0o755))
+	must(t, os.WriteFile(filepath.Join(tree, "usr", "lib", "libos.so"), payload, 0o755))
+	must(t, os.Symlink("usr/lib", filepath.Join(tree, "lib")))
+	must(t, os.MkdirAll(filepath.Join(tree, "var"), 0o755))
+	must(t, os.Mkdir(filepath.Join(tree, "var", "empty"), 0o555))
+	sum, err := measure.TreeDigest(tree)
 	must(t, err)
-	b.measurement = hex.EncodeToString(m)
-	// Leave the tree removable.
-	must(t, os.Chmod(filepath.Join(tree, "var", "empty"), 0o755))
+	b := osBundle{version: version, measurement: hex.EncodeToString(sum)}
+
+	var tarball bytes.Buffer
+	meta := &imagepkg.Metadata{
+		Version: imagepkg.MetadataVersion, ImageID: "6f1c2d4e-8a9b-4c3d-9e8f-0a1b2c3d4e5f", ComponentID: imagepkg.OSComponentID,
+		Kind: imagepkg.KindOS, Name: "os", ImageVersion: version, CreatedAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
+		Measurements: map[string]string{imagepkg.MeasurementOSBundle: b.measurement}, Development: true,
+	}
+	meta.Payload, err = imagepkg.PackDir(&tarball, tree)
+	must(t, err)
+	var pkg bytes.Buffer
+	must(t, imagepkg.Write(&pkg, meta, &tarball, imagepkg.DevelopmentKey()))
+	b.pkg = pkg.Bytes()
+	s := sha256.Sum256(b.pkg)
+	b.sha256 = hex.EncodeToString(s[:])
 	return b
 }
 
 func (b osBundle) target(base string) *osupdate.Target {
-	return &osupdate.Target{Version: b.version, SHA256: b.sha256, Size: int64(len(b.tar)),
+	return &osupdate.Target{Version: b.version, SHA256: b.sha256, Size: int64(len(b.pkg)),
 		URL: base + "/bundles/" + b.sha256, Measurement: b.measurement}
 }
 
 // fill is a write function for bootctl that unpacks b.
 func (b osBundle) fill(dir string) error {
-	f, err := os.CreateTemp("", "bundle")
+	p, err := imagepkg.Open(bytes.NewReader(b.pkg), int64(len(b.pkg)))
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b.tar); err != nil {
-		return err
-	}
-	f.Close()
-	return osupdate.Untar(context.Background(), f.Name(), dir)
+	return p.Extract(dir)
 }
+
+// devVerifier verifies packages as a device in development mode does.
+var devVerifier = osupdate.PackageVerifier{Trusted: imagepkg.TrustedKeys(nil, true)}
 
 // bundleServer serves bundles by digest, with Range support, over TLS.
 type bundleServer struct {
@@ -112,7 +95,7 @@ type bundleServer struct {
 func (s *bundleServer) add(b osBundle) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.bundles[b.sha256] = b.tar
+	s.bundles[b.sha256] = b.pkg
 }
 
 func (s *bundleServer) setCorrupt(c bool) {
@@ -124,7 +107,7 @@ func (s *bundleServer) setCorrupt(c bool) {
 func newBundleServer(t testing.TB, bs ...osBundle) *bundleServer {
 	s := &bundleServer{bundles: map[string][]byte{}}
 	for _, b := range bs {
-		s.bundles[b.sha256] = b.tar
+		s.bundles[b.sha256] = b.pkg
 	}
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()

@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/rampart-iot/rampart/imagepkg"
 	"github.com/rampart-iot/rampart/internal/bootctl"
 )
 
@@ -45,7 +46,7 @@ const MaxBundleSize = 16 << 30
 
 func (t *Target) check() error {
 	var errs []error
-	if _, err := parseVersion(t.Version); err != nil {
+	if _, err := imagepkg.ParseVersion(t.Version); err != nil {
 		errs = append(errs, err)
 	}
 	if !isDigest(t.SHA256) {
@@ -79,6 +80,7 @@ type Source interface {
 
 // Verifier decides whether a downloaded bundle, whose size and SHA-256 already match the
 // target, may be installed (signature, package format, metadata). An error fails the update.
+// PackageVerifier verifies image packages.
 type Verifier interface {
 	Verify(ctx context.Context, bundle string, t Target) error
 }
@@ -196,7 +198,7 @@ type Config struct {
 	Floor Floor
 	// Clock is nil for the system clock.
 	Clock Clock
-	// Unpack fills an empty slot directory from a verified bundle; nil means Untar.
+	// Unpack fills an empty slot directory from a verified bundle; nil means UnpackPackage.
 	Unpack func(ctx context.Context, bundle, dir string) error
 	// Logger is nil for no logging.
 	Logger *slog.Logger
@@ -242,7 +244,7 @@ func (c *Config) defaults() error {
 		c.Clock = systemClock{}
 	}
 	if c.Unpack == nil {
-		c.Unpack = Untar
+		c.Unpack = UnpackPackage
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

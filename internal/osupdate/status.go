@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rampart-iot/rampart/imagepkg"
 	"github.com/rampart-iot/rampart/internal/atomicfile"
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/strictjson"
@@ -117,7 +118,7 @@ func (st *Status) check() error {
 		}
 	}
 	if st.Floor != "" {
-		if _, err := parseVersion(st.Floor); err != nil {
+		if _, err := imagepkg.ParseVersion(st.Floor); err != nil {
 			return fmt.Errorf("floor: %w", err)
 		}
 	}
