@@ -136,25 +136,27 @@ func (m *Machine) Update(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	running := bs.Slots[bs.Active].Version
-	if c, err := compareVersions(t.Version, running); err == nil && c == 0 {
+	newer, verr := compareVersions(t.Version, running)
+	if verr == nil && newer == 0 {
 		return res, nil // running it
 	}
-	next := Status{State: Downloading, Target: t, Slot: bs.Active.Other(), FromVersion: running,
-		Attempt: m.st.Attempt + 1, Floor: m.st.Floor}
 	floor, err := m.floor.Get(ctx)
 	if err != nil {
 		return res, fmt.Errorf("reading the anti-rollback floor: %w", err)
 	}
-	if c, err := compareVersions(t.Version, running); err != nil || c < 0 {
-		next.State, next.Phase, next.Reason = Failed, PhaseCheck, fmt.Sprintf("version %s is older than the running %s", t.Version, running)
-		if err != nil {
-			next.Reason = err.Error()
-		}
-	} else if c, err := compareVersions(t.Version, floor); floor != "" && (err != nil || c < 0) {
-		next.State, next.Phase, next.Reason = Failed, PhaseCheck, fmt.Sprintf("version %s is older than the anti-rollback floor %s", t.Version, floor)
+	next := Status{State: Downloading, Target: t, Slot: bs.Active.Other(), FromVersion: running,
+		Attempt: m.st.Attempt + 1, Floor: m.st.Floor}
+	var refused string
+	switch aboveFloor, ferr := compareVersions(t.Version, floor); {
+	case verr != nil:
+		refused = verr.Error()
+	case newer < 0:
+		refused = fmt.Sprintf("version %s is older than the running %s", t.Version, running)
+	case floor != "" && (ferr != nil || aboveFloor < 0):
+		refused = fmt.Sprintf("version %s is older than the anti-rollback floor %s", t.Version, floor)
 	}
-	if next.State == Failed {
-		next.At = m.cfg.Clock.Now()
+	if refused != "" {
+		next.State, next.Phase, next.Reason, next.At = Failed, PhaseCheck, refused, m.cfg.Clock.Now()
 	}
 	if err := m.save(next, string(next.State)); err != nil {
 		return res, err
@@ -304,6 +306,8 @@ func (m *Machine) verify(ctx context.Context, bs bootctl.State) error {
 		return m.committed(ctx)
 	case bs.Booted != slot:
 		return m.rollingBack(PhaseTrialBoot, fmt.Errorf("the trial boot fell back to slot %s before the new system was verified", bs.Booted))
+	case bs.Trial != slot:
+		return m.rollingBack(PhaseTrialBoot, fmt.Errorf("boot control no longer has slot %s armed", slot))
 	}
 	if err := m.checkSlot(bs, slot); err != nil {
 		return m.rollingBack(PhaseHealth, err)

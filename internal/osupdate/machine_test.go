@@ -528,3 +528,17 @@ func FuzzReadStatus(f *testing.F) {
 		}
 	})
 }
+
+func TestTrialDisarmedUnderneathRollsBack(t *testing.T) {
+	f := newFixture(t)
+	res, err := f.open().Update(ctx)
+	f.expect(res, err, osupdate.TrialBoot, true)
+	f.reboot(bootctl.B)
+	must(t, f.boot.Rollback(ctx)) // someone else disarms the trial
+	res, err = f.open().Resume(ctx)
+	f.expect(res, err, osupdate.RollingBack, true)
+	f.reboot(bootctl.A)
+	res, err = f.open().Resume(ctx)
+	f.expect(res, err, osupdate.RolledBack, false)
+	f.settledChecks("1.0.0")
+}
