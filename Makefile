@@ -48,8 +48,9 @@ bench:
 	@echo "certificate issue (the CA's signature path) beside x509.CreateCertificate and a bare P-256 signature:"
 	@$(GO) test -count=1 -run '^$$' -bench 'Issue$$|CreateCertificate|SignP256' ./internal/ca | grep '^Benchmark'
 
-## soak: long campaigns (fuzzing for SOAK_FUZZTIME per target)
+## soak: long campaigns: the OS-update power-cut campaign (200+ kill points), then fuzzing for SOAK_FUZZTIME per target
 soak:
+	RAMPART_SOAK=1 $(GO) test -count=1 -v -timeout 30m -run TestPowerCut ./internal/osupdate | grep -v '^=== RUN'
 	./scripts/fuzz.sh $(SOAK_FUZZTIME)
 
 clean:
