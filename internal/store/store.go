@@ -1,8 +1,10 @@
 // Package store defines the security service's persistent state: the records it keeps (tenants,
-// users, tokens, roles, products, device groups, devices, the audit log, and for attestation
-// the devices' attestation history, nonces, OS releases and CA certificates) and the Store
-// interface that every storage backend implements. Backends register themselves by name (see
-// Register); the built-ins are "sqlite" (the default, embedded) and "postgres".
+// users, tokens, roles, products, device groups, devices, the audit log; for attestation the
+// devices' attestation history, nonces, OS releases and CA certificates; for renewable security
+// the images, which tenant owns each component, the device groups' deployments and the tenants'
+// signing keys) and the Store interface that every storage backend implements. Backends
+// register themselves by name (see Register); the built-ins are "sqlite" (the default,
+// embedded) and "postgres".
 //
 // A store trusts its caller: it enforces uniqueness, referential integrity and atomicity, never
 // authorization. Callers must check roles and tenant ownership before they call a store.
@@ -27,6 +29,8 @@ var (
 	ErrNotEmpty = errors.New("not empty")
 	// ErrSchemaTooNew means the database was migrated by a newer version of Rampart.
 	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+	// ErrComponentOwned means a component ID already belongs to another tenant.
+	ErrComponentOwned = errors.New("component ID is owned by another tenant")
 )
 
 // Store is a storage backend. Its Tx methods each run in their own transaction; Update runs a
@@ -81,7 +85,7 @@ type Tx interface {
 	// UpdateProduct writes a product's Name, Description and UpdatedAt.
 	UpdateProduct(ctx context.Context, p Product) error
 	// DeleteProduct deletes a product and its device groups. It fails with ErrNotEmpty if any
-	// of those groups holds a device.
+	// of those groups holds a device or has a deployment.
 	DeleteProduct(ctx context.Context, tenantID, id string) error
 	ListProducts(ctx context.Context, tenantID string, filter ProductFilter, opt ListOptions) (Page[Product], error)
 
@@ -90,7 +94,8 @@ type Tx interface {
 	// UpdateDeviceGroup writes every field of a device group but its ID, TenantID, ProductID
 	// and CreatedAt: a group never moves to another product.
 	UpdateDeviceGroup(ctx context.Context, g DeviceGroup) error
-	// DeleteDeviceGroup fails with ErrNotEmpty if the group holds a device.
+	// DeleteDeviceGroup fails with ErrNotEmpty if the group holds a device or has a deployment:
+	// deployments are history, never deleted, so a group that was ever deployed to stays.
 	DeleteDeviceGroup(ctx context.Context, tenantID, id string) error
 	ListDeviceGroups(ctx context.Context, tenantID string, filter DeviceGroupFilter, opt ListOptions) (Page[DeviceGroup], error)
 
@@ -110,6 +115,7 @@ type Tx interface {
 	ListAudit(ctx context.Context, filter AuditFilter, opt ListOptions) (Page[AuditEntry], error)
 
 	AttestationTx
+	UpdateTx
 }
 
 // AttestationTx is the state of remote attestation and the certificate authorities.
@@ -173,9 +179,50 @@ type AttestationTx interface {
 	ListCACertificates(ctx context.Context, tenantID string) ([]CACertificate, error)
 }
 
-// ListOptions selects one page of a list. Lists are ordered by ID (the audit log and
-// attestations: newest first) and
-// paged by keyset: After is the Next value of the previous page.
+// UpdateTx is the state of renewable security: images, who owns each component, deployments,
+// and the tenants' signing keys.
+type UpdateTx interface {
+	// CreateImage stores an uploaded image. It claims the image's component ID for the tenant
+	// on first use, for good; a component ID owned by another tenant fails with
+	// ErrComponentOwned (and nothing about that tenant), an image ID that exists in any tenant
+	// with ErrConflict (ownership is checked first), a tenant that does not exist with
+	// ErrNotFound. When it fails, nothing is written: the component is not claimed.
+	CreateImage(ctx context.Context, img Image) error
+	// GetImage fails with ErrNotFound unless the tenant has the image.
+	GetImage(ctx context.Context, tenantID, id string) (Image, error)
+	ListImages(ctx context.Context, tenantID string, filter ImageFilter, opt ListOptions) (Page[Image], error)
+
+	// CreateDeployment records a device group's new deployment, which becomes its current one.
+	// Every image must be the tenant's and the group must be the tenant's (ErrNotFound
+	// otherwise). Deployment IDs are unique across tenants, and d.ID must sort after the ID of
+	// the group's current deployment, so that it does become current: either broken is
+	// ErrConflict (the caller makes a new UUIDv7 and tries again).
+	CreateDeployment(ctx context.Context, d Deployment) error
+	// GetDeployment fails with ErrNotFound unless the tenant has the deployment.
+	GetDeployment(ctx context.Context, tenantID, id string) (Deployment, error)
+	// ListDeployments lists deployments newest first, that is by ID descending (IDs are
+	// UUIDv7); After is the ID of the last deployment of the page before.
+	ListDeployments(ctx context.Context, tenantID string, filter DeploymentFilter, opt ListOptions) (Page[Deployment], error)
+	// CurrentDeployment is the group's newest deployment (the greatest ID); ErrNotFound if it
+	// has none or the tenant has no such group.
+	CurrentDeployment(ctx context.Context, tenantID, groupID string) (Deployment, error)
+
+	// CreateSigningKey stores a tenant key (its private half sealed with the service's
+	// key-encryption key). IDs are unique across tenants: an existing ID is ErrConflict; a
+	// tenant that does not exist is ErrNotFound.
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// ListSigningKeys lists a tenant's keys for one purpose (matched exactly), oldest first (by
+	// CreatedAt, a zero time first, then ID), all of them, revoked or not.
+	ListSigningKeys(ctx context.Context, tenantID, purpose string) ([]SigningKey, error)
+	// UpdateSigningKey writes the KeyCiphertext (nil to drop the private key) and RevokedAt (zero
+	// for not revoked) of the key with k's ID and TenantID, as given; it ignores the other
+	// fields. It fails with ErrNotFound unless that tenant has such a key.
+	UpdateSigningKey(ctx context.Context, k SigningKey) error
+}
+
+// ListOptions selects one page of a list. Lists are ordered by ID (the audit log, attestations
+// and deployments: newest first) and paged by keyset: After is the Next value of the previous
+// page.
 type ListOptions struct {
 	After string
 	Limit int // 0 means DefaultLimit; values above MaxLimit are clamped
@@ -447,4 +494,70 @@ type CACertificate struct {
 	ActiveFrom time.Time
 	RevokedAt  time.Time // zero if not revoked
 	CreatedAt  time.Time
+}
+
+// Image kinds.
+const (
+	ImageApplication = "application"
+	ImageOS          = "os"
+	ImageBoardConfig = "board-config"
+)
+
+// Image is an uploaded image package, countersigned by its tenant.
+type Image struct {
+	ID          string // the package's image ID (UUID)
+	TenantID    string
+	ComponentID string // UUID, owned by one tenant
+	Kind        string // ImageApplication, ImageOS or ImageBoardConfig
+	Name        string
+	Version     string // semantic version
+	// PayloadSHA256 and PayloadSize name the payload the metadata signs.
+	PayloadSHA256 string
+	PayloadSize   int64
+	// PackageSHA256 and PackageSize name the stored, countersigned package file in the blob
+	// store, which is what devices download.
+	PackageSHA256 string
+	PackageSize   int64
+	Metadata      []byte // the package metadata as signed (JSON)
+	Development   bool   // uploaded signed only with the development key
+	UploadedBy    string
+	CreatedAt     time.Time
+}
+
+// ImageFilter selects images. Empty fields match everything.
+type ImageFilter struct {
+	ComponentID string
+	Kind        string
+}
+
+// Deployment is the set of images a device group runs, from the time it was made until the
+// next one.
+type Deployment struct {
+	ID            string // UUIDv7
+	TenantID      string
+	DeviceGroupID string
+	ImageIDs      []string // in the order given; stores return them so (an empty list as nil)
+	CreatedBy     string
+	CreatedAt     time.Time
+}
+
+// DeploymentFilter selects deployments. Empty fields match everything.
+type DeploymentFilter struct {
+	DeviceGroupID string
+}
+
+// Signing key purposes.
+const (
+	KeyImageSigning = "image-signing"
+)
+
+// SigningKey is a tenant's signing key.
+type SigningKey struct {
+	ID            string // lowercase hex SHA-256 of the public key's DER SPKI
+	TenantID      string
+	Purpose       string
+	PublicDER     []byte // SubjectPublicKeyInfo
+	KeyCiphertext []byte // nil when held offline
+	CreatedAt     time.Time
+	RevokedAt     time.Time // zero if not revoked
 }

@@ -31,10 +31,15 @@ func TestUpgrade(t *testing.T) {
 	storetest.RunUpgrade(t, "postgres", "pgx", storetest.PostgresDSN(t), postgres.Dialect)
 }
 
+func TestUpgradeFrom2(t *testing.T) {
+	storetest.RunUpgradeFrom2(t, "postgres", "pgx", storetest.PostgresDSN(t), postgres.Dialect)
+}
+
 func TestFrozenMigrations(t *testing.T) {
 	storetest.RunFrozenMigrations(t, postgres.Dialect.Migrations, map[string]string{
 		"0001_init.sql":        "ff469f206edb247107a6c4180d646ddadded304155e39ac7703b3c6f5b1c7b62",
 		"0002_attestation.sql": "ea7649a552ece5fa9fa478caf784015f8dd8e8d5272e81c172e9f253b1fa4688",
+		"0003_updates.sql":     "a9dedf90062fb668caaeffd2c88f3065b5a114621a29293d0847bf937c33f845",
 	})
 }
 

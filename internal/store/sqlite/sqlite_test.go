@@ -30,10 +30,15 @@ func TestUpgrade(t *testing.T) {
 	storetest.RunUpgrade(t, "sqlite", "sqlite", storetest.SQLiteDSN(t), sqlite.Dialect)
 }
 
+func TestUpgradeFrom2(t *testing.T) {
+	storetest.RunUpgradeFrom2(t, "sqlite", "sqlite", storetest.SQLiteDSN(t), sqlite.Dialect)
+}
+
 func TestFrozenMigrations(t *testing.T) {
 	storetest.RunFrozenMigrations(t, sqlite.Dialect.Migrations, map[string]string{
 		"0001_init.sql":        "7a4af661a8e28742baf0866161719d5b3b047e301c1e8a19c9c96470ce6f8c03",
 		"0002_attestation.sql": "a13d3565147e2aedcb0d608bd1be034a455e9c3ac02ddf0d890a43a17151614b",
+		"0003_updates.sql":     "4286fd7d31fe3240e02a6c76e22b5f900a67b10a39578d9d3403615a12f80304",
 	})
 }
 

@@ -293,3 +293,53 @@ func (s *DB) UpdateCACertificate(ctx context.Context, c store.CACertificate) err
 func (s *DB) ListCACertificates(ctx context.Context, tenantID string) ([]store.CACertificate, error) {
 	return s.read.ListCACertificates(ctx, tenantID)
 }
+
+// CreateImage implements store.Tx.
+func (s *DB) CreateImage(ctx context.Context, img store.Image) error {
+	return s.write(ctx, func(w *tx) error { return w.CreateImage(ctx, img) })
+}
+
+// GetImage implements store.Tx.
+func (s *DB) GetImage(ctx context.Context, tenantID, id string) (store.Image, error) {
+	return s.read.GetImage(ctx, tenantID, id)
+}
+
+// ListImages implements store.Tx.
+func (s *DB) ListImages(ctx context.Context, tenantID string, filter store.ImageFilter, opt store.ListOptions) (store.Page[store.Image], error) {
+	return s.read.ListImages(ctx, tenantID, filter, opt)
+}
+
+// CreateDeployment implements store.Tx.
+func (s *DB) CreateDeployment(ctx context.Context, d store.Deployment) error {
+	return s.write(ctx, func(w *tx) error { return w.CreateDeployment(ctx, d) })
+}
+
+// GetDeployment implements store.Tx.
+func (s *DB) GetDeployment(ctx context.Context, tenantID, id string) (store.Deployment, error) {
+	return s.read.GetDeployment(ctx, tenantID, id)
+}
+
+// ListDeployments implements store.Tx.
+func (s *DB) ListDeployments(ctx context.Context, tenantID string, filter store.DeploymentFilter, opt store.ListOptions) (store.Page[store.Deployment], error) {
+	return s.read.ListDeployments(ctx, tenantID, filter, opt)
+}
+
+// CurrentDeployment implements store.Tx.
+func (s *DB) CurrentDeployment(ctx context.Context, tenantID, groupID string) (store.Deployment, error) {
+	return s.read.CurrentDeployment(ctx, tenantID, groupID)
+}
+
+// CreateSigningKey implements store.Tx.
+func (s *DB) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
+	return s.write(ctx, func(w *tx) error { return w.CreateSigningKey(ctx, k) })
+}
+
+// ListSigningKeys implements store.Tx.
+func (s *DB) ListSigningKeys(ctx context.Context, tenantID, purpose string) ([]store.SigningKey, error) {
+	return s.read.ListSigningKeys(ctx, tenantID, purpose)
+}
+
+// UpdateSigningKey implements store.Tx.
+func (s *DB) UpdateSigningKey(ctx context.Context, k store.SigningKey) error {
+	return s.write(ctx, func(w *tx) error { return w.UpdateSigningKey(ctx, k) })
+}

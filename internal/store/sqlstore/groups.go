@@ -100,7 +100,8 @@ func (t *tx) UpdateDeviceGroup(ctx context.Context, g store.DeviceGroup) error {
 	return nil
 }
 
-// DeleteDeviceGroup implements store.Tx.
+// DeleteDeviceGroup implements store.Tx. A group that holds a device, or has a deployment, is
+// not deleted.
 func (t *tx) DeleteDeviceGroup(ctx context.Context, tenantID, id string) error {
 	if err := t.checkGroup(ctx, tenantID, id); err != nil {
 		return err
@@ -111,6 +112,13 @@ func (t *tx) DeleteDeviceGroup(ctx context.Context, tenantID, id string) error {
 	}
 	if busy {
 		return fmt.Errorf("device group %q holds devices: %w", id, store.ErrNotEmpty)
+	}
+	deployed, err := t.exists(ctx, `SELECT 1 FROM deployments WHERE tenant_id = ? AND device_group_id = ? LIMIT 1`, tenantID, id)
+	if err != nil {
+		return fmt.Errorf("delete device group %q: %w", id, err)
+	}
+	if deployed {
+		return fmt.Errorf("device group %q has deployments, which are kept as history: %w", id, store.ErrNotEmpty)
 	}
 	if _, err := t.exec(ctx, `DELETE FROM device_groups WHERE tenant_id = ? AND id = ?`, tenantID, id); err != nil {
 		return t.dbErr(err, fmt.Sprintf("delete device group %q", id), store.ErrNotEmpty)

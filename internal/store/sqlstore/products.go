@@ -81,7 +81,8 @@ func (t *tx) UpdateProduct(ctx context.Context, p store.Product) error {
 	return nil
 }
 
-// DeleteProduct implements store.Tx.
+// DeleteProduct implements store.Tx. A product none of whose groups holds a device or has a
+// deployment is deleted with its groups.
 func (t *tx) DeleteProduct(ctx context.Context, tenantID, id string) error {
 	if err := t.checkProduct(ctx, tenantID, id); err != nil {
 		return err
@@ -93,6 +94,14 @@ func (t *tx) DeleteProduct(ctx context.Context, tenantID, id string) error {
 	}
 	if busy {
 		return fmt.Errorf("product %q has device groups that hold devices: %w", id, store.ErrNotEmpty)
+	}
+	deployed, err := t.exists(ctx, `SELECT 1 FROM deployments d JOIN device_groups g ON g.id = d.device_group_id
+		WHERE g.tenant_id = ? AND g.product_id = ? LIMIT 1`, tenantID, id)
+	if err != nil {
+		return fmt.Errorf("delete product %q: %w", id, err)
+	}
+	if deployed {
+		return fmt.Errorf("product %q has device groups with deployments, which are kept as history: %w", id, store.ErrNotEmpty)
 	}
 	what := fmt.Sprintf("delete product %q", id)
 	if _, err := t.exec(ctx, `DELETE FROM device_groups WHERE tenant_id = ? AND product_id = ?`, tenantID, id); err != nil {

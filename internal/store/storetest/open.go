@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite that every store backend passes (Run,
-// RunMigrations, RunUpgrade, RunFrozenMigrations, and the benchmarks that set the ceiling for
-// the API's), and the helpers that open the built-in backends for tests: SQLite in a temporary
+// RunMigrations, RunUpgrade, RunUpgradeFrom2, RunFrozenMigrations, and the benchmarks that set
+// the ceiling for the API's), and the helpers that open the built-in backends for tests: SQLite in a temporary
 // directory, and PostgreSQL in a fresh schema of the database that RAMPART_TEST_POSTGRES names.
 //
 // It trusts the database it is pointed at to be disposable: it creates and drops schemas.

@@ -67,6 +67,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateCACertificate", testUpdateCACertificate},
 		{"DeviceGroupCertLifetime", testDeviceGroupCertLifetime},
 		{"UpdateRollsBackAttestation", testUpdateRollsBackAttestation},
+		{"Images", testImages},
+		{"ComponentOwnership", testComponentOwnership},
+		{"ListImages", testListImages},
+		{"ConcurrentComponentClaims", testConcurrentComponentClaims},
+		{"Deployments", testDeployments},
+		{"ListDeployments", testListDeployments},
+		{"DeleteDeployedGroup", testDeleteDeployedGroup},
+		{"SigningKeys", testSigningKeys},
+		{"UpdateRollsBackUpdates", testUpdateRollsBackUpdates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -135,6 +135,10 @@ func testUpdateContinuesAfterError(t *testing.T, s store.Store) {
 	must(t, s.CreateNonce(ctx, nonce))
 	must(t, s.CreateOSRelease(ctx, newRelease(w.a.ID, "rel-1", "1.0")))
 	must(t, s.CreateCACertificate(ctx, store.CACertificate{ID: "ca-1", TenantID: w.a.ID}))
+	w.image(w.a.ID, 1, 1)
+	must(t, s.CreateDeployment(ctx, newDeployment(w.a.ID, "group-1", 1, imageIDOf(1))))
+	key := newSigningKey(w.a.ID, store.KeyImageSigning, 1, 0)
+	must(t, s.CreateSigningKey(ctx, key))
 	must(t, s.Update(ctx, func(tx store.Tx) error {
 		var errs []error
 		check := func(err, want error) {
@@ -180,6 +184,28 @@ func testUpdateContinuesAfterError(t *testing.T, s store.Store) {
 		check(tx.CreateCACertificate(ctx, store.CACertificate{ID: "ca-1"}), store.ErrConflict)
 		check(tx.CreateCACertificate(ctx, store.CACertificate{ID: "ca-2", TenantID: "tenant-x"}), store.ErrNotFound)
 		check(tx.UpdateCACertificate(ctx, store.CACertificate{ID: "ca-1", TenantID: w.b.ID}), store.ErrNotFound)
+		check(tx.CreateImage(ctx, newImage(w.b.ID, 1, 2)), store.ErrComponentOwned)
+		check(tx.CreateImage(ctx, newImage(w.b.ID, 1, 1)), store.ErrComponentOwned)
+		check(tx.CreateImage(ctx, newImage(w.a.ID, 2, 1)), store.ErrConflict)
+		check(tx.CreateImage(ctx, newImage(w.b.ID, 3, 1)), store.ErrConflict)
+		check(tx.CreateImage(ctx, newImage("tenant-x", 4, 4)), store.ErrNotFound)
+		_, err = tx.GetImage(ctx, w.b.ID, imageIDOf(1))
+		check(err, store.ErrNotFound)
+		check(tx.CreateDeployment(ctx, newDeployment(w.a.ID, "group-1", 1, imageIDOf(1))), store.ErrConflict)
+		check(tx.CreateDeployment(ctx, newDeployment(w.a.ID, "group-1", 0, imageIDOf(1))), store.ErrConflict)
+		check(tx.CreateDeployment(ctx, newDeployment(w.a.ID, "group-1", 2, imageIDOf(99))), store.ErrNotFound)
+		check(tx.CreateDeployment(ctx, newDeployment(w.b.ID, "group-1", 3)), store.ErrNotFound)
+		_, err = tx.GetDeployment(ctx, w.b.ID, uuid7(1))
+		check(err, store.ErrNotFound)
+		_, err = tx.CurrentDeployment(ctx, w.b.ID, "group-1")
+		check(err, store.ErrNotFound)
+		check(tx.CreateSigningKey(ctx, key), store.ErrConflict)
+		check(tx.CreateSigningKey(ctx, newSigningKey("tenant-x", store.KeyImageSigning, 2, 0)), store.ErrNotFound)
+		check(tx.UpdateSigningKey(ctx, store.SigningKey{ID: key.ID, TenantID: w.b.ID}), store.ErrNotFound)
+		// Component 2 was not claimed by the failed upload; b claims it now.
+		if err := tx.CreateImage(ctx, newImage(w.b.ID, 2, 2)); err != nil {
+			errs = append(errs, err)
+		}
 		// The nonce survived the wrong device's attempt.
 		if _, err := tx.ConsumeNonce(ctx, deviceIDOf(2), nonce.Hash); err != nil {
 			errs = append(errs, err)
@@ -191,6 +217,8 @@ func testUpdateContinuesAfterError(t *testing.T, s store.Store) {
 	}))
 	_, err := s.GetProduct(ctx, w.a.ID, "prod-3")
 	must(t, err)
+	eq(t, w.images(w.b.ID, store.ImageFilter{}), []string{imageIDOf(2)})
+	eq(t, w.current(w.a.ID, "group-1"), uuid7(1))
 }
 
 // testUpdateEveryMethod calls every method of Tx in one transaction.
@@ -281,6 +309,30 @@ func testUpdateEveryMethod(t *testing.T, s store.Store) {
 				return tx.UpdateCACertificate(ctx, store.CACertificate{ID: "ca-1", RevokedAt: at(4)})
 			},
 			func() error { _, err := tx.ListCACertificates(ctx, ""); return err },
+			func() error { return tx.CreateProduct(ctx, newProduct("tenant-a", "prod-2", "Doorbell")) },
+			func() error { return tx.CreateDeviceGroup(ctx, newGroup("tenant-a", "prod-2", "group-2", "Field")) },
+			func() error { return tx.CreateImage(ctx, newImage("tenant-a", 1, 1)) },
+			func() error { _, err := tx.GetImage(ctx, "tenant-a", imageIDOf(1)); return err },
+			func() error {
+				_, err := tx.ListImages(ctx, "tenant-a", store.ImageFilter{}, store.ListOptions{})
+				return err
+			},
+			func() error {
+				return tx.CreateDeployment(ctx, newDeployment("tenant-a", "group-2", 1, imageIDOf(1)))
+			},
+			func() error { _, err := tx.GetDeployment(ctx, "tenant-a", uuid7(1)); return err },
+			func() error {
+				_, err := tx.ListDeployments(ctx, "tenant-a", store.DeploymentFilter{}, store.ListOptions{})
+				return err
+			},
+			func() error { _, err := tx.CurrentDeployment(ctx, "tenant-a", "group-2"); return err },
+			func() error {
+				return tx.CreateSigningKey(ctx, newSigningKey("tenant-a", store.KeyImageSigning, 1, 0))
+			},
+			func() error { _, err := tx.ListSigningKeys(ctx, "tenant-a", store.KeyImageSigning); return err },
+			func() error {
+				return tx.UpdateSigningKey(ctx, store.SigningKey{ID: hexOf("key 1"), TenantID: "tenant-a", RevokedAt: at(6)})
+			},
 			func() error { return tx.SetDeviceGroup(ctx, "tenant-a", deviceIDOf(1), "", at(3)) },
 			func() error { return tx.DeleteDeviceGroup(ctx, "tenant-a", "group-1") },
 			func() error { return tx.DeleteProduct(ctx, "tenant-a", "prod-1") },
@@ -319,4 +371,15 @@ func testUpdateEveryMethod(t *testing.T, s store.Store) {
 	}
 	_, err = s.GetProduct(ctx, "tenant-a", "prod-1")
 	isErr(t, err, store.ErrNotFound)
+	img, err := s.GetImage(ctx, "tenant-a", imageIDOf(1))
+	must(t, err)
+	eq(t, img, norm(newImage("tenant-a", 1, 1)))
+	cur, err := s.CurrentDeployment(ctx, "tenant-a", "group-2")
+	must(t, err)
+	eq(t, cur, norm(newDeployment("tenant-a", "group-2", 1, imageIDOf(1))))
+	ks, err := s.ListSigningKeys(ctx, "tenant-a", store.KeyImageSigning)
+	must(t, err)
+	if len(ks) != 1 || !ks[0].RevokedAt.Equal(stored(at(6))) || ks[0].KeyCiphertext != nil {
+		t.Errorf("signing keys after the transaction: %+v", ks)
+	}
 }

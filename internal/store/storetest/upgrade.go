@@ -50,7 +50,7 @@ func RunFrozenMigrations(t *testing.T, fsys fs.FS, sums map[string]string) {
 // the later migrations, and checks every record and the new fields.
 func RunUpgrade(t *testing.T, backend, driver, dsn string, d sqlstore.Dialect) {
 	ctx := t.Context()
-	first, err := firstMigration(d.Migrations)
+	first, err := migrationsUpTo(d.Migrations, 1)
 	must(t, err)
 	d.Migrations = first
 	db, err := sql.Open(driver, dsn)
@@ -216,17 +216,21 @@ func RunUpgrade(t *testing.T, backend, driver, dsn string, d sqlstore.Dialect) {
 	}
 }
 
-// firstMigration returns a file system with only the first migration of fsys.
-func firstMigration(fsys fs.FS) (fs.FS, error) {
-	matches, err := fs.Glob(fsys, "0001_*.sql")
-	if err != nil || len(matches) != 1 {
-		return nil, fmt.Errorf("want one migration 0001, found %v: %v", matches, err)
+// migrationsUpTo returns a file system with the first n migrations of fsys.
+func migrationsUpTo(fsys fs.FS, n int) (fs.FS, error) {
+	out := fstest.MapFS{}
+	for v := 1; v <= n; v++ {
+		matches, err := fs.Glob(fsys, fmt.Sprintf("%04d_*.sql", v))
+		if err != nil || len(matches) != 1 {
+			return nil, fmt.Errorf("want one migration %04d, found %v: %v", v, matches, err)
+		}
+		b, err := fs.ReadFile(fsys, matches[0])
+		if err != nil {
+			return nil, err
+		}
+		out[matches[0]] = &fstest.MapFile{Data: b}
 	}
-	b, err := fs.ReadFile(fsys, matches[0])
-	if err != nil {
-		return nil, err
-	}
-	return fstest.MapFS{matches[0]: &fstest.MapFile{Data: b}}, nil
+	return out, nil
 }
 
 // schemaVersion returns the schema version the migration runner recorded in db.

@@ -1,0 +1,74 @@
+-- Renewable security: which tenant owns each component, the images uploaded, the device groups'
+-- deployments and the tenants' signing keys.
+-- Times are microseconds since the Unix epoch, UTC; NULL is the zero time.
+
+-- A component ID belongs to the tenant that uploaded its first image, for good.
+CREATE TABLE components (
+	id         TEXT PRIMARY KEY,
+	tenant_id  TEXT NOT NULL REFERENCES tenants (id),
+	created_at INTEGER,
+	UNIQUE (tenant_id, id)
+) STRICT;
+
+-- An image's component must be its tenant's. Digests are lowercase hex SHA-256; metadata is
+-- the package metadata as signed.
+CREATE TABLE images (
+	id             TEXT PRIMARY KEY,
+	tenant_id      TEXT NOT NULL,
+	component_id   TEXT NOT NULL,
+	kind           TEXT NOT NULL,
+	name           TEXT NOT NULL,
+	version        TEXT NOT NULL,
+	payload_sha256 TEXT NOT NULL,
+	payload_size   INTEGER NOT NULL,
+	package_sha256 TEXT NOT NULL,
+	package_size   INTEGER NOT NULL,
+	metadata       BLOB,
+	development    INTEGER NOT NULL,
+	uploaded_by    TEXT NOT NULL,
+	created_at     INTEGER,
+	UNIQUE (tenant_id, id),
+	FOREIGN KEY (tenant_id, component_id) REFERENCES components (tenant_id, id)
+) STRICT;
+CREATE INDEX images_component ON images (tenant_id, component_id, id);
+CREATE INDEX images_kind ON images (tenant_id, kind, id);
+-- Which images a stored package file belongs to, for collecting unused blobs.
+CREATE INDEX images_package ON images (package_sha256);
+
+-- A deployment's group must be of its tenant. Deployments are history: none is deleted, and a
+-- group that has one cannot be.
+CREATE TABLE deployments (
+	id              TEXT PRIMARY KEY, -- UUIDv7, so the newest sorts last
+	tenant_id       TEXT NOT NULL,
+	device_group_id TEXT NOT NULL,
+	created_by      TEXT NOT NULL,
+	created_at      INTEGER,
+	UNIQUE (tenant_id, id),
+	FOREIGN KEY (tenant_id, device_group_id) REFERENCES device_groups (tenant_id, id)
+) STRICT;
+CREATE INDEX deployments_group ON deployments (device_group_id, id);
+
+-- A deployment's images, in order from position 0; each of the deployment's tenant.
+CREATE TABLE deployment_images (
+	deployment_id TEXT NOT NULL,
+	position      INTEGER NOT NULL,
+	tenant_id     TEXT NOT NULL,
+	image_id      TEXT NOT NULL,
+	PRIMARY KEY (deployment_id, position),
+	FOREIGN KEY (tenant_id, deployment_id) REFERENCES deployments (tenant_id, id),
+	FOREIGN KEY (tenant_id, image_id) REFERENCES images (tenant_id, id)
+) STRICT;
+CREATE INDEX deployment_images_image ON deployment_images (image_id);
+
+-- key_ciphertext is the private key sealed with the service's key-encryption key, NULL when
+-- the key is held offline.
+CREATE TABLE signing_keys (
+	id             TEXT PRIMARY KEY, -- lowercase hex SHA-256 of the public key's DER SPKI
+	tenant_id      TEXT NOT NULL REFERENCES tenants (id),
+	purpose        TEXT NOT NULL,
+	public_der     BLOB,
+	key_ciphertext BLOB,
+	created_at     INTEGER,
+	revoked_at     INTEGER
+) STRICT;
+CREATE INDEX signing_keys_tenant ON signing_keys (tenant_id, purpose, created_at);
