@@ -180,70 +180,98 @@ func HasCode(err error, code string) bool {
 // ".." segments are refused. in, if not nil, is sent as JSON; out, if not nil, receives the JSON
 // body of a 2xx response. do returns the response status.
 func (c *Client) do(ctx context.Context, method string, path []string, query url.Values, in, out any) (int, error) {
-	var p strings.Builder
-	p.WriteString("/v1")
-	for _, s := range path {
-		if s == "" || s == "." || s == ".." {
-			return 0, fmt.Errorf("invalid ID %q after %s in the request path", s, p.String())
-		}
-		p.WriteString("/")
-		p.WriteString(url.PathEscape(s))
-	}
-	u := c.base + p.String()
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
 	var body io.Reader
+	ctype := ""
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return 0, fmt.Errorf("encoding request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		body, ctype = bytes.NewReader(b), "application/json"
+	}
+	resp, where, err := c.send(ctx, method, path, query, body, ctype, -1)
+	if err != nil {
+		return statusOf(resp), err
+	}
+	defer resp.Body.Close()
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseBytes))
+		return resp.StatusCode, nil
+	}
+	return resp.StatusCode, decodeBody(resp, where, out)
+}
+
+// decodeBody reads a bounded JSON response into out.
+func decodeBody(resp *http.Response, where string, out any) error {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return fmt.Errorf("reading response to %s: %w", where, err)
+	}
+	if len(b) > MaxResponseBytes {
+		return fmt.Errorf("response to %s exceeds %d bytes", where, MaxResponseBytes)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decoding response to %s: %w", where, err)
+	}
+	return nil
+}
+
+func statusOf(resp *http.Response) int {
+	if resp == nil {
+		return 0
+	}
+	return resp.StatusCode
+}
+
+// send makes a request and returns a successful response, whose body the caller closes. A
+// non-2xx answer is an *APIError (the response, already closed, is returned for its status).
+// size is the body's length, or -1 if unknown.
+func (c *Client) send(ctx context.Context, method string, path []string, query url.Values, body io.Reader, contentType string, size int64) (*http.Response, string, error) {
+	var p strings.Builder
+	p.WriteString("/v1")
+	for _, s := range path {
+		if s == "" || s == "." || s == ".." {
+			return nil, "", fmt.Errorf("invalid ID %q after %s in the request path", s, p.String())
+		}
+		p.WriteString("/")
+		p.WriteString(url.PathEscape(s))
+	}
+	where := method + " " + p.String()
+	u := c.base + p.String()
+	if len(query) > 0 {
+		u += "?" + query.Encode()
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return 0, fmt.Errorf("building request: %w", err)
+		return nil, where, fmt.Errorf("building request: %w", err)
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if size >= 0 {
+		req.ContentLength = size
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, fmt.Errorf("request to %s %s: %w", method, p.String(), ctx.Err())
+			return nil, where, fmt.Errorf("request to %s: %w", where, ctx.Err())
 		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return 0, fmt.Errorf("cannot reach the Rampart server at %s: %w", c.base, err)
+		return nil, where, fmt.Errorf("cannot reach the Rampart server at %s: %w", c.base, err)
 	}
-	defer resp.Body.Close()
-
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, readError(resp)
+		defer resp.Body.Close()
+		return resp, where, readError(resp)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
-	if err != nil {
-		return resp.StatusCode, fmt.Errorf("reading response to %s %s: %w", method, p.String(), err)
-	}
-	if len(b) > MaxResponseBytes {
-		return resp.StatusCode, fmt.Errorf("response to %s %s exceeds %d bytes", method, p.String(), MaxResponseBytes)
-	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return resp.StatusCode, nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return resp.StatusCode, fmt.Errorf("decoding response to %s %s: %w", method, p.String(), err)
-	}
-	return resp.StatusCode, nil
+	return resp, where, nil
 }
 
 func readError(resp *http.Response) error {

@@ -49,6 +49,11 @@ const (
 	CARead  Action = "ca-certificate.read"
 	CAProof Action = "ca-certificate.proof"
 
+	ImageRead        Action = "image.read"
+	ImageAdd         Action = "image.add"
+	DeploymentRead   Action = "deployment.read"
+	DeploymentCreate Action = "deployment.create"
+
 	AuditRead Action = "audit.read"
 )
 
@@ -60,10 +65,11 @@ const (
 	SelfTokenRevoke  Action = "token.revoke-own"   // any caller, its own tokens
 )
 
-var reads = []Action{TenantRead, RoleRead, ProductRead, DeviceGroupRead, DeviceRead, AuditRead, OSReleaseRead, CARead}
+var reads = []Action{TenantRead, RoleRead, ProductRead, DeviceGroupRead, DeviceRead, AuditRead, OSReleaseRead, CARead,
+	ImageRead, DeploymentRead}
 
 var contributorWrites = []Action{ProductCreate, ProductUpdate, DeviceGroupCreate, DeviceGroupUpdate, DeviceClaim, DeviceMove,
-	DeviceDisable, OSReleaseCreate, CAProof}
+	DeviceDisable, OSReleaseCreate, CAProof, ImageAdd, DeploymentCreate}
 
 var adminOnly = []Action{RoleAdd, RoleDelete, TokenCreate, TokenRevoke, ProductDelete, DeviceGroupDelete, OSReleaseDelete}
 

@@ -20,8 +20,6 @@
 package ca
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -32,6 +30,7 @@ import (
 	"time"
 
 	"github.com/rampart-iot/rampart/internal/ids"
+	"github.com/rampart-iot/rampart/internal/keyseal"
 	"github.com/rampart-iot/rampart/internal/store"
 )
 
@@ -115,11 +114,11 @@ type Config struct {
 // Authority is the service's certificate authorities. It is safe for concurrent use, and
 // several Authorities (replicas) may share one store.
 type Authority struct {
-	store store.Store
-	aead  cipher.AEAD
-	now   func() time.Time
-	rand  io.Reader
-	ids   *ids.Generator
+	store  store.Store
+	sealer *keyseal.Sealer
+	now    func() time.Time
+	rand   io.Reader
+	ids    *ids.Generator
 
 	caches sync.Map // tenant ID ("" for the roots) -> *tenantCache
 }
@@ -130,27 +129,20 @@ func New(cfg Config) (*Authority, error) {
 	if cfg.Store == nil {
 		errs = append(errs, errors.New("ca: Store is required"))
 	}
-	var aead cipher.AEAD
-	if len(cfg.KEK) != 32 {
-		errs = append(errs, fmt.Errorf("ca: KEK must be 32 bytes, got %d", len(cfg.KEK)))
-	} else {
-		block, err := aes.NewCipher(cfg.KEK)
-		if err == nil {
-			aead, err = cipher.NewGCM(block)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("ca: KEK: %w", err))
-		}
+	rnd := cfg.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	sealer, err := keyseal.New(cfg.KEK, rnd)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("ca: KEK: %w", err))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	a := &Authority{store: cfg.Store, aead: aead, now: cfg.Now, rand: cfg.Rand}
+	a := &Authority{store: cfg.Store, sealer: sealer, now: cfg.Now, rand: rnd}
 	if a.now == nil {
 		a.now = time.Now
-	}
-	if a.rand == nil {
-		a.rand = rand.Reader
 	}
 	a.ids = &ids.Generator{Now: a.now, Rand: a.rand}
 	return a, nil

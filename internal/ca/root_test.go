@@ -14,7 +14,7 @@ import (
 
 func TestNewReportsEveryProblem(t *testing.T) {
 	_, err := New(Config{KEK: make([]byte, 16)})
-	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("Store is required")) || !bytes.Contains([]byte(err.Error()), []byte("32 bytes, got 16")) {
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("Store is required")) || !bytes.Contains([]byte(err.Error()), []byte("16 bytes; it must be 32")) {
 		t.Fatalf("New: %v", err)
 	}
 }

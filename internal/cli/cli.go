@@ -163,6 +163,8 @@ RAMPART_CACERT, RAMPART_TENANT), then the config file that 'rampart login' write
 		newDeviceCmd(a),
 		newAuditCmd(a),
 		newOSReleaseCmd(a),
+		newImageCmd(a),
+		newDeploymentCmd(a),
 		newCACertificateCmd(a),
 		newImagePackageCmd(a),
 		newCompletionCmd(a),

@@ -157,3 +157,28 @@ func (e *env) doRaw(token, method, path string, body []byte, contentType string)
 	}
 	return response{status: resp.StatusCode, body: b}
 }
+
+func mustJSON(t *testing.T, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("decoding %s: %v", b, err)
+	}
+}
+
+// doRange sends a GET with a Range header.
+func (e *env) doRange(token, path, rng string) response {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), "GET", e.srv.URL+path, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Range", rng)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, body: b}
+}

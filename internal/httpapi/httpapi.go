@@ -10,9 +10,11 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -25,6 +27,7 @@ import (
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/attestsvc"
 	"github.com/rampart-iot/rampart/internal/authz"
+	"github.com/rampart-iot/rampart/internal/blob"
 	"github.com/rampart-iot/rampart/internal/manage"
 	"github.com/rampart-iot/rampart/internal/problem"
 )
@@ -38,6 +41,7 @@ const (
 // Config configures the API handler.
 type Config struct {
 	Manager  *manage.Manager
+	Packages PackageStore          // serves image packages for download
 	Attest   *attestsvc.Service    // the device-facing endpoints
 	Logger   *slog.Logger          // default discards
 	Registry prometheus.Registerer // where request metrics go; nil for none
@@ -46,18 +50,19 @@ type Config struct {
 
 // Handler serves /v1.
 type Handler struct {
-	m       *manage.Manager
-	att     *attestsvc.Service
-	log     *slog.Logger
-	now     func() time.Time
-	metrics *metrics
-	router  chi.Router
-	openapi []byte
+	m        *manage.Manager
+	packages PackageStore
+	att      *attestsvc.Service
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *metrics
+	router   chi.Router
+	openapi  []byte
 }
 
 // New returns the /v1 API handler.
 func New(cfg Config) (*Handler, error) {
-	h := &Handler{m: cfg.Manager, att: cfg.Attest, log: cfg.Logger, now: cfg.Now}
+	h := &Handler{m: cfg.Manager, packages: cfg.Packages, att: cfg.Attest, log: cfg.Logger, now: cfg.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -89,6 +94,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	h.router.ServeHTTP(w, r)
+}
+
+// PackageStore opens stored image packages by their SHA-256 (lowercase hex): a blob.Store.
+type PackageStore interface {
+	Open(ctx context.Context, digest string) (io.ReadSeekCloser, blob.Info, error)
 }
 
 // call is one request being served.
@@ -155,6 +165,12 @@ func (h *Handler) serve(rt route) http.HandlerFunc {
 		status := rt.status
 		if c.status != 0 {
 			status = c.status
+		}
+		if ct, ok := body.(content); ok {
+			defer ct.r.Close()
+			sw.Header().Set("Content-Type", "application/octet-stream")
+			http.ServeContent(sw, r, ct.name, ct.modTime, ct.r)
+			return
 		}
 		if raw, ok := body.(rawResponse); ok {
 			sw.Header().Set("Content-Type", raw.contentType)

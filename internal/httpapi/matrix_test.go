@@ -16,6 +16,7 @@ import (
 type request struct {
 	path string
 	body any
+	raw  []byte // sent as application/octet-stream instead of body
 	// action overrides the endpoint's documented action for the expectation (e.g. revoking
 	// another user's token needs token.revoke).
 	action authz.Action
@@ -125,10 +126,41 @@ var builders = map[string]func(b *buildCtx) request{
 	},
 	"listCACertificates": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/ca-certificates"} },
 	"caCertificateChain": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/ca-certificates/chain"} },
+	"addImage": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/images", raw: appPackage(b.t, newComponent(b.t), "m", "1.0.0", 3)}
+	},
+	"listImages": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/images"} },
+	"getImage":   func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/images/" + b.image().ID} },
+	"downloadImage": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/images/" + b.image().ID + "/package"}
+	},
+	"createDeployment": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/device-groups/" + b.f.group + "/deployments",
+			body: v1.DeploymentCreate{ImageIDs: []string{b.image().ID}}}
+	},
+	"listDeployments": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/deployments"} },
+	"getDeployment": func(b *buildCtx) request {
+		var d v1.Deployment
+		b.e.must(b.f.admin, "POST", "/v1/tenants/"+b.f.id+"/device-groups/"+b.f.group+"/deployments",
+			v1.DeploymentCreate{ImageIDs: []string{b.image().ID}}, 201, &d)
+		return request{path: "/v1/tenants/" + b.f.id + "/deployments/" + d.ID}
+	},
 	"caProofOfPossession": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/ca-certificates/active/proof", body: v1.ProofOfPossessionRequest{VerificationCode: "ABC123"}}
 	},
 	"listServiceAudit": func(b *buildCtx) request { return request{path: "/v1/audit", self: true} },
+}
+
+// image uploads an image to the fixture's tenant as its administrator.
+func (b *buildCtx) image() v1.Image {
+	t := b.t
+	r := b.e.doRaw(b.f.admin, "POST", "/v1/tenants/"+b.f.id+"/images", appPackage(t, newComponent(t), "m", "1.0.0", 2), "application/octet-stream")
+	if r.status != 201 {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	var img v1.Image
+	mustJSON(t, r.body, &img)
+	return img
 }
 
 type rawJSON []byte
@@ -182,7 +214,12 @@ func TestRoleTenantMatrix(t *testing.T) {
 					if req.action != "" {
 						action = req.action
 					}
-					r := e.do(token, ep.Method, req.path, req.body)
+					var r response
+					if req.raw != nil {
+						r = e.doRaw(token, ep.Method, req.path, req.raw, "application/octet-stream")
+					} else {
+						r = e.do(token, ep.Method, req.path, req.body)
+					}
 					var want int
 					switch {
 					case target == "other":

@@ -46,6 +46,13 @@ func OpenAPI() ([]byte, error) {
 		if len(params) > 0 {
 			op["parameters"] = params
 		}
+		if rt.rawBody {
+			op["requestBody"] = map[string]any{
+				"required":    true,
+				"description": fmt.Sprintf("At most %d bytes.", rt.limit),
+				"content":     map[string]any{"application/octet-stream": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}},
+			}
+		}
 		if rt.in != nil {
 			limit := rt.limit
 			if limit == 0 {
@@ -61,6 +68,9 @@ func OpenAPI() ([]byte, error) {
 		ok := map[string]any{"description": "Success"}
 		if rt.out != nil {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": g.ref(reflect.TypeOf(rt.out))}}
+		}
+		if rt.produces != "" {
+			ok["content"] = map[string]any{rt.produces: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}
 		}
 		if rt.op == "getOpenAPI" {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}

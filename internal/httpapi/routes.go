@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
@@ -22,10 +23,12 @@ type route struct {
 	in, out      any // zero values of the body and response types; nil for none
 	status       int
 	query        []queryParam
-	list         bool  // takes page_token and max_page_size
-	limit        int64 // body limit; 0 means DefaultBodyLimit
-	public       bool  // no token; the request authenticates itself (or needs nothing)
-	device       bool  // a device on mutual TLS, with a certificate from its tenant's CA
+	list         bool   // takes page_token and max_page_size
+	limit        int64  // body limit; 0 means DefaultBodyLimit
+	public       bool   // no token; the request authenticates itself (or needs nothing)
+	device       bool   // a device on mutual TLS, with a certificate from its tenant's CA
+	rawBody      bool   // the body is not JSON (application/octet-stream); the handler reads it, bounded by limit
+	produces     string // the response's media type when it is not JSON
 	handle       func(c *call) (any, error)
 }
 
@@ -35,7 +38,7 @@ const (
 
 // routes is the whole API.
 func routes() []route {
-	return append(managementRoutes(), attestationRoutes()...)
+	return slices.Concat(managementRoutes(), attestationRoutes(), imageRoutes())
 }
 
 // managementRoutes are the endpoints of people and their automation.

@@ -30,7 +30,8 @@ func attestationRoutes() []route {
 		{method: "GET", path: "/v1/device/self", op: "deviceSelf", summary: "Who the calling device is (mutual TLS with its certificate).",
 			device: true, out: v1.DeviceSelf{}, status: 200, handle: deviceSelf},
 		{method: "GET", path: tenantPath + "/trust-bundle", op: "trustBundle",
-			summary: "The tenant's CA bundle as PEM, for relying parties (public).", public: true, status: 200, handle: trustBundle},
+			summary: "The tenant's CA bundle as PEM, for relying parties (public).", public: true, status: 200,
+			produces: "application/x-pem-file", handle: trustBundle},
 
 		{method: "POST", path: devicePath + "/disable", op: "disableDevice", summary: "Disable a device: it is refused at its next attestation and on mutual TLS.",
 			action: authz.DeviceDisable, out: v1.Device{}, status: 200, handle: func(c *call) (any, error) { return setDisabled(c, true) }},

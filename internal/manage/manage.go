@@ -35,28 +35,35 @@ type Policy struct {
 
 // Config configures a Manager. Store and CA are required; the rest have defaults.
 type Config struct {
-	Store  store.Store
-	CA     *ca.Authority
-	Policy Policy
-	Now    func() time.Time // default time.Now
-	Rand   io.Reader        // default crypto/rand
-	Logger *slog.Logger     // default discards
+	Store store.Store
+	CA    *ca.Authority
+	// Blobs, ImageSigner and SpoolDir serve image uploads; without them uploads are refused.
+	Blobs       Blobs
+	ImageSigner ImageSigner
+	SpoolDir    string // where uploads are spooled while they are checked (default os.TempDir())
+	Policy      Policy
+	Now         func() time.Time // default time.Now
+	Rand        io.Reader        // default crypto/rand
+	Logger      *slog.Logger     // default discards
 }
 
 // Manager is the management plane. It is safe for concurrent use.
 type Manager struct {
-	store  store.Store
-	ca     *ca.Authority
-	policy Policy
-	now    func() time.Time
-	rand   io.Reader
-	ids    *ids.Generator
-	log    *slog.Logger
+	store    store.Store
+	ca       *ca.Authority
+	blobs    Blobs
+	signer   ImageSigner
+	spoolDir string
+	policy   Policy
+	now      func() time.Time
+	rand     io.Reader
+	ids      *ids.Generator
+	log      *slog.Logger
 }
 
 // New returns a Manager.
 func New(cfg Config) *Manager {
-	m := &Manager{store: cfg.Store, ca: cfg.CA, policy: cfg.Policy, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
+	m := &Manager{store: cfg.Store, ca: cfg.CA, blobs: cfg.Blobs, signer: cfg.ImageSigner, spoolDir: cfg.SpoolDir, policy: cfg.Policy, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
 	if m.now == nil {
 		m.now = time.Now
 	}

@@ -31,9 +31,12 @@ import (
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/atomicfile"
 	"github.com/rampart-iot/rampart/internal/attestsvc"
+	"github.com/rampart-iot/rampart/internal/blob"
 	"github.com/rampart-iot/rampart/internal/ca"
 	"github.com/rampart-iot/rampart/internal/devpki"
 	"github.com/rampart-iot/rampart/internal/httpapi"
+	"github.com/rampart-iot/rampart/internal/imagesign"
+	"github.com/rampart-iot/rampart/internal/keyseal"
 	"github.com/rampart-iot/rampart/internal/manage"
 	"github.com/rampart-iot/rampart/internal/serverconfig"
 	"github.com/rampart-iot/rampart/internal/store"
@@ -120,6 +123,19 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	sealer, err := keyseal.New(kek, rnd)
+	if err != nil {
+		return err
+	}
+	blobs, err := blob.Open(ctx, "dir", filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		return fmt.Errorf("blob store: %w", err)
+	}
+	defer blobs.Close()
+	spool := filepath.Join(cfg.DataDir, "spool")
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return err
+	}
 	nonceKey, err := hkdf.Key(sha256.New, kek, nil, "rampart attestation nonce v1", 32)
 	if err != nil {
 		return err
@@ -139,6 +155,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	m := manage.New(manage.Config{Store: st, CA: authority, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware},
+		Blobs: blobs, ImageSigner: imagesign.New(st, sealer, now, rnd), SpoolDir: spool,
 		Now: now, Rand: rnd, Logger: log})
 
 	info := Info{DataDir: cfg.DataDir}
@@ -193,7 +210,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	api, err := httpapi.New(httpapi.Config{Manager: m, Attest: att, Logger: log, Registry: reg, Now: now})
+	api, err := httpapi.New(httpapi.Config{Manager: m, Attest: att, Packages: blobs, Logger: log, Registry: reg, Now: now})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,137 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/imagepkg"
+	"github.com/rampart-iot/rampart/internal/authz"
+	"github.com/rampart-iot/rampart/internal/manage"
+	"github.com/rampart-iot/rampart/internal/problem"
+	"github.com/rampart-iot/rampart/internal/store"
+)
+
+// ImageBodyLimit bounds an image upload.
+const ImageBodyLimit = manage.MaxImageSize + imagepkg.MaxEnvelopeSize + 64
+
+// content is a response served with http.ServeContent (Range requests, conditional GETs).
+type content struct {
+	name    string
+	modTime time.Time
+	r       io.ReadSeekCloser
+}
+
+// imageRoutes are the images and deployments of renewable security.
+func imageRoutes() []route {
+	return []route{
+		{method: "POST", path: tenantPath + "/images", op: "addImage",
+			summary: "Upload an image package (application/octet-stream). The service validates it, countersigns it with the tenant's key and stores it.",
+			action:  authz.ImageAdd, rawBody: true, out: v1.Image{}, status: 201, limit: ImageBodyLimit, handle: addImage},
+		{method: "GET", path: tenantPath + "/images", op: "listImages", summary: "The tenant's images.",
+			action: authz.ImageRead, out: v1.List[v1.Image]{}, status: 200, list: true,
+			query: []queryParam{{"component_id", "string", "only images of this component"}, {"kind", "string", "application, os or board-config"}}, handle: listImages},
+		{method: "GET", path: tenantPath + "/images/{image}", op: "getImage", summary: "An image.",
+			action: authz.ImageRead, out: v1.Image{}, status: 200, handle: getImage},
+		{method: "GET", path: tenantPath + "/images/{image}/package", op: "downloadImage",
+			summary: "The countersigned image package (application/octet-stream; Range requests supported).",
+			action:  authz.ImageRead, status: 200, produces: "application/octet-stream", handle: downloadImage},
+		{method: "POST", path: tenantPath + "/device-groups/{group}/deployments", op: "createDeployment",
+			summary: "Make a new deployment the group's current one; the previous one stays in its history.",
+			action:  authz.DeploymentCreate, in: v1.DeploymentCreate{}, out: v1.Deployment{}, status: 201, handle: createDeployment},
+		{method: "GET", path: tenantPath + "/deployments", op: "listDeployments", summary: "The tenant's deployments, newest first.",
+			action: authz.DeploymentRead, out: v1.List[v1.Deployment]{}, status: 200, list: true,
+			query: []queryParam{{"device_group_id", "string", "only this group's deployments"}}, handle: listDeployments},
+		{method: "GET", path: tenantPath + "/deployments/{deployment}", op: "getDeployment", summary: "A deployment.",
+			action: authz.DeploymentRead, out: v1.Deployment{}, status: 200, handle: getDeployment},
+	}
+}
+
+func toImage(img store.Image) v1.Image {
+	out := v1.Image{ID: img.ID, TenantID: img.TenantID, ComponentID: img.ComponentID, Kind: img.Kind, Name: img.Name,
+		Version: img.Version, PayloadSHA256: img.PayloadSHA256, PayloadSize: img.PayloadSize, PackageSHA256: img.PackageSHA256,
+		PackageSize: img.PackageSize, Development: img.Development, UploadedBy: img.UploadedBy, CreatedAt: img.CreatedAt}
+	if json.Valid(img.Metadata) {
+		out.Metadata = json.RawMessage(img.Metadata)
+	}
+	return out
+}
+
+func toDeployment(d store.Deployment, current bool) v1.Deployment {
+	return v1.Deployment{ID: d.ID, TenantID: d.TenantID, DeviceGroupID: d.DeviceGroupID, ImageIDs: d.ImageIDs,
+		Current: current, CreatedBy: d.CreatedBy, CreatedAt: d.CreatedAt}
+}
+
+func addImage(c *call) (any, error) {
+	if ct := c.r.Header.Get("Content-Type"); ct != "application/octet-stream" {
+		return nil, problem.New(v1.CodeUnsupportedMedia, "an image upload must be application/octet-stream (Content-Type was %q)", ct)
+	}
+	if c.r.ContentLength > c.rt.limit {
+		return nil, &http.MaxBytesError{Limit: c.rt.limit}
+	}
+	body := http.MaxBytesReader(nil, c.r.Body, c.rt.limit)
+	return conv(toImage)(c.h.m.AddImage(c.r.Context(), c.p, c.param("tenant"), body))
+}
+
+func listImages(c *call) (any, error) {
+	q := c.r.URL.Query()
+	f := store.ImageFilter{ComponentID: q.Get("component_id"), Kind: q.Get("kind")}
+	return listWith(c, func(o store.ListOptions) (store.Page[store.Image], error) {
+		return c.h.m.ListImages(c.r.Context(), c.p, c.param("tenant"), f, o)
+	}, toImage)
+}
+
+func getImage(c *call) (any, error) {
+	return conv(toImage)(c.h.m.GetImage(c.r.Context(), c.p, c.param("tenant"), c.param("image")))
+}
+
+func downloadImage(c *call) (any, error) {
+	img, err := c.h.m.GetImage(c.r.Context(), c.p, c.param("tenant"), c.param("image"))
+	if err != nil {
+		return nil, err
+	}
+	if c.h.packages == nil {
+		return nil, fmt.Errorf("no package store is configured")
+	}
+	r, info, err := c.h.packages.Open(c.r.Context(), img.PackageSHA256)
+	if err != nil {
+		return nil, fmt.Errorf("opening the package of image %s: %w", img.ID, err)
+	}
+	return content{name: img.ID + ".rampkg", modTime: info.ModTime, r: r}, nil
+}
+
+func createDeployment(c *call) (any, error) {
+	var req v1.DeploymentCreate
+	if err := decode(c, &req); err != nil {
+		return nil, err
+	}
+	d, err := c.h.m.CreateDeployment(c.r.Context(), c.p, c.param("tenant"), c.param("group"), req)
+	if err != nil {
+		return nil, err
+	}
+	return toDeployment(d, true), nil
+}
+
+func listDeployments(c *call) (any, error) {
+	opt, err := c.listOptions()
+	if err != nil {
+		return nil, err
+	}
+	f := store.DeploymentFilter{DeviceGroupID: c.r.URL.Query().Get("device_group_id")}
+	page, current, err := c.h.m.ListDeployments(c.r.Context(), c.p, c.param("tenant"), f, opt)
+	if err != nil {
+		return nil, err
+	}
+	return list(page, func(d store.Deployment) v1.Deployment { return toDeployment(d, current[d.ID]) }), nil
+}
+
+func getDeployment(c *call) (any, error) {
+	d, current, err := c.h.m.GetDeployment(c.r.Context(), c.p, c.param("tenant"), c.param("deployment"))
+	if err != nil {
+		return nil, err
+	}
+	return toDeployment(d, current), nil
+}
