@@ -18,10 +18,9 @@ package bootctl
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sort"
 	"strings"
-	"sync"
+
+	"github.com/rampart-iot/rampart/internal/registry"
 )
 
 // Slot names an OS slot.
@@ -137,41 +136,20 @@ var (
 // stateDir is the agent's state directory.
 type Opener func(ctx context.Context, arg, stateDir string) (Controller, error)
 
-var (
-	mu       sync.Mutex
-	backends = map[string]Opener{}
-)
+var backends = registry.New[Opener]("boot control")
 
 // Register makes a backend available under name; registering a name twice panics.
-func Register(name string, open Opener) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := backends[name]; dup {
-		panic("bootctl: backend registered twice: " + name)
-	}
-	backends[name] = open
-}
+func Register(name string, open Opener) { backends.Register(name, open) }
 
 // Backends lists the registered backend names.
-func Backends() []string {
-	mu.Lock()
-	defer mu.Unlock()
-	var names []string
-	for n := range backends {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Backends() []string { return backends.Names() }
 
 // Open opens the boot control that spec names: "NAME" or "NAME:ARG", for example "dir".
 func Open(ctx context.Context, spec, stateDir string) (Controller, error) {
 	name, arg, _ := strings.Cut(spec, ":")
-	mu.Lock()
-	open, ok := backends[name]
-	mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("unknown boot control %q (available: %s)", spec, strings.Join(Backends(), ", "))
+	open, err := backends.Lookup(name)
+	if err != nil {
+		return nil, err
 	}
 	return open(ctx, arg, stateDir)
 }

@@ -302,7 +302,7 @@ func TestRegistry(t *testing.T) {
 	if _, err := bootctl.Open(ctx, "dir:x", state); err == nil {
 		t.Fatal("dir with an argument")
 	}
-	if _, err := bootctl.Open(ctx, "grub", state); err == nil || !strings.Contains(err.Error(), "available: dir") {
+	if _, err := bootctl.Open(ctx, "grub", state); err == nil || !strings.Contains(err.Error(), "known: dir") {
 		t.Fatalf("unknown backend: %v", err)
 	}
 	if bootctl.A.Other() != bootctl.B || bootctl.B.Other() != bootctl.A {

@@ -9,10 +9,9 @@ package rot
 
 import (
 	"context"
-	"fmt"
-	"sort"
 	"strings"
-	"sync"
+
+	"github.com/rampart-iot/rampart/internal/registry"
 )
 
 // RootOfTrust holds a device's endorsement key (EK), its attestation key (AK) and its
@@ -57,42 +56,21 @@ type Quote struct {
 // stateDir is the agent's state directory, where a backend may keep what it must remember.
 type Opener func(ctx context.Context, arg, stateDir string) (RootOfTrust, error)
 
-var (
-	mu       sync.Mutex
-	backends = map[string]Opener{}
-)
+var backends = registry.New[Opener]("root of trust")
 
 // Register makes a backend available under name; registering a name twice panics.
-func Register(name string, open Opener) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := backends[name]; dup {
-		panic("rot: backend registered twice: " + name)
-	}
-	backends[name] = open
-}
+func Register(name string, open Opener) { backends.Register(name, open) }
 
 // Backends lists the registered backend names.
-func Backends() []string {
-	mu.Lock()
-	defer mu.Unlock()
-	var names []string
-	for n := range backends {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Backends() []string { return backends.Names() }
 
 // Open opens the root of trust that spec names: "NAME" or "NAME:ARG", for example
 // "software" or "swtpm:unix:/run/swtpm.sock".
 func Open(ctx context.Context, spec, stateDir string) (RootOfTrust, error) {
 	name, arg, _ := strings.Cut(spec, ":")
-	mu.Lock()
-	open, ok := backends[name]
-	mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("unknown root of trust %q (available: %s)", spec, strings.Join(Backends(), ", "))
+	open, err := backends.Lookup(name)
+	if err != nil {
+		return nil, err
 	}
 	return open(ctx, arg, stateDir)
 }
