@@ -116,6 +116,7 @@ type Tx interface {
 
 	AttestationTx
 	UpdateTx
+	CheckInTx
 }
 
 // AttestationTx is the state of remote attestation and the certificate authorities.
@@ -218,6 +219,26 @@ type UpdateTx interface {
 	// for not revoked) of the key with k's ID and TenantID, as given; it ignores the other
 	// fields. It fails with ErrNotFound unless that tenant has such a key.
 	UpdateSigningKey(ctx context.Context, k SigningKey) error
+}
+
+// CheckInTx is what devices report at check-in and the signed update metadata they fetch.
+type CheckInTx interface {
+	// PutDeviceReport writes a device's latest check-in report over the one before. It fails
+	// with ErrNotFound unless the tenant has the device.
+	PutDeviceReport(ctx context.Context, r DeviceReport) error
+	// GetDeviceReport fails with ErrNotFound unless the tenant's device has checked in.
+	GetDeviceReport(ctx context.Context, tenantID, deviceID string) (DeviceReport, error)
+
+	// PutTUFMetadata stores one version of one role of a repository. Versions are never
+	// rewritten: an existing (tenant, repository, role, version) is ErrConflict, and a tenant
+	// that does not exist is ErrNotFound.
+	PutTUFMetadata(ctx context.Context, m TUFMetadata) error
+	// GetTUFMetadata returns one version of a role, or its newest when version is 0;
+	// ErrNotFound if there is none.
+	GetTUFMetadata(ctx context.Context, tenantID, repository, role string, version int64) (TUFMetadata, error)
+	// ListTUFExpiring lists, across tenants, the newest version of role in each repository
+	// when it expires before the given time, soonest first, at most limit of them.
+	ListTUFExpiring(ctx context.Context, role string, before time.Time, limit int) ([]TUFMetadata, error)
 }
 
 // ListOptions selects one page of a list. Lists are ordered by ID (the audit log, attestations
@@ -560,4 +581,35 @@ type SigningKey struct {
 	KeyCiphertext []byte // nil when held offline
 	CreatedAt     time.Time
 	RevokedAt     time.Time // zero if not revoked
+}
+
+// DeviceReport is what a device said at its latest check-in. Untrusted: the device says it.
+type DeviceReport struct {
+	TenantID    string
+	DeviceID    string
+	Report      []byte // JSON, as validated at the API boundary
+	CheckedInAt time.Time
+}
+
+// TUF roles and repositories.
+const (
+	TUFRoot      = "root"
+	TUFTargets   = "targets"
+	TUFSnapshot  = "snapshot"
+	TUFTimestamp = "timestamp"
+	// TUFImages is the repository of every image a tenant released; a device group's director
+	// repository is TUFDirectorPrefix + the group's ID.
+	TUFImages         = "images"
+	TUFDirectorPrefix = "director/"
+)
+
+// TUFMetadata is one signed version of one role of a repository.
+type TUFMetadata struct {
+	TenantID   string
+	Repository string // TUFImages or TUFDirectorPrefix + group ID
+	Role       string // TUFRoot, TUFTargets, TUFSnapshot or TUFTimestamp
+	Version    int64
+	Body       []byte // the signed metadata file, verbatim
+	ExpiresAt  time.Time
+	CreatedAt  time.Time
 }

@@ -40,6 +40,7 @@ func TestFrozenMigrations(t *testing.T) {
 		"0001_init.sql":        "ff469f206edb247107a6c4180d646ddadded304155e39ac7703b3c6f5b1c7b62",
 		"0002_attestation.sql": "ea7649a552ece5fa9fa478caf784015f8dd8e8d5272e81c172e9f253b1fa4688",
 		"0003_updates.sql":     "a9dedf90062fb668caaeffd2c88f3065b5a114621a29293d0847bf937c33f845",
+		"0004_checkin.sql":     "b74aad21d6194866c3be713ba0ca7defd3786fe1550d7a2bf4a4010d3ce7274f",
 	})
 }
 

@@ -343,3 +343,28 @@ func (s *DB) ListSigningKeys(ctx context.Context, tenantID, purpose string) ([]s
 func (s *DB) UpdateSigningKey(ctx context.Context, k store.SigningKey) error {
 	return s.write(ctx, func(w *tx) error { return w.UpdateSigningKey(ctx, k) })
 }
+
+// PutDeviceReport implements store.Tx.
+func (s *DB) PutDeviceReport(ctx context.Context, r store.DeviceReport) error {
+	return s.write(ctx, func(w *tx) error { return w.PutDeviceReport(ctx, r) })
+}
+
+// GetDeviceReport implements store.Tx.
+func (s *DB) GetDeviceReport(ctx context.Context, tenantID, deviceID string) (store.DeviceReport, error) {
+	return s.read.GetDeviceReport(ctx, tenantID, deviceID)
+}
+
+// PutTUFMetadata implements store.Tx.
+func (s *DB) PutTUFMetadata(ctx context.Context, m store.TUFMetadata) error {
+	return s.write(ctx, func(w *tx) error { return w.PutTUFMetadata(ctx, m) })
+}
+
+// GetTUFMetadata implements store.Tx.
+func (s *DB) GetTUFMetadata(ctx context.Context, tenantID, repository, role string, version int64) (store.TUFMetadata, error) {
+	return s.read.GetTUFMetadata(ctx, tenantID, repository, role, version)
+}
+
+// ListTUFExpiring implements store.Tx.
+func (s *DB) ListTUFExpiring(ctx context.Context, role string, before time.Time, limit int) ([]store.TUFMetadata, error) {
+	return s.read.ListTUFExpiring(ctx, role, before, limit)
+}

@@ -76,6 +76,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteDeployedGroup", testDeleteDeployedGroup},
 		{"SigningKeys", testSigningKeys},
 		{"UpdateRollsBackUpdates", testUpdateRollsBackUpdates},
+		{"DeviceReports", testDeviceReports},
+		{"TUFMetadata", testTUFMetadata},
+		{"ListTUFExpiring", testListTUFExpiring},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -333,6 +333,18 @@ func testUpdateEveryMethod(t *testing.T, s store.Store) {
 			func() error {
 				return tx.UpdateSigningKey(ctx, store.SigningKey{ID: hexOf("key 1"), TenantID: "tenant-a", RevokedAt: at(6)})
 			},
+			func() error {
+				return tx.PutDeviceReport(ctx, store.DeviceReport{TenantID: "tenant-a", DeviceID: deviceIDOf(1), Report: []byte(`{}`), CheckedInAt: at(4)})
+			},
+			func() error { _, err := tx.GetDeviceReport(ctx, "tenant-a", deviceIDOf(1)); return err },
+			func() error {
+				return tx.PutTUFMetadata(ctx, newTUF("tenant-a", store.TUFImages, store.TUFTimestamp, 1, 5))
+			},
+			func() error {
+				_, err := tx.GetTUFMetadata(ctx, "tenant-a", store.TUFImages, store.TUFTimestamp, 0)
+				return err
+			},
+			func() error { _, err := tx.ListTUFExpiring(ctx, store.TUFTimestamp, at(100), 10); return err },
 			func() error { return tx.SetDeviceGroup(ctx, "tenant-a", deviceIDOf(1), "", at(3)) },
 			func() error { return tx.DeleteDeviceGroup(ctx, "tenant-a", "group-1") },
 			func() error { return tx.DeleteProduct(ctx, "tenant-a", "prod-1") },
