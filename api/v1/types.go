@@ -203,6 +203,8 @@ type Device struct {
 	AKActivated   bool      `json:"ak_activated" doc:"credential activation proved the AK and EK share one TPM"`
 	// LastAttestation is the device's latest attestation, absent if it never attested.
 	LastAttestation *AttestationSummary `json:"last_attestation,omitempty"`
+	// Status is what the device reported at its latest check-in, absent if it never checked in.
+	Status *DeviceStatus `json:"status,omitempty"`
 }
 
 // AttestationSummary is the outcome of a device's latest attestation.
