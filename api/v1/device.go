@@ -23,6 +23,9 @@ type AttestationNonce struct {
 	Nonce     []byte    `json:"nonce"`
 	ExpiresAt time.Time `json:"expires_at"`
 	PCRs      []int     `json:"pcrs" doc:"the SHA-256 PCRs the quote must cover"`
+	// FirmwarePCRs are the PCRs a device adds to its quote when it also sends its firmware's
+	// measured-boot event log (firmware_event_log). Absent from services that do not take one.
+	FirmwarePCRs []int `json:"firmware_pcrs,omitempty" doc:"the SHA-256 PCRs to add to the quote with a firmware event log"`
 	// Activation is present until the device has proved, once, that its AK lives in the TPM
 	// that holds its EK (TPM2_MakeCredential / TPM2_ActivateCredential).
 	Activation *CredentialChallenge `json:"activation,omitempty"`
@@ -42,6 +45,13 @@ type AttestationRequest struct {
 	Quote            Quote           `json:"quote"`
 	EventLog         json.RawMessage `json:"event_log" doc:"the security monitor's measurement log (CEL-JSON-shaped records)"`
 	Keys             []CertifyKey    `json:"keys" doc:"public keys to certify: the agent's (component \"\") and one per app with DeviceAuthentication"`
+	// FirmwareEventLog is the UEFI firmware's measured-boot event log, in the TCG binary format
+	// (Linux: /sys/kernel/security/tpm0/binary_bios_measurements), sent by devices whose root of
+	// trust is a kernel TPM when the nonce named firmware_pcrs. The quote then covers pcrs and
+	// firmware_pcrs, and PCRValues holds every PCR it covers.
+	FirmwareEventLog []byte `json:"firmware_event_log,omitempty" doc:"TCG PC Client binary event log (at most 512 KiB), with pcr_values"`
+	// PCRValues are the values of the quoted PCRs, by index; required with FirmwareEventLog.
+	PCRValues map[int][]byte `json:"pcr_values,omitempty" doc:"SHA-256 PCR values the quote covers, by PCR index"`
 }
 
 // Quote is a TPM2_Quote.

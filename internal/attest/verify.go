@@ -9,9 +9,12 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
@@ -40,6 +43,11 @@ const (
 	ReasonMeasurementRefused  = "measurement_not_allowed"
 	ReasonKeysInvalid         = "keys_invalid"
 	ReasonMeasurementsMissing = "measurements_missing"
+	// Firmware evidence (see firmware.go).
+	ReasonPCRValuesMismatch    = "pcr_values_mismatch"          // the PCR values sent are not the quoted ones
+	ReasonFirmwareLogMalformed = "firmware_event_log_malformed" // too large, or not a TCG log with SHA-256 digests
+	ReasonFirmwareLogMismatch  = "firmware_event_log_mismatch"  // the firmware log does not replay to the quoted PCRs
+	ReasonFirmwareRefused      = "firmware_not_allowed"         // the OS release's golden firmware values differ
 )
 
 // Failure is a verification that did not pass: a stable reason and a message for people.
@@ -82,9 +90,17 @@ type Evidence struct {
 	QuoteSignature   []byte // TPMT_SIGNATURE
 	EventLog         []byte // eventlog JSON
 	Keys             []Key
+	// FirmwareEventLog is the UEFI firmware's event log (TCG binary format), nil if the device
+	// sent none; with it the quote covers Policy.FirmwarePCRs too.
+	FirmwareEventLog []byte
+	// PCRValues are the values of every quoted PCR; required with FirmwareEventLog.
+	PCRValues map[int][]byte
 }
 
-// Release is a set of golden measurements the tenant allows, all of which must match.
+// Release is a set of golden measurements the tenant allows. The security monitor's
+// measurements must equal the release's exactly. Firmware measurements (names starting with
+// FirmwareMeasurementPrefix) the release lists must each be measured and equal; a release that
+// lists none accepts any firmware whose log replays, and devices without firmware evidence.
 type Release struct {
 	ID           string
 	Version      string
@@ -96,6 +112,9 @@ type Policy struct {
 	AllowSoftwareRootOfTrust bool
 	// PCRs the quote must cover exactly (default: eventlog.DefaultPCR).
 	PCRs []int
+	// FirmwarePCRs the quote must also cover when the device sends a firmware event log
+	// (default: FirmwarePCRs). PCRs in both sets count as the monitor's.
+	FirmwarePCRs []int
 	// Releases allowed for this device; the measured set must equal one release's set.
 	Releases []Release
 	// EKRoots verifies EK certificates; nil means EK certificates are not checked.
@@ -108,6 +127,8 @@ type Policy struct {
 type Result struct {
 	Release      Release
 	Measurements map[string]string
+	// Firmware is what the firmware event log proved, nil if the device sent none.
+	Firmware *Firmware
 	// EKCertificateVerified says the EK certificate chained to Policy.EKRoots.
 	EKCertificateVerified bool
 	// Activated says this verification proved, by credential activation, that AK and EK
@@ -166,7 +187,23 @@ func (v *Verifier) Verify(dev Device, ch Challenge, ev Evidence, pol Policy) (*R
 	if f != nil {
 		return nil, f
 	}
-	if !sortedEqual(selected, want) {
+	withFirmware := len(ev.FirmwareEventLog) > 0
+	var firmwareValues map[string]string
+	var firmwarePCRs []int
+	if withFirmware {
+		fp := pol.FirmwarePCRs
+		if len(fp) == 0 {
+			fp = FirmwarePCRs
+		}
+		for _, p := range fp {
+			if !contains(want, p) {
+				firmwarePCRs = append(firmwarePCRs, p)
+			}
+		}
+		if all := union(want, firmwarePCRs); !sortedEqual(selected, all) {
+			return nil, fail(ReasonPCRSelection, "the quote covers PCRs %v; with a firmware event log policy requires exactly %v (SHA-256)", selected, all)
+		}
+	} else if !sortedEqual(selected, want) {
 		return nil, fail(ReasonPCRSelection, "the quote covers PCRs %v; policy requires exactly %v (SHA-256)", selected, want)
 	}
 	log, err := eventlog.Parse(ev.EventLog)
@@ -174,23 +211,49 @@ func (v *Verifier) Verify(dev Device, ch Challenge, ev Evidence, pol Policy) (*R
 		return nil, fail(ReasonEventLogMalformed, "%v", err)
 	}
 	for _, p := range log.PCRs() {
-		if !contains(selected, p) {
-			return nil, fail(ReasonEventLogMismatch, "the event log extends PCR %d, which the quote does not cover", p)
+		if !contains(want, p) {
+			return nil, fail(ReasonEventLogMismatch, "the event log extends PCR %d, which is not the security monitor's", p)
 		}
 	}
-	values := log.Replay(nil)
-	h := sha256.New()
-	for _, p := range selected { // ascending, as TPM2_Quote digests them
-		v, ok := values[p]
-		if !ok {
-			v = make([]byte, sha256.Size)
+	for name := range log.Measurements() {
+		if strings.HasPrefix(name, FirmwareMeasurementPrefix) {
+			return nil, fail(ReasonEventLogMalformed, "the event log names a measurement %q; the prefix %q is the firmware's", name, FirmwareMeasurementPrefix)
 		}
-		h.Write(v)
 	}
-	if !bytes.Equal(h.Sum(nil), quote.PCRDigest.Buffer) {
-		return nil, fail(ReasonEventLogMismatch, "the event log does not replay to the quoted PCR values")
+	if withFirmware {
+		fw, start, f := firmwareEvidence(ev, quote, selected, want, firmwarePCRs)
+		if f != nil {
+			return nil, f
+		}
+		firmwareValues = map[string]string{}
+		for _, p := range firmwarePCRs {
+			firmwareValues[FirmwarePCRMeasurement(p)] = hex.EncodeToString(ev.PCRValues[p])
+		}
+		values := log.Replay(start)
+		for _, p := range want {
+			if !bytes.Equal(values[p], ev.PCRValues[p]) {
+				return nil, fail(ReasonEventLogMismatch, "the event log, after the firmware's events, does not replay to the quoted value of PCR %d", p)
+			}
+		}
+		res.Firmware = fw
+	} else {
+		values := log.Replay(nil)
+		h := sha256.New()
+		for _, p := range selected { // ascending, as TPM2_Quote digests them
+			v, ok := values[p]
+			if !ok {
+				v = make([]byte, sha256.Size)
+			}
+			h.Write(v)
+		}
+		if !bytes.Equal(h.Sum(nil), quote.PCRDigest.Buffer) {
+			return nil, fail(ReasonEventLogMismatch, "the event log does not replay to the quoted PCR values")
+		}
 	}
 	res.Measurements = log.Measurements()
+	for n, v := range firmwareValues {
+		res.Measurements[n] = v
+	}
 	rel, f := matchRelease(res.Measurements, pol.Releases)
 	if f != nil {
 		return nil, f
@@ -368,53 +431,103 @@ func quotedPCRs(q *tpm2.TPMSQuoteInfo) ([]int, *Failure) {
 	return out, nil
 }
 
-// matchRelease finds a release whose measurements are exactly the measured set.
+// matchRelease finds a release whose monitor measurements are exactly the measured ones and
+// whose firmware measurements, if it lists any, are all measured and equal.
 func matchRelease(measured map[string]string, releases []Release) (Release, *Failure) {
-	if len(measured) == 0 {
+	monitor, firmware := splitMeasurements(measured)
+	if len(monitor) == 0 {
 		return Release{}, fail(ReasonMeasurementsMissing, "the event log holds no measurements")
 	}
 	best, bestMatches := "", -1
+	var firmwareMisses []Release // releases whose monitor measurements match, but not their firmware
 	for _, r := range releases {
+		rm, rf := splitMeasurements(r.Measurements)
 		matches := 0
-		for name, d := range measured {
-			if r.Measurements[name] == d {
+		for name, d := range monitor {
+			if rm[name] == d {
 				matches++
 			}
 		}
-		if matches == len(measured) && len(r.Measurements) == len(measured) {
-			return r, nil
+		if matches == len(monitor) && len(rm) == len(monitor) {
+			if firmwareDiffers(rf, firmware) == nil {
+				return r, nil
+			}
+			firmwareMisses = append(firmwareMisses, r)
+			continue
 		}
 		if matches > bestMatches {
 			best, bestMatches = r.Version, matches
 		}
 	}
-	names := make([]string, 0, len(measured))
-	for n := range measured {
+	names := make([]string, 0, len(monitor))
+	for n := range monitor {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	if len(firmwareMisses) > 0 {
+		var parts []string
+		for _, r := range firmwareMisses {
+			_, rf := splitMeasurements(r.Measurements)
+			parts = append(parts, fmt.Sprintf("%s differs in %v", r.Version, firmwareDiffers(rf, firmware)))
+		}
+		return Release{}, fail(ReasonFirmwareRefused, "the firmware measurements match no release whose software matches: %s; measured %s",
+			strings.Join(parts, "; "), describeFirmware(firmware))
+	}
 	if len(releases) == 0 {
-		return Release{}, fail(ReasonMeasurementRefused, "no OS release is registered for this tenant; measured %s", describe(measured, names))
+		return Release{}, fail(ReasonMeasurementRefused, "no OS release is registered for this tenant; measured %s", describe(monitor, names))
 	}
 	var differ []string
 	for _, r := range releases {
 		if r.Version != best {
 			continue
 		}
+		rm, _ := splitMeasurements(r.Measurements)
 		for _, n := range names {
-			if r.Measurements[n] != measured[n] {
+			if rm[n] != monitor[n] {
 				differ = append(differ, n)
 			}
 		}
-		for n := range r.Measurements {
-			if _, ok := measured[n]; !ok {
+		for n := range rm {
+			if _, ok := monitor[n]; !ok {
 				differ = append(differ, n+" (not measured)")
 			}
 		}
 	}
 	sort.Strings(differ)
 	return Release{}, fail(ReasonMeasurementRefused, "the measurements match no allowed release; closest is %s, which differs in %v; measured %s",
-		best, differ, describe(measured, names))
+		best, differ, describe(monitor, names))
+}
+
+// firmwareDiffers lists the golden firmware values that the measured ones do not equal.
+func firmwareDiffers(golden, measured map[string]string) []string {
+	var out []string
+	for n, d := range golden {
+		m, ok := measured[n]
+		switch {
+		case !ok:
+			out = append(out, n+" (not measured)")
+		case m != d:
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func describeFirmware(m map[string]string) string {
+	if len(m) == 0 {
+		return "no firmware evidence"
+	}
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		a, _ := strconv.Atoi(strings.TrimPrefix(names[i], FirmwareMeasurementPrefix+"pcr"))
+		b, _ := strconv.Atoi(strings.TrimPrefix(names[j], FirmwareMeasurementPrefix+"pcr"))
+		return a < b || a == b && names[i] < names[j]
+	})
+	return describe(m, names)
 }
 
 func describe(m map[string]string, names []string) string {

@@ -1,7 +1,9 @@
 // Package attestclient is the device side of remote attestation: it asks the service for a
 // nonce, answers the credential-activation challenge with the root of trust, makes fresh
 // session keys, quotes the measured PCRs over the nonce and those keys, and, when the service
-// passes the evidence, stores the certificates and keys it gets back.
+// passes the evidence, stores the certificates and keys it gets back. When the service names
+// firmware PCRs and the root of trust keeps the firmware's measured-boot event log (a kernel
+// TPM), it quotes those PCRs too and sends the log and the quoted PCR values with the quote.
 //
 // Session keys are ordinary software keys made for each attestation, so the TPM signs once per
 // attestation and never per TLS connection. Certificates and keys are written together: they
@@ -31,6 +33,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/go-tpm/tpm2"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/atomicfile"
@@ -167,15 +171,80 @@ func (c *Client) Evidence(ctx context.Context, nonce v1.AttestationNonce) (v1.At
 	if len(pcrs) == 0 {
 		pcrs = c.PCRs
 	}
-	q, err := c.RoT.Quote(ctx, pcrs, attest.QualifyingData(nonce.Nonce, akeys))
+	fwlog, err := c.firmwareEventLog(ctx, nonce)
 	if err != nil {
-		return req, nil, fmt.Errorf("quoting PCRs %v: %w", pcrs, err)
+		return req, nil, err
 	}
-	req.Quote = v1.Quote{Attest: q.Attest, Signature: q.Signature}
+	qd := attest.QualifyingData(nonce.Nonce, akeys)
+	if fwlog == nil {
+		q, err := c.RoT.Quote(ctx, pcrs, qd)
+		if err != nil {
+			return req, nil, fmt.Errorf("quoting PCRs %v: %w", pcrs, err)
+		}
+		req.Quote = v1.Quote{Attest: q.Attest, Signature: q.Signature}
+	} else {
+		pcrs = append(append([]int(nil), pcrs...), nonce.FirmwarePCRs...)
+		q, values, err := c.quoteWithValues(ctx, pcrs, qd)
+		if err != nil {
+			return req, nil, err
+		}
+		req.Quote = v1.Quote{Attest: q.Attest, Signature: q.Signature}
+		req.FirmwareEventLog, req.PCRValues = fwlog, values
+	}
 	if req.EventLog, err = c.Log.Marshal(); err != nil {
 		return req, nil, err
 	}
 	return req, keys, nil
+}
+
+// FirmwareLogReader is a root of trust that can hand over the firmware's measured-boot event
+// log: tpmrot's kernel TPM device does. It returns nil when there is none.
+type FirmwareLogReader interface {
+	FirmwareEventLog(ctx context.Context) ([]byte, error)
+}
+
+// firmwareEventLog returns the firmware event log to send, or nil: only when the service asks
+// for firmware PCRs and the root of trust has a log.
+func (c *Client) firmwareEventLog(ctx context.Context, nonce v1.AttestationNonce) ([]byte, error) {
+	fr, ok := c.RoT.(FirmwareLogReader)
+	if !ok || len(nonce.FirmwarePCRs) == 0 {
+		return nil, nil
+	}
+	b, err := fr.FirmwareEventLog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > attest.MaxFirmwareEventLog {
+		return nil, fmt.Errorf("the firmware event log is %d bytes, more than the %d the service takes", len(b), attest.MaxFirmwareEventLog)
+	}
+	return b, nil
+}
+
+// quoteWithValues quotes pcrs and reads their values, and checks that the values are the
+// quoted ones; if a PCR changed in between, it tries again.
+func (c *Client) quoteWithValues(ctx context.Context, pcrs []int, qualifyingData []byte) (*rot.Quote, map[int][]byte, error) {
+	for range 3 {
+		q, err := c.RoT.Quote(ctx, pcrs, qualifyingData)
+		if err != nil {
+			return nil, nil, fmt.Errorf("quoting PCRs %v: %w", pcrs, err)
+		}
+		values, err := c.RoT.ReadPCRs(ctx, pcrs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading PCRs %v: %w", pcrs, err)
+		}
+		a, err := tpm2.Unmarshal[tpm2.TPMSAttest](q.Attest)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the root of trust's quote: %w", err)
+		}
+		info, err := a.Attested.Quote()
+		if err != nil {
+			return nil, nil, fmt.Errorf("the root of trust's quote: %w", err)
+		}
+		if bytes.Equal(rot.PCRDigest(pcrs, values), info.PCRDigest.Buffer) {
+			return q, values, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("PCRs %v kept changing while they were quoted and read", pcrs)
 }
 
 // Nonce asks the service for a nonce.

@@ -52,6 +52,9 @@ type Policy struct {
 	RequireEKCertificate bool
 	// PCRs the quote must cover (default: eventlog.DefaultPCR).
 	PCRs []int
+	// FirmwarePCRs the quote must also cover when a device sends its firmware event log
+	// (default: attest.FirmwarePCRs). Nonces name them, so devices know to send the log.
+	FirmwarePCRs []int
 }
 
 // Config configures a Service.
@@ -135,6 +138,9 @@ func New(cfg Config) (*Service, error) {
 	if len(s.policy.PCRs) == 0 {
 		s.policy.PCRs = []int{eventlog.DefaultPCR}
 	}
+	if len(s.policy.FirmwarePCRs) == 0 {
+		s.policy.FirmwarePCRs = attest.FirmwarePCRs
+	}
 	s.ids = &ids.Generator{Now: s.now, Rand: s.rand}
 	if len(s.nonceKey) == 0 {
 		s.nonceKey = make([]byte, 32)
@@ -177,7 +183,7 @@ func (s *Service) Nonce(ctx context.Context, req v1.AttestationNonceRequest) (v1
 	}
 	now := s.now().UTC().Truncate(time.Millisecond)
 	t := ticket{expires: now.Add(NonceTTL)}
-	out := v1.AttestationNonce{ExpiresAt: t.expires, PCRs: s.policy.PCRs}
+	out := v1.AttestationNonce{ExpiresAt: t.expires, PCRs: s.policy.PCRs, FirmwarePCRs: s.policy.FirmwarePCRs}
 	if dev.AKActivated.IsZero() {
 		secret := make([]byte, attest.ActivationSecretSize)
 		if _, err := io.ReadFull(s.rand, secret); err != nil {
@@ -231,8 +237,8 @@ func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.Att
 			AKPublic: dev.AKPublic, AK: s.aks.get(dev), Disabled: dev.Disabled},
 		attest.Challenge{Nonce: req.Nonce, ExpiresAt: t.expires, ActivationHash: t.activationHash},
 		attest.Evidence{ActivationSecret: req.ActivationSecret, QuoteAttest: req.Quote.Attest, QuoteSignature: req.Quote.Signature,
-			EventLog: req.EventLog, Keys: keys},
-		attest.Policy{AllowSoftwareRootOfTrust: s.policy.AllowSoftwareRootOfTrust, PCRs: s.policy.PCRs, Releases: releases,
+			EventLog: req.EventLog, Keys: keys, FirmwareEventLog: req.FirmwareEventLog, PCRValues: req.PCRValues},
+		attest.Policy{AllowSoftwareRootOfTrust: s.policy.AllowSoftwareRootOfTrust, PCRs: s.policy.PCRs, FirmwarePCRs: s.policy.FirmwarePCRs, Releases: releases,
 			EKRoots: s.policy.EKRoots, RequireEKCertificate: s.policy.RequireEKCertificate},
 	)
 	if fl != nil {
@@ -284,7 +290,11 @@ func (s *Service) issue(ctx context.Context, dev store.Device, res *attest.Resul
 		}
 		s.log.Warn("the tenant's next CA cannot be made while the service root key is offline", "tenant", dev.TenantID, "error", err)
 	}
-	measurements, _ := json.Marshal(map[string]any{"os_release": res.Release.Version, "measurements": res.Measurements})
+	record := map[string]any{"os_release": res.Release.Version, "measurements": res.Measurements}
+	if res.Firmware != nil {
+		record["firmware"] = res.Firmware
+	}
+	measurements, _ := json.Marshal(record)
 	out := v1.AttestationResult{ServerTime: now, OSRelease: res.Release.Version}
 	var agentSerial string
 	var agentExpires time.Time

@@ -41,7 +41,12 @@ func openDevice(ctx context.Context, arg, stateDir string) (rot.RootOfTrust, err
 	if err != nil {
 		return nil, fmt.Errorf("opening the TPM %s: %w", path, err)
 	}
-	return Open(ctx, t, stateDirFor(stateDir))
+	r, err := Open(ctx, t, stateDirFor(stateDir))
+	if err != nil {
+		return nil, err
+	}
+	r.firmwareLog = firmwareLogPath(path)
+	return r, nil
 }
 
 func openSWTPM(ctx context.Context, arg, stateDir string) (rot.RootOfTrust, error) {

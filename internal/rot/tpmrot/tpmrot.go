@@ -3,6 +3,7 @@
 //
 //   - "tpm" or "tpm:PATH": the TPM device at PATH, by default /dev/tpmrm0 (the kernel's
 //     resource manager; /dev/tpm0 works but leaks transient objects if the agent dies mid-way);
+//     FirmwareEventLog then reads the firmware's measured-boot log the kernel keeps for it;
 //   - "swtpm:unix:PATH" and "swtpm:tcp:HOST:PORT": a swtpm process's data channel in socket
 //     mode (swtpm socket --server type=unixio,path=PATH, or type=tcp,port=PORT);
 //   - "tpm-sim": the reference TPM simulator in this process (go-tpm-tools); it needs cgo, and
@@ -43,6 +44,9 @@ import (
 // commands.
 type TPM struct {
 	dir string
+	// firmwareLog is the kernel's copy of the firmware event log, "" if the TPM is not a
+	// kernel TPM device (see FirmwareEventLog).
+	firmwareLog string
 
 	mu     sync.Mutex
 	tpm    transport.TPM // wrapped by Retry
