@@ -28,8 +28,10 @@ import (
 	"github.com/rampart-iot/rampart/internal/attestsvc"
 	"github.com/rampart-iot/rampart/internal/authz"
 	"github.com/rampart-iot/rampart/internal/blob"
+	"github.com/rampart-iot/rampart/internal/checkin"
 	"github.com/rampart-iot/rampart/internal/manage"
 	"github.com/rampart-iot/rampart/internal/problem"
+	"github.com/rampart-iot/rampart/internal/push"
 )
 
 // Body limits. Most requests are small; a bulk claim carries up to 1000 enrollment records.
@@ -43,6 +45,8 @@ type Config struct {
 	Manager  *manage.Manager
 	Packages PackageStore          // serves image packages for download
 	Attest   *attestsvc.Service    // the device-facing endpoints
+	CheckIn  *checkin.Service      // device check-ins
+	Push     *push.Hub             // devices' push channels
 	Logger   *slog.Logger          // default discards
 	Registry prometheus.Registerer // where request metrics go; nil for none
 	Now      func() time.Time      // default time.Now
@@ -53,6 +57,8 @@ type Handler struct {
 	m        *manage.Manager
 	packages PackageStore
 	att      *attestsvc.Service
+	checkin  *checkin.Service
+	push     *push.Hub
 	log      *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
@@ -62,7 +68,7 @@ type Handler struct {
 
 // New returns the /v1 API handler.
 func New(cfg Config) (*Handler, error) {
-	h := &Handler{m: cfg.Manager, packages: cfg.Packages, att: cfg.Attest, log: cfg.Logger, now: cfg.Now}
+	h := &Handler{m: cfg.Manager, packages: cfg.Packages, att: cfg.Attest, checkin: cfg.CheckIn, push: cfg.Push, log: cfg.Logger, now: cfg.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -166,6 +172,10 @@ func (h *Handler) serve(rt route) http.HandlerFunc {
 		if c.status != 0 {
 			status = c.status
 		}
+		if st, ok := body.(stream); ok {
+			st(sw, r)
+			return
+		}
 		if ct, ok := body.(content); ok {
 			defer ct.r.Close()
 			sw.Header().Set("Content-Type", "application/octet-stream")
@@ -238,6 +248,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (flushing, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {

@@ -38,7 +38,7 @@ const (
 
 // routes is the whole API.
 func routes() []route {
-	return slices.Concat(managementRoutes(), attestationRoutes(), imageRoutes())
+	return slices.Concat(managementRoutes(), attestationRoutes(), imageRoutes(), checkInRoutes())
 }
 
 // managementRoutes are the endpoints of people and their automation.
@@ -393,7 +393,11 @@ func bulkClaim(c *call) (any, error) {
 }
 
 func getDevice(c *call) (any, error) {
-	return conv(toDevice)(c.h.m.GetDevice(c.r.Context(), c.p, c.param("tenant"), c.param("device")))
+	d, err := c.h.m.GetDevice(c.r.Context(), c.p, c.param("tenant"), c.param("device"))
+	if err != nil {
+		return nil, err
+	}
+	return deviceStatus(c, toDevice(d))
 }
 
 func updateDevice(c *call) (any, error) {

@@ -204,5 +204,17 @@ func (m *Manager) MoveDevice(ctx context.Context, p *authz.Principal, tenantID, 
 		}
 		return nil
 	})
+	if err == nil && m.notify != nil {
+		m.notify.DeviceMoved(tenantID, deviceID)
+	}
 	return out, err
+}
+
+// GetDeviceReport returns what the tenant's device reported at its latest check-in;
+// ErrNotFound if it never checked in.
+func (m *Manager) GetDeviceReport(ctx context.Context, p *authz.Principal, tenantID, id string) (store.DeviceReport, error) {
+	if err := m.read(ctx, p, tenantID, authz.DeviceRead); err != nil {
+		return store.DeviceReport{}, err
+	}
+	return m.store.GetDeviceReport(ctx, tenantID, id)
 }

@@ -194,6 +194,9 @@ func (m *Manager) CreateDeployment(ctx context.Context, p *authz.Principal, tena
 			CreatedBy: p.UserID, CreatedAt: m.timestamp()}
 		return tx.CreateDeployment(ctx, out)
 	})
+	if err == nil && m.notify != nil {
+		m.notify.DeploymentCreated(tenantID, groupID, out.ID)
+	}
 	return out, err
 }
 

@@ -42,9 +42,11 @@ type Config struct {
 	ImageSigner ImageSigner
 	SpoolDir    string // where uploads are spooled while they are checked (default os.TempDir())
 	Policy      Policy
-	Now         func() time.Time // default time.Now
-	Rand        io.Reader        // default crypto/rand
-	Logger      *slog.Logger     // default discards
+	// Notify hears of committed changes that connected devices must act on; nil for none.
+	Notify Notifier
+	Now    func() time.Time // default time.Now
+	Rand   io.Reader        // default crypto/rand
+	Logger *slog.Logger     // default discards
 }
 
 // Manager is the management plane. It is safe for concurrent use.
@@ -55,6 +57,7 @@ type Manager struct {
 	signer   ImageSigner
 	spoolDir string
 	policy   Policy
+	notify   Notifier
 	now      func() time.Time
 	rand     io.Reader
 	ids      *ids.Generator
@@ -63,7 +66,7 @@ type Manager struct {
 
 // New returns a Manager.
 func New(cfg Config) *Manager {
-	m := &Manager{store: cfg.Store, ca: cfg.CA, blobs: cfg.Blobs, signer: cfg.ImageSigner, spoolDir: cfg.SpoolDir, policy: cfg.Policy, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
+	m := &Manager{store: cfg.Store, ca: cfg.CA, blobs: cfg.Blobs, signer: cfg.ImageSigner, spoolDir: cfg.SpoolDir, policy: cfg.Policy, notify: cfg.Notify, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -75,6 +78,15 @@ func New(cfg Config) *Manager {
 	}
 	m.ids = &ids.Generator{Now: m.now, Rand: m.rand}
 	return m
+}
+
+// Notifier hears of committed changes that connected devices must act on: it wakes them over
+// their push channel. It must not block.
+type Notifier interface {
+	// DeploymentCreated says a group has a new current deployment.
+	DeploymentCreated(tenantID, groupID, deploymentID string)
+	// DeviceMoved says a device changed group.
+	DeviceMoved(tenantID, deviceID string)
 }
 
 // Store returns the manager's store, for read paths that need no authorization (health checks).

@@ -33,11 +33,13 @@ import (
 	"github.com/rampart-iot/rampart/internal/attestsvc"
 	"github.com/rampart-iot/rampart/internal/blob"
 	"github.com/rampart-iot/rampart/internal/ca"
+	"github.com/rampart-iot/rampart/internal/checkin"
 	"github.com/rampart-iot/rampart/internal/devpki"
 	"github.com/rampart-iot/rampart/internal/httpapi"
 	"github.com/rampart-iot/rampart/internal/imagesign"
 	"github.com/rampart-iot/rampart/internal/keyseal"
 	"github.com/rampart-iot/rampart/internal/manage"
+	"github.com/rampart-iot/rampart/internal/push"
 	"github.com/rampart-iot/rampart/internal/serverconfig"
 	"github.com/rampart-iot/rampart/internal/store"
 
@@ -154,7 +156,8 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("ca.ek_roots_file %s holds no PEM certificate", cfg.CA.EKRootsFile)
 		}
 	}
-	m := manage.New(manage.Config{Store: st, CA: authority, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware},
+	hub := &push.Hub{}
+	m := manage.New(manage.Config{Store: st, CA: authority, Notify: hub, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware},
 		Blobs: blobs, ImageSigner: imagesign.New(st, sealer, now, rnd), SpoolDir: spool,
 		Now: now, Rand: rnd, Logger: log})
 
@@ -210,7 +213,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	api, err := httpapi.New(httpapi.Config{Manager: m, Attest: att, Packages: blobs, Logger: log, Registry: reg, Now: now})
+	api, err := httpapi.New(httpapi.Config{Manager: m, Attest: att, Packages: blobs, Logger: log, Registry: reg, Now: now,
+		CheckIn: checkin.New(checkin.Config{Store: st, Now: now}), Push: hub})
 	if err != nil {
 		return err
 	}
@@ -382,6 +386,9 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
+
+// Unwrap lets http.ResponseController reach the connection (flushing, deadlines).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code

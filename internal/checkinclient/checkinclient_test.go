@@ -1,0 +1,288 @@
+package checkinclient_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/client"
+	"github.com/rampart-iot/rampart/imagepkg"
+	"github.com/rampart-iot/rampart/internal/attestclient"
+	"github.com/rampart-iot/rampart/internal/checkinclient"
+	"github.com/rampart-iot/rampart/internal/enroll"
+	"github.com/rampart-iot/rampart/internal/eventlog"
+	"github.com/rampart-iot/rampart/internal/measure"
+	"github.com/rampart-iot/rampart/internal/rot"
+	_ "github.com/rampart-iot/rampart/internal/rot/softrot"
+	"github.com/rampart-iot/rampart/internal/server/servertest"
+	"github.com/rampart-iot/rampart/manifest"
+)
+
+// device enrolls a software-root device, claims it into group, registers its release and
+// attests, so that it holds a certificate; it returns a check-in client for it.
+func device(t *testing.T, srv *servertest.Server, admin *client.Client, tenant, group string) (*checkinclient.Client, string) {
+	t.Helper()
+	ctx := t.Context()
+	dir := t.TempDir()
+	r, err := rot.Open(ctx, "software", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	rec, err := enroll.Record(ctx, r, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := rec.Marshal()
+	if _, _, err := admin.ClaimDevice(ctx, tenant, v1.DeviceClaim{Enrollment: body, DeviceGroupID: group}); err != nil {
+		t.Fatal(err)
+	}
+	osFile := filepath.Join(dir, "os")
+	_ = os.WriteFile(osFile, []byte("test OS"), 0o644)
+	exe, _ := os.Executable()
+	log, err := measure.Boot(ctx, r, eventlog.DefaultPCR, measure.Inputs{AgentBinary: exe, OSBundle: osFile}, filepath.Join(dir, "run", "log.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := log.Measurements()
+	if _, err := admin.CreateOSRelease(ctx, tenant, v1.OSReleaseCreate{Version: "1.0.0-" + m["os-bundle"][:8], Measurements: m}); err != nil && !client.HasCode(err, v1.CodeConflict) {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(srv.CACertPEM)
+	ac := &attestclient.Client{RoT: r, Log: log, PCRs: []int{eventlog.DefaultPCR}, Server: srv.URL, RootCAs: roots, DeviceID: rec.DeviceID, Dir: dir}
+	if _, err := ac.Attest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &checkinclient.Client{Server: srv.URL, RootCAs: roots, CertDir: dir}, rec.DeviceID
+}
+
+func appPackage(t *testing.T, name, version string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	cid, _ := imagepkg.NewUUID(rand.Reader)
+	doc := fmt.Sprintf(`{"SchemaVersion":1,"Name":%q,"ComponentId":%q,"EntryPoint":"/bin/app","CmdArgs":[],"Capabilities":{},"ApplicationType":"Default"}`, name, cid)
+	_ = os.WriteFile(filepath.Join(dir, "app_manifest.json"), []byte(doc), 0o644)
+	_ = os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
+	_ = os.WriteFile(filepath.Join(dir, "bin", "app"), []byte("#!/bin/sh\necho "+name+"\n"), 0o755)
+	man, err := manifest.ReadFile(filepath.Join(dir, "app_manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := &imagepkg.Metadata{Version: imagepkg.MetadataVersion, ComponentID: man.ComponentId, Kind: imagepkg.KindApplication,
+		Name: name, ImageVersion: version, CreatedAt: time.Now().UTC().Truncate(time.Second), Manifest: man, Development: true}
+	meta.ImageID, _ = imagepkg.NewUUID(rand.Reader)
+	var payload, out bytes.Buffer
+	if meta.Payload, err = imagepkg.PackDir(&payload, dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := imagepkg.Write(&out, meta, &payload, imagepkg.DevelopmentKey()); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func TestCheckInPushAndDownload(t *testing.T) {
+	ctx := t.Context()
+	srv := servertest.Start(t, servertest.AllowSoftwareRootOfTrust(true))
+	admin := srv.Client(t, srv.AdminToken)
+	prod, err := admin.CreateProduct(ctx, srv.TenantID, v1.ProductCreate{Name: "Thermostat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grp, err := admin.CreateDeviceGroup(ctx, srv.TenantID, prod.ID, v1.DeviceGroupCreate{Name: "Field", CheckInIntervalSeconds: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, devID := device(t, srv, admin, srv.TenantID, grp.ID)
+
+	// Before the device checks in, its status is absent.
+	d, err := admin.GetDevice(ctx, srv.TenantID, devID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != nil {
+		t.Fatalf("a device that never checked in has a status: %+v", d.Status)
+	}
+
+	// The push channel: the first event asks for a check-in.
+	events := make(chan v1.DeviceEvent, 8)
+	sctx, stop := context.WithCancel(ctx)
+	streamDone := make(chan error, 1)
+	go func() {
+		streamDone <- dc.Events(sctx, func(e v1.DeviceEvent) error { events <- e; return nil })
+	}()
+	next := func() v1.DeviceEvent {
+		t.Helper()
+		select {
+		case e := <-events:
+			return e
+		case err := <-streamDone:
+			t.Fatalf("the push channel ended: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("no push event within 30 s")
+		}
+		return v1.DeviceEvent{}
+	}
+	if e := next(); e.Type != "check-in" {
+		t.Fatalf("first event %+v, want check-in", e)
+	}
+
+	report := v1.CheckIn{AgentVersion: "1.2.3", Images: []v1.InstalledImage{}, OS: &v1.OSSlots{Active: "a", Booted: "a",
+		CommittedVersion: "1.0.0", Slots: []v1.OSSlot{{Name: "a", Version: "1.0.0", Digest: strings.Repeat("ab", 32)}}}}
+	res, err := dc.CheckIn(ctx, report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DeviceGroupID != grp.ID || res.DeploymentID != "" || res.IntervalSeconds != 600 || res.DirectorPath == "" || res.ImagesPath == "" {
+		t.Fatalf("check-in result %+v", res)
+	}
+
+	// A deployment wakes the device over the push channel and shows at its next check-in.
+	img, err := admin.AddImage(ctx, srv.TenantID, bytes.NewReader(appPackage(t, "blinky", "1.0.0")), -1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := admin.CreateDeployment(ctx, srv.TenantID, grp.ID, v1.DeploymentCreate{ImageIDs: []string{img.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := next(); e.Type != "deployment" || e.DeploymentID != dep.ID {
+		t.Fatalf("event %+v, want deployment %s", e, dep.ID)
+	}
+	report.Images = []v1.InstalledImage{{ComponentID: img.ComponentID, ImageID: img.ID, Kind: "application", Version: "1.0.0",
+		State: "running", Restarts: 2, LastError: "exit status 1"}}
+	if res, err = dc.CheckIn(ctx, report); err != nil {
+		t.Fatal(err)
+	}
+	if res.DeploymentID != dep.ID {
+		t.Fatalf("check-in after the deployment: %+v", res)
+	}
+	d, err = admin.GetDevice(ctx, srv.TenantID, devID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status == nil || d.Status.CheckedInAt.IsZero() || d.Status.Report.AgentVersion != "1.2.3" ||
+		len(d.Status.Report.Images) != 1 || d.Status.Report.Images[0].ImageID != img.ID || d.Status.Report.Images[0].Restarts != 2 ||
+		d.Status.Report.OS == nil || d.Status.Report.OS.CommittedVersion != "1.0.0" {
+		t.Fatalf("device status %+v", d.Status)
+	}
+
+	// Moving the device to another group ends its channel, so it reconnects into the new group.
+	other, err := admin.CreateDeviceGroup(ctx, srv.TenantID, prod.ID, v1.DeviceGroupCreate{Name: "Lab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.UpdateDevice(ctx, srv.TenantID, devID, v1.DeviceUpdate{DeviceGroupID: &other.ID}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-streamDone:
+		if err == nil {
+			t.Fatal("the stream ended without an error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("moving the device did not end its push channel")
+	}
+	stop()
+
+	// The device downloads its tenant's package: the same bytes the admin gets, with Range.
+	var want bytes.Buffer
+	if _, err := admin.DownloadImage(ctx, srv.TenantID, img.ID, &want, nil); err != nil {
+		t.Fatal(err)
+	}
+	get := func(url, rng string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := dc.HTTPClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, b := get(dc.PackageURL(img.ID), ""); code != 200 || !bytes.Equal(b, want.Bytes()) {
+		t.Fatalf("device download: HTTP %d, %d bytes (want %d)", code, len(b), want.Len())
+	}
+	if code, b := get(dc.PackageURL(img.ID), "bytes=10-"); code != 206 || !bytes.Equal(b, want.Bytes()[10:]) {
+		t.Fatalf("ranged device download: HTTP %d, %d bytes", code, len(b))
+	}
+	missing, _ := imagepkg.NewUUID(rand.Reader)
+	if code, _ := get(dc.PackageURL(missing), ""); code != 404 {
+		t.Fatalf("an unknown image: HTTP %d, want 404", code)
+	}
+}
+
+func TestCheckInRefusesBadReportsAndStrangers(t *testing.T) {
+	ctx := t.Context()
+	srv := servertest.Start(t, servertest.AllowSoftwareRootOfTrust(true))
+	admin := srv.Client(t, srv.AdminToken)
+	dc, devID := device(t, srv, admin, srv.TenantID, "")
+
+	res, err := dc.CheckIn(ctx, v1.CheckIn{AgentVersion: "1", Images: []v1.InstalledImage{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DeviceGroupID != "" || res.DirectorPath != "" || res.IntervalSeconds != 3600 {
+		t.Fatalf("a device in no group: %+v", res)
+	}
+	good, err := admin.GetDevice(ctx, srv.TenantID, devID)
+	if err != nil || good.Status == nil {
+		t.Fatalf("status after a good check-in: %+v, %v", good, err)
+	}
+
+	long := strings.Repeat("x", v1.MaxCheckInText+1)
+	many := make([]v1.InstalledImage, v1.MaxCheckInImages+1)
+	for _, c := range []struct {
+		name  string
+		in    v1.CheckIn
+		field string
+	}{
+		{"no agent version", v1.CheckIn{Images: []v1.InstalledImage{}}, "agent_version"},
+		{"no image list", v1.CheckIn{AgentVersion: "1"}, "images"},
+		{"too many images", v1.CheckIn{AgentVersion: "1", Images: many}, "images"},
+		{"bad component", v1.CheckIn{AgentVersion: "1", Images: []v1.InstalledImage{{ComponentID: "x", ImageID: "x", Kind: "application", Version: "1.0.0", State: "running"}}}, "images[0].component_id"},
+		{"bad state", v1.CheckIn{AgentVersion: "1", Images: []v1.InstalledImage{{ComponentID: "819255ff-8640-41fd-aea7-f85d34c491d5", ImageID: "819255ff-8640-41fd-aea7-f85d34c491d6", Kind: "application", Version: "1.0.0", State: "dancing"}}}, "images[0].state"},
+		{"long error", v1.CheckIn{AgentVersion: "1", Images: []v1.InstalledImage{{ComponentID: "819255ff-8640-41fd-aea7-f85d34c491d5", ImageID: "819255ff-8640-41fd-aea7-f85d34c491d6", Kind: "application", Version: "1.0.0", State: "failed", LastError: long}}}, "images[0].last_error"},
+		{"bad slot", v1.CheckIn{AgentVersion: "1", Images: []v1.InstalledImage{}, OS: &v1.OSSlots{Active: "c", Booted: "a"}}, "os.active"},
+		{"bad version", v1.CheckIn{AgentVersion: "1", Images: []v1.InstalledImage{}, Update: &v1.UpdateStatus{State: "Failed", Version: "one"}}, "update.version"},
+	} {
+		_, err := dc.CheckIn(ctx, c.in)
+		var ce *checkinclient.Error
+		if !errors.As(err, &ce) || ce.Status != 422 || !strings.Contains(ce.Message, c.field) {
+			t.Errorf("%s: got %v, want 422 naming %s", c.name, err, c.field)
+		}
+	}
+	// Nothing was half-applied: the stored report is still the good one.
+	after, err := admin.GetDevice(ctx, srv.TenantID, devID)
+	if err != nil || after.Status == nil || !after.Status.CheckedInAt.Equal(good.Status.CheckedInAt) {
+		t.Fatalf("a refused report changed the status: %+v, %v", after.Status, err)
+	}
+
+	// Without the device's certificate, nothing.
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(srv.CACertPEM)
+	stranger := &checkinclient.Client{Server: srv.URL, RootCAs: roots, CertDir: t.TempDir()}
+	if _, err := stranger.CheckIn(ctx, v1.CheckIn{AgentVersion: "1", Images: []v1.InstalledImage{}}); err == nil {
+		t.Fatal("a check-in without a device certificate passed")
+	}
+	// An admin token is not a device identity.
+	if _, err := admin.GetDevice(ctx, srv.TenantID, devID); err != nil {
+		t.Fatal(err)
+	}
+}
