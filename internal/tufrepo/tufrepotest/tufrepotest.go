@@ -47,10 +47,34 @@ func Keys(t testing.TB, n int) []*ecdsa.PrivateKey {
 	return ks
 }
 
-// New makes a repository at now with one key and threshold 1 for every role.
+// FixedKey returns the ECDSA P-256 key derived from name: the same name, the same key, so
+// that metadata (signed deterministically) is the same bytes in every run.
+func FixedKey(t testing.TB, name string) *ecdsa.PrivateKey {
+	t.Helper()
+	d := sha256.Sum256([]byte("tufrepotest " + name))
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// New makes a repository at now with one new key and threshold 1 for every role.
 func New(t testing.TB, now time.Time) *Repo {
 	t.Helper()
-	r := &Repo{T: t, RootKeys: Keys(t, 1), TargetsKeys: Keys(t, 1), SnapshotKeys: Keys(t, 1), TimestampKeys: Keys(t, 1), Thresholds: [4]int{1, 1, 1, 1}}
+	return initRepo(t, now, &Repo{T: t, RootKeys: Keys(t, 1), TargetsKeys: Keys(t, 1), SnapshotKeys: Keys(t, 1), TimestampKeys: Keys(t, 1), Thresholds: [4]int{1, 1, 1, 1}})
+}
+
+// NewFixed is New with keys derived from name (FixedKey): the same name and time make the
+// same metadata.
+func NewFixed(t testing.TB, now time.Time, name string) *Repo {
+	t.Helper()
+	key := func(role string) []*ecdsa.PrivateKey { return []*ecdsa.PrivateKey{FixedKey(t, name+"/"+role)} }
+	return initRepo(t, now, &Repo{T: t, RootKeys: key("root"), TargetsKeys: key("targets"), SnapshotKeys: key("snapshot"), TimestampKeys: key("timestamp"), Thresholds: [4]int{1, 1, 1, 1}})
+}
+
+func initRepo(t testing.TB, now time.Time, r *Repo) *Repo {
+	t.Helper()
 	r.SetOnline()
 	st, err := r.Online.Init(r.Roles(), Signers(r.RootKeys), now)
 	if err != nil {
