@@ -48,7 +48,7 @@ func newCgroup(parent, name string, l Limits) (*cgroup, error) {
 
 type mount struct{ root, point string }
 
-func (cfs cgroupFS) newCgroup(parent, name string, l Limits) (cg *cgroup, err error) {
+func (cfs cgroupFS) newCgroup(parent, name string, l Limits) (_ *cgroup, err error) {
 	v1, v2, err := cfs.mounts()
 	if err != nil {
 		return nil, err
@@ -57,7 +57,7 @@ func (cfs cgroupFS) newCgroup(parent, name string, l Limits) (cg *cgroup, err er
 	if err != nil {
 		return nil, err
 	}
-	cg = &cgroup{v1: map[string]string{}}
+	cg := &cgroup{v1: map[string]string{}}
 	defer func() {
 		if err != nil {
 			_ = cg.remove()
@@ -104,7 +104,10 @@ func (cfs cgroupFS) newCgroup(parent, name string, l Limits) (cg *cgroup, err er
 		}
 		cg.v2 = dir
 	}
-	return cg, cg.setLimits(l)
+	if err := cg.setLimits(l); err != nil {
+		return nil, err
+	}
+	return cg, nil
 }
 
 func (l Limits) set(controller string) bool {

@@ -110,6 +110,8 @@ func runInit() (err error) {
 	if err := loadSeccomp(); err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}
+	// Nothing but stdin, stdout and stderr crosses into the app, whatever the agent left open.
+	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	argv := append([]string{cfg.Path}, cfg.Args...)
 	err = unix.Exec(cfg.Path, argv, cfg.Env)
 	// The filter is in place: only execve's own errors get here.

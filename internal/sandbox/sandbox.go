@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -283,7 +284,7 @@ func Start(ctx context.Context, spec Spec, log *slog.Logger) (*Process, error) {
 			Pdeathsig:   syscall.SIGKILL,
 		},
 	}
-	err = cmd.Start()
+	err = startOnForkThread(cmd)
 	cfgR.Close()
 	statusW.Close()
 	if err != nil {
@@ -343,6 +344,30 @@ func Start(ctx context.Context, spec Spec, log *slog.Logger) (*Process, error) {
 		}
 	}()
 	return p, nil
+}
+
+// forkThread is the OS thread every sandbox is started from. The parent-death signal that ends
+// a sandbox when the agent dies is tied to the thread that forked it, not to the process, and
+// Go ends a thread when a goroutine that locked it exits: so sandboxes are forked from one
+// thread that lives as long as the agent.
+var forkThread struct {
+	once sync.Once
+	req  chan func()
+}
+
+func startOnForkThread(cmd *exec.Cmd) error {
+	forkThread.once.Do(func() {
+		forkThread.req = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked
+			for f := range forkThread.req {
+				f()
+			}
+		}()
+	})
+	done := make(chan error)
+	forkThread.req <- func() { done <- cmd.Start() }
+	return <-done
 }
 
 // SetupError is a failure inside the sandbox before the app ran: a mount, a limit, the entry
