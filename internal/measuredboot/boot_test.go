@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"debug/elf"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -64,6 +65,9 @@ func requireTools(t *testing.T) {
 			missing = append(missing, f)
 		}
 	}
+	if len(missing) == 0 && !static(busybox) {
+		missing = append(missing, "a static "+busybox+" (busybox-static)")
+	}
 	if len(missing) == 0 {
 		return
 	}
@@ -72,6 +76,21 @@ func requireTools(t *testing.T) {
 		t.Fatal(msg + "; RAMPART_REQUIRE_QEMU=1 requires it")
 	}
 	t.Skip(msg)
+}
+
+// static reports whether an ELF executable needs no dynamic loader.
+func static(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
 }
 
 // TestMeasuredBootAttestation boots a UKI holding the real rampart-agent under QEMU with OVMF
