@@ -82,11 +82,10 @@ func (s *Service) CheckIn(ctx context.Context, dev store.Device, in v1.CheckIn) 
 	if g.CheckInInterval > 0 {
 		res.IntervalSeconds = int64(g.CheckInInterval / time.Second)
 	}
-	res.DirectorPath = DirectorPath
 	d, err := s.store.CurrentDeployment(ctx, dev.TenantID, dev.DeviceGroupID)
 	switch {
-	case err == nil:
-		res.DeploymentID = d.ID
+	case err == nil: // a deployment's director metadata is published with it
+		res.DeploymentID, res.DirectorPath = d.ID, DirectorPath
 	case !errors.Is(err, store.ErrNotFound):
 		return v1.CheckInResult{}, fmt.Errorf("reading the group's deployment: %w", err)
 	}

@@ -25,6 +25,7 @@ import (
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/attestclient"
+	"github.com/rampart-iot/rampart/internal/tufclient"
 )
 
 // Limits on what the service may send.
@@ -222,4 +223,55 @@ func readEvents(r io.Reader, fn func(v1.DeviceEvent) error) error {
 		return fmt.Errorf("reading the push channel: %w", err)
 	}
 	return nil
+}
+
+// Fetch implements tufclient.Fetcher over the device's mutual TLS: repo tufclient.Director is
+// the device group's director repository, tufclient.Image the tenant's image repository. A
+// missing file wraps tufclient.ErrNotFound.
+func (c *Client) Fetch(ctx context.Context, repo tufclient.Repo, name string, maxLength int64) (io.ReadCloser, error) {
+	path := "/v1/device/metadata/images/"
+	if repo == tufclient.Director {
+		path = "/v1/device/metadata/director/"
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", c.url(path+name), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.client(false).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s metadata %s: %w", repo, name, err)
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s metadata %s: %w", repo, name, tufclient.ErrNotFound)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponse))
+		resp.Body.Close()
+		return nil, fmt.Errorf("fetching %s metadata %s: %w", repo, name, errorOf(resp.StatusCode, b))
+	}
+	if resp.ContentLength > maxLength {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s metadata %s is %d bytes; the limit is %d", repo, name, resp.ContentLength, maxLength)
+	}
+	return resp.Body, nil
+}
+
+// InitialRoot fetches version 1 of a repository's root, the device's starting point of trust
+// for it, over mutual TLS with the service (trust on first use, bound to the service's
+// certificate); later roots must chain from it.
+func (c *Client) InitialRoot(ctx context.Context, repo tufclient.Repo) ([]byte, error) {
+	rc, err := c.Fetch(ctx, repo, "1.root.json", tufclient.MaxRootSize)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, tufclient.MaxRootSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > tufclient.MaxRootSize {
+		return nil, fmt.Errorf("%s root is larger than %d bytes", repo, tufclient.MaxRootSize)
+	}
+	return b, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/rot"
 	_ "github.com/rampart-iot/rampart/internal/rot/softrot"
 	"github.com/rampart-iot/rampart/internal/server/servertest"
+	"github.com/rampart-iot/rampart/internal/tufclient"
 	"github.com/rampart-iot/rampart/manifest"
 )
 
@@ -66,6 +67,29 @@ func device(t *testing.T, srv *servertest.Server, admin *client.Client, tenant, 
 		t.Fatal(err)
 	}
 	return &checkinclient.Client{Server: srv.URL, RootCAs: roots, CertDir: dir}, rec.DeviceID
+}
+
+// refresh verifies the device's metadata from scratch (first roots fetched over mutual TLS).
+func refresh(t *testing.T, dc *checkinclient.Client) []tufclient.Target {
+	t.Helper()
+	ctx := t.Context()
+	dirRoot, err := dc.InitialRoot(ctx, tufclient.Director)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgRoot, err := dc.InitialRoot(ctx, tufclient.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tufclient.New(tufclient.Config{Dir: t.TempDir(), Fetcher: dc, DirectorRoot: dirRoot, ImageRoot: imgRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := tc.Refresh(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return targets
 }
 
 func appPackage(t *testing.T, name, version string) []byte {
@@ -145,7 +169,7 @@ func TestCheckInPushAndDownload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.DeviceGroupID != grp.ID || res.DeploymentID != "" || res.IntervalSeconds != 600 || res.DirectorPath == "" || res.ImagesPath == "" {
+	if res.DeviceGroupID != grp.ID || res.DeploymentID != "" || res.IntervalSeconds != 600 || res.DirectorPath != "" || res.ImagesPath == "" {
 		t.Fatalf("check-in result %+v", res)
 	}
 
@@ -166,8 +190,14 @@ func TestCheckInPushAndDownload(t *testing.T) {
 	if res, err = dc.CheckIn(ctx, report); err != nil {
 		t.Fatal(err)
 	}
-	if res.DeploymentID != dep.ID {
+	if res.DeploymentID != dep.ID || res.DirectorPath == "" {
 		t.Fatalf("check-in after the deployment: %+v", res)
+	}
+	// The signed metadata says exactly that: the director and the image repository agree.
+	targets := refresh(t, dc)
+	if len(targets) != 1 || targets[0].ImageID != img.ID || targets[0].SHA256 != img.PackageSHA256 ||
+		targets[0].Length != img.PackageSize || targets[0].Version != "1.0.0" {
+		t.Fatalf("verified targets %+v, want image %s", targets, img.ID)
 	}
 	d, err = admin.GetDevice(ctx, srv.TenantID, devID)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/push"
 	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/updatemeta"
 )
 
 // EventKeepalive is how often an idle push channel carries a comment, so that proxies and the
@@ -27,6 +28,9 @@ func checkInRoutes() []route {
 		{method: "GET", path: "/v1/device/events", op: "deviceEvents",
 			summary: "The device's push channel (mutual TLS): server-sent events, each a JSON DeviceEvent; a deployment event means check in now. The first event asks for a check-in, so a reconnecting device catches up.",
 			device:  true, status: 200, produces: "text/event-stream", handle: deviceEvents},
+		{method: "GET", path: "/v1/device/metadata/{repository}/{file}", op: "deviceMetadata",
+			summary: "A signed update-metadata file (TUF) of the device's group's director repository ({repository} = director) or its tenant's image repository (images): root.json, N.root.json, timestamp.json, N.snapshot.json, N.targets.json (mutual TLS).",
+			device:  true, status: 200, produces: "application/json", handle: deviceMetadata},
 		{method: "GET", path: "/v1/device/images/{image}/package", op: "deviceDownloadImage",
 			summary: "An image package of the device's tenant (mutual TLS; Range requests supported). The device checks it against its verified update metadata.",
 			device:  true, status: 200, produces: "application/octet-stream", handle: deviceDownloadImage},
@@ -95,6 +99,30 @@ func deviceEvents(c *call) (any, error) {
 			}
 		}
 	}), nil
+}
+
+func deviceMetadata(c *call) (any, error) {
+	dev := c.dev.Device
+	var repo string
+	switch c.param("repository") {
+	case "director":
+		if dev.DeviceGroupID == "" {
+			return nil, problem.New(v1.CodeNotFound, "the device is in no device group, so it has no director repository")
+		}
+		repo = updatemeta.DirectorRepository(dev.DeviceGroupID)
+	case "images":
+		repo = store.TUFImages
+	default:
+		return nil, problem.New(v1.CodeNotFound, "no repository %q: it is director or images", c.param("repository"))
+	}
+	b, err := updatemeta.File(c.r.Context(), c.h.m.Store(), dev.TenantID, repo, c.param("file"))
+	if errors.Is(err, updatemeta.ErrNoFile) {
+		return nil, problem.New(v1.CodeNotFound, "%v", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 func deviceDownloadImage(c *call) (any, error) {

@@ -162,7 +162,13 @@ func (m *Manager) UpdateDeviceGroup(ctx context.Context, p *authz.Principal, ten
 		}
 		cur.UpdatedAt = m.timestamp()
 		out = cur
-		return tx.UpdateDeviceGroup(ctx, cur)
+		if err := tx.UpdateDeviceGroup(ctx, cur); err != nil {
+			return err
+		}
+		if m.meta != nil && req.UpdatePolicy != nil {
+			return m.meta.PublishDirector(ctx, tx, tenantID, id)
+		}
+		return nil
 	})
 	return out, err
 }

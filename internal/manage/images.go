@@ -64,7 +64,13 @@ func (m *Manager) AddImage(ctx context.Context, p *authz.Principal, tenantID str
 	}
 	err = m.writeAuthorized(ctx, p, o, func(tx store.Tx, w *note) error {
 		*w = *n
-		return tx.CreateImage(ctx, img)
+		if err := tx.CreateImage(ctx, img); err != nil {
+			return err
+		}
+		if m.meta != nil {
+			return m.meta.PublishImages(ctx, tx, tenantID)
+		}
+		return nil
 	})
 	if errors.Is(err, store.ErrComponentOwned) {
 		err = &problem.Error{Code: v1.CodeConflict, Message: fmt.Sprintf("component %s belongs to another tenant; pick a new component ID", img.ComponentID), Err: err}
@@ -192,7 +198,13 @@ func (m *Manager) CreateDeployment(ctx context.Context, p *authz.Principal, tena
 		n.resourceID = id
 		out = store.Deployment{ID: id, TenantID: tenantID, DeviceGroupID: groupID, ImageIDs: req.ImageIDs,
 			CreatedBy: p.UserID, CreatedAt: m.timestamp()}
-		return tx.CreateDeployment(ctx, out)
+		if err := tx.CreateDeployment(ctx, out); err != nil {
+			return err
+		}
+		if m.meta != nil {
+			return m.meta.PublishDirector(ctx, tx, tenantID, groupID)
+		}
+		return nil
 	})
 	if err == nil && m.notify != nil {
 		m.notify.DeploymentCreated(tenantID, groupID, out.ID)

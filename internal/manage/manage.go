@@ -42,6 +42,9 @@ type Config struct {
 	ImageSigner ImageSigner
 	SpoolDir    string // where uploads are spooled while they are checked (default os.TempDir())
 	Policy      Policy
+	// Metadata publishes signed update metadata in the same transaction as the images and
+	// deployments it describes; nil for none.
+	Metadata Publisher
 	// Notify hears of committed changes that connected devices must act on; nil for none.
 	Notify Notifier
 	Now    func() time.Time // default time.Now
@@ -58,6 +61,7 @@ type Manager struct {
 	spoolDir string
 	policy   Policy
 	notify   Notifier
+	meta     Publisher
 	now      func() time.Time
 	rand     io.Reader
 	ids      *ids.Generator
@@ -66,7 +70,7 @@ type Manager struct {
 
 // New returns a Manager.
 func New(cfg Config) *Manager {
-	m := &Manager{store: cfg.Store, ca: cfg.CA, blobs: cfg.Blobs, signer: cfg.ImageSigner, spoolDir: cfg.SpoolDir, policy: cfg.Policy, notify: cfg.Notify, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
+	m := &Manager{store: cfg.Store, ca: cfg.CA, blobs: cfg.Blobs, signer: cfg.ImageSigner, spoolDir: cfg.SpoolDir, policy: cfg.Policy, notify: cfg.Notify, meta: cfg.Metadata, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -87,6 +91,14 @@ type Notifier interface {
 	DeploymentCreated(tenantID, groupID, deploymentID string)
 	// DeviceMoved says a device changed group.
 	DeviceMoved(tenantID, deviceID string)
+}
+
+// Publisher publishes signed update metadata within a store transaction (internal/updatemeta).
+type Publisher interface {
+	// PublishImages re-publishes the tenant's image repository.
+	PublishImages(ctx context.Context, tx store.Tx, tenantID string) error
+	// PublishDirector re-publishes the group's director repository.
+	PublishDirector(ctx context.Context, tx store.Tx, tenantID, groupID string) error
 }
 
 // Store returns the manager's store, for read paths that need no authorization (health checks).

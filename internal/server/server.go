@@ -42,6 +42,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/push"
 	"github.com/rampart-iot/rampart/internal/serverconfig"
 	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/updatemeta"
 
 	// The built-in store backends.
 	_ "github.com/rampart-iot/rampart/internal/store/postgres"
@@ -157,7 +158,8 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	hub := &push.Hub{}
-	m := manage.New(manage.Config{Store: st, CA: authority, Notify: hub, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware},
+	meta := updatemeta.New(updatemeta.Config{Sealer: sealer, Now: now, Rand: rnd})
+	m := manage.New(manage.Config{Store: st, CA: authority, Notify: hub, Metadata: meta, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware},
 		Blobs: blobs, ImageSigner: imagesign.New(st, sealer, now, rnd), SpoolDir: spool,
 		Now: now, Rand: rnd, Logger: log})
 
@@ -218,7 +220,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	go janitor(ctx, log, att, authority)
+	go janitor(ctx, log, st, att, authority, meta)
 	var stopping atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", api)
@@ -279,9 +281,9 @@ func Run(ctx context.Context, opts Options) error {
 	return nil
 }
 
-// janitor deletes expired attestation nonces and makes sure a service root outlives the tenant
-// CAs it must sign, every minute until ctx ends.
-func janitor(ctx context.Context, log *slog.Logger, att *attestsvc.Service, authority *ca.Authority) {
+// janitor deletes expired attestation nonces, makes sure a service root outlives the tenant
+// CAs it must sign, and renews update metadata before it expires, every minute until ctx ends.
+func janitor(ctx context.Context, log *slog.Logger, st store.Store, att *attestsvc.Service, authority *ca.Authority, meta *updatemeta.Service) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -296,6 +298,11 @@ func janitor(ctx context.Context, log *slog.Logger, att *attestsvc.Service, auth
 			}
 			if err := authority.EnsureRoot(ctx); err != nil {
 				log.Error("service root CA", "error", err)
+			}
+			if n, err := meta.RenewAll(ctx, st, 1000); err != nil {
+				log.Error("renewing update metadata", "error", err)
+			} else if n > 0 {
+				log.Info("renewed update metadata", "repositories", n)
 			}
 		}
 	}

@@ -1,0 +1,484 @@
+// Package updatemeta keeps the service's signed update metadata current: each tenant's image
+// repository (every image it released) and each device group's director repository (exactly
+// the group's current deployment, after its update policy), both made by internal/tufrepo. It
+// publishes inside the caller's store transaction, so metadata and the change it describes
+// commit together; it renews metadata before it expires; and it serves the stored files to
+// devices by TUF file name.
+//
+// Keys: each tenant has one root key (the root role of all its repositories), which can be
+// taken offline (ExportRoot) and brought back (ImportRoot); while it is offline, no new
+// repository can be made. Each repository has one online key that signs its targets,
+// snapshot and timestamp roles. Keys are ECDSA P-256, kept in the store sealed under the
+// service's key-encryption key (internal/keyseal). Because every repository has its own online
+// keys, a device that trusts its group's director refuses another group's.
+//
+// Trust: it trusts the store, the sealer and its callers, who authorize.
+package updatemeta
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampart-iot/rampart/imagepkg"
+	"github.com/rampart-iot/rampart/internal/keyseal"
+	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/tufrepo"
+)
+
+// Key purposes in the store.
+const (
+	KeyRoot         = "tuf-root"    // a tenant's root key
+	KeyOnlinePrefix = "tuf-online:" // + repository: a repository's online key
+)
+
+// Errors.
+var (
+	// ErrRootOffline means the tenant's root key was exported; import it to make repositories.
+	ErrRootOffline = errors.New("the tenant's update-metadata root key is offline")
+	// ErrNoFile means a device asked for metadata that does not exist.
+	ErrNoFile = errors.New("no such metadata file")
+)
+
+// Config configures a Service.
+type Config struct {
+	Sealer    *keyseal.Sealer
+	Lifetimes tufrepo.Lifetimes // zero fields take tufrepo's defaults
+	Now       func() time.Time  // default time.Now
+	Rand      io.Reader         // default crypto/rand
+}
+
+// Service publishes, renews and serves update metadata. It is safe for concurrent use.
+type Service struct {
+	sealer    *keyseal.Sealer
+	lifetimes tufrepo.Lifetimes
+	now       func() time.Time
+	rand      io.Reader
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	s := &Service{sealer: cfg.Sealer, lifetimes: cfg.Lifetimes, now: cfg.Now, rand: cfg.Rand}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	return s
+}
+
+// DirectorRepository is the store's name of a group's director repository.
+func DirectorRepository(groupID string) string { return store.TUFDirectorPrefix + groupID }
+
+// PublishImages publishes the tenant's image repository listing every image it has, within tx.
+func (s *Service) PublishImages(ctx context.Context, tx store.Tx, tenantID string) error {
+	var targets []tufrepo.Target
+	opt := store.ListOptions{Limit: 1000}
+	for {
+		page, err := tx.ListImages(ctx, tenantID, store.ImageFilter{}, opt)
+		if err != nil {
+			return fmt.Errorf("listing the tenant's images: %w", err)
+		}
+		for _, img := range page.Items {
+			targets = append(targets, target(img))
+		}
+		if page.Next == "" {
+			break
+		}
+		opt.After = page.Next
+	}
+	return s.publish(ctx, tx, tenantID, store.TUFImages, targets)
+}
+
+// PublishDirector publishes the group's director repository, listing its current deployment's
+// images after the group's update policy (No3rdPartyAppUpdates: no applications), within tx.
+// A group without a deployment gets none.
+func (s *Service) PublishDirector(ctx context.Context, tx store.Tx, tenantID, groupID string) error {
+	g, err := tx.GetDeviceGroup(ctx, tenantID, groupID)
+	if err != nil {
+		return err
+	}
+	d, err := tx.CurrentDeployment(ctx, tenantID, groupID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	targets := []tufrepo.Target{}
+	for _, id := range d.ImageIDs {
+		img, err := tx.GetImage(ctx, tenantID, id)
+		if err != nil {
+			return fmt.Errorf("deployment %s: %w", d.ID, err)
+		}
+		if g.UpdatePolicy == store.No3rdPartyAppUpdates && img.Kind == store.ImageApplication {
+			continue
+		}
+		targets = append(targets, target(img))
+	}
+	return s.publish(ctx, tx, tenantID, DirectorRepository(groupID), targets)
+}
+
+func target(img store.Image) tufrepo.Target {
+	return tufrepo.Target{ComponentID: img.ComponentID, ImageID: img.ID, Kind: imagepkg.Kind(img.Kind),
+		Version: img.Version, Length: img.PackageSize, SHA256: img.PackageSHA256}
+}
+
+// publish makes the repository if it has none, then publishes targets.
+func (s *Service) publish(ctx context.Context, tx store.Tx, tenantID, repository string, targets []tufrepo.Target) error {
+	online, err := s.online(ctx, tx, tenantID, repository)
+	if err != nil {
+		return err
+	}
+	old, err := load(ctx, tx, tenantID, repository)
+	if err != nil {
+		return err
+	}
+	cur := old
+	if cur == nil {
+		root, err := s.rootKey(ctx, tx, tenantID)
+		if err != nil {
+			return err
+		}
+		one := func(k *ecdsa.PrivateKey) tufrepo.RoleKeys {
+			return tufrepo.RoleKeys{Keys: []crypto.PublicKey{&k.PublicKey}, Threshold: 1}
+		}
+		key := online.Targets[0].(*ecdsa.PrivateKey)
+		roles := tufrepo.Roles{Root: one(root), Targets: one(key), Snapshot: one(key), Timestamp: one(key)}
+		if cur, err = online.Init(roles, []crypto.Signer{root}, s.now()); err != nil {
+			return fmt.Errorf("making repository %s: %w", repository, err)
+		}
+	}
+	next, err := online.Publish(cur, targets, s.now())
+	if err != nil {
+		return fmt.Errorf("publishing repository %s: %w", repository, err)
+	}
+	return save(ctx, tx, tenantID, repository, old, next, s.now())
+}
+
+// Renew renews, within tx, the online metadata of one repository that nears expiry. It
+// reports whether anything changed.
+func (s *Service) Renew(ctx context.Context, tx store.Tx, tenantID, repository string) (bool, error) {
+	old, err := load(ctx, tx, tenantID, repository)
+	if err != nil || old == nil {
+		return false, err
+	}
+	online, err := s.online(ctx, tx, tenantID, repository)
+	if err != nil {
+		return false, err
+	}
+	next, changed, err := online.Renew(old, s.now())
+	if err != nil || !changed {
+		return false, err
+	}
+	return true, save(ctx, tx, tenantID, repository, old, next, s.now())
+}
+
+// RenewAll renews every repository whose online metadata has less than half its lifetime left,
+// each in its own transaction, at most limit of them per role; it returns how many changed.
+// The service runs it periodically; replicas may race, and a lost race is harmless (the store
+// refuses a version twice).
+func (s *Service) RenewAll(ctx context.Context, st store.Store, limit int) (int, error) {
+	lt := s.lifetimesWithDefaults()
+	now := s.now()
+	seen := map[[2]string]bool{}
+	n := 0
+	var errs []error
+	for _, r := range []struct {
+		role     string
+		lifetime time.Duration
+	}{{store.TUFTimestamp, lt.Timestamp}, {store.TUFSnapshot, lt.Snapshot}, {store.TUFTargets, lt.Targets}} {
+		due, err := st.ListTUFExpiring(ctx, r.role, now.Add(r.lifetime/2), limit)
+		if err != nil {
+			return n, err
+		}
+		for _, m := range due {
+			k := [2]string{m.TenantID, m.Repository}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			var changed bool
+			err := st.Update(ctx, func(tx store.Tx) error {
+				var err error
+				changed, err = s.Renew(ctx, tx, m.TenantID, m.Repository)
+				return err
+			})
+			switch {
+			case errors.Is(err, store.ErrConflict): // another replica renewed it first
+			case err != nil:
+				errs = append(errs, fmt.Errorf("renewing %s of tenant %s: %w", m.Repository, m.TenantID, err))
+			case changed:
+				n++
+			}
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+func (s *Service) lifetimesWithDefaults() tufrepo.Lifetimes {
+	lt := s.lifetimes
+	for _, f := range []struct {
+		d   *time.Duration
+		def time.Duration
+	}{{&lt.Root, tufrepo.DefaultRootLifetime}, {&lt.Targets, tufrepo.DefaultTargetsLifetime},
+		{&lt.Snapshot, tufrepo.DefaultSnapshotLifetime}, {&lt.Timestamp, tufrepo.DefaultTimestampLifetime}} {
+		if *f.d <= 0 {
+			*f.d = f.def
+		}
+	}
+	return lt
+}
+
+// File returns the metadata file a device asks for by name ("root.json", "N.root.json",
+// "timestamp.json", "N.snapshot.json", "N.targets.json") from a repository.
+func File(ctx context.Context, tx store.Tx, tenantID, repository, name string) ([]byte, error) {
+	role, version, ok := parseName(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q is not a metadata file name", ErrNoFile, name)
+	}
+	m, err := tx.GetTUFMetadata(ctx, tenantID, repository, role, version)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNoFile, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m.Body, nil
+}
+
+// parseName maps a file name to a role and version (0: the newest).
+func parseName(name string) (role string, version int64, ok bool) {
+	switch name {
+	case tufrepo.RootFile:
+		return store.TUFRoot, 0, true
+	case tufrepo.TimestampFile:
+		return store.TUFTimestamp, 0, true
+	}
+	vs, rest, ok := strings.Cut(name, ".")
+	if !ok || vs == "" || vs[0] == '0' || len(vs) > 18 {
+		return "", 0, false
+	}
+	v, err := strconv.ParseInt(vs, 10, 64)
+	if err != nil || v < 1 {
+		return "", 0, false
+	}
+	switch rest {
+	case "root.json":
+		return store.TUFRoot, v, true
+	case "snapshot.json":
+		return store.TUFSnapshot, v, true
+	case "targets.json":
+		return store.TUFTargets, v, true
+	}
+	return "", 0, false
+}
+
+// load reads a repository's State from the store; nil if it has none.
+func load(ctx context.Context, tx store.Tx, tenantID, repository string) (*tufrepo.State, error) {
+	st := &tufrepo.State{}
+	for v := int64(1); ; v++ {
+		m, err := tx.GetTUFMetadata(ctx, tenantID, repository, store.TUFRoot, v)
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		st.Roots = append(st.Roots, m.Body)
+	}
+	if len(st.Roots) == 0 {
+		return nil, nil
+	}
+	for _, r := range []struct {
+		role string
+		dst  *[]byte
+	}{{store.TUFTargets, &st.Targets}, {store.TUFSnapshot, &st.Snapshot}, {store.TUFTimestamp, &st.Timestamp}} {
+		m, err := tx.GetTUFMetadata(ctx, tenantID, repository, r.role, 0)
+		if err != nil {
+			return nil, fmt.Errorf("repository %s: %w", repository, err)
+		}
+		*r.dst = m.Body
+	}
+	return st, nil
+}
+
+// save stores every role version of next that old did not have.
+func save(ctx context.Context, tx store.Tx, tenantID, repository string, old, next *tufrepo.State, now time.Time) error {
+	ns, err := next.Status()
+	if err != nil {
+		return err
+	}
+	var os tufrepo.Status
+	oldRoots := 0
+	if old != nil {
+		if os, err = old.Status(); err != nil {
+			return err
+		}
+		oldRoots = len(old.Roots)
+	}
+	at := now.UTC().Truncate(time.Microsecond)
+	put := func(role string, st tufrepo.RoleStatus, body []byte) error {
+		return tx.PutTUFMetadata(ctx, store.TUFMetadata{TenantID: tenantID, Repository: repository, Role: role,
+			Version: st.Version, Body: body, ExpiresAt: st.Expires, CreatedAt: at})
+	}
+	for i := oldRoots; i < len(next.Roots); i++ {
+		st := tufrepo.RoleStatus{Version: int64(i + 1)}
+		if i == len(next.Roots)-1 {
+			st.Expires = ns.Root.Expires
+		}
+		if err := put(store.TUFRoot, st, next.Roots[i]); err != nil {
+			return err
+		}
+	}
+	for _, r := range []struct {
+		role     string
+		old, new tufrepo.RoleStatus
+		body     []byte
+	}{{store.TUFTargets, os.Targets, ns.Targets, next.Targets}, {store.TUFSnapshot, os.Snapshot, ns.Snapshot, next.Snapshot},
+		{store.TUFTimestamp, os.Timestamp, ns.Timestamp, next.Timestamp}} {
+		if r.new.Version > r.old.Version {
+			if err := put(r.role, r.new, r.body); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// online returns the repository's online signer, made on first use.
+func (s *Service) online(ctx context.Context, tx store.Tx, tenantID, repository string) (*tufrepo.Online, error) {
+	k, err := s.key(ctx, tx, tenantID, KeyOnlinePrefix+repository, true)
+	if err != nil {
+		return nil, err
+	}
+	signers := []crypto.Signer{k}
+	return &tufrepo.Online{Targets: signers, Snapshot: signers, Timestamp: signers, Lifetimes: s.lifetimes}, nil
+}
+
+// rootKey returns the tenant's root key, made on first use; ErrRootOffline if exported.
+func (s *Service) rootKey(ctx context.Context, tx store.Tx, tenantID string) (*ecdsa.PrivateKey, error) {
+	return s.key(ctx, tx, tenantID, KeyRoot, true)
+}
+
+// key returns the newest unrevoked key of a purpose, making one if there is none and create
+// is set.
+func (s *Service) key(ctx context.Context, tx store.Tx, tenantID, purpose string, create bool) (*ecdsa.PrivateKey, error) {
+	keys, err := tx.ListSigningKeys(ctx, tenantID, purpose)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(keys) - 1; i >= 0; i-- {
+		k := keys[i]
+		if !k.RevokedAt.IsZero() {
+			continue
+		}
+		if k.KeyCiphertext == nil {
+			return nil, fmt.Errorf("%w (key %s): import it with 'rampart keys import-root': %w", ErrRootOffline, k.ID, store.ErrConflict)
+		}
+		return s.sealer.Open(k.ID, k.KeyCiphertext)
+	}
+	if !create {
+		return nil, fmt.Errorf("tenant %s has no %s key: %w", tenantID, purpose, store.ErrNotFound)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), s.rand)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.storeKey(ctx, tx, tenantID, purpose, key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+func (s *Service) storeKey(ctx context.Context, tx store.Tx, tenantID, purpose string, key *ecdsa.PrivateKey) error {
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	id, err := imagepkg.KeyID(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	sealed, err := s.sealer.Seal(id, key)
+	if err != nil {
+		return err
+	}
+	return tx.CreateSigningKey(ctx, store.SigningKey{ID: id, TenantID: tenantID, Purpose: purpose,
+		PublicDER: der, KeyCiphertext: sealed, CreatedAt: s.now().UTC().Truncate(time.Microsecond)})
+}
+
+// ExportRoot takes the tenant's root key offline: it returns the private key (PKCS #8 PEM)
+// and removes it from the store, keeping the public half. Keep the file safe; until it is
+// imported again, no new repository (a new group's first deployment) can be made.
+func (s *Service) ExportRoot(ctx context.Context, tx store.Tx, tenantID string) ([]byte, error) {
+	key, err := s.key(ctx, tx, tenantID, KeyRoot, true)
+	if err != nil {
+		return nil, err
+	}
+	id, err := imagepkg.KeyID(&key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.UpdateSigningKey(ctx, store.SigningKey{ID: id, TenantID: tenantID}); err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// ImportRoot brings an exported root key back: it must be the private half of the tenant's
+// offline root key.
+func (s *Service) ImportRoot(ctx context.Context, tx store.Tx, tenantID string, keyPEM []byte) error {
+	blk, _ := pem.Decode(keyPEM)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return errors.New("the root key is not a PEM 'PRIVATE KEY' (PKCS #8) block")
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return fmt.Errorf("the root key: %w", err)
+	}
+	key, ok := parsed.(*ecdsa.PrivateKey)
+	if !ok || key.Curve != elliptic.P256() {
+		return errors.New("the root key is not an ECDSA P-256 key")
+	}
+	id, err := imagepkg.KeyID(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	keys, err := tx.ListSigningKeys(ctx, tenantID, KeyRoot)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.ID != id {
+			continue
+		}
+		if !k.RevokedAt.IsZero() {
+			return fmt.Errorf("root key %s was revoked", id)
+		}
+		if k.KeyCiphertext != nil {
+			return fmt.Errorf("root key %s is already online: %w", id, store.ErrConflict)
+		}
+		sealed, err := s.sealer.Seal(id, key)
+		if err != nil {
+			return err
+		}
+		return tx.UpdateSigningKey(ctx, store.SigningKey{ID: id, TenantID: tenantID, KeyCiphertext: sealed})
+	}
+	return fmt.Errorf("key %s is not the tenant's root key: %w", id, store.ErrNotFound)
+}
