@@ -348,3 +348,19 @@ func TestRootRotation(t *testing.T) {
 	f.srv.serve(tufclient.Director, "2.root.json", sign(t, root, append(newKeys, f.director.RootKeys...)...))
 	f.mustRefresh()
 }
+
+func TestExpiredRootRefused(t *testing.T) {
+	f := newFixture(t)
+	f.mustRefresh()
+	// The service renews the online roles, but nobody renewed the root.
+	f.now = t0.Add(tufrepo.DefaultRootLifetime + time.Hour)
+	f.director.Renew(f.now)
+	f.image.Renew(f.now)
+	f.refused(tufclient.ReasonExpired, "director 1.root.json", "root (version 1) expired")
+	// Renewing it (a rotation to the same keys) brings the fleet back.
+	f.director.RotateRoot(f.now, f.director.RootKeys, 1)
+	f.image.RotateRoot(f.now, f.image.RootKeys, 1)
+	if got := f.mustRefresh(); len(got) != 2 {
+		t.Fatalf("got %+v", got)
+	}
+}
