@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,6 +109,8 @@ func baseSpec(t *testing.T, args ...string) Spec {
 		Limits:   Limits{MemoryBytes: 256 << 20, Pids: 64},
 	}
 }
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // syncBuffer is a goroutine-safe buffer that can signal when a line appears.
 type syncBuffer struct {
@@ -316,6 +319,37 @@ func TestStoragePersistsAndQuotaHolds(t *testing.T) {
 	spec3.Storage = &Storage{Dir: dir, SizeKB: 2 * sizeKB}
 	if _, err := Start(context.Background(), spec3, nil); err == nil || !strings.Contains(err.Error(), "quota") {
 		t.Errorf("starting with a changed SizeKB: %v, want an error about the quota", err)
+	}
+}
+
+func TestStorageAfterCrashedStart(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	st := &Storage{Dir: dir, SizeKB: 16}
+	// An agent that crashed between mounting the storage and starting the sandbox leaves the
+	// host mount behind.
+	mnt, _, err := mountStorage(st, testUID, testGID, slogDiscard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "keep"), []byte("from before the crash"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(mnt, "keep"), testUID, testGID); err != nil {
+		t.Fatal(err)
+	}
+	spec := baseSpec(t, "storage-read")
+	spec.Storage = st
+	var got struct {
+		Keep string
+		Err  int
+	}
+	runJSON(t, spec, &got)
+	if got.Err != 0 || got.Keep != "from before the crash" {
+		t.Errorf("read %q (errno %d)", got.Keep, got.Err)
+	}
+	if mounted(mnt) {
+		t.Error("the stale host mount is still there")
 	}
 }
 

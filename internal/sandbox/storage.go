@@ -226,6 +226,15 @@ func loopMount(img, mnt string) error {
 		cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
 		copy(cfg.Info.File_name[:], img)
 		err = unix.IoctlLoopConfigure(int(lf.Fd()), &cfg)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOTTY) {
+			// Before Linux 5.8: attach, then set the flags.
+			err = unix.IoctlSetInt(int(lf.Fd()), unix.LOOP_SET_FD, int(backing.Fd()))
+			if err == nil {
+				if err = unix.IoctlLoopSetStatus64(int(lf.Fd()), &cfg.Info); err != nil {
+					_ = unix.IoctlSetInt(int(lf.Fd()), unix.LOOP_CLR_FD, 0)
+				}
+			}
+		}
 		if errors.Is(err, unix.EBUSY) && try < 20 {
 			lf.Close() // another process took it first
 			continue
