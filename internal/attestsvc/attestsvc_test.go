@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -228,6 +229,10 @@ func TestAttestIssuesCertificatesThatVerify(t *testing.T) {
 	n, err := d.c.Nonce(ctx)
 	if err != nil || n.Activation != nil {
 		t.Fatalf("second nonce: %v %+v", err, n.Activation)
+	}
+	// Nonces name the firmware PCRs, which a device without a firmware log leaves out.
+	if !slices.Equal(n.FirmwarePCRs, attest.FirmwarePCRs) || !slices.Equal(n.PCRs, []int{14}) {
+		t.Fatalf("nonce PCRs %v, firmware PCRs %v", n.PCRs, n.FirmwarePCRs)
 	}
 }
 
