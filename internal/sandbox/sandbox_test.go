@@ -19,6 +19,10 @@ import (
 
 func TestMain(m *testing.M) {
 	Init()
+	if os.Getenv(helperAgentEnv) != "" {
+		helperAgent()
+		return
+	}
 	code := m.Run()
 	if appDir != "" {
 		os.RemoveAll(appDir)
@@ -547,6 +551,91 @@ func TestExitCodeAndNetworkHook(t *testing.T) {
 	}
 	if p, ok := cgroupDirFor(t, spec.Name, "memory"); ok {
 		t.Errorf("memory cgroup %s left behind", p)
+	}
+}
+
+// helperAgentEnv makes the test binary a stand-in agent that starts one sandbox, prints the
+// app's pid and waits to be killed.
+const helperAgentEnv = "RAMPART_SANDBOX_TEST_AGENT"
+
+// helperSpec is the part of a Spec the stand-in agent needs.
+type helperSpec struct {
+	Name, Root, Path string
+	Args             []string
+	UID, GID         uint32
+}
+
+func helperAgent() {
+	var hs helperSpec
+	if err := json.Unmarshal([]byte(os.Getenv(helperAgentEnv)), &hs); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	spec := Spec{Name: hs.Name, Root: hs.Root, Path: hs.Path, Args: hs.Args, UID: hs.UID, GID: hs.GID}
+	p, err := Start(context.Background(), spec, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(p.Pid())
+	p.Wait()
+	os.Exit(1)
+}
+
+// When the agent dies, its apps die with it: none is left running unsupervised.
+func TestAgentDeathKillsTheApp(t *testing.T) {
+	needRoot(t)
+	spec := baseSpec(t, "ignore-term")
+	b, err := json.Marshal(helperSpec{Name: spec.Name, Root: spec.Root, Path: spec.Path, Args: spec.Args, UID: spec.UID, GID: spec.GID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := exec.Command(os.Args[0], "-test.run=^$")
+	agent.Env = append(os.Environ(), helperAgentEnv+"="+string(b))
+	agent.Stderr = os.Stderr
+	out, err := agent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Fscan(out, &pid); err != nil {
+		agent.Process.Kill()
+		agent.Wait()
+		t.Fatalf("stand-in agent: %v", err)
+	}
+	defer func() {
+		// The dead agent could not remove its cgroup; the next start would.
+		for _, c := range controllers {
+			if d, ok := cgroupDirFor(t, spec.Name, c); ok {
+				for try := 0; try < 100 && syscall.Rmdir(d) != nil; try++ {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}
+	}()
+	if err := agent.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	agent.Wait()
+	// The app is gone, or a zombie waiting for whoever inherited it; never left running.
+	// (The bound only keeps a broken build from hanging the test.)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		if _, rest, ok := strings.Cut(string(b), ") "); ok && strings.HasPrefix(rest, "Z") {
+			return
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("app %d still running after its agent was killed: %s", pid, b)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
