@@ -130,3 +130,19 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	p.f(p.n)
 	return n, err
 }
+
+// ExportUpdateRootKey takes the tenant's update-metadata root key offline and returns it
+// (PKCS #8 PEM). Keep it safe: the service no longer has it.
+func (c *Client) ExportUpdateRootKey(ctx context.Context, tenant string) (string, error) {
+	var k v1.UpdateRootKey
+	if _, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "update-keys", "root", "export"}, nil, nil, &k); err != nil {
+		return "", err
+	}
+	return k.KeyPEM, nil
+}
+
+// ImportUpdateRootKey brings the tenant's exported update-metadata root key back online.
+func (c *Client) ImportUpdateRootKey(ctx context.Context, tenant, keyPEM string) error {
+	_, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "update-keys", "root", "import"}, nil, v1.UpdateRootKey{KeyPEM: keyPEM}, nil)
+	return err
+}

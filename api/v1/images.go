@@ -39,3 +39,9 @@ type Deployment struct {
 type DeploymentCreate struct {
 	ImageIDs []string `json:"image_ids"`
 }
+
+// UpdateRootKey is a tenant's update-metadata root key (ECDSA P-256, PKCS #8 PEM), as exported
+// to be kept offline and imported to bring it back.
+type UpdateRootKey struct {
+	KeyPEM string `json:"key_pem" doc:"the private key: keep it offline and safe"`
+}

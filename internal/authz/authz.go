@@ -54,6 +54,9 @@ const (
 	DeploymentRead   Action = "deployment.read"
 	DeploymentCreate Action = "deployment.create"
 
+	// UpdateKeyManage takes the tenant's update-metadata root key offline and back.
+	UpdateKeyManage Action = "update-key.manage"
+
 	AuditRead Action = "audit.read"
 )
 
@@ -71,7 +74,8 @@ var reads = []Action{TenantRead, RoleRead, ProductRead, DeviceGroupRead, DeviceR
 var contributorWrites = []Action{ProductCreate, ProductUpdate, DeviceGroupCreate, DeviceGroupUpdate, DeviceClaim, DeviceMove,
 	DeviceDisable, OSReleaseCreate, CAProof, ImageAdd, DeploymentCreate}
 
-var adminOnly = []Action{RoleAdd, RoleDelete, TokenCreate, TokenRevoke, ProductDelete, DeviceGroupDelete, OSReleaseDelete}
+var adminOnly = []Action{RoleAdd, RoleDelete, TokenCreate, TokenRevoke, ProductDelete, DeviceGroupDelete, OSReleaseDelete,
+	UpdateKeyManage}
 
 // TenantActions lists every action a tenant role can grant, for tests and documentation.
 func TenantActions() []Action {

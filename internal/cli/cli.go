@@ -166,6 +166,7 @@ RAMPART_CACERT, RAMPART_TENANT), then the config file that 'rampart login' write
 		newImageCmd(a),
 		newDeploymentCmd(a),
 		newCACertificateCmd(a),
+		newKeysCmd(a),
 		newImagePackageCmd(a),
 		newCompletionCmd(a),
 		newVersionCmd(a),

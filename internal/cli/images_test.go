@@ -53,6 +53,22 @@ func TestE2EImageAddAndDeploy(t *testing.T) {
 	if len(hist) != 2 || hist[0].ID != d2.ID || !hist[0].Current || hist[1].Current {
 		t.Fatalf("history %+v", hist)
 	}
+	// The update-metadata root key goes offline: a new group's first deployment then waits for
+	// it; the existing group goes on.
+	keyFile := filepath.Join(t.TempDir(), "root.pem")
+	r.ok(t, "keys", "export-root", "--out", keyFile)
+	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", st, err)
+	}
+	r.fails(t, "exists", "keys", "export-root", "--out", keyFile)
+	r.fails(t, "offline", "keys", "export-root", "--out", keyFile+".again")
+	r.ok(t, "device-group", "create", "--product", "Lamp", "--name", "Lab")
+	r.fails(t, "import-root", "deployment", "create", "--product", "Lamp", "--device-group", "Lab", "--images", img1.ID)
+	r.ok(t, "deployment", "create", "--product", "Lamp", "--device-group", "Field Test", "--images", img1.ID)
+	r.ok(t, "keys", "import-root", keyFile)
+	r.fails(t, "already online", "keys", "import-root", keyFile)
+	r.ok(t, "deployment", "create", "--product", "Lamp", "--device-group", "Lab", "--images", img1.ID)
+
 	// A Reader sees them and can upload nothing.
 	r.ok(t, "role", "add", "--user", "reed", "--role", "Reader")
 	var tok v1.Token

@@ -135,11 +135,13 @@ var builders = map[string]func(b *buildCtx) request{
 		return request{path: "/v1/tenants/" + b.f.id + "/images/" + b.image().ID + "/package"}
 	},
 	"createDeployment": func(b *buildCtx) request {
+		b.rootOnline()
 		return request{path: "/v1/tenants/" + b.f.id + "/device-groups/" + b.f.group + "/deployments",
 			body: v1.DeploymentCreate{ImageIDs: []string{b.image().ID}}}
 	},
 	"listDeployments": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/deployments"} },
 	"getDeployment": func(b *buildCtx) request {
+		b.rootOnline()
 		var d v1.Deployment
 		b.e.must(b.f.admin, "POST", "/v1/tenants/"+b.f.id+"/device-groups/"+b.f.group+"/deployments",
 			v1.DeploymentCreate{ImageIDs: []string{b.image().ID}}, 201, &d)
@@ -149,6 +151,45 @@ var builders = map[string]func(b *buildCtx) request{
 		return request{path: "/v1/tenants/" + b.f.id + "/ca-certificates/active/proof", body: v1.ProofOfPossessionRequest{VerificationCode: "ABC123"}}
 	},
 	"listServiceAudit": func(b *buildCtx) request { return request{path: "/v1/audit", self: true} },
+	"exportUpdateRootKey": func(b *buildCtx) request {
+		b.rootKey(false)
+		return request{path: "/v1/tenants/" + b.f.id + "/update-keys/root/export"}
+	},
+	"importUpdateRootKey": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/update-keys/root/import", body: v1.UpdateRootKey{KeyPEM: b.rootKey(true)}}
+	},
+}
+
+// rootOnline brings the tenant's root key back if the matrix left it offline (a group's first
+// deployment needs it).
+func (b *buildCtx) rootOnline() {
+	if k, ok := rootKeys[b.f.id]; ok {
+		r := b.e.do(b.f.admin, "POST", "/v1/tenants/"+b.f.id+"/update-keys/root/import", v1.UpdateRootKey{KeyPEM: k})
+		if r.status != 204 && r.status != 409 {
+			b.t.Fatalf("import: %d %s", r.status, r.body)
+		}
+	}
+}
+
+// rootKeys are the update-metadata root keys the matrix has exported, by tenant.
+var rootKeys = map[string]string{}
+
+// rootKey exports the tenant's update-metadata root key as its administrator and returns it,
+// leaving it offline or importing it back; if an earlier request left it offline, it brings it
+// back first.
+func (b *buildCtx) rootKey(leaveOffline bool) string {
+	path := "/v1/tenants/" + b.f.id + "/update-keys/root/"
+	b.rootOnline()
+	var k v1.UpdateRootKey
+	b.e.must(b.f.admin, "POST", path+"export", nil, 200, &k)
+	rootKeys[b.f.id] = k.KeyPEM
+	if leaveOffline {
+		return k.KeyPEM
+	}
+	if r := b.e.do(b.f.admin, "POST", path+"import", v1.UpdateRootKey{KeyPEM: k.KeyPEM}); r.status != 204 {
+		b.t.Fatalf("import: %d %s", r.status, r.body)
+	}
+	return k.KeyPEM
 }
 
 // image uploads an image to the fixture's tenant as its administrator.

@@ -42,6 +42,12 @@ func imageRoutes() []route {
 		{method: "POST", path: tenantPath + "/device-groups/{group}/deployments", op: "createDeployment",
 			summary: "Make a new deployment the group's current one; the previous one stays in its history.",
 			action:  authz.DeploymentCreate, in: v1.DeploymentCreate{}, out: v1.Deployment{}, status: 201, handle: createDeployment},
+		{method: "POST", path: tenantPath + "/update-keys/root/export", op: "exportUpdateRootKey",
+			summary: "Take the tenant's update-metadata root key offline: the response holds the private key, which the service no longer has. Until it is imported, no group can get its first deployment.",
+			action:  authz.UpdateKeyManage, out: v1.UpdateRootKey{}, status: 200, handle: exportUpdateRoot},
+		{method: "POST", path: tenantPath + "/update-keys/root/import", op: "importUpdateRootKey",
+			summary: "Bring the tenant's exported update-metadata root key back online.",
+			action:  authz.UpdateKeyManage, in: v1.UpdateRootKey{}, status: 204, handle: importUpdateRoot},
 		{method: "GET", path: tenantPath + "/deployments", op: "listDeployments", summary: "The tenant's deployments, newest first.",
 			action: authz.DeploymentRead, out: v1.List[v1.Deployment]{}, status: 200, list: true,
 			query: []queryParam{{"device_group_id", "string", "only this group's deployments"}}, handle: listDeployments},
@@ -134,4 +140,20 @@ func getDeployment(c *call) (any, error) {
 		return nil, err
 	}
 	return toDeployment(d, current), nil
+}
+
+func exportUpdateRoot(c *call) (any, error) {
+	b, err := c.h.m.ExportUpdateRoot(c.r.Context(), c.p, c.param("tenant"))
+	if err != nil {
+		return nil, err
+	}
+	return v1.UpdateRootKey{KeyPEM: string(b)}, nil
+}
+
+func importUpdateRoot(c *call) (any, error) {
+	var req v1.UpdateRootKey
+	if err := decode(c, &req); err != nil {
+		return nil, err
+	}
+	return nil, c.h.m.ImportUpdateRoot(c.r.Context(), c.p, c.param("tenant"), []byte(req.KeyPEM))
 }

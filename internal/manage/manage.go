@@ -99,6 +99,10 @@ type Publisher interface {
 	PublishImages(ctx context.Context, tx store.Tx, tenantID string) error
 	// PublishDirector re-publishes the group's director repository.
 	PublishDirector(ctx context.Context, tx store.Tx, tenantID, groupID string) error
+	// ExportRoot takes the tenant's root key offline and returns it (PKCS #8 PEM).
+	ExportRoot(ctx context.Context, tx store.Tx, tenantID string) ([]byte, error)
+	// ImportRoot brings the tenant's exported root key back online.
+	ImportRoot(ctx context.Context, tx store.Tx, tenantID string, keyPEM []byte) error
 }
 
 // Store returns the manager's store, for read paths that need no authorization (health checks).

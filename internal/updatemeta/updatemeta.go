@@ -48,6 +48,8 @@ var (
 	ErrRootOffline = errors.New("the tenant's update-metadata root key is offline")
 	// ErrNoFile means a device asked for metadata that does not exist.
 	ErrNoFile = errors.New("no such metadata file")
+	// ErrBadKey means a key to import is not an ECDSA P-256 private key in PKCS #8 PEM.
+	ErrBadKey = errors.New("not an ECDSA P-256 private key in PKCS #8 PEM")
 )
 
 // Config configures a Service.
@@ -446,15 +448,15 @@ func (s *Service) ExportRoot(ctx context.Context, tx store.Tx, tenantID string) 
 func (s *Service) ImportRoot(ctx context.Context, tx store.Tx, tenantID string, keyPEM []byte) error {
 	blk, _ := pem.Decode(keyPEM)
 	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return errors.New("the root key is not a PEM 'PRIVATE KEY' (PKCS #8) block")
+		return fmt.Errorf("%w: no PEM 'PRIVATE KEY' block", ErrBadKey)
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {
-		return fmt.Errorf("the root key: %w", err)
+		return fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
 	key, ok := parsed.(*ecdsa.PrivateKey)
 	if !ok || key.Curve != elliptic.P256() {
-		return errors.New("the root key is not an ECDSA P-256 key")
+		return fmt.Errorf("%w: another kind of key", ErrBadKey)
 	}
 	id, err := imagepkg.KeyID(&key.PublicKey)
 	if err != nil {

@@ -6,10 +6,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -324,7 +324,6 @@ func TestFileNames(t *testing.T) {
 		t.Errorf("another tenant's repository: %v", err)
 	}
 }
-
 
 func pemKey(t *testing.T) []byte {
 	t.Helper()
