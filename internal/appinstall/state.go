@@ -285,7 +285,7 @@ func toWire(im *Image, withManifest bool) (*wireImage, error) {
 	if im == nil {
 		return nil, nil
 	}
-	w := &wireImage{ID: im.ID, Version: im.Version, SHA256: im.SHA256, Development: im.Development, Origin: im.Origin, At: im.At.UTC()}
+	w := &wireImage{ID: im.ID, Version: im.Version, SHA256: im.SHA256, Development: im.Development, Origin: im.Origin, At: im.At}
 	if withManifest {
 		m, err := json.Marshal(im.Manifest)
 		if err != nil {
