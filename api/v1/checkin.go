@@ -77,6 +77,9 @@ type CheckInResult struct {
 	DirectorPath string    `json:"director_path,omitempty"`
 	ImagesPath   string    `json:"images_path,omitempty"`
 	ServerTime   time.Time `json:"server_time" doc:"untrusted time hint; trusted time comes from attestation"`
+	// ImageSigningKeys are the tenant's image-signing public keys (DER SubjectPublicKeyInfo),
+	// which countersign every image package the device installs.
+	ImageSigningKeys [][]byte `json:"image_signing_keys"`
 }
 
 // DeviceStatus is what a device last reported at check-in, as shown to its tenant.

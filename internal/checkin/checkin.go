@@ -71,7 +71,16 @@ func (s *Service) CheckIn(ctx context.Context, dev store.Device, in v1.CheckIn) 
 		return v1.CheckInResult{}, err
 	}
 	res := v1.CheckInResult{DeviceGroupID: dev.DeviceGroupID, IntervalSeconds: int64(DefaultInterval / time.Second),
-		ImagesPath: ImagesPath, ServerTime: now}
+		ImagesPath: ImagesPath, ServerTime: now, ImageSigningKeys: [][]byte{}}
+	keys, err := s.store.ListSigningKeys(ctx, dev.TenantID, store.KeyImageSigning)
+	if err != nil {
+		return v1.CheckInResult{}, fmt.Errorf("reading the tenant's image-signing keys: %w", err)
+	}
+	for _, k := range keys {
+		if k.RevokedAt.IsZero() {
+			res.ImageSigningKeys = append(res.ImageSigningKeys, k.PublicDER)
+		}
+	}
 	if dev.DeviceGroupID == "" {
 		return res, nil
 	}

@@ -190,7 +190,7 @@ func TestCheckInPushAndDownload(t *testing.T) {
 	if res, err = dc.CheckIn(ctx, report); err != nil {
 		t.Fatal(err)
 	}
-	if res.DeploymentID != dep.ID || res.DirectorPath == "" {
+	if res.DeploymentID != dep.ID || res.DirectorPath == "" || len(res.ImageSigningKeys) != 1 {
 		t.Fatalf("check-in after the deployment: %+v", res)
 	}
 	// The signed metadata says exactly that: the director and the image repository agree.

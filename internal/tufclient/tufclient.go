@@ -100,6 +100,8 @@ type Target struct {
 	Version     string        // semantic version
 	Length      int64         // bytes of the image package
 	SHA256      string        // lower-case hex digest of the image package
+	Development bool          // signed only with the development key: development-mode devices only
+	Measurement string        // an OS image's golden OS-bundle measurement, "" if none
 }
 
 // New returns a Client, storing the initial roots in Dir if it has none yet. It checks that
@@ -384,7 +386,8 @@ func match(director, image *metadata.Metadata[metadata.TargetsType]) ([]Target, 
 }
 
 func custom(t Target) tufrepo.Custom {
-	return tufrepo.Custom{ComponentID: t.ComponentID, ImageID: t.ImageID, Kind: string(t.Kind), Version: t.Version}
+	return tufrepo.Custom{ComponentID: t.ComponentID, ImageID: t.ImageID, Kind: string(t.Kind), Version: t.Version,
+		Development: t.Development, Measurement: t.Measurement}
 }
 
 // target reads a listed target: its custom fields, path, length and SHA-256.
@@ -402,12 +405,14 @@ func target(path string, f *metadata.TargetFiles) (Target, error) {
 	if len(sum) == 0 {
 		return Target{}, errors.New("no sha256 hash")
 	}
-	t := tufrepo.Target{ComponentID: c.ComponentID, ImageID: c.ImageID, Kind: imagepkg.Kind(c.Kind), Version: c.Version, Length: f.Length, SHA256: hex.EncodeToString(sum)}
+	t := tufrepo.Target{ComponentID: c.ComponentID, ImageID: c.ImageID, Kind: imagepkg.Kind(c.Kind), Version: c.Version, Length: f.Length,
+		SHA256: hex.EncodeToString(sum), Development: c.Development, Measurement: c.Measurement}
 	if err := t.Check(); err != nil {
 		return Target{}, err
 	}
 	if t.Path() != path {
 		return Target{}, fmt.Errorf("listed as %q but its custom fields name %q", path, t.Path())
 	}
-	return Target{Path: path, ComponentID: t.ComponentID, ImageID: t.ImageID, Kind: t.Kind, Version: t.Version, Length: t.Length, SHA256: t.SHA256}, nil
+	return Target{Path: path, ComponentID: t.ComponentID, ImageID: t.ImageID, Kind: t.Kind, Version: t.Version, Length: t.Length,
+		SHA256: t.SHA256, Development: t.Development, Measurement: t.Measurement}, nil
 }

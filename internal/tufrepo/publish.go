@@ -21,6 +21,12 @@ type Target struct {
 	Version     string        // the image's semantic version
 	Length      int64         // bytes of the package, 1 to MaxTargetLength
 	SHA256      string        // 64 lower-case hex digits
+	// Development marks an image uploaded signed only with the well-known development key:
+	// only devices in development mode install it.
+	Development bool
+	// Measurement is an OS image's golden OS-bundle measurement (64 lower-case hex digits), ""
+	// if none: the installed slot must measure to it.
+	Measurement string
 }
 
 // Path is the target's TUF path: "<component_id>/<image_id>".
@@ -32,6 +38,8 @@ type Custom struct {
 	ImageID     string `json:"image_id"`
 	Kind        string `json:"kind"`
 	Version     string `json:"version"`
+	Development bool   `json:"development,omitempty"`
+	Measurement string `json:"measurement,omitempty"`
 }
 
 // Check reports the first way t is malformed, or nil.
@@ -55,6 +63,9 @@ func (t Target) Check() error {
 	}
 	if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != 32 || hex.EncodeToString(b) != t.SHA256 {
 		return fmt.Errorf("%w: %s: SHA-256 %q is not 64 lower-case hex digits", ErrTarget, t.Path(), t.SHA256)
+	}
+	if b, err := hex.DecodeString(t.Measurement); t.Measurement != "" && (err != nil || len(b) != 32 || hex.EncodeToString(b) != t.Measurement) {
+		return fmt.Errorf("%w: %s: measurement %q is not 64 lower-case hex digits", ErrTarget, t.Path(), t.Measurement)
 	}
 	return nil
 }
@@ -85,7 +96,8 @@ func (o *Online) Publish(s *State, targets []Target, now time.Time) (*State, err
 			return nil, fmt.Errorf("%w: %s is listed twice", ErrTarget, tg.Path())
 		}
 		sum, _ := hex.DecodeString(tg.SHA256)
-		custom, err := json.Marshal(Custom{ComponentID: tg.ComponentID, ImageID: tg.ImageID, Kind: string(tg.Kind), Version: tg.Version})
+		custom, err := json.Marshal(Custom{ComponentID: tg.ComponentID, ImageID: tg.ImageID, Kind: string(tg.Kind), Version: tg.Version,
+			Development: tg.Development, Measurement: tg.Measurement})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", tg.Path(), err)
 		}

@@ -22,6 +22,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -133,8 +134,17 @@ func (s *Service) PublishDirector(ctx context.Context, tx store.Tx, tenantID, gr
 }
 
 func target(img store.Image) tufrepo.Target {
-	return tufrepo.Target{ComponentID: img.ComponentID, ImageID: img.ID, Kind: imagepkg.Kind(img.Kind),
-		Version: img.Version, Length: img.PackageSize, SHA256: img.PackageSHA256}
+	t := tufrepo.Target{ComponentID: img.ComponentID, ImageID: img.ID, Kind: imagepkg.Kind(img.Kind),
+		Version: img.Version, Length: img.PackageSize, SHA256: img.PackageSHA256, Development: img.Development}
+	if img.Kind == store.ImageOS {
+		var md struct {
+			Measurements map[string]string `json:"measurements"`
+		}
+		if json.Unmarshal(img.Metadata, &md) == nil {
+			t.Measurement = md.Measurements[imagepkg.MeasurementOSBundle]
+		}
+	}
+	return t
 }
 
 // publish makes the repository if it has none, then publishes targets.
