@@ -190,13 +190,7 @@ func (a *Apps) step(name string) {
 
 // List returns every installed component, ordered by component ID.
 func (a *Apps) List() []Installed {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	out := make([]Installed, 0, len(a.st.Components))
-	for _, id := range a.st.ids() {
-		out = append(out, a.st.Components[id].installed(id))
-	}
-	return out
+	return a.state().list()
 }
 
 // Get returns the installed component componentID.
@@ -247,4 +241,15 @@ func (a *Apps) save(next *state, step string) error {
 	a.mu.Unlock()
 	a.step(step)
 	return nil
+}
+
+// Read returns the components recorded in the state file of the installer directory dir,
+// ordered by component ID, without opening it: nothing is recovered or written. It is for
+// status reports from another process, and for tests.
+func Read(dir string) ([]Installed, error) {
+	st, err := readState(filepath.Join(dir, StateFile))
+	if err != nil {
+		return nil, err
+	}
+	return st.list(), nil
 }

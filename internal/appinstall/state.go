@@ -80,6 +80,15 @@ func (s *state) clone() *state {
 // ids returns the component IDs in order.
 func (s *state) ids() []string { return slices.Sorted(maps.Keys(s.Components)) }
 
+// list returns every component, ordered by ID.
+func (s *state) list() []Installed {
+	out := make([]Installed, 0, len(s.Components))
+	for _, id := range s.ids() {
+		out = append(out, s.Components[id].installed(id))
+	}
+	return out
+}
+
 // images returns the IDs of every image the state names as current or previous.
 func (s *state) images() []string {
 	var out []string
