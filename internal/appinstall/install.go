@@ -148,7 +148,7 @@ func (a *Apps) install(ctx context.Context, pkgPath string, verify Verify, opts 
 	}
 
 	// Put the image in place beside the current one: a rollback target already is.
-	if cur == nil || cur.Previous == nil || cur.Previous.ID != img.ID {
+	if cur == nil || cur.Previous == nil || cur.Previous.ID != img.ID || !exists(a.imageDir(img.ID)) {
 		if err := a.place(p, img); err != nil {
 			return Installed{}, err
 		}
@@ -294,6 +294,11 @@ func syncFile(path string) error {
 }
 
 func syncDir(path string) error { return syncFile(path) }
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
 
 // ctxReaderAt stops reading the package once ctx is done.
 type ctxReaderAt struct {

@@ -1,7 +1,9 @@
 package appinstall_test
 
 import (
+	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -398,3 +400,36 @@ func TestConcurrent(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestCancel: an install cancelled while it extracts leaves the store as it was.
+func TestCancel(t *testing.T) {
+	dir := t.TempDir()
+	a := open(t, dir)
+	v1, v2 := pack(t, app{version: "1.0.0"}), pack(t, app{version: "2.0.0", size: 200_000})
+	install(t, a, v1, "")
+	before := snapshot(t, dir)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	payloadStart := int64(len(v2.pkg)) - 200_000
+	a, err := appinstall.Open(appinstall.WithReadHook(appinstall.Config{Dir: dir}, func(r io.ReaderAt) io.ReaderAt {
+		return readAtFunc(func(b []byte, off int64) (int, error) {
+			if off > payloadStart {
+				cancel() // part of the payload is on disk by now
+			}
+			return r.ReadAt(b, off)
+		})
+	}))
+	must(t, err)
+	_, err = a.Install(ctx, v2.file(t), devVerify, appinstall.Options{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled install: %v", err)
+	}
+	if after := snapshot(t, dir); after != before {
+		t.Errorf("a cancelled install changed the store:\n%s\n---\n%s", before, after)
+	}
+	current(t, a, v1)
+}
+
+type readAtFunc func(b []byte, off int64) (int, error)
+
+func (f readAtFunc) ReadAt(b []byte, off int64) (int, error) { return f(b, off) }

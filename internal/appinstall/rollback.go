@@ -29,6 +29,9 @@ func (a *Apps) Rollback(ctx context.Context, componentID, reason string) (Rolled
 	case c.Previous == nil:
 		return RolledBack{}, fmt.Errorf("rolling back %s (%s): %w", c.Current.Manifest.Name, componentID, ErrNoPrevious)
 	}
+	if !exists(a.imageDir(c.Previous.ID)) {
+		return RolledBack{}, fmt.Errorf("rolling back %s: the previous image %s is missing from %s", componentID, c.Previous.ID, a.imageDir(""))
+	}
 	if err := conflicts(st, componentID, c.Previous.Manifest); err != nil {
 		return RolledBack{}, fmt.Errorf("rolling back %s to %s: %w", componentID, c.Previous.Version, err)
 	}
