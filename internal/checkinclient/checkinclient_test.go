@@ -6,11 +6,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,55 +15,17 @@ import (
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/client"
 	"github.com/rampart-iot/rampart/imagepkg"
-	"github.com/rampart-iot/rampart/internal/attestclient"
+	"github.com/rampart-iot/rampart/imagepkg/imagepkgtest"
 	"github.com/rampart-iot/rampart/internal/checkinclient"
-	"github.com/rampart-iot/rampart/internal/enroll"
-	"github.com/rampart-iot/rampart/internal/eventlog"
-	"github.com/rampart-iot/rampart/internal/measure"
-	"github.com/rampart-iot/rampart/internal/rot"
-	_ "github.com/rampart-iot/rampart/internal/rot/softrot"
 	"github.com/rampart-iot/rampart/internal/server/servertest"
 	"github.com/rampart-iot/rampart/internal/tufclient"
-	"github.com/rampart-iot/rampart/manifest"
 )
 
-// device enrolls a software-root device, claims it into group, registers its release and
-// attests, so that it holds a certificate; it returns a check-in client for it.
+// device is an attested device in group and a check-in client for it.
 func device(t *testing.T, srv *servertest.Server, admin *client.Client, tenant, group string) (*checkinclient.Client, string) {
 	t.Helper()
-	ctx := t.Context()
-	dir := t.TempDir()
-	r, err := rot.Open(ctx, "software", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	rec, err := enroll.Record(ctx, r, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := rec.Marshal()
-	if _, _, err := admin.ClaimDevice(ctx, tenant, v1.DeviceClaim{Enrollment: body, DeviceGroupID: group}); err != nil {
-		t.Fatal(err)
-	}
-	osFile := filepath.Join(dir, "os")
-	_ = os.WriteFile(osFile, []byte("test OS"), 0o644)
-	exe, _ := os.Executable()
-	log, err := measure.Boot(ctx, r, eventlog.DefaultPCR, measure.Inputs{AgentBinary: exe, OSBundle: osFile}, filepath.Join(dir, "run", "log.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := log.Measurements()
-	if _, err := admin.CreateOSRelease(ctx, tenant, v1.OSReleaseCreate{Version: "1.0.0-" + m["os-bundle"][:8], Measurements: m}); err != nil && !client.HasCode(err, v1.CodeConflict) {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(srv.CACertPEM)
-	ac := &attestclient.Client{RoT: r, Log: log, PCRs: []int{eventlog.DefaultPCR}, Server: srv.URL, RootCAs: roots, DeviceID: rec.DeviceID, Dir: dir}
-	if _, err := ac.Attest(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return &checkinclient.Client{Server: srv.URL, RootCAs: roots, CertDir: dir}, rec.DeviceID
+	d := srv.AttestedDevice(t, admin, tenant, group)
+	return &checkinclient.Client{Server: srv.URL, RootCAs: d.RootCAs, CertDir: d.Dir}, d.ID
 }
 
 // refresh verifies the device's metadata from scratch (first roots fetched over mutual TLS).
@@ -90,31 +49,6 @@ func refresh(t *testing.T, dc *checkinclient.Client) []tufclient.Target {
 		t.Fatal(err)
 	}
 	return targets
-}
-
-func appPackage(t *testing.T, name, version string) []byte {
-	t.Helper()
-	dir := t.TempDir()
-	cid, _ := imagepkg.NewUUID(rand.Reader)
-	doc := fmt.Sprintf(`{"SchemaVersion":1,"Name":%q,"ComponentId":%q,"EntryPoint":"/bin/app","CmdArgs":[],"Capabilities":{},"ApplicationType":"Default"}`, name, cid)
-	_ = os.WriteFile(filepath.Join(dir, "app_manifest.json"), []byte(doc), 0o644)
-	_ = os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
-	_ = os.WriteFile(filepath.Join(dir, "bin", "app"), []byte("#!/bin/sh\necho "+name+"\n"), 0o755)
-	man, err := manifest.ReadFile(filepath.Join(dir, "app_manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta := &imagepkg.Metadata{Version: imagepkg.MetadataVersion, ComponentID: man.ComponentId, Kind: imagepkg.KindApplication,
-		Name: name, ImageVersion: version, CreatedAt: time.Now().UTC().Truncate(time.Second), Manifest: man, Development: true}
-	meta.ImageID, _ = imagepkg.NewUUID(rand.Reader)
-	var payload, out bytes.Buffer
-	if meta.Payload, err = imagepkg.PackDir(&payload, dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := imagepkg.Write(&out, meta, &payload, imagepkg.DevelopmentKey()); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
 }
 
 func TestCheckInPushAndDownload(t *testing.T) {
@@ -174,7 +108,7 @@ func TestCheckInPushAndDownload(t *testing.T) {
 	}
 
 	// A deployment wakes the device over the push channel and shows at its next check-in.
-	img, err := admin.AddImage(ctx, srv.TenantID, bytes.NewReader(appPackage(t, "blinky", "1.0.0")), -1, nil)
+	img, err := admin.AddImage(ctx, srv.TenantID, bytes.NewReader(imagepkgtest.Application(t, imagepkgtest.App{Name: "blinky", Version: "1.0.0"}).Bytes), -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,526 @@
+// Package deviceupdate is the agent's update loop. It checks in over mutual TLS (reporting the
+// installed images, the OS slots and the latest OS update), keeps the push channel open so that
+// a new deployment starts within seconds, verifies its device group's director repository and
+// its tenant's image repository (internal/tufclient), and installs what the director lists:
+// applications side by side (internal/appinstall), OS bundles through the OS update state
+// machine (internal/osupdate), which it feeds as that machine's Source and Verifier.
+//
+// Trust: what to install comes only from the verified update metadata; check-in answers and
+// push events only say when to look. A package is installed only if its length and SHA-256 are
+// the metadata's, its image ID, component, kind and version are the metadata's, and it is signed
+// by one of the tenant's image-signing keys (handed over at check-in, over mutual TLS), or, on a
+// device in development mode only, by the development key. Images the metadata marks as
+// development images are refused outside development mode.
+package deviceupdate
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/imagepkg"
+	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/atomicfile"
+	"github.com/rampart-iot/rampart/internal/bootctl"
+	"github.com/rampart-iot/rampart/internal/checkinclient"
+	"github.com/rampart-iot/rampart/internal/download"
+	"github.com/rampart-iot/rampart/internal/osupdate"
+	"github.com/rampart-iot/rampart/internal/tufclient"
+)
+
+// Defaults.
+const (
+	DefaultMinBackoff = 2 * time.Second
+	DefaultMaxBackoff = 5 * time.Minute
+	stateFile         = "state.json"
+	metaDir           = "metadata"
+	downloadsDir      = "downloads"
+)
+
+// Config configures a Loop.
+type Config struct {
+	// Client talks to the service over mutual TLS.
+	Client *checkinclient.Client
+	// Dir is the loop's own directory (normally STATE/update-loop): verified metadata,
+	// downloads and a small state file.
+	Dir string
+	// Apps installs applications; nil means the device takes no applications.
+	Apps *appinstall.Apps
+	// Boot is the device's boot control, for reports; nil if it has none.
+	Boot bootctl.Controller
+	// AgentVersion is reported at check-in.
+	AgentVersion string
+	// Development accepts packages signed only with the development key, and development images.
+	Development bool
+	// Applied is called after applications were installed, so the supervisor runs the new ones.
+	Applied func(ctx context.Context)
+	// AppStates, if set, says how each component's app runs (running, crashed, ...), by
+	// component ID, for the check-in report.
+	AppStates func() map[string]AppState
+	// Reboot is called when an OS update needs the device to restart (on an emulated device,
+	// the agent).
+	Reboot func()
+	// Now is the clock for metadata expiry: pass trusted time (from attestation) on a device
+	// without a real-time clock. nil means time.Now.
+	Now        func() time.Time
+	Rand       io.Reader
+	Logger     *slog.Logger
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+}
+
+// AppState is how an application runs, for reports.
+type AppState struct {
+	State     string // v1.ImageRunning, v1.ImageStopped, v1.ImageCrashed, ...
+	Restarts  int
+	LastError string
+}
+
+// Status is what the loop last did, for the agent's status file.
+type Status struct {
+	LastCheckIn  time.Time `json:"last_check_in,omitzero"`
+	DeploymentID string    `json:"deployment_id,omitempty"`
+	Targets      []string  `json:"targets,omitempty"` // "<component>/<image> version"
+	LastError    string    `json:"last_error,omitempty"`
+	Reason       string    `json:"reason,omitempty"` // the update metadata's refusal reason
+}
+
+// Loop is the update loop. Its methods are safe for concurrent use; cycles are serialized.
+type Loop struct {
+	cfg Config
+	log *slog.Logger
+
+	cycle sync.Mutex // one cycle at a time
+	os    *osupdate.Machine
+
+	mu       sync.Mutex
+	keys     []crypto.PublicKey
+	osTarget *osupdate.Target
+	status   Status
+}
+
+// persisted is the loop's state file.
+type persisted struct {
+	// Group is the device group whose director the stored metadata trusts.
+	Group string `json:"group"`
+}
+
+// New returns a Loop.
+func New(cfg Config) (*Loop, error) {
+	if cfg.Client == nil || cfg.Dir == "" {
+		return nil, errors.New("deviceupdate: Config.Client and Config.Dir are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, metaDir), filepath.Join(cfg.Dir, downloadsDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	return &Loop{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// SetOS gives the loop the OS update machine, opened with the loop as its Source and Verifier.
+func (l *Loop) SetOS(m *osupdate.Machine) { l.os = m }
+
+// Status returns what the loop last did.
+func (l *Loop) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.status
+	s.Targets = append([]string(nil), s.Targets...)
+	return s
+}
+
+// Run checks in at start, then whenever the push channel says so, and at the group's interval,
+// until ctx ends. Failures back off exponentially with full jitter.
+func (l *Loop) Run(ctx context.Context) error {
+	wake := make(chan struct{}, 1)
+	go l.listen(ctx, wake)
+	failures := 0
+	for {
+		interval, err := l.Once(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := interval
+		if err != nil {
+			failures++
+			wait = backoff(l.cfg.MinBackoff, l.cfg.MaxBackoff, failures, l.cfg.Rand)
+			l.log.Warn("update check failed", "error", err, "retry_in", wait.Round(time.Millisecond))
+		} else {
+			failures = 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-wake:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// listen keeps the push channel open and wakes the loop on each event.
+func (l *Loop) listen(ctx context.Context, wake chan<- struct{}) {
+	failures := 0
+	for ctx.Err() == nil {
+		start := l.cfg.Now()
+		err := l.cfg.Client.Events(ctx, func(e v1.DeviceEvent) error {
+			failures = 0
+			l.log.Debug("push event", "type", e.Type, "deployment", e.DeploymentID)
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+			return nil
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if l.cfg.Now().Sub(start) > time.Minute {
+			failures = 0
+		}
+		failures++
+		wait := backoff(l.cfg.MinBackoff, l.cfg.MaxBackoff, failures, l.cfg.Rand)
+		l.log.Debug("push channel closed", "error", err, "reconnect_in", wait.Round(time.Millisecond))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Once runs one cycle: check in, verify the metadata, install what it lists. It returns how
+// long to wait before the next cycle (the group's check-in interval).
+func (l *Loop) Once(ctx context.Context) (time.Duration, error) {
+	l.cycle.Lock()
+	defer l.cycle.Unlock()
+	interval, err := l.once(ctx)
+	l.mu.Lock()
+	l.status.LastError, l.status.Reason = "", ""
+	if err != nil {
+		l.status.LastError = err.Error()
+		l.status.Reason = string(tufclient.ReasonOf(err))
+	}
+	l.mu.Unlock()
+	return interval, err
+}
+
+func (l *Loop) once(ctx context.Context) (time.Duration, error) {
+	res, err := l.cfg.Client.CheckIn(ctx, l.report(ctx))
+	if err != nil {
+		return 0, err
+	}
+	interval := time.Duration(res.IntervalSeconds) * time.Second
+	if interval <= 0 {
+		interval = time.Hour
+	}
+	var keys []crypto.PublicKey
+	for i, der := range res.ImageSigningKeys {
+		k, err := x509.ParsePKIXPublicKey(der)
+		if err != nil {
+			return interval, fmt.Errorf("image-signing key %d from the service: %w", i, err)
+		}
+		keys = append(keys, k)
+	}
+	l.mu.Lock()
+	l.keys = keys
+	l.status.LastCheckIn = l.cfg.Now()
+	l.status.DeploymentID = res.DeploymentID
+	l.mu.Unlock()
+	if err := l.pinGroup(res.DeviceGroupID); err != nil {
+		return interval, err
+	}
+	if res.DirectorPath == "" { // no deployment for this device: nothing to install
+		l.setTargets(nil, nil)
+		return interval, nil
+	}
+	targets, err := l.refresh(ctx)
+	if err != nil {
+		return interval, err
+	}
+	var apps []tufclient.Target
+	var osTarget *osupdate.Target
+	var errs []error
+	for _, t := range targets {
+		if t.Development && !l.cfg.Development {
+			errs = append(errs, fmt.Errorf("%s (%s %s) is a development image, which only devices in development mode install", t.Path, t.Kind, t.Version))
+			continue
+		}
+		switch t.Kind {
+		case imagepkg.KindApplication:
+			apps = append(apps, t)
+		case imagepkg.KindOS:
+			if osTarget != nil {
+				errs = append(errs, fmt.Errorf("the deployment lists two OS images; installing neither"))
+				osTarget = nil
+				continue
+			}
+			osTarget = &osupdate.Target{Version: t.Version, SHA256: t.SHA256, Size: t.Length,
+				URL: l.cfg.Client.PackageURL(t.ImageID), Measurement: t.Measurement}
+		default:
+			l.log.Info("skipping an image of a kind this device does not install", "target", t.Path, "kind", t.Kind)
+		}
+	}
+	l.setTargets(targets, osTarget)
+	changed, err := l.installApps(ctx, apps)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if changed && l.cfg.Applied != nil {
+		l.cfg.Applied(ctx)
+	}
+	if l.os != nil && osTarget != nil {
+		r, err := l.os.Update(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("OS update: %w", err))
+		}
+		if r.Reboot && l.cfg.Reboot != nil {
+			l.cfg.Reboot()
+		}
+	}
+	return interval, errors.Join(errs...)
+}
+
+func (l *Loop) setTargets(targets []tufclient.Target, osTarget *osupdate.Target) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.osTarget = osTarget
+	l.status.Targets = nil
+	for _, t := range targets {
+		l.status.Targets = append(l.status.Targets, t.Path+" "+t.Version)
+	}
+}
+
+// pinGroup forgets the trusted director metadata when the device changed group: the new
+// group's director has its own root.
+func (l *Loop) pinGroup(group string) error {
+	p := filepath.Join(l.cfg.Dir, stateFile)
+	var st persisted
+	if b, err := os.ReadFile(p); err == nil {
+		_ = json.Unmarshal(b, &st)
+	}
+	if st.Group == group {
+		return nil
+	}
+	l.log.Info("the device changed group; trusting the new group's director", "from", st.Group, "to", group)
+	if err := os.RemoveAll(filepath.Join(l.cfg.Dir, metaDir, string(tufclient.Director))); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(persisted{Group: group})
+	return atomicfile.WriteFile(p, b, 0o600)
+}
+
+// refresh verifies the metadata, fetching the first roots over mutual TLS on first use.
+func (l *Loop) refresh(ctx context.Context) ([]tufclient.Target, error) {
+	dir := filepath.Join(l.cfg.Dir, metaDir)
+	cfg := tufclient.Config{Dir: dir, Fetcher: l.cfg.Client, Now: l.cfg.Now}
+	for _, r := range []struct {
+		repo tufclient.Repo
+		dst  *[]byte
+	}{{tufclient.Director, &cfg.DirectorRoot}, {tufclient.Image, &cfg.ImageRoot}} {
+		if _, err := os.Stat(filepath.Join(dir, string(r.repo), "root.json")); err == nil {
+			continue
+		}
+		root, err := l.cfg.Client.InitialRoot(ctx, r.repo)
+		if err != nil {
+			return nil, fmt.Errorf("fetching the first %s root: %w", r.repo, err)
+		}
+		*r.dst = root
+	}
+	tc, err := tufclient.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return tc.Refresh(ctx)
+}
+
+// trusted is the keys a package must be signed by.
+func (l *Loop) trusted() []crypto.PublicKey {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return imagepkg.TrustedKeys(append([]crypto.PublicKey(nil), l.keys...), l.cfg.Development)
+}
+
+// installApps installs every application target that is not installed yet.
+func (l *Loop) installApps(ctx context.Context, targets []tufclient.Target) (changed bool, err error) {
+	if len(targets) == 0 {
+		return false, nil
+	}
+	if l.cfg.Apps == nil {
+		return false, errors.New("the deployment lists applications, and this device takes none")
+	}
+	var errs []error
+	for _, t := range targets {
+		if in, ok := l.cfg.Apps.Get(t.ComponentID); ok {
+			if in.Current.ID == t.ImageID {
+				continue
+			}
+			if in.Failed != nil && in.Failed.ID == t.ImageID {
+				continue // rolled back from; waits for another image
+			}
+		}
+		if err := l.installApp(ctx, t); err != nil {
+			errs = append(errs, fmt.Errorf("application %s %s: %w", t.Path, t.Version, err))
+			continue
+		}
+		changed = true
+	}
+	return changed, errors.Join(errs...)
+}
+
+func (l *Loop) installApp(ctx context.Context, t tufclient.Target) error {
+	partial := filepath.Join(l.cfg.Dir, downloadsDir, t.ImageID+download.PartialSuffix)
+	path, err := download.Fetch(ctx, l.cfg.Client.HTTPClient(), l.cfg.Client.PackageURL(t.ImageID),
+		download.Want{SHA256: t.SHA256, Size: t.Length}, partial)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	trusted := l.trusted()
+	verify := func(p *imagepkg.Package) error {
+		if _, err := p.Verify(trusted, 1); err != nil {
+			return err
+		}
+		return matches(p.Metadata, t)
+	}
+	in, err := l.cfg.Apps.Install(ctx, path, verify, appinstall.Options{Origin: appinstall.OriginDeployment})
+	if err != nil {
+		return err
+	}
+	l.log.Info("installed application", "component", in.ComponentID, "name", in.Name, "version", in.Current.Version, "image", in.Current.ID)
+	return nil
+}
+
+// matches checks that a package is the image the metadata names.
+func matches(md *imagepkg.Metadata, t tufclient.Target) error {
+	switch {
+	case md.ImageID != t.ImageID:
+		return fmt.Errorf("the package is image %s; the update metadata names %s", md.ImageID, t.ImageID)
+	case md.ComponentID != t.ComponentID:
+		return fmt.Errorf("the package is of component %s; the update metadata names %s", md.ComponentID, t.ComponentID)
+	case md.Kind != t.Kind:
+		return fmt.Errorf("the package is a %s image; the update metadata says %s", md.Kind, t.Kind)
+	case md.ImageVersion != t.Version:
+		return fmt.Errorf("the package is version %s; the update metadata says %s", md.ImageVersion, t.Version)
+	}
+	return nil
+}
+
+// Target implements osupdate.Source: the OS image the verified metadata names, if any.
+func (l *Loop) Target(ctx context.Context) (*osupdate.Target, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.osTarget == nil {
+		return nil, nil
+	}
+	t := *l.osTarget
+	return &t, nil
+}
+
+// Verify implements osupdate.Verifier: a downloaded OS package must be signed by a trusted key
+// and be the image the metadata names.
+func (l *Loop) Verify(ctx context.Context, bundle string, t osupdate.Target) error {
+	return osupdate.PackageVerifier{Trusted: l.trusted()}.Verify(ctx, bundle, t)
+}
+
+// report is the check-in report.
+func (l *Loop) report(ctx context.Context) v1.CheckIn {
+	in := v1.CheckIn{AgentVersion: l.cfg.AgentVersion, Images: []v1.InstalledImage{}}
+	var states map[string]AppState
+	if l.cfg.AppStates != nil {
+		states = l.cfg.AppStates()
+	}
+	if l.cfg.Apps != nil {
+		for _, a := range l.cfg.Apps.List() {
+			img := v1.InstalledImage{ComponentID: a.ComponentID, ImageID: a.Current.ID, Kind: string(imagepkg.KindApplication),
+				Version: a.Current.Version, State: v1.ImageInstalled}
+			if s, ok := states[a.ComponentID]; ok {
+				img.State, img.Restarts, img.LastError = s.State, s.Restarts, clip(s.LastError)
+			}
+			if a.Failed != nil && img.LastError == "" {
+				img.LastError = clip(fmt.Sprintf("rolled back from %s (%s): %s", a.Failed.Version, a.Failed.ID, a.Reason))
+			}
+			in.Images = append(in.Images, img)
+		}
+	}
+	if l.cfg.Boot != nil {
+		if bs, err := l.cfg.Boot.State(ctx); err == nil && bs.Active != "" {
+			o := &v1.OSSlots{Active: string(bs.Active), Booted: string(bs.Booted), Trial: string(bs.Trial),
+				CommittedVersion: bs.Slots[bs.Active].Version}
+			if o.Booted == "" {
+				o.Booted = o.Active
+			}
+			for _, s := range []bootctl.Slot{bootctl.A, bootctl.B} {
+				if info, ok := bs.Slots[s]; ok {
+					o.Slots = append(o.Slots, v1.OSSlot{Name: string(s), Version: info.Version, Digest: info.Digest})
+				}
+			}
+			in.OS = o
+		}
+	}
+	if l.os != nil {
+		st := l.os.Status()
+		if st.State != osupdate.Idle {
+			u := &v1.UpdateStatus{State: string(st.State), FromVersion: st.FromVersion, Phase: st.Phase,
+				Reason: clip(st.Reason), At: st.At}
+			if st.Target != nil {
+				u.Version = st.Target.Version
+			}
+			in.Update = u
+		}
+	}
+	return in
+}
+
+func clip(s string) string {
+	if len(s) > v1.MaxCheckInText {
+		return s[:v1.MaxCheckInText-3] + "..."
+	}
+	return s
+}
+
+// backoff is exponential from min, capped at max, with full jitter, never under min/2.
+func backoff(lo, hi time.Duration, failures int, rnd io.Reader) time.Duration {
+	d := lo
+	for i := 1; i < failures && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	n, err := rand.Int(rnd, big.NewInt(int64(d)))
+	if err != nil {
+		return d / 2
+	}
+	return max(time.Duration(n.Int64()), lo/2)
+}

@@ -1,0 +1,253 @@
+package deviceupdate_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/client"
+	"github.com/rampart-iot/rampart/imagepkg/imagepkgtest"
+	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/bootctl"
+	"github.com/rampart-iot/rampart/internal/checkinclient"
+	"github.com/rampart-iot/rampart/internal/deviceupdate"
+	"github.com/rampart-iot/rampart/internal/osupdate"
+	"github.com/rampart-iot/rampart/internal/server/servertest"
+)
+
+type fleet struct {
+	t     *testing.T
+	ctx   context.Context
+	srv   *servertest.Server
+	admin *client.Client
+	group string
+}
+
+func newFleet(t *testing.T) *fleet {
+	ctx := t.Context()
+	srv := servertest.Start(t, servertest.AllowSoftwareRootOfTrust(true))
+	admin := srv.Client(t, srv.AdminToken)
+	prod, err := admin.CreateProduct(ctx, srv.TenantID, v1.ProductCreate{Name: "Lamp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := admin.CreateDeviceGroup(ctx, srv.TenantID, prod.ID, v1.DeviceGroupCreate{Name: "Field"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fleet{t: t, ctx: ctx, srv: srv, admin: admin, group: g.ID}
+}
+
+func (f *fleet) upload(b imagepkgtest.Built) *v1.Image {
+	f.t.Helper()
+	img, err := f.admin.AddImage(f.ctx, f.srv.TenantID, bytes.NewReader(b.Bytes), -1, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return img
+}
+
+func (f *fleet) deploy(imgs ...*v1.Image) {
+	f.t.Helper()
+	var ids []string
+	for _, i := range imgs {
+		ids = append(ids, i.ID)
+	}
+	if _, err := f.admin.CreateDeployment(f.ctx, f.srv.TenantID, f.group, v1.DeploymentCreate{ImageIDs: ids}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+type device struct {
+	dir     string
+	client  *checkinclient.Client
+	apps    *appinstall.Apps
+	id      string
+	applied atomic.Int32
+}
+
+func (f *fleet) device() *device {
+	d := f.srv.AttestedDevice(f.t, f.admin, f.srv.TenantID, f.group)
+	apps, err := appinstall.Open(appinstall.Config{Dir: filepath.Join(d.Dir, "apps")})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return &device{dir: d.Dir, id: d.ID, apps: apps,
+		client: &checkinclient.Client{Server: f.srv.URL, RootCAs: d.RootCAs, CertDir: d.Dir}}
+}
+
+func (d *device) loop(t *testing.T, development bool, mod func(*deviceupdate.Config)) *deviceupdate.Loop {
+	cfg := deviceupdate.Config{Client: d.client, Dir: filepath.Join(d.dir, "update-loop"), Apps: d.apps,
+		AgentVersion: "1.0.0", Development: development, Applied: func(context.Context) { d.applied.Add(1) }}
+	if mod != nil {
+		mod(&cfg)
+	}
+	l, err := deviceupdate.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func (d *device) current(t *testing.T, component string) string {
+	t.Helper()
+	in, ok := d.apps.Get(component)
+	if !ok {
+		return ""
+	}
+	return in.Current.ID
+}
+
+func TestApplicationsFollowDeployments(t *testing.T) {
+	f := newFleet(t)
+	dev := f.device()
+	comp := imagepkgtest.NewUUID(t)
+	v1pkg := imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: "1.0.0"})
+	img1 := f.upload(v1pkg)
+	f.deploy(img1)
+
+	// A production device refuses images signed only with the development key.
+	prod := dev.loop(t, false, nil)
+	if _, err := prod.Once(f.ctx); err == nil || !strings.Contains(err.Error(), "development") {
+		t.Fatalf("a production device took a development image: %v", err)
+	}
+	if cur := dev.current(t, comp); cur != "" {
+		t.Fatalf("installed %s on a production device", cur)
+	}
+
+	// A development device installs it, and reports it at its next check-in.
+	l := dev.loop(t, true, nil)
+	if _, err := l.Once(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cur := dev.current(t, comp); cur != img1.ID {
+		t.Fatalf("current image %q, want %s", cur, img1.ID)
+	}
+	if dev.applied.Load() != 1 {
+		t.Fatalf("Applied called %d times, want 1", dev.applied.Load())
+	}
+	if _, err := l.Once(f.ctx); err != nil { // nothing new: nothing installed again
+		t.Fatal(err)
+	}
+	if dev.applied.Load() != 1 {
+		t.Fatalf("Applied called %d times after a cycle with nothing new", dev.applied.Load())
+	}
+	d, err := f.admin.GetDevice(f.ctx, f.srv.TenantID, dev.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status == nil || len(d.Status.Report.Images) != 1 || d.Status.Report.Images[0].ImageID != img1.ID {
+		t.Fatalf("device show after the install: %+v", d.Status)
+	}
+
+	// Version 2, side by side: v1 stays as the previous image.
+	img2 := f.upload(imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: "2.0.0"}))
+	f.deploy(img2)
+	if _, err := l.Once(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := dev.apps.Get(comp)
+	if in.Current.ID != img2.ID || in.Previous == nil || in.Previous.ID != img1.ID {
+		t.Fatalf("after v2: %+v", in)
+	}
+	root, ok := dev.apps.Path(img2.ID)
+	if !ok {
+		t.Fatal("no path for v2")
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "bin", "app")); err != nil || !strings.Contains(string(b), "2.0.0") {
+		t.Fatalf("v2's files: %q %v", b, err)
+	}
+
+	// The push channel: Run picks up a new deployment without waiting for the interval (an
+	// hour by default).
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	img3 := f.upload(imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: "3.0.0"}))
+	waitFor(t, func() bool { return l.Status().DeploymentID != "" })
+	f.deploy(img3)
+	waitFor(t, func() bool { return dev.current(t, comp) == img3.ID })
+}
+
+func TestOSUpdateThroughTheLoop(t *testing.T) {
+	f := newFleet(t)
+	dev := f.device()
+	bootDir := filepath.Join(dev.dir, "boot")
+	boot, err := bootctl.OpenDir(bootDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	osComp := imagepkgtest.NewUUID(t)
+	if err := boot.Provision(f.ctx, bootctl.SlotInfo{Version: "1.0.0"}, func(dir string) error {
+		return os.WriteFile(filepath.Join(dir, "kernel"), []byte("os 1"), 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := boot.Boot(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	var reboots atomic.Int32
+	l := dev.loop(t, true, func(c *deviceupdate.Config) {
+		c.Boot = boot
+		c.Reboot = func() { reboots.Add(1) }
+	})
+	healthy := atomic.Bool{}
+	m, err := osupdate.Open(osupdate.Config{Dir: filepath.Join(dev.dir, "os-update"), Boot: boot, Client: dev.client.HTTPClient(),
+		Source: l, Verifier: l, Sink: osupdate.SinkFunc(func(context.Context, osupdate.Event) error { return nil }),
+		Health: osupdate.HealthFunc(func(context.Context) error {
+			if healthy.Load() {
+				return nil
+			}
+			return osupdate.ErrUnhealthy
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetOS(m)
+
+	os2 := f.upload(imagepkgtest.OS(t, osComp, "2.0.0", map[string]string{"kernel": "os 2"}, nil))
+	f.deploy(os2)
+	if _, err := l.Once(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if reboots.Load() != 1 {
+		t.Fatalf("reboots %d, want 1 (the trial boot of OS 2)", reboots.Load())
+	}
+	st, err := boot.State(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Trial != bootctl.B || st.Slots[bootctl.B].Version != "2.0.0" {
+		t.Fatalf("boot state after installing OS 2: %+v", st)
+	}
+	// The check-in reports the slots and the update in flight.
+	if _, err := l.Once(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.admin.GetDevice(f.ctx, f.srv.TenantID, dev.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status == nil || d.Status.Report.OS == nil || d.Status.Report.OS.Trial != "b" || d.Status.Report.Update == nil ||
+		d.Status.Report.Update.Version != "2.0.0" {
+		t.Fatalf("device show during the trial: %+v", d.Status)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
