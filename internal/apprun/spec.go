@@ -1,0 +1,119 @@
+package apprun
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/sandbox"
+	"github.com/rampart-iot/rampart/manifest"
+)
+
+// Environment variables every application gets; nothing else of the agent's environment is
+// passed on.
+const (
+	EnvPath         = "PATH=/bin:/usr/bin"
+	EnvComponentID  = "RAMPART_COMPONENT_ID"
+	EnvImageID      = "RAMPART_IMAGE_ID"
+	EnvImageVersion = "RAMPART_IMAGE_VERSION"
+)
+
+// errRealTime refuses real-time capable applications, which run on a real-time core, not here.
+var errRealTime = errors.New("a real-time capable application is not run by the supervisor")
+
+// spec builds the sandbox of in's current image from its manifest.
+func (s *Supervisor) spec(in appinstall.Installed, uid uint32, out *ring) (sandbox.Spec, error) {
+	m := in.Current.Manifest
+	if m == nil {
+		return sandbox.Spec{}, fmt.Errorf("image %s has no manifest", in.Current.ID)
+	}
+	if m.ApplicationType == manifest.ApplicationTypeRealTimeCapable {
+		return sandbox.Spec{}, errRealTime
+	}
+	root, ok := s.cfg.Apps.Path(in.Current.ID)
+	if !ok {
+		return sandbox.Spec{}, fmt.Errorf("image %s is not installed", in.Current.ID)
+	}
+	spec := sandbox.Spec{
+		Name: in.ComponentID,
+		Root: root,
+		Path: m.EntryPoint,
+		Args: append([]string(nil), m.CmdArgs...),
+		Env: []string{
+			EnvPath,
+			EnvComponentID + "=" + in.ComponentID,
+			EnvImageID + "=" + in.Current.ID,
+			EnvImageVersion + "=" + in.Current.Version,
+		},
+		UID:          uid,
+		GID:          uid,
+		Hostname:     sanitizeHostname(m.Name),
+		Limits:       s.cfg.Limits,
+		StopGrace:    s.cfg.StopGrace,
+		Stdout:       out,
+		Stderr:       out,
+		CgroupParent: s.cfg.CgroupParent,
+		// TODO(apprun): Devices (granted peripherals) and ConfigureNetwork (the
+		// AllowedConnections egress rules); see docs/APPS-RUN.md, "Not done".
+	}
+	if ms := m.Capabilities.MutableStorage; ms != nil {
+		dir, ok := s.cfg.Apps.DataDir(in.ComponentID)
+		if !ok {
+			return sandbox.Spec{}, fmt.Errorf("no data directory for %s", in.ComponentID)
+		}
+		spec.Storage = &sandbox.Storage{Dir: dir, SizeKB: ms.SizeKB}
+	}
+	if s.cfg.Spec != nil {
+		s.cfg.Spec(in, &spec)
+	}
+	return spec, nil
+}
+
+// backoff is the delay before the n-th restart in a row (n >= 1): BackoffMin×2^(n-1) capped at
+// BackoffMax, less a random part of up to half of it, so that apps that crash together do not
+// restart in lockstep.
+func backoff(n int, lo, hi time.Duration, rnd float64) time.Duration {
+	d := lo
+	for i := 1; i < n && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d - time.Duration(float64(d/2)*rnd)
+}
+
+// ring keeps the last size bytes written to it: an application's stdout and stderr.
+type ring struct {
+	mu   sync.Mutex
+	size int
+	buf  []byte
+}
+
+func newRing(size int) *ring { return &ring{size: size} }
+
+func (r *ring) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := len(p)
+	if len(p) >= r.size {
+		p = p[len(p)-r.size:]
+		r.buf = append(r.buf[:0], p...)
+		return n, nil
+	}
+	if over := len(r.buf) + len(p) - r.size; over > 0 {
+		r.buf = append(r.buf[:0], r.buf[over:]...)
+	}
+	r.buf = append(r.buf, p...)
+	return n, nil
+}
+
+// Bytes returns a copy of what the ring holds.
+func (r *ring) Bytes() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.buf) == 0 {
+		return nil
+	}
+	return append([]byte(nil), r.buf...)
+}

@@ -1,0 +1,38 @@
+// Command app is the application the supervisor's tests install and run. It prints
+// "started VERSION uid=UID", then does what its flags say, then runs until SIGTERM.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	exit := flag.Int("exit", -1, "exit at once with this status")
+	write := flag.String("write", "", "write this to /storage/data")
+	read := flag.Bool("read", false, "print /storage/data")
+	flag.Parse()
+
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	fmt.Printf("started %s uid=%d\n", os.Getenv("RAMPART_IMAGE_VERSION"), os.Getuid())
+	if *exit >= 0 {
+		os.Exit(*exit)
+	}
+	if *write != "" {
+		if err := os.WriteFile("/storage/data", []byte(*write), 0o600); err != nil {
+			fmt.Println("write:", err)
+			os.Exit(2)
+		}
+		fmt.Println("wrote", *write)
+	}
+	if *read {
+		b, err := os.ReadFile("/storage/data")
+		fmt.Printf("read %q %v\n", b, err)
+	}
+	<-term
+	fmt.Println("sigterm")
+}
