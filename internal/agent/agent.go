@@ -51,7 +51,13 @@ type Config struct {
 	// Components that need their own certificate (apps with DeviceAuthentication).
 	Components []string
 	// Trigger makes the agent attest at once (SIGHUP).
-	Trigger    <-chan struct{}
+	Trigger <-chan struct{}
+	// OnAttested, if set, is called after each successful attestation (the OS update's health
+	// check waits for the first one after a trial boot).
+	OnAttested func()
+	// OnRefused, if set, is called when the service refuses an attestation, with the
+	// verifier's reason (a trial boot of a system the tenant did not release is unhealthy).
+	OnRefused  func(reason string)
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
 	Logger     *slog.Logger
@@ -157,6 +163,9 @@ func Run(ctx context.Context, cfg Config) error {
 				st.Reason = ae.Reason
 			}
 			st.Failures++
+			if st.Reason != "" && cfg.OnRefused != nil {
+				cfg.OnRefused(st.Reason)
+			}
 			wait = backoff(cfg.MinBackoff, cfg.MaxBackoff, st.Failures, rnd)
 			log.Warn("attestation failed", "error", err, "retry_in", wait.Round(time.Millisecond))
 		} else {
@@ -171,6 +180,9 @@ func Run(ctx context.Context, cfg Config) error {
 				wait = cfg.MinBackoff
 			}
 			log.Info("attested", "os_release", res.OSRelease, "certificate_expires", res.NotAfter, "next", wait.Round(time.Second))
+			if cfg.OnAttested != nil {
+				cfg.OnAttested()
+			}
 		}
 		st.NextAttempt = now().Add(wait)
 		if err := writeStatus(cfg.StateDir, st); err != nil {

@@ -82,6 +82,9 @@ func Run(ctx context.Context, args []string, sys IO) int {
 	if err == nil {
 		return 0
 	}
+	if errors.Is(err, errReboot) {
+		return ExitReboot
+	}
 	msg := strings.Join(strings.Fields(err.Error()), " ")
 	var ue *usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {

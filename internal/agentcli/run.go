@@ -22,6 +22,7 @@ import (
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/client"
 	"github.com/rampart-iot/rampart/internal/agent"
+	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/buildinfo"
 	"github.com/rampart-iot/rampart/internal/enroll"
 	"github.com/rampart-iot/rampart/internal/eventlog"
@@ -31,8 +32,9 @@ import (
 
 // runFlags are the flags of `run` and `-dev`.
 type runFlags struct {
-	rot, state, server, cacert, osBundle, policy, runDir, logLevel string
-	pcr                                                            int
+	rot, state, server, cacert, osBundle, policy, runDir, logLevel, bootControl string
+	pcr                                                                         int
+	development                                                                 bool
 }
 
 func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
@@ -45,6 +47,9 @@ func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
 	cmd.Flags().StringVar(&f.runDir, "run-dir", "", "runtime `directory` a reboot clears, for the measurement log (default STATE/run)")
 	cmd.Flags().IntVar(&f.pcr, "pcr", eventlog.DefaultPCR, "PCR that holds the agent's measurements")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&f.bootControl, "boot-control", "", "A/B boot control for OS updates: "+strings.Join(bootctl.Backends(), ", ")+
+		" (default none: no OS updates; with one, the booted slot is the OS bundle measured)")
+	cmd.Flags().BoolVar(&f.development, "development", false, "development mode: accept images signed only with the development key")
 }
 
 func (f *runFlags) inputs() measure.Inputs {
@@ -130,8 +135,39 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 	if err != nil {
 		return err
 	}
-	return agent.Run(ctx, agent.Config{RoT: r, StateDir: f.state, RunDir: f.runDir, Server: f.server, RootCAs: roots,
-		PCR: f.pcr, Inputs: f.inputs(), Trigger: sighup(ctx), Logger: log})
+	in := f.inputs()
+	var boot bootctl.Controller
+	if f.bootControl != "" {
+		var slotDir string
+		if boot, slotDir, err = bootSlot(ctx, f.bootControl, f.state, in.OSBundle, log); err != nil {
+			return err
+		}
+		in.OSBundle = slotDir
+	}
+	u, err := newUpdates(ctx, f, roots, boot, log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var updErr error
+	updDone := make(chan struct{})
+	go func() {
+		defer close(updDone)
+		if updErr = u.run(ctx, log); errors.Is(updErr, errReboot) {
+			cancel() // the agent stops, and starts again into the armed slot
+		}
+	}()
+	agentErr := agent.Run(ctx, agent.Config{RoT: r, StateDir: f.state, RunDir: f.runDir, Server: f.server, RootCAs: roots,
+		PCR: f.pcr, Inputs: in, Trigger: sighup(ctx), Logger: log, OnAttested: func() { u.attested.Store(true) },
+		OnRefused: func(reason string) { u.refused.Store(&reason) }})
+	cancel()
+	<-updDone
+	if errors.Is(updErr, errReboot) {
+		log.Info("restarting to boot the OS update's trial slot", "exit_code", ExitReboot)
+		return updErr
+	}
+	return agentErr
 }
 
 func newRunCmd(sys *IO) *cobra.Command {

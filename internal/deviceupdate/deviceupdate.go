@@ -301,14 +301,24 @@ func (l *Loop) once(ctx context.Context) (time.Duration, error) {
 	if changed && l.cfg.Applied != nil {
 		l.cfg.Applied(ctx)
 	}
+	reboot := false
 	if l.os != nil && osTarget != nil {
+		before := l.os.Status()
 		r, err := l.os.Update(ctx)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("OS update: %w", err))
 		}
-		if r.Reboot && l.cfg.Reboot != nil {
-			l.cfg.Reboot()
+		after := l.os.Status()
+		changed = changed || after.State != before.State || after.Attempt != before.Attempt
+		reboot = r.Reboot
+	}
+	if changed { // tell the service at once what changed, rather than at the next check-in
+		if _, err := l.cfg.Client.CheckIn(ctx, l.report(ctx)); err != nil {
+			errs = append(errs, err)
 		}
+	}
+	if reboot && l.cfg.Reboot != nil {
+		l.cfg.Reboot()
 	}
 	return interval, errors.Join(errs...)
 }

@@ -1,0 +1,240 @@
+package agentcli
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/client"
+	"github.com/rampart-iot/rampart/enrollment"
+	"github.com/rampart-iot/rampart/imagepkg/imagepkgtest"
+	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/bootctl"
+	"github.com/rampart-iot/rampart/internal/measure"
+	"github.com/rampart-iot/rampart/internal/osupdate"
+	"github.com/rampart-iot/rampart/internal/server/servertest"
+)
+
+// emulated is an emulated device: the real agent command, run in-process, restarted when it
+// exits to boot an armed slot, as a service manager would.
+type emulated struct {
+	t      *testing.T
+	srv    *servertest.Server
+	state  string
+	cancel context.CancelFunc
+	exits  chan int
+	log    *lockedBuffer
+}
+
+func (d *emulated) start() {
+	ctx, cancel := context.WithCancel(d.t.Context())
+	d.cancel = cancel
+	go func() {
+		d.exits <- Run(ctx, []string{"run", "--rot", "software", "--state", d.state, "--server", d.srv.URL,
+			"--cacert", d.srv.CACertFile, "--boot-control", "dir", "--development", "--log-level", "debug"},
+			IO{Out: d.log, Err: d.log, Getenv: func(string) string { return "" }})
+	}()
+}
+
+// reboot waits for the agent to exit asking for a restart, and starts it again.
+func (d *emulated) reboot() {
+	d.t.Helper()
+	select {
+	case code := <-d.exits:
+		if code != ExitReboot {
+			d.t.Fatalf("the agent exited with %d, want %d (reboot); log:\n%s", code, ExitReboot, d.log.String())
+		}
+	case <-time.After(2 * time.Minute):
+		d.t.Fatalf("the agent did not ask for a reboot; log:\n%s", d.log.String())
+	}
+	d.start()
+}
+
+func (d *emulated) stop() {
+	d.cancel()
+	<-d.exits
+}
+
+func (d *emulated) measurements(osDir string) map[string]string {
+	d.t.Helper()
+	exe, _ := os.Executable()
+	dig, err := measure.Digests(measure.Inputs{AgentBinary: exe, PolicyFile: filepath.Join(d.state, "policy.json"), OSBundle: osDir})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for k, v := range dig {
+		out[k] = hex.EncodeToString(v)
+	}
+	return out
+}
+
+func waitUntil(t *testing.T, what string, log *lockedBuffer, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 2 minutes; agent log:\n%s", what, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestUpdatesEndToEnd drives the agent against a real service: applications v1 then v2, an OS
+// bundle that is not healthy (the service refuses its measurements) and rolls back, then one
+// that is released and commits.
+func TestUpdatesEndToEnd(t *testing.T) {
+	ctx := t.Context()
+	srv := servertest.Start(t, servertest.AllowSoftwareRootOfTrust(true))
+	admin := srv.Client(t, srv.AdminToken)
+	prod, err := admin.CreateProduct(ctx, srv.TenantID, v1.ProductCreate{Name: "Lamp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, err := admin.CreateDeviceGroup(ctx, srv.TenantID, prod.ID, v1.DeviceGroupCreate{Name: "Field"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &emulated{t: t, srv: srv, state: t.TempDir(), exits: make(chan int, 1), log: &lockedBuffer{}}
+
+	// Manufacture: the OS the device ships with, an enrollment record, a claim, and the release
+	// the tenant allows.
+	shipped := filepath.Join(d.state, "os", "active")
+	if err := os.MkdirAll(shipped, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(shipped, "VERSION"), []byte("os 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recFile := filepath.Join(t.TempDir(), "device.json")
+	if code := Run(ctx, []string{"enroll", "--rot", "software", "--state", d.state, "--out", recFile}, IO{Out: d.log, Err: d.log}); code != 0 {
+		t.Fatalf("enroll: %d\n%s", code, d.log.String())
+	}
+	recJSON, _ := os.ReadFile(recFile)
+	rec, err := enrollment.Parse(recJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := admin.ClaimDevice(ctx, srv.TenantID, v1.DeviceClaim{Enrollment: recJSON, DeviceGroupID: group.ID}); err != nil {
+		t.Fatal(err)
+	}
+	release := func(version string, m map[string]string) {
+		t.Helper()
+		if _, err := admin.CreateOSRelease(ctx, srv.TenantID, v1.OSReleaseCreate{Version: version, Measurements: m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release("1.0.0", d.measurements(shipped))
+	d.start()
+	defer d.stop()
+
+	upload := func(b imagepkgtest.Built) *v1.Image {
+		t.Helper()
+		img, err := admin.AddImage(ctx, srv.TenantID, bytes.NewReader(b.Bytes), -1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	deploy := func(imgs ...*v1.Image) {
+		t.Helper()
+		var ids []string
+		for _, i := range imgs {
+			ids = append(ids, i.ID)
+		}
+		if _, err := admin.CreateDeployment(ctx, srv.TenantID, group.ID, v1.DeploymentCreate{ImageIDs: ids}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appsDirPath := filepath.Join(d.state, appsDir)
+	current := func(component string) string {
+		apps, err := appinstall.Read(appsDirPath)
+		if err != nil {
+			return ""
+		}
+		for _, a := range apps {
+			if a.ComponentID == component {
+				return a.Current.ID
+			}
+		}
+		return ""
+	}
+	show := func() *v1.Device {
+		t.Helper()
+		dev, err := admin.GetDevice(ctx, srv.TenantID, rec.DeviceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dev
+	}
+
+	// 1. Application v1, then v2: each is installed, and the device reports it.
+	comp := imagepkgtest.NewUUID(t)
+	app1 := upload(imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: "1.0.0"}))
+	deploy(app1)
+	waitUntil(t, "app v1 installed", d.log, func() bool { return current(comp) == app1.ID })
+	app2 := upload(imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: "2.0.0"}))
+	deploy(app2)
+	waitUntil(t, "app v2 installed", d.log, func() bool { return current(comp) == app2.ID })
+	waitUntil(t, "app v2 reported", d.log, func() bool {
+		s := show().Status
+		return s != nil && len(s.Report.Images) == 1 && s.Report.Images[0].ImageID == app2.ID
+	})
+
+	// 2. OS 2, which the tenant never released: its trial boot fails attestation, so it is not
+	// healthy, and the device rolls back to OS 1 by itself.
+	osComp := imagepkgtest.NewUUID(t)
+	os2 := upload(imagepkgtest.OS(t, osComp, "2.0.0", map[string]string{"VERSION": "os 2\n"}, nil))
+	deploy(app2, os2)
+	d.reboot() // into the trial of slot b
+	d.reboot() // the trial was refused: back into slot a
+	boot, err := bootctl.OpenDir(filepath.Join(d.state, "boot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "OS 2 rolled back", d.log, func() bool {
+		st, err := osupdate.ReadStatus(filepath.Join(d.state, osUpdateDir))
+		return err == nil && st.State == osupdate.RolledBack
+	})
+	if st, _ := osupdate.ReadStatus(filepath.Join(d.state, osUpdateDir)); st.Phase != osupdate.PhaseHealth {
+		t.Fatalf("OS 2 rolled back in phase %q, want %q (%s)", st.Phase, osupdate.PhaseHealth, st.Reason)
+	}
+	if bs, err := boot.State(ctx); err != nil || bs.Active != bootctl.A || bs.Trial != "" {
+		t.Fatalf("boot state after the rollback: %+v %v", bs, err)
+	}
+	waitUntil(t, "the rollback reported", d.log, func() bool {
+		s := show().Status
+		return s != nil && s.Report.Update != nil && s.Report.Update.State == string(osupdate.RolledBack) &&
+			s.Report.Update.Version == "2.0.0"
+	})
+	if current(comp) != app2.ID {
+		t.Fatal("the OS rollback changed the application")
+	}
+
+	// 3. OS 3, released with its golden measurement: the trial attests and commits.
+	os3dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(os3dir, "VERSION"), []byte("os 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	release("3.0.0", d.measurements(os3dir))
+	os3 := upload(imagepkgtest.OS(t, osComp, "3.0.0", map[string]string{"VERSION": "os 3\n"}, nil))
+	deploy(app2, os3)
+	d.reboot() // into the trial of slot b, which attests
+	waitUntil(t, "OS 3 committed", d.log, func() bool {
+		st, err := osupdate.ReadStatus(filepath.Join(d.state, osUpdateDir))
+		return err == nil && st.State == osupdate.Committed && st.Target != nil && st.Target.Version == "3.0.0"
+	})
+	if bs, err := boot.State(ctx); err != nil || bs.Active != bootctl.B || bs.Trial != "" || bs.Slots[bootctl.B].Version != "3.0.0" {
+		t.Fatalf("boot state after OS 3: %+v %v", bs, err)
+	}
+	waitUntil(t, "OS 3 reported", d.log, func() bool {
+		s := show().Status
+		return s != nil && s.Report.OS != nil && s.Report.OS.Active == "b" && s.Report.OS.CommittedVersion == "3.0.0"
+	})
+	_ = client.HasCode
+}
