@@ -145,6 +145,13 @@ func TestReconcileReplacesImageAndKeepsStorage(t *testing.T) {
 	if after.ImageID != v2 || after.State != apprun.StateRunning || after.UID != before.UID || after.Restarts != 0 {
 		t.Errorf("after Reconcile: %+v, want 2.0.0 running as the same uid %d, no restarts", after, before.UID)
 	}
+
+	// Removed: Reconcile stops it and forgets it.
+	must(t, d.apps.Remove(cid, false))
+	must(t, s.Reconcile(t.Context()))
+	if alive(after.Pid) || len(s.List()) != 0 {
+		t.Errorf("after removal: pid %d alive %v, list %+v; want stopped and gone", after.Pid, alive(after.Pid), s.List())
+	}
 }
 
 // TestStopStartPersists: an app stopped with Stop stays stopped across Reconcile and a new
@@ -258,4 +265,49 @@ func processesOf(t *testing.T, uid uint32) []int {
 		f.Close()
 	}
 	return out
+}
+
+// TestHealthyImageIsNotRolledBack: once a new image has run for HealthyAfter, its probation is
+// over, in the state file too: later crashes restart it with backoff (reset by each healthy
+// run) and never roll it back, also under a new supervisor. The healthy mark comes from the
+// injected clock, not from how long anything took.
+func TestHealthyImageIsNotRolledBack(t *testing.T) {
+	needRoot(t)
+	d := newDevice(t)
+	cid := newUUID(t)
+	d.install(t, image{component: cid, name: "flaky", version: "1.0.0"})
+	v2 := d.install(t, image{component: cid, name: "flaky", version: "2.0.0", args: []string{"-exit", "5", "-after", "100ms"}})
+	const healthyAfter = time.Hour
+	now := make(chan time.Time)
+	close(now)
+	s := d.supervisor(t, func(c *apprun.Config) {
+		c.HealthyAfter = healthyAfter
+		c.After = func(d time.Duration) <-chan time.Time {
+			if d == healthyAfter {
+				return now // every run is healthy at once
+			}
+			return time.After(d)
+		}
+	})
+	stop := run(t, s)
+	waitFor(t, "2.0.0 exited 4 times", func() bool { return len(d.events.of(apprun.EventExited, cid)) >= 4 })
+	must(t, stop())
+	for i, ev := range d.events.of(apprun.EventExited, cid)[:4] {
+		if ev.ImageID != v2 || ev.Exit == nil || ev.Exit.Code != 5 || ev.Backoff != 15*time.Millisecond {
+			t.Errorf("exit %d: %+v, want 2.0.0 status 5 and the first backoff (a healthy run resets it)", i, ev)
+		}
+	}
+
+	// A new supervisor whose clock never calls a run healthy: the state file remembers.
+	s2 := d.supervisor(t, func(c *apprun.Config) { c.HealthyAfter = healthyAfter })
+	run(t, s2)
+	waitFor(t, "2.0.0 exited 4 more times, or a rollback", func() bool {
+		return len(d.events.of(apprun.EventExited, cid)) >= 9 || len(d.events.of(apprun.EventRolledBack, cid)) > 0
+	})
+	if evs := d.events.of(apprun.EventRolledBack, cid); len(evs) > 0 {
+		t.Errorf("a proven image was rolled back: %+v", evs)
+	}
+	if st := status(t, s2, cid); st.ImageID != v2 {
+		t.Errorf("status %+v, want 2.0.0", st)
+	}
 }

@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
-	exit := flag.Int("exit", -1, "exit at once with this status")
+	exit := flag.Int("exit", -1, "exit with this status (at once, or after -after)")
+	after := flag.Duration("after", 0, "wait this long before -exit")
 	write := flag.String("write", "", "write this to /storage/data")
 	read := flag.Bool("read", false, "print /storage/data")
 	flag.Parse()
@@ -20,6 +22,7 @@ func main() {
 	signal.Notify(term, syscall.SIGTERM)
 	fmt.Printf("started %s uid=%d\n", os.Getenv("RAMPART_IMAGE_VERSION"), os.Getuid())
 	if *exit >= 0 {
+		time.Sleep(*after)
 		os.Exit(*exit)
 	}
 	if *write != "" {
