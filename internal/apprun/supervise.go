@@ -92,14 +92,15 @@ func (s *Supervisor) reconcile() error {
 	s.mu.Lock()
 	var errs []error
 	changed := false
+	// Removed (now, or while the agent was down): forget it, but keep its uid for a reinstall.
 	for id := range s.status {
-		if _, ok := want[id]; ok {
-			continue
+		if _, ok := want[id]; !ok {
+			delete(s.status, id)
+			delete(s.logs, id)
 		}
-		// Removed: forget it, but keep its uid for a reinstall.
-		delete(s.status, id)
-		delete(s.logs, id)
-		if a := s.st.Apps[id]; a != nil && (a.Stopped || a.Healthy != "") {
+	}
+	for id, a := range s.st.Apps {
+		if _, ok := want[id]; !ok && (a.Stopped || a.Healthy != "") {
 			a.Stopped, a.Healthy = false, ""
 			changed = true
 		}
