@@ -8,6 +8,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ type App struct {
 	Name        string
 	Version     string
 	EntryPoint  string // default "/bin/app"
+	CmdArgs     []string
 	// Capabilities is the manifest's Capabilities object as JSON, default "{}".
 	Capabilities string
 	Files        map[string]string
@@ -73,8 +75,12 @@ func Application(t testing.TB, a App) Built {
 		a.Capabilities = "{}"
 	}
 	dir := t.TempDir()
-	doc := fmt.Sprintf(`{"SchemaVersion":1,"Name":%q,"ComponentId":%q,"EntryPoint":%q,"CmdArgs":[],"Capabilities":%s,"ApplicationType":"Default"}`,
-		a.Name, a.ComponentID, a.EntryPoint, a.Capabilities)
+	args, err := json.Marshal(append([]string{}, a.CmdArgs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := fmt.Sprintf(`{"SchemaVersion":1,"Name":%q,"ComponentId":%q,"EntryPoint":%q,"CmdArgs":%s,"Capabilities":%s,"ApplicationType":"Default"}`,
+		a.Name, a.ComponentID, a.EntryPoint, args, a.Capabilities)
 	files := map[string]string{"app_manifest.json": doc}
 	if len(a.Files) == 0 {
 		files["bin/app"] = "#!/bin/sh\necho " + a.Name + " " + a.Version + "\n"

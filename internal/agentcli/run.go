@@ -22,6 +22,7 @@ import (
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/client"
 	"github.com/rampart-iot/rampart/internal/agent"
+	"github.com/rampart-iot/rampart/internal/attestclient"
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/buildinfo"
 	"github.com/rampart-iot/rampart/internal/enroll"
@@ -159,7 +160,12 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 		}
 	}()
 	agentErr := agent.Run(ctx, agent.Config{RoT: r, StateDir: f.state, RunDir: f.runDir, Server: f.server, RootCAs: roots,
-		PCR: f.pcr, Inputs: in, Trigger: sighup(ctx), Logger: log, OnAttested: func() { u.attested.Store(true) },
+		PCR: f.pcr, Inputs: in, Trigger: sighup(ctx), Logger: log, OnAttested: func() {
+			u.attested.Store(true)
+			if cert, err := attestclient.LoadCertificate(f.state); err == nil {
+				u.clock.attested(cert.Leaf.NotBefore)
+			}
+		},
 		OnRefused: func(reason string) { u.refused.Store(&reason) }})
 	cancel()
 	<-updDone

@@ -5,12 +5,13 @@ import (
 	"context"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
-	"github.com/rampart-iot/rampart/client"
 	"github.com/rampart-iot/rampart/enrollment"
 	"github.com/rampart-iot/rampart/imagepkg/imagepkgtest"
 	"github.com/rampart-iot/rampart/internal/appinstall"
@@ -74,12 +75,17 @@ func (d *emulated) measurements(osDir string) map[string]string {
 	return out
 }
 
-func waitUntil(t *testing.T, what string, log *lockedBuffer, cond func() bool) {
-	t.Helper()
+func (d *emulated) waitUntil(what string, cond func() bool) {
+	d.t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for !cond() {
+		select {
+		case code := <-d.exits:
+			d.t.Fatalf("%s: the agent exited with %d; log:\n%s", what, code, d.log.String())
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 2 minutes; agent log:\n%s", what, log.String())
+			d.t.Fatalf("%s: not within 2 minutes; agent log:\n%s", what, d.log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -173,18 +179,39 @@ func TestUpdatesEndToEnd(t *testing.T) {
 		return dev
 	}
 
-	// 1. Application v1, then v2: each is installed, and the device reports it.
 	comp := imagepkgtest.NewUUID(t)
-	app1 := upload(imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: "1.0.0"}))
+	// 1. Application v1, then v2: each is installed, runs in its sandbox, and the device
+	// reports it running. 2. v3 crashes on start: the device rolls back to v2 by itself and
+	// says so.
+	bin := buildApp(t)
+	appPkg := func(version string, args ...string) *v1.Image {
+		return upload(imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: version,
+			CmdArgs: args, Files: map[string]string{"bin/app": bin}}))
+	}
+	reported := func(imageID, state, lastError string) func() bool {
+		return func() bool {
+			s := show().Status
+			if s == nil || len(s.Report.Images) != 1 {
+				return false
+			}
+			im := s.Report.Images[0]
+			return im.ImageID == imageID && im.State == state && strings.Contains(im.LastError, lastError)
+		}
+	}
+	app1 := appPkg("1.0.0")
 	deploy(app1)
-	waitUntil(t, "app v1 installed", d.log, func() bool { return current(comp) == app1.ID })
-	app2 := upload(imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: "2.0.0"}))
+	d.waitUntil("app v1 installed", func() bool { return current(comp) == app1.ID })
+	d.waitUntil("app v1 reported running", reported(app1.ID, v1.ImageRunning, ""))
+	app2 := appPkg("2.0.0")
 	deploy(app2)
-	waitUntil(t, "app v2 installed", d.log, func() bool { return current(comp) == app2.ID })
-	waitUntil(t, "app v2 reported", d.log, func() bool {
-		s := show().Status
-		return s != nil && len(s.Report.Images) == 1 && s.Report.Images[0].ImageID == app2.ID
-	})
+	d.waitUntil("app v2 installed", func() bool { return current(comp) == app2.ID })
+	d.waitUntil("app v2 reported running", reported(app2.ID, v1.ImageRunning, ""))
+	app3 := appPkg("3.0.0", "-crash")
+	deploy(app3)
+	d.waitUntil("app v3 rolled back to v2", reported(app2.ID, v1.ImageRunning, "rolled back from 3.0.0"))
+	if current(comp) != app2.ID {
+		t.Fatalf("after the rollback the current image is %s, want v2 %s", current(comp), app2.ID)
+	}
 
 	// 2. OS 2, which the tenant never released: its trial boot fails attestation, so it is not
 	// healthy, and the device rolls back to OS 1 by itself.
@@ -197,7 +224,7 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "OS 2 rolled back", d.log, func() bool {
+	d.waitUntil("OS 2 rolled back", func() bool {
 		st, err := osupdate.ReadStatus(filepath.Join(d.state, osUpdateDir))
 		return err == nil && st.State == osupdate.RolledBack
 	})
@@ -207,7 +234,7 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	if bs, err := boot.State(ctx); err != nil || bs.Active != bootctl.A || bs.Trial != "" {
 		t.Fatalf("boot state after the rollback: %+v %v", bs, err)
 	}
-	waitUntil(t, "the rollback reported", d.log, func() bool {
+	d.waitUntil("the rollback reported", func() bool {
 		s := show().Status
 		return s != nil && s.Report.Update != nil && s.Report.Update.State == string(osupdate.RolledBack) &&
 			s.Report.Update.Version == "2.0.0"
@@ -225,16 +252,31 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	os3 := upload(imagepkgtest.OS(t, osComp, "3.0.0", map[string]string{"VERSION": "os 3\n"}, nil))
 	deploy(app2, os3)
 	d.reboot() // into the trial of slot b, which attests
-	waitUntil(t, "OS 3 committed", d.log, func() bool {
+	d.waitUntil("OS 3 committed", func() bool {
 		st, err := osupdate.ReadStatus(filepath.Join(d.state, osUpdateDir))
 		return err == nil && st.State == osupdate.Committed && st.Target != nil && st.Target.Version == "3.0.0"
 	})
 	if bs, err := boot.State(ctx); err != nil || bs.Active != bootctl.B || bs.Trial != "" || bs.Slots[bootctl.B].Version != "3.0.0" {
 		t.Fatalf("boot state after OS 3: %+v %v", bs, err)
 	}
-	waitUntil(t, "OS 3 reported", d.log, func() bool {
+	d.waitUntil("OS 3 reported", func() bool {
 		s := show().Status
 		return s != nil && s.Report.OS != nil && s.Report.OS.Active == "b" && s.Report.OS.CommittedVersion == "3.0.0"
 	})
-	_ = client.HasCode
+}
+
+// buildApp builds testdata/app as a static binary and returns its bytes.
+func buildApp(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "app")
+	cmd := exec.Command("go", "build", "-o", out, "./testdata/app")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the test app: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -8,10 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/apprun"
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/buildinfo"
 	"github.com/rampart-iot/rampart/internal/checkinclient"
@@ -22,6 +26,7 @@ import (
 // Directories under the agent's state directory.
 const (
 	appsDir       = "apps"
+	appRunDir     = "apprun"
 	updateLoopDir = "update-loop"
 	osUpdateDir   = "os-update"
 )
@@ -40,7 +45,9 @@ var errReboot = errors.New("restarting the agent to boot the OS update's trial s
 // updates is the device's update machinery: the update loop, the installed applications and,
 // with boot control, the OS update state machine.
 type updates struct {
+	clock    trustedClock
 	loop     *deviceupdate.Loop
+	apps     *apprun.Supervisor
 	os       *osupdate.Machine
 	boot     bootctl.Controller
 	attested atomic.Bool            // since this start: the trial's health check
@@ -84,9 +91,31 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot boo
 		return nil, err
 	}
 	u := &updates{boot: boot, reboot: make(chan struct{}, 1)}
+	if err := os.MkdirAll(filepath.Join(f.state, appRunDir), 0o700); err != nil {
+		return nil, err
+	}
+	u.apps, err = apprun.New(apprun.Config{Apps: apps, StateDir: filepath.Join(f.state, appRunDir), Logger: log,
+		Events: func(e apprun.Event) {
+			log.Info("application event", "kind", e.Kind, "component", e.ComponentID, "name", e.Name, "version", e.Version,
+				"exit", exitText(e), "restarts", e.Restarts, "reason", e.Reason)
+			if e.Kind == apprun.EventRolledBack || e.Kind == apprun.EventFailed {
+				if u.loop != nil {
+					u.loop.Wake() // report it now
+				}
+			}
+		}})
+	if err != nil {
+		return nil, err
+	}
 	cc := &checkinclient.Client{Server: f.server, RootCAs: roots, CertDir: f.state}
 	u.loop, err = deviceupdate.New(deviceupdate.Config{Client: cc, Dir: filepath.Join(f.state, updateLoopDir), Apps: apps,
-		Boot: boot, AgentVersion: buildinfo.Version(), Development: f.development, Logger: log,
+		Boot: boot, AgentVersion: buildinfo.Version(), Development: f.development, Logger: log, Now: u.clock.Now,
+		Applied: func(ctx context.Context) {
+			if err := u.apps.Reconcile(ctx); err != nil {
+				log.Warn("starting the installed applications", "error", err)
+			}
+		},
+		AppStates: u.appStates,
 		Reboot: func() {
 			select {
 			case u.reboot <- struct{}{}:
@@ -137,6 +166,12 @@ func (u *updates) run(ctx context.Context, log *slog.Logger) error {
 			return errReboot
 		}
 	}
+	go func() {
+		if err := u.apps.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("the application supervisor stopped", "error", err)
+		}
+	}()
+	go u.watchApps(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- u.loop.Run(ctx) }()
 	select {
@@ -144,5 +179,104 @@ func (u *updates) run(ctx context.Context, log *slog.Logger) error {
 		return errReboot
 	case err := <-errc:
 		return err
+	}
+}
+
+// trustedClock is the time the update metadata's expiry is judged by. It never runs behind the
+// last attestation: the certificate the service issued then was valid from (NotBefore) a moment
+// the service's clock vouched for, bound to a fresh nonce, and the time since is counted on the
+// monotonic clock. So a device without a real-time clock, or whose clock was set back, cannot
+// be made to accept metadata that expired (a freeze attack); a clock set forward only makes
+// metadata expire early, which the next renewal fixes.
+type trustedClock struct {
+	mu    sync.Mutex
+	floor time.Time // the latest certificate's NotBefore
+	at    time.Time // when it was installed, with a monotonic reading
+	now   func() time.Time
+}
+
+// attested records the certificate attestation just installed.
+func (c *trustedClock) attested(notBefore time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.floor, c.at = notBefore, c.clock()
+}
+
+func (c *trustedClock) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+// Now is the later of the system clock and the trusted floor plus the time since.
+func (c *trustedClock) Now() time.Time {
+	now := c.clock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.floor.IsZero() {
+		return now
+	}
+	if t := c.floor.Add(now.Sub(c.at)); now.Before(t) {
+		return t
+	}
+	return now
+}
+
+// appStates is how each application runs, for the check-in report.
+func (u *updates) appStates() map[string]deviceupdate.AppState {
+	out := map[string]deviceupdate.AppState{}
+	for _, a := range u.apps.List() {
+		st := deviceupdate.AppState{Restarts: a.Restarts, LastError: a.Error}
+		switch a.State {
+		case apprun.StateRunning:
+			st.State = v1.ImageRunning
+		case apprun.StateStopped:
+			st.State = v1.ImageStopped
+		case apprun.StateFailed:
+			st.State = v1.ImageFailed
+		default: // crashed, backoff: waiting to start again
+			st.State = v1.ImageCrashed
+		}
+		if a.LastExit != nil && st.LastError == "" {
+			st.LastError = a.LastExit.String()
+		}
+		out[a.ComponentID] = st
+	}
+	return out
+}
+
+func exitText(e apprun.Event) string {
+	if e.Exit == nil {
+		return ""
+	}
+	return e.Exit.String()
+}
+
+// appWatchInterval is how often the agent looks for changes in how its applications run.
+const appWatchInterval = 2 * time.Second
+
+// watchApps wakes the update loop when an application's state changes (started, crashed,
+// stopped), so the service hears of it at once rather than at the next check-in.
+func (u *updates) watchApps(ctx context.Context) {
+	t := time.NewTicker(appWatchInterval)
+	defer t.Stop()
+	last := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var b strings.Builder
+		for _, a := range u.apps.List() { // ordered by component ID
+			fmt.Fprintf(&b, "%s=%s/%s;", a.ComponentID, a.ImageID, a.State)
+		}
+		if cur := b.String(); cur != last {
+			if last != "" || cur != "" {
+				u.loop.Wake()
+			}
+			last = cur
+		}
 	}
 }

@@ -104,6 +104,7 @@ type Loop struct {
 
 	cycle sync.Mutex // one cycle at a time
 	os    *osupdate.Machine
+	wake  chan struct{}
 
 	mu       sync.Mutex
 	keys     []crypto.PublicKey
@@ -142,7 +143,16 @@ func New(cfg Config) (*Loop, error) {
 			return nil, err
 		}
 	}
-	return &Loop{cfg: cfg, log: cfg.Logger}, nil
+	return &Loop{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}, nil
+}
+
+// Wake makes Run check in now, for example after an application rolled back, so that the
+// service hears of it at once.
+func (l *Loop) Wake() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
 }
 
 // SetOS gives the loop the OS update machine, opened with the loop as its Source and Verifier.
@@ -160,7 +170,7 @@ func (l *Loop) Status() Status {
 // Run checks in at start, then whenever the push channel says so, and at the group's interval,
 // until ctx ends. Failures back off exponentially with full jitter.
 func (l *Loop) Run(ctx context.Context) error {
-	wake := make(chan struct{}, 1)
+	wake := l.wake
 	go l.listen(ctx, wake)
 	failures := 0
 	for {
@@ -479,7 +489,7 @@ func (l *Loop) report(ctx context.Context) v1.CheckIn {
 			if s, ok := states[a.ComponentID]; ok {
 				img.State, img.Restarts, img.LastError = s.State, s.Restarts, clip(s.LastError)
 			}
-			if a.Failed != nil && img.LastError == "" {
+			if a.Failed != nil { // a rollback says more than the last exit
 				img.LastError = clip(fmt.Sprintf("rolled back from %s (%s): %s", a.Failed.Version, a.Failed.ID, a.Reason))
 			}
 			in.Images = append(in.Images, img)
