@@ -76,7 +76,8 @@ func Run(ctx context.Context, args []string, sys IO) int {
 	root.SetOut(sys.Out)
 	root.SetErr(sys.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
-	root.AddCommand(newEnrollCmd(&sys), newRunCmd(&sys), newStatusCmd(&sys), newMeasurementsCmd(&sys), newVersionCmd(&sys))
+	root.AddCommand(newEnrollCmd(&sys), newRunCmd(&sys), newStatusCmd(&sys), newMeasurementsCmd(&sys), newVersionCmd(&sys),
+		newAppCmd(&sys), newSideloadCmd(&sys))
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

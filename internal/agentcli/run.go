@@ -27,6 +27,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/buildinfo"
 	"github.com/rampart-iot/rampart/internal/enroll"
 	"github.com/rampart-iot/rampart/internal/eventlog"
+	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/measure"
 	"github.com/rampart-iot/rampart/internal/rot"
 )
@@ -152,6 +153,15 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var updErr error
+	local, err := localapi.Listen(f.state, filepath.Join(f.state, "spool"), u, log)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := local.Serve(ctx); err != nil {
+			log.Error("the local API stopped", "error", err)
+		}
+	}()
 	updDone := make(chan struct{})
 	go func() {
 		defer close(updDone)

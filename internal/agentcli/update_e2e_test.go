@@ -3,6 +3,7 @@ package agentcli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/hex"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/rampart-iot/rampart/imagepkg/imagepkgtest"
 	"github.com/rampart-iot/rampart/internal/appinstall"
 	"github.com/rampart-iot/rampart/internal/bootctl"
+	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/measure"
 	"github.com/rampart-iot/rampart/internal/osupdate"
 	"github.com/rampart-iot/rampart/internal/server/servertest"
@@ -211,6 +213,44 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	d.waitUntil("app v3 rolled back to v2", reported(app2.ID, v1.ImageRunning, "rolled back from 3.0.0"))
 	if current(comp) != app2.ID {
 		t.Fatalf("after the rollback the current image is %s, want v2 %s", current(comp), app2.ID)
+	}
+
+	// Locally, through the running agent: list, stop and start, sideload and delete.
+	local := func(args ...string) string {
+		t.Helper()
+		var out lockedBuffer
+		if code := Run(ctx, append(args, "--state", d.state), IO{Out: &out, Err: &out}); code != 0 {
+			t.Fatalf("rampart-agent %s: exit %d: %s", strings.Join(args, " "), code, out.String())
+		}
+		return out.String()
+	}
+	appState := func(component string) string {
+		var apps []localapi.App
+		if err := json.Unmarshal([]byte(local("app", "list", "-o", "json")), &apps); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range apps {
+			if a.ComponentID == component {
+				return a.Version + " " + a.State
+			}
+		}
+		return ""
+	}
+	if got := appState(comp); got != "2.0.0 running" {
+		t.Fatalf("app list: %q, want 2.0.0 running", got)
+	}
+	local("app", "stop", comp)
+	if got := appState(comp); got != "2.0.0 stopped" {
+		t.Fatalf("after app stop: %q", got)
+	}
+	local("app", "start", comp)
+	d.waitUntil("app started again", func() bool { return appState(comp) == "2.0.0 running" })
+	tool := imagepkgtest.Application(t, imagepkgtest.App{Name: "tool", Version: "0.1.0", Files: map[string]string{"bin/app": bin}})
+	local("sideload", "deploy", tool.File(t, t.TempDir()))
+	d.waitUntil("sideloaded app running", func() bool { return appState(tool.ComponentID) == "0.1.0 running" })
+	local("sideload", "delete", tool.ComponentID)
+	if got := appState(tool.ComponentID); got != "" {
+		t.Fatalf("after sideload delete: %q", got)
 	}
 
 	// 2. OS 2, which the tenant never released: its trial boot fails attestation, so it is not

@@ -20,6 +20,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/buildinfo"
 	"github.com/rampart-iot/rampart/internal/checkinclient"
 	"github.com/rampart-iot/rampart/internal/deviceupdate"
+	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/osupdate"
 )
 
@@ -45,14 +46,16 @@ var errReboot = errors.New("restarting the agent to boot the OS update's trial s
 // updates is the device's update machinery: the update loop, the installed applications and,
 // with boot control, the OS update state machine.
 type updates struct {
-	clock    trustedClock
-	loop     *deviceupdate.Loop
-	apps     *apprun.Supervisor
-	os       *osupdate.Machine
-	boot     bootctl.Controller
-	attested atomic.Bool            // since this start: the trial's health check
-	refused  atomic.Pointer[string] // the verifier's latest refusal since this start
-	reboot   chan struct{}
+	clock       trustedClock
+	loop        *deviceupdate.Loop
+	apps        *apprun.Supervisor
+	installer   *appinstall.Apps
+	development bool
+	os          *osupdate.Machine
+	boot        bootctl.Controller
+	attested    atomic.Bool            // since this start: the trial's health check
+	refused     atomic.Pointer[string] // the verifier's latest refusal since this start
+	reboot      chan struct{}
 }
 
 // bootSlot runs boot control's Boot (on "dir", an agent start is a boot) and returns the
@@ -90,7 +93,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot boo
 	if err != nil {
 		return nil, err
 	}
-	u := &updates{boot: boot, reboot: make(chan struct{}, 1)}
+	u := &updates{boot: boot, reboot: make(chan struct{}, 1), installer: apps, development: f.development}
 	if err := os.MkdirAll(filepath.Join(f.state, appRunDir), 0o700); err != nil {
 		return nil, err
 	}
@@ -279,4 +282,94 @@ func (u *updates) watchApps(ctx context.Context) {
 			last = cur
 		}
 	}
+}
+
+// The local API (internal/localapi) over the update machinery.
+
+// Apps implements localapi.Agent.
+func (u *updates) Apps() []localapi.App {
+	var out []localapi.App
+	for _, a := range u.apps.List() {
+		la := localapi.App{ComponentID: a.ComponentID, Name: a.Name, ImageID: a.ImageID, Version: a.Version,
+			State: string(a.State), Restarts: a.Restarts, LastExitAt: a.LastExitAt, Error: a.Error}
+		if a.LastExit != nil {
+			la.LastExit = a.LastExit.String()
+		}
+		out = append(out, la)
+	}
+	return out
+}
+
+func (u *updates) app(componentID string) (localapi.App, bool) {
+	for _, a := range u.Apps() {
+		if a.ComponentID == componentID {
+			return a, true
+		}
+	}
+	return localapi.App{}, false
+}
+
+// StopApp implements localapi.Agent.
+func (u *updates) StopApp(_ context.Context, componentID string) error {
+	if err := u.apps.Stop(componentID); err != nil {
+		return notFound(err)
+	}
+	return nil
+}
+
+// StartApp implements localapi.Agent.
+func (u *updates) StartApp(_ context.Context, componentID string) error {
+	if err := u.apps.Start(componentID); err != nil {
+		return notFound(err)
+	}
+	return nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, apprun.ErrNotInstalled) || errors.Is(err, appinstall.ErrNotInstalled) {
+		return fmt.Errorf("%w: %v", localapi.ErrNotFound, err)
+	}
+	return err
+}
+
+// Sideload implements localapi.Agent: on a development device, install a package signed by a
+// trusted key (the development key included), any version, and run it.
+func (u *updates) Sideload(ctx context.Context, path string) (localapi.App, error) {
+	if !u.development {
+		return localapi.App{}, localapi.ErrNotDevelopment
+	}
+	in, err := u.installer.Install(ctx, path, appinstall.Signed(u.loop.TrustedKeys(), 1), appinstall.Options{Origin: appinstall.OriginSideload})
+	if err != nil {
+		return localapi.App{}, err
+	}
+	if err := u.apps.Reconcile(ctx); err != nil {
+		return localapi.App{}, err
+	}
+	u.loop.Wake()
+	if a, ok := u.app(in.ComponentID); ok {
+		return a, nil
+	}
+	return localapi.App{ComponentID: in.ComponentID, Name: in.Name, ImageID: in.Current.ID, Version: in.Current.Version}, nil
+}
+
+// DeleteApp implements localapi.Agent: on a development device, stop and remove an
+// application and its data.
+func (u *updates) DeleteApp(ctx context.Context, componentID string) error {
+	if !u.development {
+		return localapi.ErrNotDevelopment
+	}
+	if _, ok := u.installer.Get(componentID); !ok {
+		return fmt.Errorf("%w: %s is not installed", localapi.ErrNotFound, componentID)
+	}
+	if err := u.apps.Stop(componentID); err != nil {
+		return err
+	}
+	if err := u.installer.Remove(componentID, true); err != nil {
+		return err
+	}
+	if err := u.apps.Reconcile(ctx); err != nil {
+		return err
+	}
+	u.loop.Wake()
+	return nil
 }

@@ -386,6 +386,10 @@ func (l *Loop) refresh(ctx context.Context) ([]tufclient.Target, error) {
 	return tc.Refresh(ctx)
 }
 
+// TrustedKeys are the keys a package must be signed by (one of them): the tenant's
+// image-signing keys from the latest check-in, and the development key in development mode.
+func (l *Loop) TrustedKeys() []crypto.PublicKey { return l.trusted() }
+
 // trusted is the keys a package must be signed by.
 func (l *Loop) trusted() []crypto.PublicKey {
 	l.mu.Lock()
