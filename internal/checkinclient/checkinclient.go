@@ -42,9 +42,12 @@ type Client struct {
 	CertDir string         // the agent's state directory, where attestation installs certificates
 	// Timeout bounds each request but the push channel (default 30 s).
 	Timeout time.Duration
+	// Wrap, if set, wraps the transport: tests put an attacker between device and service.
+	Wrap func(http.RoundTripper) http.RoundTripper
 
 	once sync.Once
-	tr   *http.Transport
+	base *http.Transport
+	tr   http.RoundTripper
 }
 
 // Error is a refusal by the service.
@@ -56,9 +59,9 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("HTTP %d %s: %s", e.Status, e.Code, e.Message) }
 
-func (c *Client) transport() *http.Transport {
+func (c *Client) transport() http.RoundTripper {
 	c.once.Do(func() {
-		c.tr = &http.Transport{
+		c.base = &http.Transport{
 			TLSClientConfig: &tls.Config{RootCAs: c.RootCAs, MinVersion: tls.VersionTLS12,
 				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 					cert, err := attestclient.LoadCertificate(c.CertDir)
@@ -70,12 +73,19 @@ func (c *Client) transport() *http.Transport {
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: 30 * time.Second,
 		}
+		c.tr = c.base
+		if c.Wrap != nil {
+			c.tr = c.Wrap(c.base)
+		}
 	})
 	return c.tr
 }
 
 // Reset drops kept-alive connections, so the next request presents the newest certificate.
-func (c *Client) Reset() { c.transport().CloseIdleConnections() }
+func (c *Client) Reset() {
+	c.transport()
+	c.base.CloseIdleConnections()
+}
 
 func (c *Client) client(stream bool) *http.Client {
 	t := c.Timeout

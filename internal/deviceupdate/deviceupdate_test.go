@@ -3,9 +3,12 @@ package deviceupdate_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -249,5 +252,81 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 30 s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// attacker sits between the device and the service: it records every metadata file it sees
+// and, once armed, answers with the recorded (older) copy instead of the service's.
+type attacker struct {
+	base     http.RoundTripper
+	mu       sync.Mutex
+	seen     map[string][]byte
+	replay   bool
+	replayed atomic.Int32
+}
+
+func (a *attacker) RoundTrip(r *http.Request) (*http.Response, error) {
+	isMeta := strings.HasPrefix(r.URL.Path, "/v1/device/metadata/")
+	a.mu.Lock()
+	old, have := a.seen[r.URL.Path]
+	replay := a.replay && isMeta && have
+	a.mu.Unlock()
+	if replay {
+		a.replayed.Add(1)
+		return &http.Response{StatusCode: 200, Status: "200 OK", Header: http.Header{}, Request: r,
+			Body: io.NopCloser(bytes.NewReader(old)), ContentLength: int64(len(old))}, nil
+	}
+	resp, err := a.base.RoundTrip(r)
+	if err != nil || !isMeta || resp.StatusCode != 200 {
+		return resp, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	if _, ok := a.seen[r.URL.Path]; !ok {
+		a.seen[r.URL.Path] = b
+	}
+	a.mu.Unlock()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, nil
+}
+
+// TestReplayedDeploymentIsRefused replays the metadata of an earlier deployment to a device
+// that has seen a newer one: the device refuses it as a rollback and installs nothing.
+func TestReplayedDeploymentIsRefused(t *testing.T) {
+	f := newFleet(t)
+	dev := f.device()
+	mitm := &attacker{seen: map[string][]byte{}}
+	dev.client.Wrap = func(base http.RoundTripper) http.RoundTripper { mitm.base = base; return mitm }
+	l := dev.loop(t, true, nil)
+	comp := imagepkgtest.NewUUID(t)
+	v1img := f.upload(imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: "1.0.0"}))
+	f.deploy(v1img)
+	if _, err := l.Once(f.ctx); err != nil { // the attacker records deployment 1's metadata
+		t.Fatal(err)
+	}
+	v2img := f.upload(imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: "2.0.0"}))
+	f.deploy(v2img)
+	if _, err := l.Once(f.ctx); err != nil { // timestamp.json is the same path: the device now trusts the newer one
+		t.Fatal(err)
+	}
+	if dev.current(t, comp) != v2img.ID {
+		t.Fatal("v2 was not installed")
+	}
+	mitm.mu.Lock()
+	mitm.replay = true
+	mitm.mu.Unlock()
+	_, err := l.Once(f.ctx)
+	if mitm.replayed.Load() == 0 {
+		t.Fatal("the attacker replayed nothing")
+	}
+	if err == nil || l.Status().Reason != "rollback" {
+		t.Fatalf("a replayed deployment: error %v, reason %q; want a rollback refusal", err, l.Status().Reason)
+	}
+	if dev.current(t, comp) != v2img.ID {
+		t.Fatal("the replay changed the installed application")
 	}
 }
