@@ -32,6 +32,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/attest"
 	"github.com/rampart-iot/rampart/internal/ca"
 	"github.com/rampart-iot/rampart/internal/eventlog"
+	"github.com/rampart-iot/rampart/internal/groupcommit"
 	"github.com/rampart-iot/rampart/internal/ids"
 	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/store"
@@ -75,7 +76,7 @@ type Config struct {
 type Service struct {
 	st       store.Store
 	nonceKey []byte
-	commit   *committer
+	commit   *groupcommit.Committer
 	ca       *ca.Authority
 	policy   Policy
 	now      func() time.Time
@@ -125,7 +126,7 @@ func (c *akCache) get(dev store.Device) *enrollment.AKPublic {
 // New returns a Service.
 func New(cfg Config) (*Service, error) {
 	s := &Service{st: cfg.Store, ca: cfg.CA, policy: cfg.Policy, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger,
-		nonceKey: cfg.NonceKey, commit: newCommitter(cfg.Store)}
+		nonceKey: cfg.NonceKey, commit: groupcommit.New(cfg.Store, 0)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -326,7 +327,7 @@ func (s *Service) issue(ctx context.Context, dev store.Device, res *attest.Resul
 	}
 	// The certificates were made before the nonce is marked used, and are handed out only if
 	// marking it succeeds: a replay gets nothing.
-	err = s.commit.do(ctx, func(tx store.Tx) error {
+	err = s.commit.Do(ctx, func(tx store.Tx) error {
 		if err := useNonce(ctx, tx, used); err != nil {
 			return err
 		}
@@ -358,7 +359,7 @@ func (s *Service) refuse(ctx context.Context, dev store.Device, fl *attest.Failu
 	}
 	rec := store.Attestation{ID: id, TenantID: dev.TenantID, DeviceID: dev.ID, Time: s.now().UTC().Truncate(time.Microsecond),
 		Result: store.AttestationFail, Reason: fl.Reason, Message: fl.Message}
-	err = s.commit.do(context.WithoutCancel(ctx), func(tx store.Tx) error {
+	err = s.commit.Do(context.WithoutCancel(ctx), func(tx store.Tx) error {
 		if err := useNonce(ctx, tx, used); err != nil && !errors.Is(err, errReplayed) {
 			return err
 		} else if err != nil {

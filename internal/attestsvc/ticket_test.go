@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-iot/rampart/internal/groupcommit"
 	"github.com/rampart-iot/rampart/internal/store"
 	"github.com/rampart-iot/rampart/internal/store/storetest"
 )
@@ -76,7 +77,7 @@ func TestCommitterGroupsAndIsolatesJobs(t *testing.T) {
 		Enrollment: []byte("{}"), ClaimedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	c := newCommitter(st)
+	c := groupcommit.New(st, 0)
 	const n = 64
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -89,7 +90,7 @@ func TestCommitterGroupsAndIsolatesJobs(t *testing.T) {
 			if i%2 == 1 {
 				h = bytes.Repeat([]byte{0xff}, 32)
 			}
-			errs[i] = c.do(ctx, func(tx store.Tx) error {
+			errs[i] = c.Do(ctx, func(tx store.Tx) error {
 				return useNonce(ctx, tx, &store.Nonce{Hash: h, DeviceID: "d", TenantID: "t", CreatedAt: now, ExpiresAt: now.Add(time.Minute)})
 			})
 		}()
@@ -113,10 +114,10 @@ func TestCommitterGroupsAndIsolatesJobs(t *testing.T) {
 	}
 	// A job that fails the transaction fails it for its batch, and the committer goes on.
 	boom := errors.New("boom")
-	if err := c.do(ctx, func(tx store.Tx) error { return boom }); !errors.Is(err, boom) {
+	if err := c.Do(ctx, func(tx store.Tx) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("got %v", err)
 	}
-	if err := c.do(ctx, func(tx store.Tx) error { return nil }); err != nil {
+	if err := c.Do(ctx, func(tx store.Tx) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/imagepkg"
+	"github.com/rampart-iot/rampart/internal/groupcommit"
 	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/store"
 	"github.com/rampart-iot/rampart/manifest"
@@ -42,13 +43,14 @@ type Config struct {
 
 // Service records check-ins. It is safe for concurrent use.
 type Service struct {
-	store store.Store
-	now   func() time.Time
+	store  store.Store
+	commit *groupcommit.Committer // reports from concurrent check-ins share a transaction
+	now    func() time.Time
 }
 
 // New returns a Service.
 func New(cfg Config) *Service {
-	s := &Service{store: cfg.Store, now: cfg.Now}
+	s := &Service{store: cfg.Store, commit: groupcommit.New(cfg.Store, 0), now: cfg.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -66,8 +68,8 @@ func (s *Service) CheckIn(ctx context.Context, dev store.Device, in v1.CheckIn) 
 		return v1.CheckInResult{}, fmt.Errorf("encoding the check-in report: %w", err)
 	}
 	now := s.now().UTC()
-	if err := s.store.PutDeviceReport(ctx, store.DeviceReport{TenantID: dev.TenantID, DeviceID: dev.ID,
-		Report: body, CheckedInAt: now}); err != nil {
+	r := store.DeviceReport{TenantID: dev.TenantID, DeviceID: dev.ID, Report: body, CheckedInAt: now}
+	if err := s.commit.Do(ctx, func(tx store.Tx) error { return tx.PutDeviceReport(ctx, r) }); err != nil {
 		return v1.CheckInResult{}, err
 	}
 	res := v1.CheckInResult{DeviceGroupID: dev.DeviceGroupID, IntervalSeconds: int64(DefaultInterval / time.Second),
