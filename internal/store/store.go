@@ -2,9 +2,9 @@
 // users, tokens, roles, products, device groups, devices, the audit log; for attestation the
 // devices' attestation history, nonces, OS releases and CA certificates; for renewable security
 // the images, which tenant owns each component, the device groups' deployments and the tenants'
-// signing keys) and the Store interface that every storage backend implements. Backends
-// register themselves by name (see Register); the built-ins are "sqlite" (the default,
-// embedded) and "postgres".
+// signing keys; for failure reporting the events devices report) and the Store interface that
+// every storage backend implements. Backends register themselves by name (see Register); the
+// built-ins are "sqlite" (the default, embedded) and "postgres".
 //
 // A store trusts its caller: it enforces uniqueness, referential integrity and atomicity, never
 // authorization. Callers must check roles and tenant ownership before they call a store.
@@ -117,6 +117,7 @@ type Tx interface {
 	AttestationTx
 	UpdateTx
 	CheckInTx
+	ReportTx
 }
 
 // AttestationTx is the state of remote attestation and the certificate authorities.
@@ -239,6 +240,32 @@ type CheckInTx interface {
 	// ListTUFExpiring lists, across tenants, the newest version of role in each repository
 	// when it expires before the given time, soonest first, at most limit of them.
 	ListTUFExpiring(ctx context.Context, role string, before time.Time, limit int) ([]TUFMetadata, error)
+}
+
+// ReportTx is the error reports devices upload: their events and how many their queues dropped.
+type ReportTx interface {
+	// AddErrorReports stores events devices reported, assigning each its Seq. Each report's
+	// TenantID must have its DeviceID (ErrNotFound otherwise, and nothing is stored). An event
+	// whose (DeviceID, ID) is stored already is skipped and keeps what was stored first: a
+	// retried upload does not duplicate. It returns how many it stored.
+	AddErrorReports(ctx context.Context, reports []ErrorReport) (int, error)
+	// PutErrorReportDrops records the total number of events a device's queue has dropped; the
+	// greatest total reported is kept. It fails with ErrNotFound unless the tenant has the device.
+	PutErrorReportDrops(ctx context.Context, tenantID, deviceID string, dropped int64, at time.Time) error
+	// ListErrorReports lists a tenant's reports newest first, that is by Seq descending; After
+	// is the decimal Seq of the last report of the page before.
+	ListErrorReports(ctx context.Context, tenantID string, filter ErrorReportFilter, opt ListOptions) (Page[ErrorReport], error)
+	// ListErrorBuckets aggregates the reports filter selects by type, component, image, signal
+	// and exit code (and device, if perDevice), most events first, then the latest last seen
+	// first, then by key; at most limit buckets (clamped to 1..MaxBucketLimit).
+	ListErrorBuckets(ctx context.Context, tenantID string, filter ErrorReportFilter, perDevice bool, limit int) ([]ErrorBucket, error)
+	// CountDroppedErrorReports sums the dropped totals of the tenant's devices that filter's
+	// ProductID, DeviceGroupID and DeviceID select, by the devices' current groups; the other
+	// fields are ignored.
+	CountDroppedErrorReports(ctx context.Context, tenantID string, filter ErrorReportFilter) (int64, error)
+	// DeleteErrorReportsBefore deletes, across tenants, at most limit reports received before
+	// the given time, oldest first, and returns how many it deleted.
+	DeleteErrorReportsBefore(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // ListOptions selects one page of a list. Lists are ordered by ID (the audit log, attestations
@@ -612,4 +639,59 @@ type TUFMetadata struct {
 	Body       []byte // the signed metadata file, verbatim
 	ExpiresAt  time.Time
 	CreatedAt  time.Time
+}
+
+// NoExitCode is the ExitCode of an error report that has none.
+const NoExitCode = -1
+
+// MaxBucketLimit bounds one aggregation of error reports.
+const MaxBucketLimit = 10000
+
+// ErrorReport is one event a device reported, with the device's place in the fleet when the
+// service received it. Untrusted: the device says what happened and when.
+type ErrorReport struct {
+	Seq           int64 // assigned by the store
+	TenantID      string
+	DeviceID      string
+	ID            string // the event's ID, chosen by the device: unique per device
+	DeviceGroupID string // the device's group at ingest, "" if none
+	ProductID     string // that group's product
+	DeploymentID  string // that group's current deployment, "" if none
+	Type          string
+	ComponentID   string
+	ImageID       string
+	Signal        int // 0 for none
+	ExitCode      int // NoExitCode for none
+	Phase         string
+	Reason        string
+	Message       string
+	Time          time.Time // by the device's clock
+	ReceivedAt    time.Time
+}
+
+// ErrorReportFilter selects error reports. Empty fields match everything; the product, group
+// and deployment are those recorded at ingest. Since is inclusive and Until exclusive, on the
+// event's time.
+type ErrorReportFilter struct {
+	ProductID     string
+	DeviceGroupID string
+	DeviceID      string
+	Type          string
+	Since         time.Time
+	Until         time.Time
+}
+
+// ErrorBucket counts the error reports that share a type, component, image, signal and exit
+// code (and device, when aggregated per device).
+type ErrorBucket struct {
+	DeviceID    string // "" unless per device
+	Type        string
+	ComponentID string
+	ImageID     string
+	Signal      int
+	ExitCode    int
+	Count       int64
+	Devices     int64 // distinct devices
+	FirstSeen   time.Time
+	LastSeen    time.Time
 }

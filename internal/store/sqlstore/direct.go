@@ -368,3 +368,49 @@ func (s *DB) GetTUFMetadata(ctx context.Context, tenantID, repository, role stri
 func (s *DB) ListTUFExpiring(ctx context.Context, role string, before time.Time, limit int) ([]store.TUFMetadata, error) {
 	return s.read.ListTUFExpiring(ctx, role, before, limit)
 }
+
+// AddErrorReports implements store.Tx.
+func (s *DB) AddErrorReports(ctx context.Context, reports []store.ErrorReport) (n int, err error) {
+	err = s.write(ctx, func(w *tx) error {
+		var err error
+		n, err = w.AddErrorReports(ctx, reports)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// PutErrorReportDrops implements store.Tx.
+func (s *DB) PutErrorReportDrops(ctx context.Context, tenantID, deviceID string, dropped int64, at time.Time) error {
+	return s.write(ctx, func(w *tx) error { return w.PutErrorReportDrops(ctx, tenantID, deviceID, dropped, at) })
+}
+
+// ListErrorReports implements store.Tx.
+func (s *DB) ListErrorReports(ctx context.Context, tenantID string, filter store.ErrorReportFilter, opt store.ListOptions) (store.Page[store.ErrorReport], error) {
+	return s.read.ListErrorReports(ctx, tenantID, filter, opt)
+}
+
+// ListErrorBuckets implements store.Tx.
+func (s *DB) ListErrorBuckets(ctx context.Context, tenantID string, filter store.ErrorReportFilter, perDevice bool, limit int) ([]store.ErrorBucket, error) {
+	return s.read.ListErrorBuckets(ctx, tenantID, filter, perDevice, limit)
+}
+
+// CountDroppedErrorReports implements store.Tx.
+func (s *DB) CountDroppedErrorReports(ctx context.Context, tenantID string, filter store.ErrorReportFilter) (int64, error) {
+	return s.read.CountDroppedErrorReports(ctx, tenantID, filter)
+}
+
+// DeleteErrorReportsBefore implements store.Tx.
+func (s *DB) DeleteErrorReportsBefore(ctx context.Context, before time.Time, limit int) (n int, err error) {
+	err = s.write(ctx, func(w *tx) error {
+		var err error
+		n, err = w.DeleteErrorReportsBefore(ctx, before, limit)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}

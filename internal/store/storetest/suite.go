@@ -79,6 +79,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeviceReports", testDeviceReports},
 		{"TUFMetadata", testTUFMetadata},
 		{"ListTUFExpiring", testListTUFExpiring},
+		{"ErrorReports", testErrorReports},
+		{"ListErrorReports", testListErrorReports},
+		{"ErrorBuckets", testErrorBuckets},
+		{"DeleteErrorReports", testDeleteErrorReports},
+		{"UpdateRollsBackReports", testUpdateRollsBackReports},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -345,6 +345,23 @@ func testUpdateEveryMethod(t *testing.T, s store.Store) {
 				return err
 			},
 			func() error { _, err := tx.ListTUFExpiring(ctx, store.TUFTimestamp, at(100), 10); return err },
+			func() error {
+				r := newReport("tenant-a", 1, 1, 1, 11)
+				r.DeviceGroupID, r.ProductID, r.DeploymentID = "", "", ""
+				_, err := tx.AddErrorReports(ctx, []store.ErrorReport{r, newReport("tenant-a", 1, 2, 1, 11)})
+				return err
+			},
+			func() error { return tx.PutErrorReportDrops(ctx, "tenant-a", deviceIDOf(1), 2, at(4)) },
+			func() error {
+				_, err := tx.ListErrorReports(ctx, "tenant-a", store.ErrorReportFilter{}, store.ListOptions{})
+				return err
+			},
+			func() error {
+				_, err := tx.ListErrorBuckets(ctx, "tenant-a", store.ErrorReportFilter{}, true, 10)
+				return err
+			},
+			func() error { _, err := tx.CountDroppedErrorReports(ctx, "tenant-a", store.ErrorReportFilter{}); return err },
+			func() error { _, err := tx.DeleteErrorReportsBefore(ctx, at(1002), 10); return err },
 			func() error { return tx.SetDeviceGroup(ctx, "tenant-a", deviceIDOf(1), "", at(3)) },
 			func() error { return tx.DeleteDeviceGroup(ctx, "tenant-a", "group-1") },
 			func() error { return tx.DeleteProduct(ctx, "tenant-a", "prod-1") },
@@ -389,6 +406,11 @@ func testUpdateEveryMethod(t *testing.T, s store.Store) {
 	cur, err := s.CurrentDeployment(ctx, "tenant-a", "group-2")
 	must(t, err)
 	eq(t, cur, norm(newDeployment("tenant-a", "group-2", 1, imageIDOf(1))))
+	rp, err := s.ListErrorReports(ctx, "tenant-a", store.ErrorReportFilter{}, store.ListOptions{})
+	must(t, err)
+	if len(rp.Items) != 1 || rp.Items[0].ID != eventIDOf(2) {
+		t.Errorf("error reports after the transaction: %+v", rp.Items)
+	}
 	ks, err := s.ListSigningKeys(ctx, "tenant-a", store.KeyImageSigning)
 	must(t, err)
 	if len(ks) != 1 || !ks[0].RevokedAt.Equal(stored(at(6))) || ks[0].KeyCiphertext != nil {
