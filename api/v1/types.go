@@ -44,6 +44,7 @@ const (
 	CodeMethodNotAllowed    = "method_not_allowed"    // 405
 	CodeInternal            = "internal"              // 500
 	CodeUnavailable         = "unavailable"           // 503: not ready, shutting down
+	CodeRateLimited         = "rate_limited"          // 429: too many calls from this client; see Retry-After
 	CodeRootOfTrustRejected = "root_of_trust_refused" // 422: policy refuses this root of trust
 )
 

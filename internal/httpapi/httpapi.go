@@ -16,6 +16,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -32,6 +33,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/manage"
 	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/push"
+	"github.com/rampart-iot/rampart/internal/ratelimit"
 )
 
 // Body limits. Most requests are small; a bulk claim carries up to 1000 enrollment records.
@@ -43,13 +45,16 @@ const (
 // Config configures the API handler.
 type Config struct {
 	Manager  *manage.Manager
-	Packages PackageStore          // serves image packages for download
-	Attest   *attestsvc.Service    // the device-facing endpoints
-	CheckIn  *checkin.Service      // device check-ins
-	Push     *push.Hub             // devices' push channels
-	Logger   *slog.Logger          // default discards
-	Registry prometheus.Registerer // where request metrics go; nil for none
-	Now      func() time.Time      // default time.Now
+	Packages PackageStore       // serves image packages for download
+	Attest   *attestsvc.Service // the device-facing endpoints
+	CheckIn  *checkin.Service   // device check-ins
+	Push     *push.Hub          // devices' push channels
+	// DeviceLimit bounds the unauthenticated device endpoints per client address; nil for
+	// no limit.
+	DeviceLimit *ratelimit.Limiter
+	Logger      *slog.Logger          // default discards
+	Registry    prometheus.Registerer // where request metrics go; nil for none
+	Now         func() time.Time      // default time.Now
 }
 
 // Handler serves /v1.
@@ -59,6 +64,7 @@ type Handler struct {
 	att      *attestsvc.Service
 	checkin  *checkin.Service
 	push     *push.Hub
+	limit    *ratelimit.Limiter
 	log      *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
@@ -68,7 +74,7 @@ type Handler struct {
 
 // New returns the /v1 API handler.
 func New(cfg Config) (*Handler, error) {
-	h := &Handler{m: cfg.Manager, packages: cfg.Packages, att: cfg.Attest, checkin: cfg.CheckIn, push: cfg.Push, log: cfg.Logger, now: cfg.Now}
+	h := &Handler{m: cfg.Manager, packages: cfg.Packages, att: cfg.Attest, checkin: cfg.CheckIn, push: cfg.Push, limit: cfg.DeviceLimit, log: cfg.Logger, now: cfg.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -138,6 +144,13 @@ func (h *Handler) serve(rt route) http.HandlerFunc {
 			h.metrics.observe(rt.method, rt.path, sw.status, h.now().Sub(start))
 		}()
 		c := &call{h: h, r: r, rt: &rt}
+		if rt.public && strings.HasPrefix(rt.path, "/v1/device/") {
+			if ok, wait := h.limit.Allow(clientAddr(r)); !ok {
+				sw.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+				h.writeError(sw, r, problem.New(v1.CodeRateLimited, "too many device requests from %s; retry after %s", clientAddr(r), wait.Round(time.Millisecond)))
+				return
+			}
+		}
 		switch {
 		case rt.device:
 			var certs []*x509.Certificate
@@ -200,6 +213,16 @@ func (h *Handler) serve(rt route) http.HandlerFunc {
 		}
 		writeJSON(sw, status, body)
 	}
+}
+
+// clientAddr is the client's IP address, the rate limits' key. Behind a proxy it is the
+// proxy's: forwarded headers are not trusted.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // authenticate checks the bearer token.

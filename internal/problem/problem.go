@@ -74,6 +74,7 @@ var status = map[string]int{
 	v1.CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
 	v1.CodeInternal:            http.StatusInternalServerError,
 	v1.CodeUnavailable:         http.StatusServiceUnavailable,
+	v1.CodeRateLimited:         http.StatusTooManyRequests,
 	v1.CodeRootOfTrustRejected: http.StatusUnprocessableEntity,
 	v1.CodeAttestationFailed:   http.StatusForbidden,
 }

@@ -40,6 +40,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/keyseal"
 	"github.com/rampart-iot/rampart/internal/manage"
 	"github.com/rampart-iot/rampart/internal/push"
+	"github.com/rampart-iot/rampart/internal/ratelimit"
 	"github.com/rampart-iot/rampart/internal/serverconfig"
 	"github.com/rampart-iot/rampart/internal/store"
 	"github.com/rampart-iot/rampart/internal/updatemeta"
@@ -216,7 +217,8 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	api, err := httpapi.New(httpapi.Config{Manager: m, Attest: att, Packages: blobs, Logger: log, Registry: reg, Now: now,
-		CheckIn: checkin.New(checkin.Config{Store: st, Now: now}), Push: hub})
+		CheckIn: checkin.New(checkin.Config{Store: st, Now: now}), Push: hub,
+		DeviceLimit: ratelimit.New(cfg.Limits.DeviceRequestsPerSecond, cfg.Limits.DeviceBurst, 0, now)})
 	if err != nil {
 		return err
 	}

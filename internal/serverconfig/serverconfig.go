@@ -33,6 +33,7 @@ type Config struct {
 	Log     Log    `json:"log"`
 	Policy  Policy `json:"policy"`
 	CA      CA     `json:"ca"`
+	Limits  Limits `json:"limits"`
 	// ShutdownTimeout bounds how long in-flight requests may finish after a stop signal.
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
 }
@@ -60,6 +61,19 @@ type Policy struct {
 	// AllowSoftwareRootOfTrust lets devices enrolled with the development-only software root
 	// of trust be claimed. Defaults to false, and to true in dev mode.
 	AllowSoftwareRootOfTrust *bool `json:"allow_software_root_of_trust"`
+}
+
+// Limits bound how often one client may call the unauthenticated device endpoints (attestation
+// nonce and attestation), per client address. 0 turns the limit off.
+type Limits struct {
+	// DeviceRequestsPerSecond is the steady rate per client address (default 100: an
+	// attestation takes two calls).
+	DeviceRequestsPerSecond float64 `json:"device_requests_per_second"`
+	// DeviceBurst is how many calls one address may make at once (default 1000). Devices
+	// behind one NAT share an address: size it for the largest such site's reboot storm. The
+	// key is the TCP peer address: behind a proxy that terminates TLS, raise or turn off the
+	// limit and limit at the proxy.
+	DeviceBurst int `json:"device_burst"`
 }
 
 // CA configures the certificate authorities and what the attestation verifier trusts.
@@ -105,6 +119,7 @@ func Default(dev bool) Config {
 		DataDir:         "/var/lib/rampart",
 		Store:           Store{Backend: "sqlite"},
 		Log:             Log{Level: "info", Format: "text"},
+		Limits:          Limits{DeviceRequestsPerSecond: 100, DeviceBurst: 1000},
 		ShutdownTimeout: Duration(10 * time.Second),
 	}
 	if dev {
@@ -209,6 +224,12 @@ func Validate(c *Config, backends []string, dev bool) error {
 	}
 	if c.Store.Backend == "postgres" && c.Store.DSN == "" {
 		add("store.dsn: is required for the postgres backend")
+	}
+	if c.Limits.DeviceRequestsPerSecond < 0 {
+		add("limits.device_requests_per_second: %v must not be negative (0 turns the limit off)", c.Limits.DeviceRequestsPerSecond)
+	}
+	if c.Limits.DeviceBurst < 0 || c.Limits.DeviceBurst > 1_000_000 {
+		add("limits.device_burst: %d is outside 0 to 1000000", c.Limits.DeviceBurst)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		add("tls: cert_file and key_file must be set together")

@@ -33,12 +33,21 @@ type options struct {
 	now       func() time.Time
 	ekRoots   string
 	requireEK bool
+	limits    *serverconfig.Limits
 }
 
 // EKRoots makes the service check EK certificates against the PEM file, and, with require,
 // refuse TPM devices that have none.
 func EKRoots(pemFile string, require bool) Option {
 	return func(o *options) { o.ekRoots, o.requireEK = pemFile, require }
+}
+
+// DeviceLimits sets the per-address limit of the unauthenticated device endpoints (the
+// default is serverconfig's).
+func DeviceLimits(perSecond float64, burst int) Option {
+	return func(o *options) {
+		o.limits = &serverconfig.Limits{DeviceRequestsPerSecond: perSecond, DeviceBurst: burst}
+	}
 }
 
 // Option changes how Start runs the service.
@@ -76,6 +85,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.Store.Backend = o.backend
 	cfg.Policy.AllowSoftwareRootOfTrust = o.allowSW
 	cfg.CA.EKRootsFile, cfg.CA.RequireEKCertificate = o.ekRoots, o.requireEK
+	// Tests and benchmarks attest from one address far faster than a fleet behind one NAT:
+	// no device limit unless a test asks for one.
+	cfg.Limits = serverconfig.Limits{}
+	if o.limits != nil {
+		cfg.Limits = *o.limits
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan server.Info, 1)
