@@ -58,6 +58,9 @@ const (
 	UpdateKeyManage Action = "update-key.manage"
 
 	AuditRead Action = "audit.read"
+
+	// ErrorReportRead reads the error reports the tenant's devices uploaded.
+	ErrorReportRead Action = "error-report.read"
 )
 
 // Service-level actions, which no tenant role grants.
@@ -69,7 +72,7 @@ const (
 )
 
 var reads = []Action{TenantRead, RoleRead, ProductRead, DeviceGroupRead, DeviceRead, AuditRead, OSReleaseRead, CARead,
-	ImageRead, DeploymentRead}
+	ImageRead, DeploymentRead, ErrorReportRead}
 
 var contributorWrites = []Action{ProductCreate, ProductUpdate, DeviceGroupCreate, DeviceGroupUpdate, DeviceClaim, DeviceMove,
 	DeviceDisable, OSReleaseCreate, CAProof, ImageAdd, DeploymentCreate}

@@ -156,6 +156,11 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"no such endpoint", admin, "GET", "/v1/nothing", nil, "", 404, v1.CodeNotFound, "no such endpoint"},
 		{"method not allowed", admin, "PUT", base + "/products", `{}`, "", 405, v1.CodeMethodNotAllowed, "not allowed"},
 		{"tenant create by non-admin", reader, "POST", "/v1/tenants", v1.TenantCreate{Name: "Mine"}, "", 403, v1.CodeForbidden, "service administrators"},
+		{"bad error report type", reader, "GET", base + "/error-reports?type=Crash", nil, "", 422, v1.CodeValidation, "AppCrash"},
+		{"error report window backwards", reader, "GET", base + "/error-reports/buckets?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", nil, "", 422, v1.CodeValidation, "after since"},
+		{"bad error bucket limit", reader, "GET", base + "/error-reports/buckets?limit=0", nil, "", 400, v1.CodeBadRequest, "limit"},
+		{"bad error report format", reader, "GET", base + "/error-reports/download?format=xml", nil, "", 400, v1.CodeBadRequest, "csv or json"},
+		{"bad error report time", reader, "GET", base + "/error-reports?since=today", nil, "", 400, v1.CodeBadRequest, "RFC 3339"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -158,6 +158,15 @@ var builders = map[string]func(b *buildCtx) request{
 	"importUpdateRootKey": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/update-keys/root/import", body: v1.UpdateRootKey{KeyPEM: b.rootKey(true)}}
 	},
+	"listErrorReports": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/error-reports?type=AppCrash&device_group_id=" + b.f.group}
+	},
+	"listErrorBuckets": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/error-reports/buckets?limit=5"}
+	},
+	"downloadErrorReports": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/error-reports/download?format=csv"}
+	},
 }
 
 // rootOnline brings the tenant's root key back if the matrix left it offline (a group's first

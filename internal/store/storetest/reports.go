@@ -138,7 +138,9 @@ func testListErrorReports(t *testing.T, s store.Store) {
 	must(t, err)
 
 	list := func(f store.ErrorReportFilter) func(store.ListOptions) (store.Page[store.ErrorReport], error) {
-		return func(o store.ListOptions) (store.Page[store.ErrorReport], error) { return s.ListErrorReports(ctx, w.a.ID, f, o) }
+		return func(o store.ListOptions) (store.Page[store.ErrorReport], error) {
+			return s.ListErrorReports(ctx, w.a.ID, f, o)
+		}
 	}
 	want := func(keep func(i int, r store.ErrorReport) bool) []string {
 		var out []string

@@ -360,7 +360,10 @@ func testUpdateEveryMethod(t *testing.T, s store.Store) {
 				_, err := tx.ListErrorBuckets(ctx, "tenant-a", store.ErrorReportFilter{}, true, 10)
 				return err
 			},
-			func() error { _, err := tx.CountDroppedErrorReports(ctx, "tenant-a", store.ErrorReportFilter{}); return err },
+			func() error {
+				_, err := tx.CountDroppedErrorReports(ctx, "tenant-a", store.ErrorReportFilter{})
+				return err
+			},
 			func() error { _, err := tx.DeleteErrorReportsBefore(ctx, at(1002), 10); return err },
 			func() error { return tx.SetDeviceGroup(ctx, "tenant-a", deviceIDOf(1), "", at(3)) },
 			func() error { return tx.DeleteDeviceGroup(ctx, "tenant-a", "group-1") },

@@ -1,0 +1,106 @@
+package errorreport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/internal/store"
+)
+
+// Ingest validates a device's upload and stores it in one transaction: each event once per
+// device (an event ID the service has is skipped, so a retried upload does not duplicate), with
+// the device's group, that group's product and current deployment as they are now, and the
+// device's dropped total. dev is the device as its certificate was checked; now is the time of
+// receipt.
+func Ingest(ctx context.Context, st store.Store, dev store.Device, b v1.ReportBatch, now time.Time) (v1.ReportResult, error) {
+	if err := Validate(b); err != nil {
+		return v1.ReportResult{}, err
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	var res v1.ReportResult
+	err := st.Update(ctx, func(tx store.Tx) error {
+		d, err := tx.GetDevice(ctx, dev.TenantID, dev.ID)
+		if err != nil {
+			return fmt.Errorf("reading the reporting device: %w", err)
+		}
+		var productID, deploymentID string
+		if d.DeviceGroupID != "" {
+			g, err := tx.GetDeviceGroup(ctx, d.TenantID, d.DeviceGroupID)
+			if err != nil {
+				return fmt.Errorf("reading the reporting device's group: %w", err)
+			}
+			productID = g.ProductID
+			dep, err := tx.CurrentDeployment(ctx, d.TenantID, d.DeviceGroupID)
+			switch {
+			case err == nil:
+				deploymentID = dep.ID
+			case !errors.Is(err, store.ErrNotFound):
+				return fmt.Errorf("reading the reporting device's deployment: %w", err)
+			}
+		}
+		rs := make([]store.ErrorReport, len(b.Events))
+		for i, e := range b.Events {
+			at := e.Time
+			if at.After(now) {
+				at = now
+			}
+			exit := store.NoExitCode
+			if e.ExitCode != nil {
+				exit = *e.ExitCode
+			}
+			rs[i] = store.ErrorReport{TenantID: d.TenantID, DeviceID: d.ID, ID: strings.ToLower(e.ID),
+				DeviceGroupID: d.DeviceGroupID, ProductID: productID, DeploymentID: deploymentID, Type: e.Type,
+				ComponentID: strings.ToLower(e.ComponentID), ImageID: strings.ToLower(e.ImageID), Signal: e.Signal,
+				ExitCode: exit, Phase: e.Phase, Reason: e.Reason, Message: e.Message, Time: at, ReceivedAt: now}
+		}
+		n, err := tx.AddErrorReports(ctx, rs)
+		if err != nil {
+			return err
+		}
+		res = v1.ReportResult{Accepted: n, Duplicates: len(rs) - n}
+		if b.Dropped > 0 {
+			return tx.PutErrorReportDrops(ctx, d.TenantID, d.ID, b.Dropped, now)
+		}
+		return nil
+	})
+	if err != nil {
+		return v1.ReportResult{}, err
+	}
+	return res, nil
+}
+
+// DefaultRetention is how long the service keeps error reports unless configured otherwise.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// cleanupBatch and cleanupBatches bound one Cleanup: at most this many deletes of this many
+// reports, so that a backlog is worked off over several calls without one long transaction.
+const (
+	cleanupBatch   = 1000
+	cleanupBatches = 100
+)
+
+// Cleanup deletes the reports received more than retention before now (DefaultRetention if
+// retention is not positive), at most 100,000 in one call, and returns how many it deleted. The
+// janitor calls it every minute.
+func Cleanup(ctx context.Context, st store.Store, now time.Time, retention time.Duration) (int, error) {
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	before := now.Add(-retention)
+	total := 0
+	for range cleanupBatches {
+		n, err := st.DeleteErrorReportsBefore(ctx, before, cleanupBatch)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < cleanupBatch {
+			break
+		}
+	}
+	return total, nil
+}
