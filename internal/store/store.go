@@ -166,6 +166,9 @@ type AttestationTx interface {
 	// DeleteOSRelease deletes a release of the tenant. Attestations that name it keep its ID.
 	DeleteOSRelease(ctx context.Context, tenantID, id string) error
 	ListOSReleases(ctx context.Context, tenantID string, opt ListOptions) (Page[OSRelease], error)
+	// SetOSReleaseFeed publishes the tenant's release to feed (or takes it back to
+	// FeedUnpublished). ErrNotFound unless the tenant has the release.
+	SetOSReleaseFeed(ctx context.Context, tenantID, id string, feed OSFeed) error
 
 	// CreateCACertificate stores a CA certificate; TenantID "" is the service root. IDs are
 	// unique across tenants and the root (ErrConflict); a TenantID that does not exist is
@@ -524,9 +527,21 @@ type OSRelease struct {
 	// Measurements maps a measurement name (such as "os-bundle", "agent", "policy") to the
 	// lowercase hex SHA-256 the release must produce. Stores return an empty map as nil.
 	Measurements map[string]string
-	CreatedBy    string
-	CreatedAt    time.Time
+	// Feed is where the release is published: FeedManual (registered by hand: every group),
+	// FeedUnpublished (made from an OS image: no group yet), or a group feed (OSFeedRetail:
+	// every group; OSFeedRetailEval: groups that follow RetailEval).
+	Feed OSFeed
+	// ImageID is the OS image the release was made from, "" for a release registered by hand.
+	ImageID   string
+	CreatedBy string
+	CreatedAt time.Time
 }
+
+// Release feeds beyond the group feeds (OSFeedRetail, OSFeedRetailEval).
+const (
+	FeedManual      OSFeed = ""
+	FeedUnpublished OSFeed = "Unpublished"
+)
 
 // CACertificate is a certificate authority's certificate and its sealed private key.
 type CACertificate struct {

@@ -414,3 +414,8 @@ func (s *DB) DeleteErrorReportsBefore(ctx context.Context, before time.Time, lim
 	}
 	return n, nil
 }
+
+// SetOSReleaseFeed implements store.Tx.
+func (s *DB) SetOSReleaseFeed(ctx context.Context, tenantID, id string, feed store.OSFeed) error {
+	return s.write(ctx, func(w *tx) error { return w.SetOSReleaseFeed(ctx, tenantID, id, feed) })
+}

@@ -9,13 +9,15 @@ import (
 	"github.com/rampart-iot/rampart/internal/store"
 )
 
-const releaseCols = `r.id, r.tenant_id, r.version, r.description, r.measurements, r.created_by, r.created_at`
+const releaseCols = `r.id, r.tenant_id, r.version, r.description, r.measurements, r.feed, r.image_id, r.created_by, r.created_at`
 
 func scanRelease(s scanner) (store.OSRelease, error) {
 	var x store.OSRelease
 	var measurements string
 	var created sql.NullInt64
-	if err := s.Scan(&x.ID, &x.TenantID, &x.Version, &x.Description, &measurements, &x.CreatedBy, &created); err != nil {
+	var feed string
+	var image sql.NullString
+	if err := s.Scan(&x.ID, &x.TenantID, &x.Version, &x.Description, &measurements, &feed, &image, &x.CreatedBy, &created); err != nil {
 		return store.OSRelease{}, err
 	}
 	if err := json.Unmarshal([]byte(measurements), &x.Measurements); err != nil {
@@ -24,6 +26,7 @@ func scanRelease(s scanner) (store.OSRelease, error) {
 	if len(x.Measurements) == 0 {
 		x.Measurements = nil
 	}
+	x.Feed, x.ImageID = store.OSFeed(feed), image.String
 	x.CreatedAt = timeOf(created)
 	return x, nil
 }
@@ -41,9 +44,10 @@ func (t *tx) CreateOSRelease(ctx context.Context, r store.OSRelease) error {
 			return fmt.Errorf("create OS release %q: %w", r.ID, err)
 		}
 	}
-	n, err := t.exec(ctx, `INSERT INTO os_releases (id, tenant_id, version, description, measurements, created_by, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		r.ID, r.TenantID, r.Version, r.Description, string(measurements), r.CreatedBy, timeArg(r.CreatedAt))
+	n, err := t.exec(ctx, `INSERT INTO os_releases (id, tenant_id, version, description, measurements, feed, image_id, created_by,
+			created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		r.ID, r.TenantID, r.Version, r.Description, string(measurements), string(r.Feed), stringArg(r.ImageID), r.CreatedBy,
+		timeArg(r.CreatedAt))
 	if err != nil {
 		return t.dbErr(err, fmt.Sprintf("create OS release %q", r.ID), store.ErrNotFound)
 	}
@@ -62,6 +66,18 @@ func (t *tx) GetOSRelease(ctx context.Context, tenantID, id string) (store.OSRel
 		return store.OSRelease{}, notFound(err, fmt.Sprintf("OS release %q", id))
 	}
 	return x, nil
+}
+
+// SetOSReleaseFeed implements store.Tx.
+func (t *tx) SetOSReleaseFeed(ctx context.Context, tenantID, id string, feed store.OSFeed) error {
+	n, err := t.exec(ctx, `UPDATE os_releases SET feed = ? WHERE tenant_id = ? AND id = ?`, string(feed), tenantID, id)
+	if err != nil {
+		return t.dbErr(err, fmt.Sprintf("publish OS release %q", id), nil)
+	}
+	if n == 0 {
+		return fmt.Errorf("OS release %q: %w", id, store.ErrNotFound)
+	}
+	return nil
 }
 
 // DeleteOSRelease implements store.Tx. Attestations that name the release keep its ID.

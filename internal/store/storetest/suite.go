@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteExpiredNonces", testDeleteExpiredNonces},
 		{"ConcurrentConsumeNonce", testConcurrentConsumeNonce},
 		{"OSReleases", testOSReleases},
+		{"OSReleaseFeeds", testOSReleaseFeeds},
 		{"CACertificates", testCACertificates},
 		{"UpdateCACertificate", testUpdateCACertificate},
 		{"DeviceGroupCertLifetime", testDeviceGroupCertLifetime},
