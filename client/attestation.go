@@ -93,3 +93,13 @@ func (c *Client) ProofOfPossession(ctx context.Context, tenant, caID, code strin
 	}
 	return b.PEM, nil
 }
+
+// PublishOSRelease publishes a release made from an OS image to a feed (Retail, RetailEval) or
+// takes it back (Unpublished).
+func (c *Client) PublishOSRelease(ctx context.Context, tenant, id, feed string) (*v1.OSRelease, error) {
+	var r v1.OSRelease
+	if _, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "os-releases", id, "publish"}, nil, v1.OSReleasePublish{Feed: feed}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

@@ -113,7 +113,14 @@ type OSRelease struct {
 	Version      string            `json:"version"`
 	Description  string            `json:"description,omitempty"`
 	Measurements map[string]string `json:"measurements" doc:"measurement name (policy, agent, os-bundle) to lowercase hex SHA-256"`
+	Feed         string            `json:"feed" enum:",Unpublished,RetailEval,Retail" doc:"'' for a release registered by hand (every group); a release made from an OS image is Unpublished until published to RetailEval (groups that follow it) or Retail (every group)"`
+	ImageID      string            `json:"image_id,omitempty" doc:"the OS image the release was made from"`
 	CreatedAt    time.Time         `json:"created_at"`
+}
+
+// OSReleasePublish publishes a release made from an OS image to a feed.
+type OSReleasePublish struct {
+	Feed string `json:"feed" enum:"Retail,RetailEval,Unpublished"`
 }
 
 // OSReleaseCreate registers an OS release.

@@ -102,6 +102,13 @@ func Application(t testing.TB, a App) Built {
 // (measure.TreeDigest of the files), as `rampart image-package pack-os` does.
 func OS(t testing.TB, componentID, version string, files map[string]string, key *ecdsa.PrivateKey) Built {
 	t.Helper()
+	return OSMeasured(t, componentID, version, files, nil, key)
+}
+
+// OSMeasured is OS with more golden measurements (such as "agent" and "policy", which make the
+// service register the image as an OS release).
+func OSMeasured(t testing.TB, componentID, version string, files, measurements map[string]string, key *ecdsa.PrivateKey) Built {
+	t.Helper()
 	if componentID == "" {
 		componentID = NewUUID(t)
 	}
@@ -111,9 +118,12 @@ func OS(t testing.TB, componentID, version string, files map[string]string, key 
 	if err != nil {
 		t.Fatal(err)
 	}
+	ms := map[string]string{imagepkg.MeasurementOSBundle: hex.EncodeToString(digest)}
+	for k, v := range measurements {
+		ms[k] = v
+	}
 	meta := &imagepkg.Metadata{Version: imagepkg.MetadataVersion, ComponentID: componentID, Kind: imagepkg.KindOS,
-		Name: "os", ImageVersion: version, CreatedAt: time.Now().UTC().Truncate(time.Second),
-		Measurements: map[string]string{imagepkg.MeasurementOSBundle: hex.EncodeToString(digest)}}
+		Name: "os", ImageVersion: version, CreatedAt: time.Now().UTC().Truncate(time.Second), Measurements: ms}
 	return build(t, meta, dir, key)
 }
 

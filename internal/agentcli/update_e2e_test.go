@@ -283,15 +283,32 @@ func TestUpdatesEndToEnd(t *testing.T) {
 		t.Fatal("the OS rollback changed the application")
 	}
 
-	// 3. OS 3, released with its golden measurement: the trial attests and commits.
+	// 3. OS 3 comes through the Retail feed: packed with every golden measurement the device
+	// makes, it becomes an OS release at upload; published to Retail, the group's director
+	// offers it (the deployment names no OS image), the trial attests, and it commits.
 	os3dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(os3dir, "VERSION"), []byte("os 3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	release("3.0.0", d.measurements(os3dir))
-	os3 := upload(imagepkgtest.OS(t, osComp, "3.0.0", map[string]string{"VERSION": "os 3\n"}, nil))
-	deploy(app2, os3)
-	d.reboot() // into the trial of slot b, which attests
+	os3 := upload(imagepkgtest.OSMeasured(t, osComp, "3.0.0", map[string]string{"VERSION": "os 3\n"}, d.measurements(os3dir), nil))
+	rels, err := admin.AllOSReleases(ctx, srv.TenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rel3 *v1.OSRelease
+	for i := range rels {
+		if rels[i].ImageID == os3.ID {
+			rel3 = &rels[i]
+		}
+	}
+	if rel3 == nil || rel3.Feed != "Unpublished" || rel3.Version != "3.0.0" {
+		t.Fatalf("the OS 3 upload registered no unpublished release: %+v", rels)
+	}
+	if _, err := admin.PublishOSRelease(ctx, srv.TenantID, rel3.ID, "Retail"); err != nil {
+		t.Fatal(err)
+	}
+	deploy(app2) // no OS image: the group follows its feed
+	d.reboot()   // into the trial of slot b, which attests
 	d.waitUntil("OS 3 committed", func() bool {
 		st, err := osupdate.ReadStatus(filepath.Join(d.state, osUpdateDir))
 		return err == nil && st.State == osupdate.Committed && st.Target != nil && st.Target.Version == "3.0.0"

@@ -225,7 +225,7 @@ func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.Att
 		return v1.AttestationResult{}, s.refuse(ctx, dev, &attest.Failure{Reason: attest.ReasonNonceUnknown, Message: err.Error()}, nil)
 	}
 	used := nonceRecord(dev, req.Nonce, t.expires)
-	releases, err := s.releases(ctx, dev.TenantID)
+	releases, err := s.releases(ctx, dev)
 	if err != nil {
 		return v1.AttestationResult{}, err
 	}
@@ -384,17 +384,29 @@ func (s *Service) count(reason string) {
 	s.results.WithLabelValues(result, reason).Inc()
 }
 
-// releases lists every OS release of a tenant.
-func (s *Service) releases(ctx context.Context, tenantID string) ([]attest.Release, error) {
+// releases lists the OS releases the device may run: those registered by hand, those
+// published to Retail, and, for a device whose group follows RetailEval, those published to
+// RetailEval. A release made from an OS image and not yet published is for no device.
+func (s *Service) releases(ctx context.Context, dev store.Device) ([]attest.Release, error) {
+	feed := store.OSFeedRetail
+	if dev.DeviceGroupID != "" {
+		g, err := s.st.GetDeviceGroup(ctx, dev.TenantID, dev.DeviceGroupID)
+		if err != nil {
+			return nil, fmt.Errorf("reading the device's group: %w", err)
+		}
+		feed = g.OSFeed
+	}
 	var out []attest.Release
 	opt := store.ListOptions{Limit: store.MaxLimit}
 	for {
-		page, err := s.st.ListOSReleases(ctx, tenantID, opt)
+		page, err := s.st.ListOSReleases(ctx, dev.TenantID, opt)
 		if err != nil {
 			return nil, err
 		}
 		for _, r := range page.Items {
-			out = append(out, attest.Release{ID: r.ID, Version: r.Version, Measurements: r.Measurements})
+			if r.For(feed) {
+				out = append(out, attest.Release{ID: r.ID, Version: r.Version, Measurements: r.Measurements})
+			}
 		}
 		if page.Next == "" {
 			return out, nil

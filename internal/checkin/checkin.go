@@ -95,10 +95,18 @@ func (s *Service) CheckIn(ctx context.Context, dev store.Device, in v1.CheckIn) 
 	}
 	d, err := s.store.CurrentDeployment(ctx, dev.TenantID, dev.DeviceGroupID)
 	switch {
-	case err == nil: // a deployment's director metadata is published with it
-		res.DeploymentID, res.DirectorPath = d.ID, DirectorPath
+	case err == nil:
+		res.DeploymentID = d.ID
 	case !errors.Is(err, store.ErrNotFound):
 		return v1.CheckInResult{}, fmt.Errorf("reading the group's deployment: %w", err)
+	}
+	// The director exists once the group had a deployment or its feed an OS release.
+	_, err = s.store.GetTUFMetadata(ctx, dev.TenantID, store.TUFDirectorPrefix+dev.DeviceGroupID, store.TUFRoot, 1)
+	switch {
+	case err == nil:
+		res.DirectorPath = DirectorPath
+	case !errors.Is(err, store.ErrNotFound):
+		return v1.CheckInResult{}, fmt.Errorf("reading the group's update metadata: %w", err)
 	}
 	return res, nil
 }

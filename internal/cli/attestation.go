@@ -81,7 +81,7 @@ func newDeviceAttestationsCmd(a *app) *cobra.Command {
 
 func newOSReleaseCmd(a *app) *cobra.Command {
 	return group("os-release", "Register the OS releases whose golden measurements devices may attest to",
-		newOSReleaseAddCmd(a), newOSReleaseListCmd(a), newOSReleaseDeleteCmd(a))
+		newOSReleaseAddCmd(a), newOSReleaseListCmd(a), newOSReleaseDeleteCmd(a), newOSReleasePublishCmd(a))
 }
 
 func newOSReleaseAddCmd(a *app) *cobra.Command {
@@ -179,9 +179,13 @@ func newOSReleaseListCmd(a *app) *cobra.Command {
 						names = append(names, n)
 					}
 					sort.Strings(names)
-					rows[i] = []string{r.ID, r.Version, strings.Join(names, ","), timeCell(r.CreatedAt)}
+					feed := r.Feed
+					if feed == "" {
+						feed = "(every group)"
+					}
+					rows[i] = []string{r.ID, r.Version, feed, strings.Join(names, ","), timeCell(r.CreatedAt)}
 				}
-				return p.table([]string{"ID", "VERSION", "MEASUREMENTS", "CREATED"}, rows)
+				return p.table([]string{"ID", "VERSION", "FEED", "MEASUREMENTS", "CREATED"}, rows)
 			})
 		},
 	}
@@ -212,6 +216,46 @@ func newOSReleaseDeleteCmd(a *app) *cobra.Command {
 			return fmt.Errorf("OS release %q not found", args[0])
 		},
 	}
+}
+
+func newOSReleasePublishCmd(a *app) *cobra.Command {
+	var feed string
+	cmd := &cobra.Command{
+		Use:   "publish VERSION_OR_ID --feed Retail|RetailEval|Unpublished",
+		Short: "Publish an OS release made from an OS image to a feed",
+		Long: `publish makes a release that an OS image upload registered available to the groups that
+follow the feed: RetailEval for evaluation groups first, then Retail for every group. Devices of
+those groups may attest to it, and their directors offer its OS image (unless a group's
+deployment names an OS image). Unpublished takes it back.`,
+		Args: args(1, 1, "VERSION_OR_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if feed == "" {
+				return &usageError{cmd: cmd, msg: "--feed is required (Retail, RetailEval or Unpublished)"}
+			}
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			rs, err := s.c.AllOSReleases(cmd.Context(), s.tenant)
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				if r.ID == args[0] || r.Version == args[0] {
+					out, err := s.c.PublishOSRelease(cmd.Context(), s.tenant, r.ID, feed)
+					if err != nil {
+						return err
+					}
+					return a.printer().print(out, func() error {
+						return a.printer().line("OS release " + out.Version + " is now " + out.Feed)
+					})
+				}
+			}
+			return fmt.Errorf("OS release %q not found", args[0])
+		},
+	}
+	cmd.Flags().StringVar(&feed, "feed", "", "Retail, RetailEval or Unpublished")
+	return cmd
 }
 
 func newCACertificateCmd(a *app) *cobra.Command {

@@ -187,7 +187,7 @@ func checkEntryPoint(dir, entryPoint string) error {
 
 func newImagePackagePackOSCmd(a *app) *cobra.Command {
 	var pf packFlags
-	var dir, componentID string
+	var dir, componentID, agentBinary, policyFile string
 	cmd := &cobra.Command{
 		Use:   "pack-os --os-directory DIR --output-file F",
 		Short: "Pack an OS bundle directory into a signed image package with its golden measurement",
@@ -222,6 +222,20 @@ ID unless --component-id gives another.`,
 			if err != nil {
 				return fmt.Errorf("measuring %s: %w", dir, err)
 			}
+			measurements := map[string]string{imagepkg.MeasurementOSBundle: hex.EncodeToString(digest)}
+			if agentBinary != "" {
+				// The whole set a device running this bundle measures: the service registers
+				// the image as an OS release, to be published to a feed.
+				ds, err := measure.Digests(measure.Inputs{AgentBinary: agentBinary, PolicyFile: policyFile, OSBundle: dir})
+				if err != nil {
+					return err
+				}
+				for k, v := range ds {
+					measurements[k] = hex.EncodeToString(v)
+				}
+			} else if policyFile != "" {
+				return usagef(cmd, "--policy needs --agent-binary: a release names the agent and the policy together")
+			}
 			meta := &imagepkg.Metadata{
 				Version:      imagepkg.MetadataVersion,
 				ComponentID:  id,
@@ -229,7 +243,7 @@ ID unless --component-id gives another.`,
 				Name:         "os",
 				ImageVersion: version,
 				CreatedAt:    a.now().UTC().Truncate(time.Second),
-				Measurements: map[string]string{imagepkg.MeasurementOSBundle: hex.EncodeToString(digest)},
+				Measurements: measurements,
 				Development:  dev,
 			}
 			if err := a.pack(pf.output, dir, meta, signer); err != nil {
@@ -245,6 +259,8 @@ ID unless --component-id gives another.`,
 		},
 	}
 	cmd.Flags().StringVar(&dir, "os-directory", "", "the OS bundle directory to pack")
+	cmd.Flags().StringVar(&agentBinary, "agent-binary", "", "the rampart-agent binary devices run with this bundle: its digest and the policy's join the golden measurements, which makes the upload an OS release")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "the security policy devices run with this bundle (default: the built-in policy; needs --agent-binary)")
 	cmd.Flags().StringVar(&componentID, "component-id", imagepkg.OSComponentID, "the OS bundle's component ID")
 	pf.register(cmd)
 	return cmd

@@ -76,7 +76,7 @@ func toAttestation(a store.Attestation) v1.Attestation {
 
 func toOSRelease(r store.OSRelease) v1.OSRelease {
 	return v1.OSRelease{ID: r.ID, TenantID: r.TenantID, Version: r.Version, Description: r.Description,
-		Measurements: r.Measurements, CreatedAt: r.CreatedAt}
+		Measurements: r.Measurements, Feed: string(r.Feed), ImageID: r.ImageID, CreatedAt: r.CreatedAt}
 }
 
 func toAudit(e store.AuditEntry) v1.AuditEntry {

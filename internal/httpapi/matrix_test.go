@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/enrollment/enrollmenttest"
+	"github.com/rampart-iot/rampart/imagepkg/imagepkgtest"
 	"github.com/rampart-iot/rampart/internal/authz"
 	"github.com/rampart-iot/rampart/internal/httpapi"
 	"github.com/rampart-iot/rampart/internal/store"
@@ -151,6 +152,9 @@ var builders = map[string]func(b *buildCtx) request{
 		return request{path: "/v1/tenants/" + b.f.id + "/ca-certificates/active/proof", body: v1.ProofOfPossessionRequest{VerificationCode: "ABC123"}}
 	},
 	"listServiceAudit": func(b *buildCtx) request { return request{path: "/v1/audit", self: true} },
+	"publishOSRelease": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/os-releases/" + b.osRelease() + "/publish", body: v1.OSReleasePublish{Feed: "RetailEval"}}
+	},
 	"exportUpdateRootKey": func(b *buildCtx) request {
 		b.rootKey(false)
 		return request{path: "/v1/tenants/" + b.f.id + "/update-keys/root/export"}
@@ -167,6 +171,28 @@ var builders = map[string]func(b *buildCtx) request{
 	"downloadErrorReports": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/error-reports/download?format=csv"}
 	},
+}
+
+// osRelease uploads an OS image that names every measurement a device makes, and returns the
+// ID of the OS release the upload registered.
+func (b *buildCtx) osRelease() string {
+	t := b.t
+	sum := strings.Repeat("ab", 32)
+	pkg := imagepkgtest.OSMeasured(t, "", "9."+itoa(fixtureSeq)+"."+itoa(len(b.f.id)), map[string]string{"VERSION": "x"},
+		map[string]string{"agent": sum, "policy": sum}, nil)
+	r := b.e.doRaw(b.f.admin, "POST", "/v1/tenants/"+b.f.id+"/images", pkg.Bytes, "application/octet-stream")
+	if r.status != 201 {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	var rels v1.List[v1.OSRelease]
+	b.e.must(b.f.admin, "GET", "/v1/tenants/"+b.f.id+"/os-releases?max_page_size=1000", nil, 200, &rels)
+	for _, rel := range rels.Items {
+		if rel.ImageID == pkg.ImageID {
+			return rel.ID
+		}
+	}
+	t.Fatalf("uploading OS image %s registered no release", pkg.ImageID)
+	return ""
 }
 
 // rootOnline brings the tenant's root key back if the matrix left it offline (a group's first

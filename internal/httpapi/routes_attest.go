@@ -44,6 +44,9 @@ func attestationRoutes() []route {
 			action: authz.OSReleaseRead, out: v1.List[v1.OSRelease]{}, status: 200, list: true, handle: listOSReleases},
 		{method: "POST", path: tenantPath + "/os-releases", op: "createOSRelease", summary: "Register an OS release and its golden measurements.",
 			action: authz.OSReleaseCreate, in: v1.OSReleaseCreate{}, out: v1.OSRelease{}, status: 201, handle: createOSRelease},
+		{method: "POST", path: tenantPath + "/os-releases/{release}/publish", op: "publishOSRelease",
+			summary: "Publish a release made from an OS image to a feed (RetailEval: groups that follow it; Retail: every group), or take it back (Unpublished). Devices may then attest to it, and the groups' directors offer its image.",
+			action:  authz.OSReleaseCreate, in: v1.OSReleasePublish{}, out: v1.OSRelease{}, status: 200, handle: publishOSRelease},
 		{method: "DELETE", path: tenantPath + "/os-releases/{release}", op: "deleteOSRelease", summary: "Remove an OS release; devices that measure it fail their next attestation.",
 			action: authz.OSReleaseDelete, status: 204, handle: deleteOSRelease},
 
@@ -174,4 +177,12 @@ func toCACertificate(in ca.Info) v1.CACertificate {
 	}
 	return v1.CACertificate{ID: in.ID, Status: string(in.Status), Subject: in.Cert.Subject.String(), ThumbprintSHA1: thumb,
 		NotBefore: in.NotBefore, NotAfter: in.NotAfter, ActiveFrom: in.ActiveFrom, Certificate: pemOf(in.Cert.Raw)}
+}
+
+func publishOSRelease(c *call) (any, error) {
+	var req v1.OSReleasePublish
+	if err := decode(c, &req); err != nil {
+		return nil, err
+	}
+	return conv(toOSRelease)(c.h.m.PublishOSRelease(c.r.Context(), c.p, c.param("tenant"), c.param("release"), req.Feed))
 }

@@ -165,7 +165,7 @@ func (m *Manager) UpdateDeviceGroup(ctx context.Context, p *authz.Principal, ten
 		if err := tx.UpdateDeviceGroup(ctx, cur); err != nil {
 			return err
 		}
-		if m.meta != nil && req.UpdatePolicy != nil {
+		if m.meta != nil && (req.UpdatePolicy != nil || req.OSFeed != nil) {
 			return m.meta.PublishDirector(ctx, tx, tenantID, id)
 		}
 		return nil

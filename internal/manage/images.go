@@ -67,6 +67,9 @@ func (m *Manager) AddImage(ctx context.Context, p *authz.Principal, tenantID str
 		if err := tx.CreateImage(ctx, img); err != nil {
 			return err
 		}
+		if err := m.addImageRelease(ctx, tx, img, w); err != nil {
+			return err
+		}
 		if m.meta != nil {
 			return m.meta.PublishImages(ctx, tx, tenantID)
 		}

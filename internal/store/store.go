@@ -537,6 +537,19 @@ type OSRelease struct {
 	CreatedAt time.Time
 }
 
+// For reports whether a device of a group that follows groupFeed may run the release: a
+// release registered by hand or published to Retail is for every group; one published to
+// RetailEval for groups that follow RetailEval; an unpublished one for none.
+func (r OSRelease) For(groupFeed OSFeed) bool {
+	switch r.Feed {
+	case FeedManual, OSFeedRetail:
+		return true
+	case OSFeedRetailEval:
+		return groupFeed == OSFeedRetailEval
+	}
+	return false
+}
+
 // Release feeds beyond the group feeds (OSFeedRetail, OSFeedRetailEval).
 const (
 	FeedManual      OSFeed = ""

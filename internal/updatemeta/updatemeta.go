@@ -104,33 +104,89 @@ func (s *Service) PublishImages(ctx context.Context, tx store.Tx, tenantID strin
 	return s.publish(ctx, tx, tenantID, store.TUFImages, targets)
 }
 
-// PublishDirector publishes the group's director repository, listing its current deployment's
-// images after the group's update policy (No3rdPartyAppUpdates: no applications), within tx.
-// A group without a deployment gets none.
+// PublishDirector publishes the group's director repository, within tx: its current
+// deployment's images after the group's update policy (No3rdPartyAppUpdates: no applications),
+// and, when the deployment names no OS image, the newest OS image published to a feed the
+// group follows (Retail for every group, RetailEval for groups that follow it). A group with
+// neither gets no repository until it has one.
 func (s *Service) PublishDirector(ctx context.Context, tx store.Tx, tenantID, groupID string) error {
 	g, err := tx.GetDeviceGroup(ctx, tenantID, groupID)
 	if err != nil {
 		return err
 	}
+	targets := []tufrepo.Target{}
+	hasOS := false
 	d, err := tx.CurrentDeployment(ctx, tenantID, groupID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	switch {
+	case err == nil:
+		for _, id := range d.ImageIDs {
+			img, err := tx.GetImage(ctx, tenantID, id)
+			if err != nil {
+				return fmt.Errorf("deployment %s: %w", d.ID, err)
+			}
+			hasOS = hasOS || img.Kind == store.ImageOS
+			if g.UpdatePolicy == store.No3rdPartyAppUpdates && img.Kind == store.ImageApplication {
+				continue
+			}
+			targets = append(targets, target(img))
+		}
+	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
-	targets := []tufrepo.Target{}
-	for _, id := range d.ImageIDs {
-		img, err := tx.GetImage(ctx, tenantID, id)
+	if !hasOS {
+		img, ok, err := feedOS(ctx, tx, tenantID, g.OSFeed)
 		if err != nil {
-			return fmt.Errorf("deployment %s: %w", d.ID, err)
+			return err
 		}
-		if g.UpdatePolicy == store.No3rdPartyAppUpdates && img.Kind == store.ImageApplication {
-			continue
+		if ok {
+			targets = append(targets, target(img))
 		}
-		targets = append(targets, target(img))
 	}
-	return s.publish(ctx, tx, tenantID, DirectorRepository(groupID), targets)
+	repo := DirectorRepository(groupID)
+	if len(targets) == 0 {
+		if _, err := tx.GetTUFMetadata(ctx, tenantID, repo, store.TUFRoot, 1); errors.Is(err, store.ErrNotFound) {
+			return nil // nothing to say yet
+		}
+	}
+	return s.publish(ctx, tx, tenantID, repo, targets)
+}
+
+// feedOS is the OS image of the newest release published to a feed a group following
+// groupFeed takes, if any.
+func feedOS(ctx context.Context, tx store.Tx, tenantID string, groupFeed store.OSFeed) (store.Image, bool, error) {
+	var best *store.OSRelease
+	var bestV imagepkg.Version
+	opt := store.ListOptions{Limit: store.MaxLimit}
+	for {
+		page, err := tx.ListOSReleases(ctx, tenantID, opt)
+		if err != nil {
+			return store.Image{}, false, err
+		}
+		for _, r := range page.Items {
+			if r.ImageID == "" || r.Feed == store.FeedManual || !r.For(groupFeed) {
+				continue
+			}
+			v, err := imagepkg.ParseVersion(r.Version)
+			if err != nil {
+				continue
+			}
+			if best == nil || v.Compare(bestV) > 0 {
+				best, bestV = &r, v
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		opt.After = page.Next
+	}
+	if best == nil {
+		return store.Image{}, false, nil
+	}
+	img, err := tx.GetImage(ctx, tenantID, best.ImageID)
+	if err != nil {
+		return store.Image{}, false, fmt.Errorf("OS release %s: %w", best.Version, err)
+	}
+	return img, true, nil
 }
 
 func target(img store.Image) tufrepo.Target {

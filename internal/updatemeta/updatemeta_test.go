@@ -333,3 +333,58 @@ func pemKey(t *testing.T) []byte {
 	must(t, err)
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
+
+func TestGroupsFollowTheirFeed(t *testing.T) {
+	f := newFixture(t)
+	f.group("retail")
+	must(t, f.st.CreateDeviceGroup(f.ctx, store.DeviceGroup{ID: "eval", TenantID: tenant, ProductID: "prod", Name: "eval",
+		OSFeed: store.OSFeedRetailEval, UpdatePolicy: store.UpdateAll, CreatedAt: f.clock.now(), UpdatedAt: f.clock.now()}))
+	osImg := f.image(store.ImageOS, "5.0.0")
+	must(t, f.st.CreateOSRelease(f.ctx, store.OSRelease{ID: "rel-5", TenantID: tenant, Version: "5.0.0",
+		Measurements: map[string]string{"os-bundle": osImg.PackageSHA256}, Feed: store.FeedUnpublished, ImageID: osImg.ID,
+		CreatedBy: "u", CreatedAt: f.clock.now()}))
+	publishAll := func() {
+		t.Helper()
+		must(t, f.st.Update(f.ctx, func(tx store.Tx) error {
+			for _, g := range []string{"retail", "eval"} {
+				if err := f.svc.PublishDirector(f.ctx, tx, tenant, g); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	hasDirector := func(g string) bool {
+		_, err := File(f.ctx, f.st, tenant, DirectorRepository(g), "1.root.json")
+		return err == nil
+	}
+	publishAll() // unpublished: no group gets it
+	if hasDirector("retail") || hasDirector("eval") {
+		t.Fatal("an unpublished release made a director")
+	}
+	must(t, f.st.SetOSReleaseFeed(f.ctx, tenant, "rel-5", store.OSFeedRetailEval))
+	publishAll()
+	if hasDirector("retail") {
+		t.Fatal("a RetailEval release reached a Retail group")
+	}
+	got, err := f.device("eval", "eval", f.clock.now).Refresh(f.ctx)
+	must(t, err)
+	if fmt.Sprint(ids(got)) != fmt.Sprint([]string{osImg.ID}) {
+		t.Fatalf("the RetailEval group's targets: %v", ids(got))
+	}
+	must(t, f.st.SetOSReleaseFeed(f.ctx, tenant, "rel-5", store.OSFeedRetail))
+	publishAll()
+	got, err = f.device("retail", "retail", f.clock.now).Refresh(f.ctx)
+	must(t, err)
+	if fmt.Sprint(ids(got)) != fmt.Sprint([]string{osImg.ID}) {
+		t.Fatalf("the Retail group's targets after publishing to Retail: %v", ids(got))
+	}
+	// A deployment that names an OS image overrides the feed.
+	other := f.image(store.ImageOS, "4.0.0")
+	must(t, f.deploy("retail", other))
+	got, err = f.device("retail", "retail", f.clock.now).Refresh(f.ctx)
+	must(t, err)
+	if fmt.Sprint(ids(got)) != fmt.Sprint([]string{other.ID}) {
+		t.Fatalf("a deployment's OS image did not override the feed: %v", ids(got))
+	}
+}
