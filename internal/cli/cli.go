@@ -167,6 +167,7 @@ RAMPART_CACERT, RAMPART_TENANT), then the config file that 'rampart login' write
 		newDeploymentCmd(a),
 		newCACertificateCmd(a),
 		newKeysCmd(a),
+		newErrorReportCmd(a),
 		newImagePackageCmd(a),
 		newCompletionCmd(a),
 		newVersionCmd(a),
