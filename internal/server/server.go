@@ -34,6 +34,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/blob"
 	"github.com/rampart-iot/rampart/internal/ca"
 	"github.com/rampart-iot/rampart/internal/checkin"
+	"github.com/rampart-iot/rampart/internal/console"
 	"github.com/rampart-iot/rampart/internal/devpki"
 	"github.com/rampart-iot/rampart/internal/httpapi"
 	"github.com/rampart-iot/rampart/internal/imagesign"
@@ -76,6 +77,7 @@ type Info struct {
 	Addr       string // the bound listener address
 	DataDir    string
 	CACertFile string // PEM that verifies the server certificate (dev mode)
+	ConsoleURL string // the web console
 	// Dev mode only: the service administrator's new token, and the dev tenant.
 	AdminToken string
 	TenantID   string
@@ -222,10 +224,16 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	con, err := console.New(console.Config{Manager: m, Logger: log, Now: now, Rand: rnd})
+	if err != nil {
+		return err
+	}
+	info.ConsoleURL = info.URL + console.Prefix
 	go janitor(ctx, log, st, att, authority, meta)
 	var stopping atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", api)
+	mux.Handle(console.Prefix, con)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeHealth(w, http.StatusOK, v1.Health{Status: "ok"})
 	})
@@ -260,6 +268,9 @@ func Run(ctx context.Context, opts Options) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
 	log.Info("rampart server listening", "url", info.URL, "store", cfg.Store.Backend, "dev", opts.Dev)
+	if opts.Dev {
+		log.Info("dev mode: the web console takes the admin token (RAMPART_TOKEN) at login", "console", info.ConsoleURL)
+	}
 	if opts.Ready != nil {
 		opts.Ready(info)
 	}

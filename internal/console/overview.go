@@ -1,0 +1,115 @@
+package console
+
+import (
+	"errors"
+	"net/http"
+	"sort"
+
+	"github.com/rampart-iot/rampart/internal/store"
+)
+
+// Bounds of the fleet overview: it classifies at most overviewScan devices (in pages of
+// overviewPage) and shows the first overviewGroups groups; the page says when it stopped short.
+const (
+	overviewScan     = 10000
+	overviewPage     = 1000
+	overviewFailures = 10
+	overviewGroups   = 50
+)
+
+type stateCounts struct {
+	Attested, Failing, Never, Disabled int
+}
+
+type groupRow struct {
+	Group      store.DeviceGroup
+	Product    string
+	Devices    int
+	Deployment *store.Deployment // the current one, nil if none
+}
+
+type overviewView struct {
+	Total      int
+	Counts     stateCounts
+	Scanned    int
+	Truncated  bool // more devices than the overview classifies
+	Failures   []store.Device
+	Groups     []groupRow
+	MoreGroups bool
+}
+
+// overview shows device counts by state, the latest attestation failures and each group's
+// current deployment.
+func (h *Handler) overview(c *call) error {
+	ctx := c.r.Context()
+	var ov overviewView
+	var err error
+	if ov.Total, err = h.m.CountDevices(ctx, c.p, c.tenant.ID, store.DeviceFilter{}); err != nil {
+		return err
+	}
+	after := ""
+	for ov.Scanned < overviewScan {
+		page, err := h.m.ListDevices(ctx, c.p, c.tenant.ID, store.DeviceFilter{}, store.ListOptions{After: after, Limit: overviewPage})
+		if err != nil {
+			return err
+		}
+		for _, d := range page.Items {
+			ov.Scanned++
+			switch deviceState(d) {
+			case stateDisabled:
+				ov.Counts.Disabled++
+			case stateNever:
+				ov.Counts.Never++
+			case stateFailing:
+				ov.Counts.Failing++
+				ov.Failures = append(ov.Failures, d)
+			default:
+				ov.Counts.Attested++
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+		if ov.Scanned >= overviewScan {
+			ov.Truncated = true
+		}
+	}
+	sort.SliceStable(ov.Failures, func(i, j int) bool { return ov.Failures[i].LastAttestation.After(ov.Failures[j].LastAttestation) })
+	if len(ov.Failures) > overviewFailures {
+		ov.Failures = ov.Failures[:overviewFailures]
+	}
+
+	groups, err := h.m.ListDeviceGroups(ctx, c.p, c.tenant.ID, store.DeviceGroupFilter{}, store.ListOptions{Limit: overviewGroups})
+	if err != nil {
+		return err
+	}
+	ov.MoreGroups = groups.Next != ""
+	products := map[string]string{}
+	for _, g := range groups.Items {
+		row := groupRow{Group: g}
+		if name, ok := products[g.ProductID]; ok {
+			row.Product = name
+		} else if p, err := h.m.GetProduct(ctx, c.p, c.tenant.ID, g.ProductID); err == nil {
+			products[g.ProductID], row.Product = p.Name, p.Name
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if row.Devices, err = h.m.CountDevices(ctx, c.p, c.tenant.ID, store.DeviceFilter{DeviceGroupID: g.ID}); err != nil {
+			return err
+		}
+		deps, _, err := h.m.ListDeployments(ctx, c.p, c.tenant.ID, store.DeploymentFilter{DeviceGroupID: g.ID}, store.ListOptions{Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(deps.Items) > 0 { // newest first: the group's current deployment
+			d := deps.Items[0]
+			row.Deployment = &d
+		}
+		ov.Groups = append(ov.Groups, row)
+	}
+	v := h.view(c, "Fleet overview", "overview")
+	v.Data = ov
+	h.render(c.w, c.r, http.StatusOK, "overview", v)
+	return nil
+}
