@@ -421,6 +421,15 @@ func (a *appNet) makeLink() error {
 		return err
 	}
 	defer ah.Close()
+	// Loopback first: the DNS answerer listens there, and the sandbox's init, which also
+	// brings it up, runs after this.
+	lo, err := ah.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	if err := ah.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("bringing lo up: %w", err)
+	}
 	al, err := ah.LinkByName(AppLink)
 	if err != nil {
 		return err
