@@ -10,8 +10,9 @@
 // Trust: apprun trusts appinstall (its Apps), which installs only verified images and whose
 // manifests it reads to build each sandbox; it trusts its own state file but parses it
 // strictly. It trusts nothing an application does: an application can only exit, and how it
-// exits is reported by the sandbox, not by the application. Peripheral device nodes, network
-// egress and the applibs socket are not given to applications yet (docs/APPS-RUN.md).
+// exits is reported by the sandbox, not by the application. Network access is given, when
+// Config.Network is set, only as the manifest grants it (internal/netpolicy). Peripheral device
+// nodes and the applibs socket are not given to applications yet (docs/APPS-RUN.md).
 package apprun
 
 import (
@@ -27,7 +28,9 @@ import (
 	"time"
 
 	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/netpolicy"
 	"github.com/rampart-iot/rampart/internal/sandbox"
+	"github.com/rampart-iot/rampart/manifest"
 )
 
 // Defaults for Config.
@@ -99,7 +102,20 @@ type Config struct {
 	// Spec, if set, may change each sandbox's spec before it starts (tests; device-specific
 	// additions). It runs after the spec is built from the manifest.
 	Spec func(in appinstall.Installed, spec *sandbox.Spec)
+	// Network, if set, gives each application whose manifest grants network access
+	// (AllowedConnections, AllowedTcpServerPorts or AllowedUdpServerPorts) its link and
+	// ruleset for each run (*netpolicy.Manager; docs/SANDBOX.md, "Network"). Nil leaves every
+	// application with loopback only, as does a manifest that grants none.
+	Network Network
 }
+
+// Network sets up the network of one run of an application in its sandbox's namespace, and
+// tears it down after; *netpolicy.Manager has it.
+type Network interface {
+	Setup(ctx context.Context, netnsPath, componentID string, caps manifest.Capabilities) (teardown func() error, err error)
+}
+
+var _ Network = (*netpolicy.Manager)(nil)
 
 // Errors.
 var (

@@ -103,7 +103,8 @@ func newDevice(t *testing.T) *device {
 type image struct {
 	component, name, version string
 	args                     []string
-	storageKB                int // MutableStorage.SizeKB, 0 for none
+	storageKB                int      // MutableStorage.SizeKB, 0 for none
+	hosts                    []string // AllowedConnections
 }
 
 // install packs img as the agent receives it (a development-signed image package of the test
@@ -116,6 +117,9 @@ func (d *device) install(t *testing.T, img image) string {
 	caps := map[string]any{}
 	if img.storageKB > 0 {
 		caps["MutableStorage"] = map[string]int{"SizeKB": img.storageKB}
+	}
+	if img.hosts != nil {
+		caps["AllowedConnections"] = img.hosts
 	}
 	args := img.args
 	if args == nil {

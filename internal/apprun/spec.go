@@ -1,12 +1,14 @@
 package apprun
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/netpolicy"
 	"github.com/rampart-iot/rampart/internal/sandbox"
 	"github.com/rampart-iot/rampart/manifest"
 )
@@ -23,18 +25,21 @@ const (
 // errRealTime refuses real-time capable applications, which run on a real-time core, not here.
 var errRealTime = errors.New("a real-time capable application is not run by the supervisor")
 
-// spec builds the sandbox of in's current image from its manifest.
-func (s *Supervisor) spec(in appinstall.Installed, uid uint32, out *ring) (sandbox.Spec, error) {
+// spec builds the sandbox of in's current image from its manifest. release undoes what
+// starting the sandbox set up outside it (the network); call it once the run is over, whether
+// the sandbox started or not.
+func (s *Supervisor) spec(in appinstall.Installed, uid uint32, out *ring) (_ sandbox.Spec, release func(), _ error) {
+	release = func() {}
 	m := in.Current.Manifest
 	if m == nil {
-		return sandbox.Spec{}, fmt.Errorf("image %s has no manifest", in.Current.ID)
+		return sandbox.Spec{}, release, fmt.Errorf("image %s has no manifest", in.Current.ID)
 	}
 	if m.ApplicationType == manifest.ApplicationTypeRealTimeCapable {
-		return sandbox.Spec{}, errRealTime
+		return sandbox.Spec{}, release, errRealTime
 	}
 	root, ok := s.cfg.Apps.Path(in.Current.ID)
 	if !ok {
-		return sandbox.Spec{}, fmt.Errorf("image %s is not installed", in.Current.ID)
+		return sandbox.Spec{}, release, fmt.Errorf("image %s is not installed", in.Current.ID)
 	}
 	spec := sandbox.Spec{
 		Name: in.ComponentID,
@@ -55,20 +60,51 @@ func (s *Supervisor) spec(in appinstall.Installed, uid uint32, out *ring) (sandb
 		Stdout:       out,
 		Stderr:       out,
 		CgroupParent: s.cfg.CgroupParent,
-		// TODO(apprun): Devices (granted peripherals) and ConfigureNetwork (the
-		// AllowedConnections egress rules); see docs/APPS-RUN.md, "Not done".
+		// TODO(apprun): Devices (granted peripherals); see docs/APPS-RUN.md, "Not done".
 	}
 	if ms := m.Capabilities.MutableStorage; ms != nil {
 		dir, ok := s.cfg.Apps.DataDir(in.ComponentID)
 		if !ok {
-			return sandbox.Spec{}, fmt.Errorf("no data directory for %s", in.ComponentID)
+			return sandbox.Spec{}, release, fmt.Errorf("no data directory for %s", in.ComponentID)
 		}
 		spec.Storage = &sandbox.Storage{Dir: dir, SizeKB: ms.SizeKB}
+	}
+	if s.cfg.Network != nil && netpolicy.Grants(m.Capabilities) {
+		spec.ConfigureNetwork, release = s.network(in.ComponentID, m.Capabilities)
 	}
 	if s.cfg.Spec != nil {
 		s.cfg.Spec(in, &spec)
 	}
-	return spec, nil
+	return spec, release, nil
+}
+
+// network returns the sandbox's ConfigureNetwork hook for one run of an application, and the
+// release that tears down what the hook set up.
+func (s *Supervisor) network(cid string, caps manifest.Capabilities) (configure func(context.Context, string) error, release func()) {
+	var mu sync.Mutex
+	var teardown func() error
+	configure = func(ctx context.Context, netns string) error {
+		td, err := s.cfg.Network.Setup(ctx, netns, cid, caps)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		teardown = td
+		mu.Unlock()
+		return nil
+	}
+	release = func() {
+		mu.Lock()
+		td := teardown
+		teardown = nil
+		mu.Unlock()
+		if td != nil {
+			if err := td(); err != nil {
+				s.log.Warn("tearing down an application's network", "component", cid, "err", err)
+			}
+		}
+	}
+	return configure, release
 }
 
 // backoff is the delay before the n-th restart in a row (n >= 1): BackoffMin×2^(n-1) capped at

@@ -263,7 +263,7 @@ func (s *Supervisor) supervise(ctx context.Context, r *runner, out *ring) {
 		probation := in.Previous != nil && s.st.app(r.cid).Healthy != in.Current.ID && noRollback != in.Current.ID
 		s.mu.Unlock()
 
-		spec, err := s.spec(in, r.uid, out)
+		spec, release, err := s.spec(in, r.uid, out)
 		if err != nil {
 			s.mu.Lock()
 			r.failed = true
@@ -276,6 +276,7 @@ func (s *Supervisor) supervise(ctx context.Context, r *runner, out *ring) {
 		}
 
 		exit, uptime, startErr, healthy := s.runOnce(ctx, r, st, spec)
+		release()
 		if ctx.Err() != nil {
 			s.stopped(st, exit, uptime) // by Stop, Reconcile, or the agent stopping
 			return
