@@ -1,0 +1,166 @@
+package console_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+
+	"github.com/rampart-iot/rampart/internal/server/servertest"
+)
+
+// chromium finds Debian's chromium. Without it the browser test skips, unless
+// RAMPART_REQUIRE_CHROMIUM=1 (as in CI), when it fails.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("RAMPART_REQUIRE_CHROMIUM") == "1" {
+		t.Fatal("chromium is not installed and RAMPART_REQUIRE_CHROMIUM=1: apt-get install chromium")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium); set RAMPART_REQUIRE_CHROMIUM=1 to make this a failure")
+	return ""
+}
+
+// artifactDir is where the screenshots are kept: $RAMPART_ARTIFACTS/console if set, else the
+// test's artifact directory (kept with go test -artifacts).
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("RAMPART_ARTIFACTS"); d != "" {
+		dir := filepath.Join(d, "console")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	return t.ArtifactDir()
+}
+
+// TestBrowser drives the real console in headless chromium with JavaScript switched off: log
+// in with the admin token, read the overview, open a device, disable it through its form,
+// and read the pages at phone width, keeping a screenshot of each step.
+func TestBrowser(t *testing.T) {
+	exe := chromium(t)
+	srv := servertest.Start(t)
+	f := newFixture(t, srv)
+	f.addHostileRecords(t)
+	dir := artifactDir(t)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+		// The dev CA is not in the browser's trust store; the console is still served over TLS,
+		// so its Secure cookies behave as in production.
+		chromedp.Flag("ignore-certificate-errors", true))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	// The first run starts the browser and must not carry the test's timeout.
+	noScripts := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	})
+	if err := chromedp.Do(ctx, noScripts); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	tctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelT()
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(tctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		p := filepath.Join(dir, name+".png")
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", p)
+	}
+	location := func() string {
+		t.Helper()
+		loc, err := chromedp.Run(tctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	base := srv.URL + "/console/t/" + f.tenant
+
+	do("log in",
+		chromedp.Navigate(srv.URL+"/console/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), srv.AdminToken),
+		chromedp.Click(chromedp.CSS(`form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("counts-h")))
+	if got := location(); got != base+"/" {
+		t.Fatalf("after login the browser is at %s, want the overview %s", got, base+"/")
+	}
+	failing, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(".tiles .bad")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("overview tile: %q", failing)
+	shot("1-overview")
+
+	do("open the device from the overview's failures",
+		chromedp.Click(chromedp.CSS(`a[href$="/devices/`+f.device.ID+`"]`)),
+		chromedp.WaitVisible(chromedp.ID("disable")))
+	if got := location(); got != base+"/devices/"+f.device.ID {
+		t.Fatalf("device page at %s", got)
+	}
+	shot("2-device")
+
+	do("disable the device through its form",
+		chromedp.Click(chromedp.ID("disable")),
+		chromedp.WaitVisible(chromedp.ID("enable")))
+	shot("3-device-disabled")
+	if !f.deviceDisabled(t) {
+		t.Fatal("the form did not disable the device")
+	}
+	if es := f.audit(t, "device.disable"); len(es) != 1 || es[0].Result != "success" || es[0].Actor != "dev-admin" {
+		t.Fatalf("audit of the browser's disable: %+v", es)
+	}
+
+	// Keyboard: the first Tab reaches the skip link.
+	do("keyboard", chromedp.Navigate(base+"/devices"), chromedp.WaitVisible(chromedp.ID("q")), chromedp.KeyEvent("\t"))
+	focused, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.activeElement.className`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if focused != "skip" {
+		t.Errorf("the first Tab focuses %q, want the skip link", focused)
+	}
+
+	// Phone width: nothing wider than the screen but the tables' own scrolling boxes.
+	for _, p := range []struct{ name, path string }{{"4-phone-overview", "/"}, {"5-phone-devices", "/devices"}, {"6-phone-device", "/devices/" + f.device.ID}} {
+		do("phone "+p.path, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS("h1")))
+		fits, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fits {
+			t.Errorf("%s is wider than a 390px screen", p.path)
+		}
+		shot(p.name)
+	}
+
+	// Log out through the header's form: the console is closed again.
+	do("log out", chromedp.Click(chromedp.CSS(`form[action="/console/logout"] button`)), chromedp.WaitVisible(chromedp.ID("token")))
+	do("after logout", chromedp.Navigate(base+"/devices"), chromedp.WaitVisible(chromedp.ID("token")))
+}
