@@ -201,7 +201,9 @@ func (m *Manager) prepareHost() error {
 }
 
 // Close tears down every application's network still set up, deletes the host's table, and
-// turns IPv4 forwarding off again if New turned it on. Setup fails after Close.
+// turns IPv4 forwarding off again if New turned it on. Setup fails after Close. Call it once
+// the applications have stopped (after apprun's Run returns): a Setup still in progress when
+// Close runs may leave its link behind until the next New.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	if m.closed {
