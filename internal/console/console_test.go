@@ -275,6 +275,22 @@ func TestReaderSeesNoWriteControlsAndCannotForgeWrites(t *testing.T) {
 	if es := f.audit(t, "device.disable"); len(es) != 1 || es[0].Actor != "rita" || es[0].Result != "failure" {
 		t.Errorf("the refused disable is not audited as rita's failure: %+v", es)
 	}
+
+	// A Contributor gets the controls, and its writes go through.
+	cb := newBrowser(t, srv)
+	ctoken := cb.login(f.member(t, "carl", "Contributor"))
+	if dp := cb.get(base + "/devices/" + f.device.ID); !strings.Contains(dp.body, "Disable device") {
+		t.Error("a Contributor does not see the disable control")
+	}
+	if deps := cb.get(base + "/deployments"); !strings.Contains(deps.body, "New deployment") {
+		t.Error("a Contributor does not see the new-deployment control")
+	}
+	mustStatus(t, "Contributor's new deployment form", cb.get(base+"/deployments/new"), 200)
+	r = cb.post(base+"/devices/"+f.device.ID+"/state", url.Values{"action": {"disable"}, "csrf": {ctoken}})
+	mustStatus(t, "Contributor's disable", r, http.StatusSeeOther)
+	if !f.deviceDisabled(t) {
+		t.Error("the Contributor's disable did not happen")
+	}
 }
 
 func TestTenantIsolation(t *testing.T) {

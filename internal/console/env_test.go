@@ -208,8 +208,14 @@ func (f *fixture) addHostileRecords(t *testing.T) {
 // reader adds a Reader to the tenant and returns its token (limited to the tenant).
 func (f *fixture) reader(t *testing.T, name string) string {
 	t.Helper()
+	return f.member(t, name, "Reader")
+}
+
+// member gives a user a role in the tenant and returns a token for it (limited to the tenant).
+func (f *fixture) member(t *testing.T, name, role string) string {
+	t.Helper()
 	ctx := t.Context()
-	if _, err := f.admin.AddRole(ctx, f.tenant, v1.RoleAdd{User: name, Role: "Reader"}); err != nil {
+	if _, err := f.admin.AddRole(ctx, f.tenant, v1.RoleAdd{User: name, Role: role}); err != nil {
 		t.Fatal(err)
 	}
 	tok, err := f.admin.CreateUserToken(ctx, f.tenant, name, v1.TokenCreate{})
