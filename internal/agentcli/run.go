@@ -150,6 +150,8 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 	if err != nil {
 		return err
 	}
+	u.rep.started(f.state)
+	defer u.rep.stopped(f.state)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var updErr error
@@ -176,7 +178,10 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 				u.clock.attested(cert.Leaf.NotBefore)
 			}
 		},
-		OnRefused: func(reason string) { u.refused.Store(&reason) }})
+		OnRefused: func(reason string) {
+			u.refused.Store(&reason)
+			u.rep.attestationRefused(reason)
+		}})
 	cancel()
 	<-updDone
 	if errors.Is(updErr, errReboot) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/client"
 	"github.com/rampart-iot/rampart/enrollment"
 	"github.com/rampart-iot/rampart/imagepkg/imagepkgtest"
 	"github.com/rampart-iot/rampart/internal/appinstall"
@@ -60,7 +61,10 @@ func (d *emulated) reboot() {
 
 func (d *emulated) stop() {
 	d.cancel()
-	<-d.exits
+	select { // an exit a failed check already took is not waited for
+	case <-d.exits:
+	case <-time.After(time.Minute):
+	}
 }
 
 func (d *emulated) measurements(osDir string) map[string]string {
@@ -214,6 +218,23 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	if current(comp) != app2.ID {
 		t.Fatalf("after the rollback the current image is %s, want v2 %s", current(comp), app2.ID)
 	}
+	// The crashes and the rollback are in the tenant's error reports, uploaded by the device.
+	d.waitUntil("crashes and the rollback reported", func() bool {
+		rs, err := admin.AllErrorReports(ctx, srv.TenantID, client.ErrorReportListOptions{ErrorReportFilter: client.ErrorReportFilter{DeviceID: rec.DeviceID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		crashes, rollbacks := 0, 0
+		for _, r := range rs {
+			switch {
+			case r.Type == v1.EventAppCrash && r.ImageID == app3.ID && r.ExitCode != nil && *r.ExitCode == 1:
+				crashes++
+			case r.Type == v1.EventRollbackPerformed && r.ImageID == app3.ID:
+				rollbacks++
+			}
+		}
+		return crashes >= 3 && rollbacks == 1
+	})
 
 	// Locally, through the running agent: list, stop and start, sideload and delete.
 	local := func(args ...string) string {

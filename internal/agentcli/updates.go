@@ -22,6 +22,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/deviceupdate"
 	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/osupdate"
+	"github.com/rampart-iot/rampart/internal/ratelimit"
 )
 
 // Directories under the agent's state directory.
@@ -51,6 +52,8 @@ type updates struct {
 	apps        *apprun.Supervisor
 	installer   *appinstall.Apps
 	development bool
+	rep         *reporter
+	crashFlush  *ratelimit.Limiter // a crash is reported early, at most once a minute
 	os          *osupdate.Machine
 	boot        bootctl.Controller
 	attested    atomic.Bool            // since this start: the trial's health check
@@ -93,7 +96,12 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot boo
 	if err != nil {
 		return nil, err
 	}
-	u := &updates{boot: boot, reboot: make(chan struct{}, 1), installer: apps, development: f.development}
+	rep, err := openReporter(f.state, log)
+	if err != nil {
+		return nil, err
+	}
+	u := &updates{boot: boot, reboot: make(chan struct{}, 1), installer: apps, development: f.development, rep: rep,
+		crashFlush: ratelimit.New(1.0/60, 1, 1, nil)}
 	if err := os.MkdirAll(filepath.Join(f.state, appRunDir), 0o700); err != nil {
 		return nil, err
 	}
@@ -101,10 +109,13 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot boo
 		Events: func(e apprun.Event) {
 			log.Info("application event", "kind", e.Kind, "component", e.ComponentID, "name", e.Name, "version", e.Version,
 				"exit", exitText(e), "restarts", e.Restarts, "reason", e.Reason)
-			if e.Kind == apprun.EventRolledBack || e.Kind == apprun.EventFailed {
-				if u.loop != nil {
-					u.loop.Wake() // report it now
-				}
+			u.rep.app(e)
+			if u.loop == nil {
+				return
+			}
+			crashed := e.Kind == apprun.EventExited && e.Exit != nil && !e.Exit.Stopped
+			if ok, _ := u.crashFlush.Allow("crash"); e.Kind == apprun.EventRolledBack || e.Kind == apprun.EventFailed || (crashed && ok) {
+				u.loop.Wake() // report it now
 			}
 		}})
 	if err != nil {
@@ -119,6 +130,12 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot boo
 			}
 		},
 		AppStates: u.appStates,
+		AfterCheckIn: func(ctx context.Context) error {
+			return u.rep.flush(ctx, func(ctx context.Context, b v1.ReportBatch) error {
+				_, err := cc.UploadReports(ctx, b)
+				return err
+			})
+		},
 		Reboot: func() {
 			select {
 			case u.reboot <- struct{}{}:
@@ -142,9 +159,9 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot boo
 			}
 			return errors.New("the new system has not attested yet")
 		}),
-		Sink: osupdate.SinkFunc(func(_ context.Context, e osupdate.Event) error {
+		Sink: osupdate.SinkFunc(func(ctx context.Context, e osupdate.Event) error {
 			log.Info("OS update event", "kind", e.Kind, "version", e.Version, "from", e.FromVersion, "phase", e.Phase, "reason", e.Reason)
-			return nil
+			return u.rep.osEvent(ctx, e)
 		})})
 	if err != nil {
 		return nil, err

@@ -72,6 +72,9 @@ type Config struct {
 	// Reboot is called when an OS update needs the device to restart (on an emulated device,
 	// the agent).
 	Reboot func()
+	// AfterCheckIn, if set, runs after each check-in the service answered (the agent uploads
+	// its error reports); its error is the cycle's too.
+	AfterCheckIn func(ctx context.Context) error
 	// Now is the clock for metadata expiry: pass trusted time (from attestation) on a device
 	// without a real-time clock. nil means time.Now.
 	Now        func() time.Time
@@ -269,20 +272,25 @@ func (l *Loop) once(ctx context.Context) (time.Duration, error) {
 	l.status.LastCheckIn = l.cfg.Now()
 	l.status.DeploymentID = res.DeploymentID
 	l.mu.Unlock()
+	var errs []error
+	if l.cfg.AfterCheckIn != nil {
+		if err := l.cfg.AfterCheckIn(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := l.pinGroup(res.DeviceGroupID); err != nil {
 		return interval, err
 	}
 	if res.DirectorPath == "" { // no deployment for this device: nothing to install
 		l.setTargets(nil, nil)
-		return interval, nil
+		return interval, errors.Join(errs...)
 	}
 	targets, err := l.refresh(ctx)
 	if err != nil {
-		return interval, err
+		return interval, errors.Join(append(errs, err)...)
 	}
 	var apps []tufclient.Target
 	var osTarget *osupdate.Target
-	var errs []error
 	for _, t := range targets {
 		if t.Development && !l.cfg.Development {
 			errs = append(errs, fmt.Errorf("%s (%s %s) is a development image, which only devices in development mode install", t.Path, t.Kind, t.Version))

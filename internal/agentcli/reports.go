@@ -1,0 +1,143 @@
+package agentcli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/internal/apprun"
+	"github.com/rampart-iot/rampart/internal/eventqueue"
+	"github.com/rampart-iot/rampart/internal/osupdate"
+)
+
+// Error reporting on the device: what happens to apps, updates and attestation goes into a
+// durable queue (STATE/events), which the update loop uploads after each check-in.
+
+const (
+	eventsDir   = "events"
+	runningMark = "agent.running" // present while an agent runs; found at start, the last one did not stop cleanly
+)
+
+// reporter turns the agent's happenings into error-report events.
+type reporter struct {
+	q   *eventqueue.Queue
+	log *slog.Logger
+}
+
+func openReporter(state string, log *slog.Logger) (*reporter, error) {
+	q, err := eventqueue.Open(eventqueue.Config{Dir: filepath.Join(state, eventsDir)})
+	if err != nil {
+		return nil, fmt.Errorf("opening the error-report queue: %w", err)
+	}
+	return &reporter{q: q, log: log}, nil
+}
+
+func (r *reporter) add(e v1.ReportEvent) {
+	if _, err := r.q.Add(e); err != nil {
+		r.log.Warn("cannot queue an error-report event", "type", e.Type, "error", err)
+	}
+}
+
+// started records an AgentRestart if the last agent did not stop cleanly, and marks this one
+// running; stopped clears the mark.
+func (r *reporter) started(state string) {
+	mark := filepath.Join(state, runningMark)
+	if _, err := os.Stat(mark); err == nil {
+		r.add(v1.ReportEvent{Type: v1.EventAgentRestart, Message: "the agent started again after it stopped without shutting down"})
+	}
+	if err := os.WriteFile(mark, []byte(fmt.Sprintln(os.Getpid())), 0o600); err != nil {
+		r.log.Warn("cannot mark the agent running", "error", err)
+	}
+}
+
+// A stop the agent chose (a signal, or a restart into an OS trial) is planned, not a crash. It
+// closes the queue: everything added is on disk already.
+func (r *reporter) stopped(state string) {
+	_ = os.Remove(filepath.Join(state, runningMark))
+	if err := r.q.Close(); err != nil {
+		r.log.Warn("closing the error-report queue", "error", err)
+	}
+}
+
+// app reports an application event.
+func (r *reporter) app(e apprun.Event) {
+	ev := v1.ReportEvent{ComponentID: e.ComponentID, ImageID: e.ImageID}
+	switch e.Kind {
+	case apprun.EventExited:
+		x := e.Exit
+		if x == nil || x.Stopped {
+			return // stopped by the platform: planned
+		}
+		switch {
+		case x.OOMKilled:
+			ev.Type = v1.EventAppOOM
+		case x.SeccompKilled:
+			ev.Type, ev.Reason = v1.EventSandboxDenied, "seccomp"
+			ev.Signal = int(syscall.SIGSYS)
+		case x.Signal != 0:
+			ev.Type, ev.Signal = v1.EventAppCrash, int(x.Signal)
+		default:
+			code := x.Code
+			ev.Type, ev.ExitCode = v1.EventAppExit, &code
+			if code != 0 {
+				ev.Type = v1.EventAppCrash
+			}
+		}
+		ev.Message = x.String()
+	case apprun.EventRolledBack:
+		ev.Type, ev.ImageID, ev.Reason = v1.EventRollbackPerformed, e.FromImageID, "crash-on-start"
+		ev.Message = fmt.Sprintf("rolled back from %s to %s: %s", e.FromVersion, e.Version, e.Reason)
+	case apprun.EventFailed:
+		ev.Type, ev.Reason, ev.Message = v1.EventSandboxDenied, "cannot-start", e.Reason
+	default:
+		return
+	}
+	r.add(ev)
+}
+
+// osEvent reports an OS update event; it is the OS update machine's Sink.
+func (r *reporter) osEvent(_ context.Context, e osupdate.Event) error {
+	ev := v1.ReportEvent{Phase: e.Phase, Reason: reasonCode(e.Phase), Message: e.Reason}
+	switch e.Kind {
+	case osupdate.UpdateFailed:
+		ev.Type = v1.EventUpdateFailed
+	case osupdate.RollbackPerformed:
+		ev.Type = v1.EventRollbackPerformed
+	default:
+		return nil // a commit is no failure
+	}
+	if len(ev.Message) > 0 {
+		ev.Message = fmt.Sprintf("OS %s (from %s): %s", e.Version, e.FromVersion, ev.Message)
+	}
+	_, err := r.q.Add(ev)
+	return err
+}
+
+func reasonCode(phase string) string {
+	if phase == "" {
+		return ""
+	}
+	return "os-" + phase
+}
+
+// attestationRefused reports a refused attestation.
+func (r *reporter) attestationRefused(reason string) {
+	r.add(v1.ReportEvent{Type: v1.EventAttestationFailed, Reason: reason})
+}
+
+// flush uploads the queue.
+func (r *reporter) flush(ctx context.Context, upload func(context.Context, v1.ReportBatch) error) error {
+	n, err := r.q.Flush(ctx, upload)
+	if n > 0 {
+		r.log.Info("uploaded error reports", "events", n)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("uploading error reports: %w", err)
+	}
+	return nil
+}
