@@ -36,6 +36,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/checkin"
 	"github.com/rampart-iot/rampart/internal/console"
 	"github.com/rampart-iot/rampart/internal/devpki"
+	"github.com/rampart-iot/rampart/internal/errorreport"
 	"github.com/rampart-iot/rampart/internal/httpapi"
 	"github.com/rampart-iot/rampart/internal/imagesign"
 	"github.com/rampart-iot/rampart/internal/keyseal"
@@ -229,7 +230,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	info.ConsoleURL = info.URL + console.Prefix
-	go janitor(ctx, log, st, att, authority, meta)
+	jan := &janitor{log: log, st: st, att: att, authority: authority, meta: meta, now: now,
+		retention: time.Duration(cfg.Reports.RetentionDays) * 24 * time.Hour}
+	go jan.run(ctx)
 	var stopping atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", api)
@@ -294,9 +297,20 @@ func Run(ctx context.Context, opts Options) error {
 	return nil
 }
 
-// janitor deletes expired attestation nonces, makes sure a service root outlives the tenant
-// CAs it must sign, and renews update metadata before it expires, every minute until ctx ends.
-func janitor(ctx context.Context, log *slog.Logger, st store.Store, att *attestsvc.Service, authority *ca.Authority, meta *updatemeta.Service) {
+// janitor does the service's periodic work, every minute until ctx ends: it deletes expired
+// attestation nonces, makes sure a service root outlives the tenant CAs it must sign, renews
+// update metadata before it expires, and deletes error reports past their retention.
+type janitor struct {
+	log       *slog.Logger
+	st        store.Store
+	att       *attestsvc.Service
+	authority *ca.Authority
+	meta      *updatemeta.Service
+	now       func() time.Time
+	retention time.Duration
+}
+
+func (j *janitor) run(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -304,20 +318,29 @@ func janitor(ctx context.Context, log *slog.Logger, st store.Store, att *attests
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := att.Cleanup(ctx); err != nil {
-				log.Warn("deleting expired nonces", "error", err)
-			} else if n > 0 {
-				log.Debug("deleted expired nonces", "count", n)
-			}
-			if err := authority.EnsureRoot(ctx); err != nil {
-				log.Error("service root CA", "error", err)
-			}
-			if n, err := meta.RenewAll(ctx, st, 1000); err != nil {
-				log.Error("renewing update metadata", "error", err)
-			} else if n > 0 {
-				log.Info("renewed update metadata", "repositories", n)
-			}
+			j.tick(ctx)
 		}
+	}
+}
+
+func (j *janitor) tick(ctx context.Context) {
+	if n, err := j.att.Cleanup(ctx); err != nil {
+		j.log.Warn("deleting expired nonces", "error", err)
+	} else if n > 0 {
+		j.log.Debug("deleted expired nonces", "count", n)
+	}
+	if err := j.authority.EnsureRoot(ctx); err != nil {
+		j.log.Error("service root CA", "error", err)
+	}
+	if n, err := j.meta.RenewAll(ctx, j.st, 1000); err != nil {
+		j.log.Error("renewing update metadata", "error", err)
+	} else if n > 0 {
+		j.log.Info("renewed update metadata", "repositories", n)
+	}
+	if n, err := errorreport.Cleanup(ctx, j.st, j.now(), j.retention); err != nil {
+		j.log.Error("deleting old error reports", "error", err)
+	} else if n > 0 {
+		j.log.Info("deleted error reports past their retention", "count", n)
 	}
 }
 

@@ -27,13 +27,14 @@ type Config struct {
 	// Listen is the address of the HTTPS listener (API, health, metrics).
 	Listen string `json:"listen"`
 	// DataDir holds the SQLite database and generated files.
-	DataDir string `json:"data_dir"`
-	Store   Store  `json:"store"`
-	TLS     TLS    `json:"tls"`
-	Log     Log    `json:"log"`
-	Policy  Policy `json:"policy"`
-	CA      CA     `json:"ca"`
-	Limits  Limits `json:"limits"`
+	DataDir string  `json:"data_dir"`
+	Store   Store   `json:"store"`
+	TLS     TLS     `json:"tls"`
+	Log     Log     `json:"log"`
+	Policy  Policy  `json:"policy"`
+	CA      CA      `json:"ca"`
+	Limits  Limits  `json:"limits"`
+	Reports Reports `json:"reports"`
 	// ShutdownTimeout bounds how long in-flight requests may finish after a stop signal.
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
 }
@@ -74,6 +75,12 @@ type Limits struct {
 	// key is the TCP peer address: behind a proxy that terminates TLS, raise or turn off the
 	// limit and limit at the proxy.
 	DeviceBurst int `json:"device_burst"`
+}
+
+// Reports configures error reports.
+type Reports struct {
+	// RetentionDays is how long error reports are kept (default 90, 1 to 3650).
+	RetentionDays int `json:"retention_days"`
 }
 
 // CA configures the certificate authorities and what the attestation verifier trusts.
@@ -120,6 +127,7 @@ func Default(dev bool) Config {
 		Store:           Store{Backend: "sqlite"},
 		Log:             Log{Level: "info", Format: "text"},
 		Limits:          Limits{DeviceRequestsPerSecond: 100, DeviceBurst: 1000},
+		Reports:         Reports{RetentionDays: 90},
 		ShutdownTimeout: Duration(10 * time.Second),
 	}
 	if dev {
@@ -227,6 +235,9 @@ func Validate(c *Config, backends []string, dev bool) error {
 	}
 	if c.Limits.DeviceRequestsPerSecond < 0 {
 		add("limits.device_requests_per_second: %v must not be negative (0 turns the limit off)", c.Limits.DeviceRequestsPerSecond)
+	}
+	if c.Reports.RetentionDays < 1 || c.Reports.RetentionDays > 3650 {
+		add("reports.retention_days: %d is outside 1 to 3650", c.Reports.RetentionDays)
 	}
 	if c.Limits.DeviceBurst < 0 || c.Limits.DeviceBurst > 1_000_000 {
 		add("limits.device_burst: %d is outside 0 to 1000000", c.Limits.DeviceBurst)
