@@ -29,14 +29,15 @@ import (
 	"github.com/rampart-iot/rampart/internal/eventlog"
 	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/measure"
+	"github.com/rampart-iot/rampart/internal/netpolicy"
 	"github.com/rampart-iot/rampart/internal/rot"
 )
 
 // runFlags are the flags of `run` and `-dev`.
 type runFlags struct {
-	rot, state, server, cacert, osBundle, policy, runDir, logLevel, bootControl string
-	pcr                                                                         int
-	development                                                                 bool
+	rot, state, server, cacert, osBundle, policy, runDir, logLevel, bootControl, appNetworkPool string
+	pcr                                                                                         int
+	development, appNetwork                                                                     bool
 }
 
 func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
@@ -52,6 +53,8 @@ func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
 	cmd.Flags().StringVar(&f.bootControl, "boot-control", "", "A/B boot control for OS updates: "+strings.Join(bootctl.Backends(), ", ")+
 		" (default none: no OS updates; with one, the booted slot is the OS bundle measured)")
 	cmd.Flags().BoolVar(&f.development, "development", false, "development mode: accept images signed only with the development key")
+	cmd.Flags().BoolVar(&f.appNetwork, "app-network", false, "give apps the network their manifests grant (AllowedConnections, server ports) through a veth link and an nftables allow-list; without it apps have loopback only")
+	cmd.Flags().StringVar(&f.appNetworkPool, "app-network-pool", "", "IPv4 prefix the apps' link addresses come from (default "+netpolicy.DefaultPool.String()+")")
 }
 
 func (f *runFlags) inputs() measure.Inputs {
@@ -152,6 +155,7 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 	}
 	u.rep.started(f.state)
 	defer u.rep.stopped(f.state)
+	defer u.close(log) // runs first: the apps stop, then their network goes
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var updErr error

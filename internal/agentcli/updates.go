@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/checkinclient"
 	"github.com/rampart-iot/rampart/internal/deviceupdate"
 	"github.com/rampart-iot/rampart/internal/localapi"
+	"github.com/rampart-iot/rampart/internal/netpolicy"
 	"github.com/rampart-iot/rampart/internal/osupdate"
 	"github.com/rampart-iot/rampart/internal/ratelimit"
 )
@@ -54,6 +56,9 @@ type updates struct {
 	development bool
 	rep         *reporter
 	crashFlush  *ratelimit.Limiter // a crash is reported early, at most once a minute
+	network     *netpolicy.Manager // nil without --app-network
+	appsDone    chan struct{}      // closed when the supervisor has stopped every app
+	running     atomic.Bool        // run started the supervisor
 	os          *osupdate.Machine
 	boot        bootctl.Controller
 	attested    atomic.Bool            // since this start: the trial's health check
@@ -100,12 +105,27 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot boo
 	if err != nil {
 		return nil, err
 	}
+	var network apprun.Network
+	var manager *netpolicy.Manager
+	if f.appNetwork {
+		cfg := netpolicy.Config{Logger: log}
+		if f.appNetworkPool != "" {
+			if cfg.Pool, err = netip.ParsePrefix(f.appNetworkPool); err != nil {
+				return nil, &usageError{fmt.Sprintf("--app-network-pool: %v", err)}
+			}
+		}
+		nm, err := netpolicy.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("app networking: %w", err)
+		}
+		network, manager = nm, nm
+	}
 	u := &updates{boot: boot, reboot: make(chan struct{}, 1), installer: apps, development: f.development, rep: rep,
-		crashFlush: ratelimit.New(1.0/60, 1, 1, nil)}
+		appsDone: make(chan struct{}), network: manager, crashFlush: ratelimit.New(1.0/60, 1, 1, nil)}
 	if err := os.MkdirAll(filepath.Join(f.state, appRunDir), 0o700); err != nil {
 		return nil, err
 	}
-	u.apps, err = apprun.New(apprun.Config{Apps: apps, StateDir: filepath.Join(f.state, appRunDir), Logger: log,
+	u.apps, err = apprun.New(apprun.Config{Apps: apps, StateDir: filepath.Join(f.state, appRunDir), Logger: log, Network: network,
 		Events: func(e apprun.Event) {
 			log.Info("application event", "kind", e.Kind, "component", e.ComponentID, "name", e.Name, "version", e.Version,
 				"exit", exitText(e), "restarts", e.Restarts, "reason", e.Reason)
@@ -174,6 +194,14 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot boo
 // runs beside it), then runs the update loop until ctx ends or a reboot is needed. The OS
 // update machine is used by one goroutine at a time: first here, then by the loop.
 func (u *updates) run(ctx context.Context, log *slog.Logger) error {
+	// Apps start at boot, also during an OS trial (the new system runs them).
+	u.running.Store(true)
+	go func() {
+		defer close(u.appsDone)
+		if err := u.apps.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("the application supervisor stopped", "error", err)
+		}
+	}()
 	if u.os != nil {
 		r, err := u.os.Resume(ctx)
 		if ctx.Err() != nil {
@@ -186,11 +214,6 @@ func (u *updates) run(ctx context.Context, log *slog.Logger) error {
 			return errReboot
 		}
 	}
-	go func() {
-		if err := u.apps.Run(ctx); err != nil && ctx.Err() == nil {
-			log.Error("the application supervisor stopped", "error", err)
-		}
-	}()
 	go u.watchApps(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- u.loop.Run(ctx) }()
@@ -389,4 +412,21 @@ func (u *updates) DeleteApp(ctx context.Context, componentID string) error {
 	}
 	u.loop.Wake()
 	return nil
+}
+
+// close waits for the supervisor to stop every app (ctx must have ended), then releases the
+// app network.
+func (u *updates) close(log *slog.Logger) {
+	if u.running.Load() {
+		select {
+		case <-u.appsDone:
+		case <-time.After(30 * time.Second):
+			log.Warn("the applications did not stop within 30 s")
+		}
+	}
+	if u.network != nil {
+		if err := u.network.Close(); err != nil {
+			log.Warn("releasing the app network", "error", err)
+		}
+	}
 }
