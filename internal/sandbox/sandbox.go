@@ -10,9 +10,9 @@
 // app. The package trusts its Spec (the caller builds it from a verified manifest) and trusts
 // nothing the app does: every protection is enforced by the kernel, not by the app.
 //
-// What is not here yet: the egress allow-list (AllowedConnections) and inbound ports, which the
-// agent will install through Spec.ConfigureNetwork; the applibs socket; peripheral brokering
-// beyond exposing device nodes. docs/SANDBOX.md has the whole picture.
+// The egress allow-list (AllowedConnections) and inbound ports are installed by the caller
+// through Spec.ConfigureNetwork (internal/netpolicy). Not here yet: the applibs socket, and
+// peripheral brokering beyond exposing device nodes. docs/SANDBOX.md has the whole picture.
 package sandbox
 
 import (
