@@ -38,6 +38,9 @@ type Deployment struct {
 // its history.
 type DeploymentCreate struct {
 	ImageIDs []string `json:"image_ids"`
+	// Rollout, if set, releases the deployment to the group in health-gated batches
+	// (docs/ROLLOUTS.md); without it every device of the group gets it at once.
+	Rollout *RolloutPolicy `json:"rollout,omitempty" doc:"release in health-gated batches; the group must have a current deployment"`
 }
 
 // UpdateRootKey is a tenant's update-metadata root key (ECDSA P-256, PKCS #8 PEM), as exported
