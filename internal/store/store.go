@@ -118,6 +118,7 @@ type Tx interface {
 	UpdateTx
 	CheckInTx
 	ReportTx
+	RolloutTx
 }
 
 // AttestationTx is the state of remote attestation and the certificate authorities.
@@ -269,6 +270,62 @@ type ReportTx interface {
 	// DeleteErrorReportsBefore deletes, across tenants, at most limit reports received before
 	// the given time, oldest first, and returns how many it deleted.
 	DeleteErrorReportsBefore(ctx context.Context, before time.Time, limit int) (int, error)
+}
+
+// RolloutTx is the state of health-gated rollouts: one per deployment that has a policy, and
+// the batch of each device in it.
+type RolloutTx interface {
+	// CreateRollout stores a deployment's rollout and its devices' batches. It fails with
+	// ErrNotFound unless the tenant has the deployment, and ErrConflict if it has a rollout.
+	CreateRollout(ctx context.Context, r Rollout, devices []RolloutDevice) error
+	// GetRollout fails with ErrNotFound unless the tenant's deployment has a rollout.
+	GetRollout(ctx context.Context, tenantID, deploymentID string) (Rollout, error)
+	// ActiveRollout is the group's running or paused rollout; ErrNotFound if none.
+	ActiveRollout(ctx context.Context, tenantID, groupID string) (Rollout, error)
+	// UpdateRollout writes a rollout's State, Batch, Reason, RevertDeploymentID, BatchStartedAt
+	// and UpdatedAt.
+	UpdateRollout(ctx context.Context, r Rollout) error
+	// ListRolloutDevices lists a rollout's devices by batch, then device ID.
+	ListRolloutDevices(ctx context.Context, tenantID, deploymentID string) ([]RolloutDevice, error)
+	// GetRolloutDevice fails with ErrNotFound unless the device is in the rollout.
+	GetRolloutDevice(ctx context.Context, tenantID, deploymentID, deviceID string) (RolloutDevice, error)
+	// ReleaseRolloutDevices marks the given devices of a rollout released at the given time;
+	// devices released already keep their time.
+	ReleaseRolloutDevices(ctx context.Context, tenantID, deploymentID string, deviceIDs []string, at time.Time) error
+	// ListActiveRollouts lists, across tenants, the running rollouts, oldest first, at most
+	// limit of them.
+	ListActiveRollouts(ctx context.Context, limit int) ([]Rollout, error)
+}
+
+// Rollout states.
+const (
+	RolloutRunning   = "running"
+	RolloutPaused    = "paused"
+	RolloutCompleted = "completed"
+	RolloutAborted   = "aborted"
+)
+
+// Rollout is a deployment's health-gated rollout.
+type Rollout struct {
+	TenantID             string
+	DeploymentID         string
+	DeviceGroupID        string
+	PreviousDeploymentID string // what held devices run; what an abort returns the group to
+	Policy               []byte // JSON v1.RolloutPolicy
+	State                string
+	Batch                int // the current batch, from 0
+	Reason               string
+	RevertDeploymentID   string // the deployment an abort made, "" if none
+	CreatedAt            time.Time
+	BatchStartedAt       time.Time
+	UpdatedAt            time.Time
+}
+
+// RolloutDevice is a device's batch in a rollout.
+type RolloutDevice struct {
+	DeviceID   string
+	Batch      int
+	ReleasedAt time.Time // zero while held
 }
 
 // ListOptions selects one page of a list. Lists are ordered by ID (the audit log, attestations

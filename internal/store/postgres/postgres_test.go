@@ -43,6 +43,7 @@ func TestFrozenMigrations(t *testing.T) {
 		"0004_checkin.sql":     "b74aad21d6194866c3be713ba0ca7defd3786fe1550d7a2bf4a4010d3ce7274f",
 		"0005_reports.sql":     "7d07c45b3c2de4832db0dd2f883b780abbe45c4843937e8671a27ab6f3c9aa10",
 		"0006_feeds.sql":       "2cb550b68ac51662e970133090913da5703184c1493f3163cb627906636ca89b",
+		"0007_rollouts.sql":    "d0ac54085e32504d94077386503c545448e1377e63f303ca476ee0fa8ffb5029",
 	})
 }
 

@@ -42,6 +42,7 @@ func TestFrozenMigrations(t *testing.T) {
 		"0004_checkin.sql":     "733928c3ec398c67dd45a417a8d857a33d5e62b8110964cf0a6750e282b457ff",
 		"0005_reports.sql":     "447efed37dda8af8feaac8dc45c005774fd7486a3cf20c6798546f5550b61a7b",
 		"0006_feeds.sql":       "c295995b28ef8113aff09185d747c1d41bdb5b61ff9ec3d0dc481a6ace8e46be",
+		"0007_rollouts.sql":    "db874cb6e1922372f89968b797b703565a7dd8f6b0a5db2cfb5d56ae4b8cf386",
 	})
 }
 

@@ -419,3 +419,43 @@ func (s *DB) DeleteErrorReportsBefore(ctx context.Context, before time.Time, lim
 func (s *DB) SetOSReleaseFeed(ctx context.Context, tenantID, id string, feed store.OSFeed) error {
 	return s.write(ctx, func(w *tx) error { return w.SetOSReleaseFeed(ctx, tenantID, id, feed) })
 }
+
+// CreateRollout implements store.Tx.
+func (s *DB) CreateRollout(ctx context.Context, r store.Rollout, devices []store.RolloutDevice) error {
+	return s.write(ctx, func(w *tx) error { return w.CreateRollout(ctx, r, devices) })
+}
+
+// GetRollout implements store.Tx.
+func (s *DB) GetRollout(ctx context.Context, tenantID, deploymentID string) (store.Rollout, error) {
+	return s.read.GetRollout(ctx, tenantID, deploymentID)
+}
+
+// ActiveRollout implements store.Tx.
+func (s *DB) ActiveRollout(ctx context.Context, tenantID, groupID string) (store.Rollout, error) {
+	return s.read.ActiveRollout(ctx, tenantID, groupID)
+}
+
+// UpdateRollout implements store.Tx.
+func (s *DB) UpdateRollout(ctx context.Context, r store.Rollout) error {
+	return s.write(ctx, func(w *tx) error { return w.UpdateRollout(ctx, r) })
+}
+
+// ListRolloutDevices implements store.Tx.
+func (s *DB) ListRolloutDevices(ctx context.Context, tenantID, deploymentID string) ([]store.RolloutDevice, error) {
+	return s.read.ListRolloutDevices(ctx, tenantID, deploymentID)
+}
+
+// GetRolloutDevice implements store.Tx.
+func (s *DB) GetRolloutDevice(ctx context.Context, tenantID, deploymentID, deviceID string) (store.RolloutDevice, error) {
+	return s.read.GetRolloutDevice(ctx, tenantID, deploymentID, deviceID)
+}
+
+// ReleaseRolloutDevices implements store.Tx.
+func (s *DB) ReleaseRolloutDevices(ctx context.Context, tenantID, deploymentID string, deviceIDs []string, at time.Time) error {
+	return s.write(ctx, func(w *tx) error { return w.ReleaseRolloutDevices(ctx, tenantID, deploymentID, deviceIDs, at) })
+}
+
+// ListActiveRollouts implements store.Tx.
+func (s *DB) ListActiveRollouts(ctx context.Context, limit int) ([]store.Rollout, error) {
+	return s.read.ListActiveRollouts(ctx, limit)
+}

@@ -327,6 +327,22 @@ func testUpdateEveryMethod(t *testing.T, s store.Store) {
 			},
 			func() error { _, err := tx.CurrentDeployment(ctx, "tenant-a", "group-2"); return err },
 			func() error {
+				return tx.CreateRollout(ctx, newRollout("tenant-a", "group-2", 1), []store.RolloutDevice{{DeviceID: deviceIDOf(1)}})
+			},
+			func() error { _, err := tx.GetRollout(ctx, "tenant-a", uuid7(1)); return err },
+			func() error { _, err := tx.ActiveRollout(ctx, "tenant-a", "group-2"); return err },
+			func() error {
+				r := newRollout("tenant-a", "group-2", 1)
+				r.State, r.UpdatedAt = store.RolloutPaused, at(90)
+				return tx.UpdateRollout(ctx, r)
+			},
+			func() error {
+				return tx.ReleaseRolloutDevices(ctx, "tenant-a", uuid7(1), []string{deviceIDOf(1)}, at(91))
+			},
+			func() error { _, err := tx.ListRolloutDevices(ctx, "tenant-a", uuid7(1)); return err },
+			func() error { _, err := tx.GetRolloutDevice(ctx, "tenant-a", uuid7(1), deviceIDOf(1)); return err },
+			func() error { _, err := tx.ListActiveRollouts(ctx, 10); return err },
+			func() error {
 				return tx.CreateSigningKey(ctx, newSigningKey("tenant-a", store.KeyImageSigning, 1, 0))
 			},
 			func() error { _, err := tx.ListSigningKeys(ctx, "tenant-a", store.KeyImageSigning); return err },
@@ -409,6 +425,12 @@ func testUpdateEveryMethod(t *testing.T, s store.Store) {
 	cur, err := s.CurrentDeployment(ctx, "tenant-a", "group-2")
 	must(t, err)
 	eq(t, cur, norm(newDeployment("tenant-a", "group-2", 1, imageIDOf(1))))
+	ro, err := s.GetRollout(ctx, "tenant-a", uuid7(1))
+	must(t, err)
+	eq(t, ro.State, store.RolloutPaused)
+	rd, err := s.GetRolloutDevice(ctx, "tenant-a", uuid7(1), deviceIDOf(1))
+	must(t, err)
+	eq(t, rd.ReleasedAt, stored(at(91)))
 	rp, err := s.ListErrorReports(ctx, "tenant-a", store.ErrorReportFilter{}, store.ListOptions{})
 	must(t, err)
 	if len(rp.Items) != 1 || rp.Items[0].ID != eventIDOf(2) {
