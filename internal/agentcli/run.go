@@ -288,6 +288,12 @@ func runDev(ctx context.Context, sys *IO, f *runFlags) error {
 		return &usageError{"-dev needs RAMPART_TOKEN (and RAMPART_ADDR, RAMPART_CACERT): eval the lines 'rampart server -dev' prints"}
 	}
 	log := sys.logger(f.logLevel)
+	// An emulated device is a development device (it takes development-signed images and
+	// sideloads) with A/B boot control in its state directory.
+	f.development = true
+	if f.bootControl == "" {
+		f.bootControl = "dir"
+	}
 	if f.state == DefaultStateDir {
 		f.state = filepath.Join(os.TempDir(), "rampart-dev-device")
 	}

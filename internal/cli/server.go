@@ -151,6 +151,9 @@ func runServer(cmd *cobra.Command, args []string, sys *IO) error {
 		}
 		fmt.Fprintf(sys.Out, "export RAMPART_ADDR=%s\nexport RAMPART_TOKEN=%s\nexport RAMPART_CACERT=%s\n",
 			shellQuote(i.URL), shellQuote(i.AdminToken), shellQuote(i.CACertFile))
+		if i.ConsoleURL != "" {
+			fmt.Fprintf(sys.Out, "# web console: %s (log in with the RAMPART_TOKEN above)\n", i.ConsoleURL)
+		}
 		log.Info("dev mode ready: eval the export lines above to use the CLI; Ctrl-C stops the server",
 			"tenant", server.DevTenant, "user", server.DevUser, "data", i.DataDir)
 	}})
