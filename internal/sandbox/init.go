@@ -42,6 +42,7 @@ type initConfig struct {
 	UID, GID  uint32
 	Hostname  string
 	TmpSizeKB int
+	Sockets   []Socket // host sockets to bind-mount under /run
 }
 
 func init() {

@@ -41,7 +41,7 @@ func buildRoot(cfg *initConfig) error {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if reservedNames[name] {
+		if reservedNames[name] || name == "run" && len(cfg.Sockets) > 0 {
 			continue
 		}
 		src, dst := filepath.Join(cfg.Root, name), filepath.Join(root, name)
@@ -104,6 +104,24 @@ func buildRoot(cfg *initConfig) error {
 		}
 		if err := remountBind(st, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
 			return fmt.Errorf("storage: %w", err)
+		}
+	}
+
+	for _, so := range cfg.Sockets {
+		dst := filepath.Join(root, so.Target)
+		for _, d := range parents(root, filepath.Dir(dst)) {
+			if err := mk.mkdir(d, 0o755); err != nil && !os.IsExist(err) {
+				return fmt.Errorf("socket %s: %w", so.Target, err)
+			}
+		}
+		if err := mk.file(dst); err != nil {
+			return fmt.Errorf("socket %s: %w", so.Target, err)
+		}
+		if err := unix.Mount(so.Source, dst, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("socket %s: %w", so.Target, err)
+		}
+		if err := remountBind(dst, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
+			return fmt.Errorf("socket %s: %w", so.Target, err)
 		}
 	}
 

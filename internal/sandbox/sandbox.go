@@ -11,8 +11,8 @@
 // nothing the app does: every protection is enforced by the kernel, not by the app.
 //
 // The egress allow-list (AllowedConnections) and inbound ports are installed by the caller
-// through Spec.ConfigureNetwork (internal/netpolicy). Not here yet: the applibs socket, and
-// peripheral brokering beyond exposing device nodes. docs/SANDBOX.md has the whole picture.
+// through Spec.ConfigureNetwork (internal/netpolicy); the applibs socket is bind-mounted from
+// Spec.Sockets. Not here yet: peripheral brokering beyond exposing device nodes. docs/SANDBOX.md has the whole picture.
 package sandbox
 
 import (
@@ -91,11 +91,23 @@ type Spec struct {
 	TmpSizeKB int
 	// Stdout and Stderr receive the app's output; nil discards it.
 	Stdout, Stderr io.Writer
+	// Sockets are host Unix sockets shown inside the sandbox (the applibs API's). Each is
+	// bind-mounted at its Target, under /run/; when there are any, an image's own /run is not
+	// shown. The socket's owner and mode decide who may connect (make it the app's uid's).
+	Sockets []Socket
 	// CgroupParent is the path, relative to each cgroup hierarchy's root, under which the
 	// sandbox's cgroup is made. "" means "rampart" under the agent's own cgroup. On a pure
 	// cgroup v2 system the agent must not live in that parent (no internal processes): give a
 	// parent beside the agent's own leaf.
 	CgroupParent string
+}
+
+// Socket is a host Unix socket bind-mounted into the sandbox.
+type Socket struct {
+	// Source is the socket's host path.
+	Source string
+	// Target is where the app finds it: a clean absolute path under /run/.
+	Target string
 }
 
 // Storage is an app's persistent, size-limited writable directory. It is kept as an ext4 image
@@ -215,6 +227,7 @@ func Start(ctx context.Context, spec Spec, log *slog.Logger) (*Process, error) {
 		Hostname:  spec.Hostname,
 		Devices:   append(append([]string(nil), baseDevices...), spec.Devices...),
 		TmpSizeKB: spec.TmpSizeKB,
+		Sockets:   spec.Sockets,
 	}
 	if cfg.Dir == "" {
 		cfg.Dir = "/"
@@ -488,6 +501,14 @@ func (s *Spec) validate() error {
 		}
 		if st, err := os.Stat(d); err != nil || st.Mode()&(os.ModeDevice|os.ModeCharDevice) == 0 {
 			bad("device %q: not a device node", d)
+		}
+	}
+	for _, so := range s.Sockets {
+		if !strings.HasPrefix(so.Target, "/run/") || filepath.Clean(so.Target) != so.Target {
+			bad("socket target %q: want a clean path under /run/", so.Target)
+		}
+		if st, err := os.Stat(so.Source); err != nil || st.Mode()&os.ModeSocket == 0 {
+			bad("socket %q: not a Unix socket", so.Source)
 		}
 	}
 	if s.TmpSizeKB < 0 {

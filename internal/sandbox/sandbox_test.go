@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -661,5 +663,59 @@ func TestSpecValidation(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}
+	}
+}
+
+// TestSocket: a host socket in Spec.Sockets is reachable at its target, by the app's uid,
+// through Landlock and seccomp; the image's own /run is hidden.
+func TestSocket(t *testing.T) {
+	needRoot(t)
+	dir, err := os.MkdirTemp("", "sbsock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "s.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := os.Chown(sock, testUID, testGID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b := make([]byte, 4)
+			_, _ = io.ReadFull(c, b)
+			_, _ = c.Write([]byte("pong:" + string(b)))
+			c.Close()
+		}
+	}()
+	spec := baseSpec(t, "connect", "/run/rampart/applibs.sock")
+	if err := os.MkdirAll(filepath.Join(spec.Root, "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec.Sockets = []Socket{{Source: sock, Target: "/run/rampart/applibs.sock"}}
+	var got struct {
+		Answer string
+		Err    int
+	}
+	runJSON(t, spec, &got)
+	if got.Answer != "pong:ping" || got.Err != 0 {
+		t.Fatalf("through the socket: %+v", got)
+	}
+
+	bad := baseSpec(t, "info")
+	bad.Sockets = []Socket{{Source: sock, Target: "/etc/x.sock"}, {Source: filepath.Join(dir, "none"), Target: "/run/y.sock"}}
+	if _, err := Start(context.Background(), bad, nil); err == nil || !strings.Contains(err.Error(), "want a clean path under /run/") || !strings.Contains(err.Error(), "not a Unix socket") {
+		t.Fatalf("bad sockets: %v", err)
 	}
 }

@@ -52,6 +52,8 @@ func main() {
 		os.Exit(0)
 	case "devs":
 		devs()
+	case "connect":
+		connectSocket(args[0])
 	case "landlock":
 		err := os.WriteFile("/proc/self/comm", []byte("renamed"), 0)
 		out(map[string]any{"err": errno(err)})
@@ -279,4 +281,18 @@ func devs() {
 	}
 	res["readUrandom"] = errno(err)
 	out(res)
+}
+
+// connectSocket connects to the Unix socket at path, sends "ping" and reports the answer.
+func connectSocket(path string) {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		out(map[string]any{"err": errno(err), "msg": err.Error()})
+		return
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte("ping"))
+	b := make([]byte, 16)
+	n, err := c.Read(b)
+	out(map[string]any{"answer": string(b[:max(n, 0)]), "err": errno(err)})
 }
