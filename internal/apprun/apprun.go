@@ -11,8 +11,10 @@
 // manifests it reads to build each sandbox; it trusts its own state file but parses it
 // strictly. It trusts nothing an application does: an application can only exit, and how it
 // exits is reported by the sandbox, not by the application. Network access is given, when
-// Config.Network is set, only as the manifest grants it (internal/netpolicy). Peripheral device
-// nodes and the applibs socket are not given to applications yet (docs/APPS-RUN.md).
+// Config.Network is set, only as the manifest grants it (internal/netpolicy). With Config.Applibs,
+// each run gets its own applibs socket, whose server checks every call against the manifest
+// (internal/applibs). Peripheral device nodes are not given to applications yet
+// (docs/APPS-RUN.md).
 package apprun
 
 import (
@@ -28,6 +30,7 @@ import (
 	"time"
 
 	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/applibs"
 	"github.com/rampart-iot/rampart/internal/netpolicy"
 	"github.com/rampart-iot/rampart/internal/sandbox"
 	"github.com/rampart-iot/rampart/manifest"
@@ -107,7 +110,19 @@ type Config struct {
 	// ruleset for each run (*netpolicy.Manager; docs/SANDBOX.md, "Network"). Nil leaves every
 	// application with loopback only, as does a manifest that grants none.
 	Network Network
+	// Applibs, if set, serves the applibs API to each run of each application on a socket of
+	// its own, mounted in its sandbox at applibs.SocketPath (*applibs.Host; docs/APPLIBS.md).
+	// Nil: applications get no applibs socket.
+	Applibs Applibs
 }
+
+// Applibs serves the applibs API to one run of an application; *applibs.Host has it. stop is
+// called once the run is over.
+type Applibs interface {
+	Open(app applibs.App) (socket string, stop func(), err error)
+}
+
+var _ Applibs = (*applibs.Host)(nil)
 
 // Network sets up the network of one run of an application in its sandbox's namespace, and
 // tears it down after; *netpolicy.Manager has it.

@@ -7,7 +7,9 @@ import (
 	"sync"
 	"time"
 
+	sdk "github.com/rampart-iot/rampart/applibs"
 	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/applibs"
 	"github.com/rampart-iot/rampart/internal/netpolicy"
 	"github.com/rampart-iot/rampart/internal/sandbox"
 	"github.com/rampart-iot/rampart/manifest"
@@ -20,6 +22,8 @@ const (
 	EnvComponentID  = "RAMPART_COMPONENT_ID"
 	EnvImageID      = "RAMPART_IMAGE_ID"
 	EnvImageVersion = "RAMPART_IMAGE_VERSION"
+	// EnvApplibs holds the applibs socket's path in the sandbox (with Config.Applibs).
+	EnvApplibs = sdk.EnvSocket
 )
 
 // errRealTime refuses real-time capable applications, which run on a real-time core, not here.
@@ -71,6 +75,17 @@ func (s *Supervisor) spec(in appinstall.Installed, uid uint32, out *ring) (_ san
 	}
 	if s.cfg.Network != nil && netpolicy.Grants(m.Capabilities) {
 		spec.ConfigureNetwork, release = s.network(in.ComponentID, m.Capabilities)
+	}
+	if s.cfg.Applibs != nil {
+		socket, stop, err := s.cfg.Applibs.Open(applibs.App{ComponentID: in.ComponentID, Manifest: m, UID: uid, Log: out})
+		if err != nil {
+			release()
+			return sandbox.Spec{}, func() {}, fmt.Errorf("applibs: %w", err)
+		}
+		spec.Sockets = append(spec.Sockets, sandbox.Socket{Source: socket, Target: applibs.SocketPath})
+		spec.Env = append(spec.Env, EnvApplibs+"="+applibs.SocketPath)
+		netRelease := release
+		release = func() { stop(); netRelease() }
 	}
 	if s.cfg.Spec != nil {
 		s.cfg.Spec(in, &spec)
