@@ -20,8 +20,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,6 +72,47 @@ type Options struct {
 	Store store.Store
 	// Ready is called once the service is listening, with what a client needs to reach it.
 	Ready func(Info)
+	// Reload, if set, makes the service read its TLS certificate files again on each receive;
+	// nil means on SIGHUP.
+	Reload <-chan struct{}
+}
+
+// reloadOnSignal reads the TLS certificate again on each reload request (SIGHUP by default)
+// until ctx ends.
+func reloadOnSignal(ctx context.Context, reload <-chan struct{}, certs *certReloader, log *slog.Logger) {
+	if reload == nil {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGHUP)
+		defer signal.Stop(sig)
+		ch := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-sig:
+					select {
+					case ch <- struct{}{}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}()
+		reload = ch
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload:
+			if err := certs.reload(); err != nil {
+				log.Error("TLS certificate not reloaded; still serving the previous one", "error", err)
+				continue
+			}
+			log.Info("TLS certificate reloaded", "cert_file", certs.certFile)
+		}
+	}
 }
 
 // Info tells a client how to reach a running service.
@@ -207,10 +250,11 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		certFile, keyFile, info.CACertFile = files.ServerCert, files.ServerKey, files.CACert
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	certs, err := newCertReloader(certFile, keyFile)
 	if err != nil {
-		return fmt.Errorf("loading the TLS certificate: %w", err)
+		return err
 	}
+	go reloadOnSignal(ctx, opts.Reload, certs, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -259,7 +303,7 @@ func Run(ctx context.Context, opts Options) error {
 		Handler: accessLog(log, mux),
 		// Devices present their certificates on mutual TLS; the device routes verify them against
 		// their tenant's CA, so the handshake only asks.
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert},
+		TLSConfig:         &tls.Config{GetCertificate: certs.getCertificate, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      2 * time.Minute,
