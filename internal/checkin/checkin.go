@@ -22,6 +22,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/groupcommit"
 	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/updatemeta"
 	"github.com/rampart-iot/rampart/manifest"
 )
 
@@ -99,6 +100,12 @@ func (s *Service) CheckIn(ctx context.Context, dev store.Device, in v1.CheckIn) 
 		res.DeploymentID = d.ID
 	case !errors.Is(err, store.ErrNotFound):
 		return v1.CheckInResult{}, fmt.Errorf("reading the group's deployment: %w", err)
+	}
+	// During a rollout, a device not yet released keeps the previous deployment.
+	if _, held, err := updatemeta.DirectorFor(ctx, s.store, dev.TenantID, dev.DeviceGroupID, dev.ID); err != nil {
+		return v1.CheckInResult{}, fmt.Errorf("reading the group's rollout: %w", err)
+	} else if held != "" {
+		res.DeploymentID = held
 	}
 	// The director exists once the group had a deployment or its feed an OS release.
 	_, err = s.store.GetTUFMetadata(ctx, dev.TenantID, store.TUFDirectorPrefix+dev.DeviceGroupID, store.TUFRoot, 1)

@@ -148,6 +148,18 @@ var builders = map[string]func(b *buildCtx) request{
 			v1.DeploymentCreate{ImageIDs: []string{b.image().ID}}, 201, &d)
 		return request{path: "/v1/tenants/" + b.f.id + "/deployments/" + d.ID}
 	},
+	"getRollout": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/deployments/" + b.rollout(false) + "/rollout"}
+	},
+	"pauseRollout": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/deployments/" + b.rollout(false) + "/rollout/pause"}
+	},
+	"resumeRollout": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/deployments/" + b.rollout(true) + "/rollout/resume"}
+	},
+	"abortRollout": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/deployments/" + b.rollout(false) + "/rollout/abort"}
+	},
 	"caProofOfPossession": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/ca-certificates/active/proof", body: v1.ProofOfPossessionRequest{VerificationCode: "ABC123"}}
 	},
@@ -379,4 +391,19 @@ func TestOtherTenantsResourcesInOwnTenantPath(t *testing.T) {
 	if len(l.Items) != 0 {
 		t.Errorf("listed another tenant's devices: %+v", l.Items)
 	}
+}
+
+// rollout makes a deployment with a rollout (soaking for a day, so it stays running) after a
+// previous one, optionally paused, and returns its ID.
+func (b *buildCtx) rollout(paused bool) string {
+	b.rootOnline()
+	path := "/v1/tenants/" + b.f.id + "/device-groups/" + b.f.group + "/deployments"
+	b.e.must(b.f.admin, "POST", path, v1.DeploymentCreate{ImageIDs: []string{b.image().ID}}, 201, nil)
+	var d v1.Deployment
+	b.e.must(b.f.admin, "POST", path, v1.DeploymentCreate{ImageIDs: []string{b.image().ID},
+		Rollout: &v1.RolloutPolicy{Batches: []v1.RolloutBatch{{Count: 1}}, SoakSeconds: 86400}}, 201, &d)
+	if paused {
+		b.e.must(b.f.admin, "POST", "/v1/tenants/"+b.f.id+"/deployments/"+d.ID+"/rollout/pause", nil, 200, nil)
+	}
+	return d.ID
 }

@@ -38,7 +38,7 @@ const (
 
 // routes is the whole API.
 func routes() []route {
-	return slices.Concat(managementRoutes(), attestationRoutes(), imageRoutes(), checkInRoutes(), reportRoutes())
+	return slices.Concat(managementRoutes(), attestationRoutes(), imageRoutes(), checkInRoutes(), reportRoutes(), rolloutRoutes())
 }
 
 // managementRoutes are the endpoints of people and their automation.

@@ -45,7 +45,11 @@ func checkIn(c *call) (any, error) {
 	if c.h.checkin == nil {
 		return nil, problem.New(v1.CodeUnavailable, "check-in is not configured on this server")
 	}
-	return c.h.checkin.CheckIn(c.r.Context(), c.dev.Device, req)
+	res, err := c.h.checkin.CheckIn(c.r.Context(), c.dev.Device, req)
+	if err == nil {
+		c.h.advanceRollout(c)
+	}
+	return res, err
 }
 
 // stream is a response the handler writes itself, for as long as it lasts.
@@ -109,7 +113,11 @@ func deviceMetadata(c *call) (any, error) {
 		if dev.DeviceGroupID == "" {
 			return nil, problem.New(v1.CodeNotFound, "the device is in no device group, so it has no director repository")
 		}
-		repo = updatemeta.DirectorRepository(dev.DeviceGroupID)
+		var err error
+		// During a rollout, a device not yet released is served the held director.
+		if repo, _, err = updatemeta.DirectorFor(c.r.Context(), c.h.m.Store(), dev.TenantID, dev.DeviceGroupID, dev.ID); err != nil {
+			return nil, err
+		}
 	case "images":
 		repo = store.TUFImages
 	default:

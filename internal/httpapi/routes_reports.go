@@ -51,7 +51,11 @@ func uploadReports(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	return errorreport.Ingest(c.r.Context(), c.h.m.Store(), c.dev.Device, req, c.h.now())
+	res, err := errorreport.Ingest(c.r.Context(), c.h.m.Store(), c.dev.Device, req, c.h.now())
+	if err == nil {
+		c.h.advanceRollout(c)
+	}
+	return res, err
 }
 
 func (c *call) reportFilter() (store.ErrorReportFilter, error) {

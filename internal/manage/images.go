@@ -15,6 +15,7 @@ import (
 	"github.com/rampart-iot/rampart/imagepkg"
 	"github.com/rampart-iot/rampart/internal/authz"
 	"github.com/rampart-iot/rampart/internal/problem"
+	"github.com/rampart-iot/rampart/internal/rollout"
 	"github.com/rampart-iot/rampart/internal/store"
 )
 
@@ -177,10 +178,19 @@ func (m *Manager) CreateDeployment(ctx context.Context, p *authz.Principal, tena
 			}
 			seen[id] = true
 		}
+		if req.Rollout != nil {
+			ps = append(ps, rollout.Validate(*req.Rollout)...)
+		}
 		if err := ps.err(); err != nil {
 			return err
 		}
 		if _, err := tx.GetDeviceGroup(ctx, tenantID, groupID); err != nil {
+			return err
+		}
+		var prev *store.Deployment
+		if cur, err := tx.CurrentDeployment(ctx, tenantID, groupID); err == nil {
+			prev = &cur
+		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		var images []store.Image
@@ -202,6 +212,9 @@ func (m *Manager) CreateDeployment(ctx context.Context, p *authz.Principal, tena
 		out = store.Deployment{ID: id, TenantID: tenantID, DeviceGroupID: groupID, ImageIDs: req.ImageIDs,
 			CreatedBy: p.UserID, CreatedAt: m.timestamp()}
 		if err := tx.CreateDeployment(ctx, out); err != nil {
+			return err
+		}
+		if err := m.startRollout(ctx, tx, n, out, prev, req.Rollout); err != nil {
 			return err
 		}
 		if m.meta != nil {

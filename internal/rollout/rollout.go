@@ -182,6 +182,9 @@ func Evaluate(in Input) Decision {
 		}
 		return dec
 	}
+	if lastRelease.IsZero() { // an empty batch soaks from its start
+		lastRelease = in.BatchStartedAt
+	}
 	if soak := time.Duration(in.Policy.SoakSeconds) * time.Second; in.Now.Sub(lastRelease) < soak {
 		dec.Wait = fmt.Sprintf("soaking until %s", lastRelease.Add(soak).UTC().Format(time.RFC3339))
 		return dec

@@ -274,7 +274,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	info.ConsoleURL = info.URL + console.Prefix
-	jan := &janitor{log: log, st: st, att: att, authority: authority, meta: meta, now: now,
+	jan := &janitor{log: log, st: st, att: att, authority: authority, meta: meta, mgr: m, now: now,
 		retention: time.Duration(cfg.Reports.RetentionDays) * 24 * time.Hour}
 	go jan.run(ctx)
 	var stopping atomic.Bool
@@ -343,13 +343,15 @@ func Run(ctx context.Context, opts Options) error {
 
 // janitor does the service's periodic work, every minute until ctx ends: it deletes expired
 // attestation nonces, makes sure a service root outlives the tenant CAs it must sign, renews
-// update metadata before it expires, and deletes error reports past their retention.
+// update metadata before it expires, advances rollouts, and deletes error reports past their
+// retention.
 type janitor struct {
 	log       *slog.Logger
 	st        store.Store
 	att       *attestsvc.Service
 	authority *ca.Authority
 	meta      *updatemeta.Service
+	mgr       *manage.Manager // advances rollouts
 	now       func() time.Time
 	retention time.Duration
 }
@@ -380,6 +382,11 @@ func (j *janitor) tick(ctx context.Context) {
 		j.log.Error("renewing update metadata", "error", err)
 	} else if n > 0 {
 		j.log.Info("renewed update metadata", "repositories", n)
+	}
+	if n, err := j.mgr.AdvanceRollouts(ctx); err != nil {
+		j.log.Error("advancing rollouts", "error", err)
+	} else if n > 0 {
+		j.log.Info("advanced rollouts", "rollouts", n)
 	}
 	if n, err := errorreport.Cleanup(ctx, j.st, j.now(), j.retention); err != nil {
 		j.log.Error("deleting old error reports", "error", err)

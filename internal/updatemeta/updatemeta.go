@@ -109,20 +109,126 @@ func (s *Service) PublishImages(ctx context.Context, tx store.Tx, tenantID strin
 // and, when the deployment names no OS image, the newest OS image published to a feed the
 // group follows (Retail for every group, RetailEval for groups that follow it). A group with
 // neither gets no repository until it has one.
+//
+// While the group has an active rollout, it also publishes the held director
+// (HeldDirectorRepository): the same for the rollout's previous deployment, which devices not
+// yet released are served. Both share the group's root and online key, so a device trusts
+// either without switching roots, and both are published together from the same versions,
+// each role one version above what either had: a device that moves from one to the other
+// always sees its versions go forward, and never a file it would take for a rollback.
 func (s *Service) PublishDirector(ctx context.Context, tx store.Tx, tenantID, groupID string) error {
 	g, err := tx.GetDeviceGroup(ctx, tenantID, groupID)
 	if err != nil {
 		return err
 	}
-	targets := []tufrepo.Target{}
-	hasOS := false
+	var current *store.Deployment
 	d, err := tx.CurrentDeployment(ctx, tenantID, groupID)
 	switch {
 	case err == nil:
+		current = &d
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	targets, err := directorTargets(ctx, tx, g, current)
+	if err != nil {
+		return err
+	}
+	var held []tufrepo.Target
+	ro, err := tx.ActiveRollout(ctx, tenantID, groupID)
+	switch {
+	case err == nil:
+		prev, err := tx.GetDeployment(ctx, tenantID, ro.PreviousDeploymentID)
+		if err != nil {
+			return fmt.Errorf("the previous deployment of rollout %s: %w", ro.DeploymentID, err)
+		}
+		if held, err = directorTargets(ctx, tx, g, &prev); err != nil {
+			return err
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	repo := DirectorRepository(groupID)
+	if len(targets) == 0 && held == nil {
+		if _, err := tx.GetTUFMetadata(ctx, tenantID, repo, store.TUFRoot, 1); errors.Is(err, store.ErrNotFound) {
+			return nil // nothing to say yet
+		}
+	}
+	online, err := s.online(ctx, tx, tenantID, repo)
+	if err != nil {
+		return err
+	}
+	old, err := s.loadOrInit(ctx, tx, tenantID, repo, online)
+	if err != nil {
+		return err
+	}
+	heldRepo := HeldDirectorRepository(groupID)
+	oldHeld, err := load(ctx, tx, tenantID, heldRepo)
+	if err != nil {
+		return err
+	}
+	base, err := catchUp(online, old.state, oldHeld, targets, s.now())
+	if err != nil {
+		return fmt.Errorf("publishing repository %s: %w", repo, err)
+	}
+	next, err := online.Publish(base, targets, s.now())
+	if err != nil {
+		return fmt.Errorf("publishing repository %s: %w", repo, err)
+	}
+	if err := save(ctx, tx, tenantID, repo, old.stored, next, s.now()); err != nil {
+		return err
+	}
+	if held == nil {
+		return nil
+	}
+	nextHeld, err := online.Publish(base, held, s.now())
+	if err != nil {
+		return fmt.Errorf("publishing repository %s: %w", heldRepo, err)
+	}
+	return save(ctx, tx, tenantID, heldRepo, oldHeld, nextHeld, s.now())
+}
+
+// HeldDirectorRepository is the store's name of the director a group's devices not yet
+// released by its active rollout are served: the rollout's previous deployment.
+func HeldDirectorRepository(groupID string) string { return DirectorRepository(groupID) + heldSuffix }
+
+const heldSuffix = "/held"
+
+// catchUp returns s, published again as often as needed so that no role of it has a lower
+// version than the same role of other (nil: none). The states in between are never stored, so
+// what they list does not matter: targets.
+func catchUp(online *tufrepo.Online, s, other *tufrepo.State, targets []tufrepo.Target, now time.Time) (*tufrepo.State, error) {
+	if other == nil {
+		return s, nil
+	}
+	os, err := other.Status()
+	if err != nil {
+		return nil, err
+	}
+	for range 1 << 20 {
+		st, err := s.Status()
+		if err != nil {
+			return nil, err
+		}
+		if st.Targets.Version >= os.Targets.Version && st.Snapshot.Version >= os.Snapshot.Version && st.Timestamp.Version >= os.Timestamp.Version {
+			return s, nil
+		}
+		if s, err = online.Publish(s, targets, now); err != nil {
+			return nil, err
+		}
+	}
+	return nil, errors.New("versions do not catch up")
+}
+
+// directorTargets lists a deployment's images (nil: none) after the group's update policy,
+// and the group's feed OS image when the deployment names no OS image.
+func directorTargets(ctx context.Context, tx store.Tx, g store.DeviceGroup, d *store.Deployment) ([]tufrepo.Target, error) {
+	targets := []tufrepo.Target{}
+	hasOS := false
+	if d != nil {
 		for _, id := range d.ImageIDs {
-			img, err := tx.GetImage(ctx, tenantID, id)
+			img, err := tx.GetImage(ctx, g.TenantID, id)
 			if err != nil {
-				return fmt.Errorf("deployment %s: %w", d.ID, err)
+				return nil, fmt.Errorf("deployment %s: %w", d.ID, err)
 			}
 			hasOS = hasOS || img.Kind == store.ImageOS
 			if g.UpdatePolicy == store.No3rdPartyAppUpdates && img.Kind == store.ImageApplication {
@@ -130,25 +236,17 @@ func (s *Service) PublishDirector(ctx context.Context, tx store.Tx, tenantID, gr
 			}
 			targets = append(targets, target(img))
 		}
-	case !errors.Is(err, store.ErrNotFound):
-		return err
 	}
 	if !hasOS {
-		img, ok, err := feedOS(ctx, tx, tenantID, g.OSFeed)
+		img, ok, err := feedOS(ctx, tx, g.TenantID, g.OSFeed)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if ok {
 			targets = append(targets, target(img))
 		}
 	}
-	repo := DirectorRepository(groupID)
-	if len(targets) == 0 {
-		if _, err := tx.GetTUFMetadata(ctx, tenantID, repo, store.TUFRoot, 1); errors.Is(err, store.ErrNotFound) {
-			return nil // nothing to say yet
-		}
-	}
-	return s.publish(ctx, tx, tenantID, repo, targets)
+	return targets, nil
 }
 
 // feedOS is the OS image of the newest release published to a feed a group following
@@ -209,30 +307,40 @@ func (s *Service) publish(ctx context.Context, tx store.Tx, tenantID, repository
 	if err != nil {
 		return err
 	}
-	old, err := load(ctx, tx, tenantID, repository)
+	cur, err := s.loadOrInit(ctx, tx, tenantID, repository, online)
 	if err != nil {
 		return err
 	}
-	cur := old
-	if cur == nil {
-		root, err := s.rootKey(ctx, tx, tenantID)
-		if err != nil {
-			return err
-		}
-		one := func(k *ecdsa.PrivateKey) tufrepo.RoleKeys {
-			return tufrepo.RoleKeys{Keys: []crypto.PublicKey{&k.PublicKey}, Threshold: 1}
-		}
-		key := online.Targets[0].(*ecdsa.PrivateKey)
-		roles := tufrepo.Roles{Root: one(root), Targets: one(key), Snapshot: one(key), Timestamp: one(key)}
-		if cur, err = online.Init(roles, []crypto.Signer{root}, s.now()); err != nil {
-			return fmt.Errorf("making repository %s: %w", repository, err)
-		}
-	}
-	next, err := online.Publish(cur, targets, s.now())
+	next, err := online.Publish(cur.state, targets, s.now())
 	if err != nil {
 		return fmt.Errorf("publishing repository %s: %w", repository, err)
 	}
-	return save(ctx, tx, tenantID, repository, old, next, s.now())
+	return save(ctx, tx, tenantID, repository, cur.stored, next, s.now())
+}
+
+// loaded is a repository's state: as stored (nil if none), and that or a new one.
+type loaded struct{ stored, state *tufrepo.State }
+
+// loadOrInit loads a repository, or makes a new one (not yet stored) if it has none.
+func (s *Service) loadOrInit(ctx context.Context, tx store.Tx, tenantID, repository string, online *tufrepo.Online) (loaded, error) {
+	old, err := load(ctx, tx, tenantID, repository)
+	if err != nil || old != nil {
+		return loaded{old, old}, err
+	}
+	root, err := s.rootKey(ctx, tx, tenantID)
+	if err != nil {
+		return loaded{}, err
+	}
+	one := func(k *ecdsa.PrivateKey) tufrepo.RoleKeys {
+		return tufrepo.RoleKeys{Keys: []crypto.PublicKey{&k.PublicKey}, Threshold: 1}
+	}
+	key := online.Targets[0].(*ecdsa.PrivateKey)
+	roles := tufrepo.Roles{Root: one(root), Targets: one(key), Snapshot: one(key), Timestamp: one(key)}
+	cur, err := online.Init(roles, []crypto.Signer{root}, s.now())
+	if err != nil {
+		return loaded{}, fmt.Errorf("making repository %s: %w", repository, err)
+	}
+	return loaded{nil, cur}, nil
 }
 
 // Renew renews, within tx, the online metadata of one repository that nears expiry. It
@@ -427,7 +535,8 @@ func save(ctx context.Context, tx store.Tx, tenantID, repository string, old, ne
 
 // online returns the repository's online signer, made on first use.
 func (s *Service) online(ctx context.Context, tx store.Tx, tenantID, repository string) (*tufrepo.Online, error) {
-	k, err := s.key(ctx, tx, tenantID, KeyOnlinePrefix+repository, true)
+	// A group's held director shares its director's online key (and root).
+	k, err := s.key(ctx, tx, tenantID, KeyOnlinePrefix+strings.TrimSuffix(repository, heldSuffix), true)
 	if err != nil {
 		return nil, err
 	}
@@ -549,4 +658,27 @@ func (s *Service) ImportRoot(ctx context.Context, tx store.Tx, tenantID string, 
 		return tx.UpdateSigningKey(ctx, store.SigningKey{ID: id, TenantID: tenantID, KeyCiphertext: sealed})
 	}
 	return fmt.Errorf("key %s is not the tenant's root key: %w", id, store.ErrNotFound)
+}
+
+// DirectorFor is the director repository a device of a group is served, and the deployment it
+// lists: the held director and the rollout's previous deployment while the group's active
+// rollout has not released the device (devices that joined the group after the rollout began
+// are held too), otherwise the group's director and "" (its current deployment).
+func DirectorFor(ctx context.Context, tx store.Tx, tenantID, groupID, deviceID string) (repository, deploymentID string, err error) {
+	repo := DirectorRepository(groupID)
+	r, err := tx.ActiveRollout(ctx, tenantID, groupID)
+	if errors.Is(err, store.ErrNotFound) {
+		return repo, "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	d, err := tx.GetRolloutDevice(ctx, tenantID, r.DeploymentID, deviceID)
+	switch {
+	case err == nil && !d.ReleasedAt.IsZero():
+		return repo, "", nil
+	case err == nil || errors.Is(err, store.ErrNotFound):
+		return HeldDirectorRepository(groupID), r.PreviousDeploymentID, nil
+	}
+	return "", "", err
 }
