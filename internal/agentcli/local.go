@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampart-iot/rampart/internal/board"
 	"github.com/rampart-iot/rampart/internal/localapi"
 )
 
@@ -118,5 +119,57 @@ func newSideloadCmd(sys *IO) *cobra.Command {
 	}
 	rf.add(del, false)
 	cmd.AddCommand(deploy, del)
+	return cmd
+}
+
+func newBoardCmd(sys *IO) *cobra.Command {
+	var lf localFlags
+	cmd := &cobra.Command{
+		Use:   "board --state DIR [-o json]",
+		Short: "Show the running agent's emulated board: LEDs, buttons, sensors",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			bc := &board.Client{HTTP: localapi.Dial(lf.state).HTTP(), Base: "http://agent"}
+			st, err := bc.State(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if lf.output == "json" {
+				b, _ := json.MarshalIndent(st, "", "  ")
+				_, err := fmt.Fprintln(sys.Out, string(b))
+				return err
+			}
+			tw := tabwriter.NewWriter(sys.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "BOARD\t%s\n", st.Board)
+			for _, l := range st.LEDs {
+				on := "off"
+				if l.On {
+					on = "on"
+				}
+				fmt.Fprintf(tw, "LED %s\tGPIO %d\t%s\n", l.Name, l.GPIO, on)
+			}
+			for _, b := range st.Buttons {
+				fmt.Fprintf(tw, "button %s\tGPIO %d\tpressed=%v\n", b.Name, b.GPIO, b.Pressed)
+			}
+			return tw.Flush()
+		},
+	}
+	lf.add(cmd, true)
+	var pf localFlags
+	press := &cobra.Command{
+		Use:   "press BUTTON --state DIR",
+		Short: "Press a button of the emulated board (apps polling its GPIO see it)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bc := &board.Client{HTTP: localapi.Dial(pf.state).HTTP(), Base: "http://agent"}
+			if err := bc.Press(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(sys.Out, "pressed %s\n", args[0])
+			return err
+		},
+	}
+	pf.add(press, false)
+	cmd.AddCommand(press)
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,6 +24,8 @@ import (
 	"github.com/rampart-iot/rampart/client"
 	"github.com/rampart-iot/rampart/internal/agent"
 	"github.com/rampart-iot/rampart/internal/attestclient"
+	"github.com/rampart-iot/rampart/internal/board"
+	_ "github.com/rampart-iot/rampart/internal/board/emulated" // the emulated board
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/buildinfo"
 	"github.com/rampart-iot/rampart/internal/enroll"
@@ -35,9 +38,9 @@ import (
 
 // runFlags are the flags of `run` and `-dev`.
 type runFlags struct {
-	rot, state, server, cacert, osBundle, policy, runDir, logLevel, bootControl, appNetworkPool string
-	pcr                                                                                         int
-	development, appNetwork                                                                     bool
+	rot, state, server, cacert, osBundle, policy, runDir, logLevel, bootControl, appNetworkPool, board string
+	pcr                                                                                                int
+	development, appNetwork                                                                            bool
 }
 
 func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
@@ -54,6 +57,7 @@ func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
 		" (default none: no OS updates; with one, the booted slot is the OS bundle measured)")
 	cmd.Flags().BoolVar(&f.development, "development", false, "development mode: accept images signed only with the development key")
 	cmd.Flags().BoolVar(&f.appNetwork, "app-network", false, "give apps the network their manifests grant (AllowedConnections, server ports) through a veth link and an nftables allow-list; without it apps have loopback only")
+	cmd.Flags().StringVar(&f.board, "board", "", "the board apps drive through the applibs API: "+strings.Join(board.Names(), ", ")+" (default none: peripheral calls fail; -dev uses emulated)")
 	cmd.Flags().StringVar(&f.appNetworkPool, "app-network-pool", "", "IPv4 prefix the apps' link addresses come from (default "+netpolicy.DefaultPool.String()+")")
 }
 
@@ -159,7 +163,11 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var updErr error
-	local, err := localapi.Listen(f.state, filepath.Join(f.state, "spool"), u, log)
+	var boardHandler http.Handler
+	if u.board != nil {
+		boardHandler = board.Handler(u.board)
+	}
+	local, err := localapi.Listen(f.state, filepath.Join(f.state, "spool"), u, boardHandler, log)
 	if err != nil {
 		return err
 	}
@@ -293,6 +301,9 @@ func runDev(ctx context.Context, sys *IO, f *runFlags) error {
 	f.development = true
 	if f.bootControl == "" {
 		f.bootControl = "dir"
+	}
+	if f.board == "" {
+		f.board = "emulated"
 	}
 	if f.state == DefaultStateDir {
 		f.state = filepath.Join(os.TempDir(), "rampart-dev-device")

@@ -17,6 +17,7 @@ import (
 	"github.com/rampart-iot/rampart/enrollment"
 	"github.com/rampart-iot/rampart/imagepkg/imagepkgtest"
 	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/board"
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/measure"
@@ -40,7 +41,7 @@ func (d *emulated) start() {
 	d.cancel = cancel
 	go func() {
 		d.exits <- Run(ctx, []string{"run", "--rot", "software", "--state", d.state, "--server", d.srv.URL,
-			"--cacert", d.srv.CACertFile, "--boot-control", "dir", "--development", "--log-level", "debug"},
+			"--cacert", d.srv.CACertFile, "--boot-control", "dir", "--development", "--board", "emulated", "--log-level", "debug"},
 			IO{Out: d.log, Err: d.log, Getenv: func(string) string { return "" }})
 	}()
 }
@@ -272,6 +273,19 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	local("sideload", "delete", tool.ComponentID)
 	if got := appState(tool.ComponentID); got != "" {
 		t.Fatalf("after sideload delete: %q", got)
+	}
+
+	// The emulated board, seen and driven from outside through the running agent.
+	var st board.State
+	if err := json.Unmarshal([]byte(local("board", "-o", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Board != "emulated" || len(st.LEDs) == 0 || len(st.Buttons) == 0 {
+		t.Fatalf("board state %+v", st)
+	}
+	local("board", "press", st.Buttons[0].Name)
+	if err := json.Unmarshal([]byte(local("board", "-o", "json")), &st); err != nil || !st.Buttons[0].Pending {
+		t.Fatalf("after pressing %s: %+v %v", st.Buttons[0].Name, st.Buttons[0], err)
 	}
 
 	// 2. OS 2, which the tenant never released: its trial boot fails attestation, so it is not

@@ -16,7 +16,9 @@ import (
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/applibs"
 	"github.com/rampart-iot/rampart/internal/apprun"
+	"github.com/rampart-iot/rampart/internal/board"
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/buildinfo"
 	"github.com/rampart-iot/rampart/internal/checkinclient"
@@ -57,6 +59,7 @@ type updates struct {
 	rep         *reporter
 	crashFlush  *ratelimit.Limiter // a crash is reported early, at most once a minute
 	network     *netpolicy.Manager // nil without --app-network
+	board       board.Device       // nil without --board
 	appsDone    chan struct{}      // closed when the supervisor has stopped every app
 	running     atomic.Bool        // run started the supervisor
 	os          *osupdate.Machine
@@ -120,12 +123,30 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot boo
 		}
 		network, manager = nm, nm
 	}
-	u := &updates{boot: boot, reboot: make(chan struct{}, 1), installer: apps, development: f.development, rep: rep,
+	var dev board.Device
+	var host apprun.Applibs
+	if f.board != "" {
+		if dev, err = board.Open(f.board, board.Options{}); err != nil {
+			return nil, err
+		}
+		runDir := f.runDir
+		if runDir == "" {
+			runDir = filepath.Join(f.state, "run")
+		}
+		h, err := applibs.NewHost(applibs.HostConfig{Dir: filepath.Join(runDir, "applibs"), Board: dev,
+			Certificates: applibs.CertDir(f.state), Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		host = h
+	}
+	u := &updates{boot: boot, reboot: make(chan struct{}, 1), installer: apps, development: f.development, rep: rep, board: dev,
 		appsDone: make(chan struct{}), network: manager, crashFlush: ratelimit.New(1.0/60, 1, 1, nil)}
 	if err := os.MkdirAll(filepath.Join(f.state, appRunDir), 0o700); err != nil {
 		return nil, err
 	}
 	u.apps, err = apprun.New(apprun.Config{Apps: apps, StateDir: filepath.Join(f.state, appRunDir), Logger: log, Network: network,
+		Applibs: host,
 		Events: func(e apprun.Event) {
 			log.Info("application event", "kind", e.Kind, "component", e.ComponentID, "name", e.Name, "version", e.Version,
 				"exit", exitText(e), "restarts", e.Restarts, "reason", e.Reason)

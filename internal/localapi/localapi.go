@@ -80,8 +80,9 @@ type Server struct {
 }
 
 // Listen creates the socket in runDir (replacing a stale one) and returns a Server; Serve runs
-// it. spool is a directory for sideloaded packages while they are installed.
-func Listen(runDir, spool string, agent Agent, log *slog.Logger) (*Server, error) {
+// it. spool is a directory for sideloaded packages while they are installed. board, if not nil,
+// serves /v1/board (the emulated board's state and buttons).
+func Listen(runDir, spool string, agent Agent, board http.Handler, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -108,6 +109,10 @@ func Listen(runDir, spool string, agent Agent, log *slog.Logger) (*Server, error
 	mux.HandleFunc("POST /v1/apps/{component}/start", s.start)
 	mux.HandleFunc("POST /v1/sideload", s.sideload)
 	mux.HandleFunc("DELETE /v1/sideload/{component}", s.delete)
+	if board != nil {
+		mux.Handle("/v1/board", board)
+		mux.Handle("/v1/board/", board)
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
@@ -253,6 +258,10 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 	}
 	return nil
 }
+
+// HTTP is the client's HTTP client, which reaches the agent over its socket (base URL
+// "http://agent"), for the other handlers the local API serves.
+func (c *Client) HTTP() *http.Client { return c.hc }
 
 // Apps lists the applications.
 func (c *Client) Apps(ctx context.Context) ([]App, error) {

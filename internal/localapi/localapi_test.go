@@ -76,7 +76,7 @@ func (f *fakeAgent) DeleteApp(_ context.Context, id string) error {
 func serve(t *testing.T, a Agent) (*Client, string) {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := Listen(dir, filepath.Join(dir, "spool"), a, nil)
+	s, err := Listen(dir, filepath.Join(dir, "spool"), a, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
