@@ -105,23 +105,48 @@ func attestationFigures(t *testing.T) []figure {
 	digest := sha256.Sum256([]byte("quote"))
 	sig, _ := ecdsa.SignASN1(rand.Reader, akKey, digest[:])
 	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ceiling := func() float64 {
+		return rate(t, func(_, i int) error {
+			if !ecdsa.VerifyASN1(&akKey.PublicKey, digest[:], sig) {
+				return fmt.Errorf("verify failed")
+			}
+			tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: hex.EncodeToString(digest[:])},
+				NotBefore: time.Now(), NotAfter: time.Now().Add(24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+			_, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &leafKey.PublicKey, caKey)
+			return err
+		})
+	}
 	return []figure{{
+		// The devices' own work (nonce request, fresh keys, quote) done beforehand, untimed: what
+		// is timed is the service verifying and certifying, over kept-alive HTTPS.
+		name:        "attestations, service side (evidence prepared)",
+		ceilingName: "ECDSA verify + x509 leaf signature",
+		measure: func() float64 {
+			const per = 250
+			reqs := make([][]v1.AttestationRequest, len(devices))
+			for w, c := range devices {
+				for range per {
+					n, err := c.Nonce(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					req, _, err := c.Evidence(ctx, n)
+					if err != nil {
+						t.Fatal(err)
+					}
+					reqs[w] = append(reqs[w], req)
+				}
+			}
+			return count(t, len(devices), per, func(w, i int) error { _, err := devices[w].Send(ctx, reqs[w][i]); return err })
+		},
+		ceiling: ceiling,
+	}, {
 		name:        "attestations, software RoT, HTTPS end to end",
 		ceilingName: "ECDSA verify + x509 leaf signature",
 		measure: func() float64 {
 			return rate(t, func(w, _ int) error { return attestOnce(ctx, devices[w]) })
 		},
-		ceiling: func() float64 {
-			return rate(t, func(_, i int) error {
-				if !ecdsa.VerifyASN1(&akKey.PublicKey, digest[:], sig) {
-					return fmt.Errorf("verify failed")
-				}
-				tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: hex.EncodeToString(digest[:])},
-					NotBefore: time.Now(), NotAfter: time.Now().Add(24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-				_, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &leafKey.PublicKey, caKey)
-				return err
-			})
-		},
+		ceiling: ceiling,
 	}}
 }
 

@@ -55,6 +55,30 @@ func rate(t *testing.T, op func(worker, i int) error) float64 {
 	return float64(n.Load()) / time.Since(start).Seconds()
 }
 
+// count runs op n times from each of workers goroutines and returns operations per second.
+func count(t *testing.T, workers, n int, op func(worker, i int) error) float64 {
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				if err := op(w, i); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatalf("benchmark operation failed: %v", err)
+	}
+	return float64(workers*n) / time.Since(start).Seconds()
+}
+
 type figure struct {
 	name, ceilingName string
 	measure, ceiling  func() float64
