@@ -34,8 +34,8 @@ func TestAppsStartAndCrashedAppRestartsWithBackoff(t *testing.T) {
 		t.Errorf("good app: %+v, want running %s with a live pid", g, goodImage)
 	}
 	b := status(t, s, bad)
-	if b.UID == g.UID || b.UID < apprun.DefaultUIDMin || b.UID > apprun.DefaultUIDMax {
-		t.Errorf("uids %d and %d: want two different uids in the default range", g.UID, b.UID)
+	if b.UID == g.UID || b.UID < testUIDMin || b.UID > testUIDMax {
+		t.Errorf("uids %d and %d: want two different uids in the configured range", g.UID, b.UID)
 	}
 	if !logHas(s, good, fmt.Sprintf("uid=%d", g.UID)) {
 		t.Errorf("the good app does not run as its uid %d: %q", g.UID, s.Log(good))

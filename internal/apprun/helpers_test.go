@@ -151,10 +151,19 @@ func (d *device) install(t *testing.T, img image) string {
 	return id
 }
 
+// The tests' uid range: apart from the default range, which other packages' tests (the agent's
+// end-to-end test) use at the same time, so that counting a uid's processes counts only ours.
+const (
+	testUIDMin = 310000
+	testUIDMax = 319999
+)
+
 // supervisor makes a supervisor over d with fast backoff and fixed jitter.
 func (d *device) supervisor(t *testing.T, mods ...func(*apprun.Config)) *apprun.Supervisor {
 	t.Helper()
 	cfg := apprun.Config{
+		UIDMin:     testUIDMin,
+		UIDMax:     testUIDMax,
 		Apps:       d.apps,
 		StateDir:   d.stateDir,
 		Events:     d.events.add,
