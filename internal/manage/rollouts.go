@@ -110,7 +110,9 @@ func (m *Manager) stepRollout(ctx context.Context, tx store.Tx, r *store.Rollout
 				return "", err
 			}
 			released = append(released, dec.Release...)
-			action = auditRolloutRelease
+			if action == "" { // an advance that released its batch is recorded as the advance
+				action = auditRolloutRelease
+			}
 		}
 		switch {
 		case dec.Abort != "":
@@ -200,15 +202,19 @@ func (m *Manager) rolloutInput(ctx context.Context, tx store.Tx, r store.Rollout
 		index[rd.DeviceID] = len(in.Devices)
 		in.Devices = append(in.Devices, d)
 	}
-	// Error reports, by when the service received them (its own clock).
+	// Error reports, by when the service received them (its own clock), newest first: the
+	// reading stops at the first page that reaches back before the rollout.
 	opt := store.ListOptions{Limit: store.MaxLimit}
-	for read := 0; read < maxRolloutReports; {
+	for read, older := 0, false; read < maxRolloutReports && !older; {
 		page, err := tx.ListErrorReports(ctx, r.TenantID, store.ErrorReportFilter{DeviceGroupID: r.DeviceGroupID}, opt)
 		if err != nil {
 			return in, err
 		}
 		for _, e := range page.Items {
 			i, ok := index[e.DeviceID]
+			if e.ReceivedAt.Before(r.CreatedAt) {
+				older = true
+			}
 			if !ok || e.ReceivedAt.Before(r.CreatedAt) {
 				continue
 			}
