@@ -21,7 +21,8 @@ func newImageCmd(a *app) *cobra.Command {
 
 func newDeploymentCmd(a *app) *cobra.Command {
 	return group("deployment", "Deploy images to device groups and see deployment history",
-		newDeploymentCreateCmd(a), newDeploymentListCmd(a), newDeploymentShowCmd(a))
+		newDeploymentCreateCmd(a), newDeploymentListCmd(a), newDeploymentShowCmd(a),
+		newDeploymentStatusCmd(a), newDeploymentPauseCmd(a), newDeploymentResumeCmd(a), newDeploymentAbortCmd(a))
 }
 
 // progress draws a one-line progress bar on a terminal, and nothing elsewhere.
@@ -195,10 +196,10 @@ func newImageDownloadCmd(a *app) *cobra.Command {
 }
 
 func newDeploymentCreateCmd(a *app) *cobra.Command {
-	var product, group string
+	var product, group, policyFile string
 	var images []string
 	cmd := &cobra.Command{
-		Use:   "create --device-group G [--product P] --images ID [ID...]",
+		Use:   "create --device-group G [--product P] --images ID [ID...] [--rollout-policy FILE]",
 		Short: "Make a new deployment the device group's current one",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -213,7 +214,13 @@ func newDeploymentCreateCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := s.c.CreateDeployment(cmd.Context(), s.tenant, g.ID, v1.DeploymentCreate{ImageIDs: images})
+			req := v1.DeploymentCreate{ImageIDs: images}
+			if policyFile != "" {
+				if req.Rollout, err = readRolloutPolicy(policyFile); err != nil {
+					return err
+				}
+			}
+			d, err := s.c.CreateDeployment(cmd.Context(), s.tenant, g.ID, req)
 			if err != nil {
 				return err
 			}
@@ -223,6 +230,7 @@ func newDeploymentCreateCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&product, "product", "", "product name or ID of the device group")
 	cmd.Flags().StringVar(&group, "device-group", "", "device group name or ID")
 	cmd.Flags().StringSliceVar(&images, "images", nil, "image IDs (repeat the flag or separate with commas)")
+	cmd.Flags().StringVar(&policyFile, "rollout-policy", "", "release in health-gated batches: a JSON rollout policy file (docs/ROLLOUTS.md)")
 	return cmd
 }
 
