@@ -15,14 +15,12 @@ import (
 
 // Audit actions of rollouts. Pause, resume and abort are authorized as deployment.create.
 const (
-	auditRolloutStart    = "rollout.start"
 	auditRolloutRelease  = "rollout.release"
 	auditRolloutAdvance  = "rollout.advance"
 	auditRolloutComplete = "rollout.complete"
 	auditRolloutAbort    = "rollout.abort"
 	auditRolloutPause    = "rollout.pause"
 	auditRolloutResume   = "rollout.resume"
-	auditRolloutEnd      = "rollout.superseded"
 )
 
 // maxRolloutReports bounds the error reports one evaluation reads.
@@ -119,6 +117,7 @@ func (m *Manager) stepRollout(ctx context.Context, tx store.Tx, r *store.Rollout
 			if err := m.abortRollout(ctx, tx, r, dec.Abort, ""); err != nil {
 				return "", err
 			}
+			n.detail("revert_deployment_id", r.RevertDeploymentID)
 			action = auditRolloutAbort
 		case dec.Complete:
 			r.State, r.Reason, r.UpdatedAt = store.RolloutCompleted, "every batch is healthy", now
