@@ -105,7 +105,8 @@ func (h *Handler) home(c *call) error {
 func safeNext(next string) string {
 	u, err := url.Parse(next)
 	if next == "" || err != nil || u.Scheme != "" || u.Host != "" || u.User != nil ||
-		!strings.HasPrefix(u.Path, Prefix) || strings.Contains(u.Path, "..") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") ||
+		!strings.HasPrefix(u.Path, Prefix) || !strings.HasPrefix(u.EscapedPath(), Prefix) || strings.Contains(u.Path, "..") ||
+		strings.HasPrefix(next, "//") || strings.Contains(next, "\\") ||
 		len(next) > 2*maxQueryValue {
 		return Prefix
 	}

@@ -109,6 +109,7 @@ func TestSafeNext(t *testing.T) {
 		"javascript:alert(1)":         "/console/",
 		"/console/../v1/":             "/console/",
 		"https://user@host/console/x": "/console/",
+		"/console%2f2":                "/console/", // decodes under the console, but the browser goes to /console%2f2
 	} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
