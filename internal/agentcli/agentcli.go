@@ -77,7 +77,7 @@ func Run(ctx context.Context, args []string, sys IO) int {
 	root.SetErr(sys.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
 	root.AddCommand(newEnrollCmd(&sys), newRunCmd(&sys), newStatusCmd(&sys), newMeasurementsCmd(&sys), newVersionCmd(&sys),
-		newAppCmd(&sys), newSideloadCmd(&sys), newBoardCmd(&sys))
+		newAppCmd(&sys), newSideloadCmd(&sys), newBoardCmd(&sys), newEventsCmd(&sys))
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -171,5 +172,38 @@ func newBoardCmd(sys *IO) *cobra.Command {
 	}
 	pf.add(press, false)
 	cmd.AddCommand(press)
+	return cmd
+}
+
+func newEventsCmd(sys *IO) *cobra.Command {
+	cmd := &cobra.Command{Use: "events", Short: "The error-report events queued on the device", Args: cobra.NoArgs}
+	var lf localFlags
+	list := &cobra.Command{
+		Use:   "list --state DIR [-o json]",
+		Short: "List the structured events the running agent has queued and not yet uploaded (oldest first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			evs, err := localapi.Dial(lf.state).Events(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if lf.output == "json" {
+				b, _ := json.MarshalIndent(evs, "", "  ")
+				_, err := fmt.Fprintln(sys.Out, string(b))
+				return err
+			}
+			tw := tabwriter.NewWriter(sys.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TIME\tTYPE\tCOMPONENT ID\tREASON\tMESSAGE")
+			for _, e := range evs.Events {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Type, e.ComponentID, e.Reason, e.Message)
+			}
+			if evs.Dropped > 0 {
+				fmt.Fprintf(tw, "(%d events dropped when the queue was full)\n", evs.Dropped)
+			}
+			return tw.Flush()
+		},
+	}
+	lf.add(list, true)
+	cmd.AddCommand(list)
 	return cmd
 }

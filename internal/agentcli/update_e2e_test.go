@@ -288,6 +288,12 @@ func TestUpdatesEndToEnd(t *testing.T) {
 		t.Fatalf("after pressing %s: %+v %v", st.Buttons[0].Name, st.Buttons[0], err)
 	}
 
+	// The event queue, through the running agent (uploaded events have left it).
+	var evs localapi.Events
+	if err := json.Unmarshal([]byte(local("events", "list", "-o", "json")), &evs); err != nil || evs.Events == nil {
+		t.Fatalf("events list: %+v %v", evs, err)
+	}
+
 	// 2. OS 2, which the tenant never released: its trial boot fails attestation, so it is not
 	// healthy, and the device rolls back to OS 1 by itself.
 	osComp := imagepkgtest.NewUUID(t)

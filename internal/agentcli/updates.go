@@ -370,6 +370,9 @@ func (u *updates) app(componentID string) (localapi.App, bool) {
 	return localapi.App{}, false
 }
 
+// Events implements localapi.Agent: what the error-report queue holds, up to one upload batch.
+func (u *updates) Events() ([]v1.ReportEvent, int64) { return u.rep.q.Peek(v1.MaxReportEvents) }
+
 // StopApp implements localapi.Agent.
 func (u *updates) StopApp(_ context.Context, componentID string) error {
 	if err := u.apps.Stop(componentID); err != nil {

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	v1 "github.com/rampart-iot/rampart/api/v1"
 	"io"
 	"log/slog"
 	"net"
@@ -56,6 +57,15 @@ type Agent interface {
 	// DeleteApp stops and removes an application and its data; ErrNotDevelopment outside
 	// development mode.
 	DeleteApp(ctx context.Context, componentID string) error
+	// Events lists the error-report events queued on the device, oldest first, and how many
+	// the queue has dropped in all.
+	Events() ([]v1.ReportEvent, int64)
+}
+
+// Events is what `rampart-agent events list` shows.
+type Events struct {
+	Events  []v1.ReportEvent `json:"events"`
+	Dropped int64            `json:"dropped"`
 }
 
 // Errors an Agent returns that the API maps to statuses.
@@ -109,6 +119,7 @@ func Listen(runDir, spool string, agent Agent, board http.Handler, log *slog.Log
 	mux.HandleFunc("POST /v1/apps/{component}/start", s.start)
 	mux.HandleFunc("POST /v1/sideload", s.sideload)
 	mux.HandleFunc("DELETE /v1/sideload/{component}", s.delete)
+	mux.HandleFunc("GET /v1/events", s.events)
 	if board != nil {
 		mux.Handle("/v1/board", board)
 		mux.Handle("/v1/board/", board)
@@ -163,6 +174,14 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		apps = []App{}
 	}
 	writeJSON(w, http.StatusOK, apps)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	evs, dropped := s.agent.Events()
+	if evs == nil {
+		evs = []v1.ReportEvent{}
+	}
+	writeJSON(w, http.StatusOK, Events{Events: evs, Dropped: dropped})
 }
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
@@ -267,6 +286,12 @@ func (c *Client) HTTP() *http.Client { return c.hc }
 func (c *Client) Apps(ctx context.Context) ([]App, error) {
 	var out []App
 	return out, c.do(ctx, "GET", "/v1/apps", nil, &out)
+}
+
+// Events lists the error-report events queued on the device.
+func (c *Client) Events(ctx context.Context) (Events, error) {
+	var out Events
+	return out, c.do(ctx, "GET", "/v1/events", nil, &out)
 }
 
 // StopApp stops an application until StartApp.

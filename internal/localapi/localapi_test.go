@@ -3,6 +3,7 @@ package localapi
 import (
 	"context"
 	"errors"
+	v1 "github.com/rampart-iot/rampart/api/v1"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,6 +38,10 @@ func (f *fakeAgent) set(id, state string) error {
 	a.State = state
 	f.apps[id] = a
 	return nil
+}
+
+func (f *fakeAgent) Events() ([]v1.ReportEvent, int64) {
+	return []v1.ReportEvent{{ID: "e1", Type: v1.EventAppCrash}}, 7
 }
 
 func (f *fakeAgent) StopApp(_ context.Context, id string) error  { return f.set(id, "stopped") }
@@ -106,6 +111,9 @@ func TestLocalAPI(t *testing.T) {
 	apps, err := c.Apps(ctx)
 	if err != nil || len(apps) != 1 || apps[0].State != "stopped" {
 		t.Fatalf("after stop: %+v %v", apps, err)
+	}
+	if evs, err := c.Events(ctx); err != nil || len(evs.Events) != 1 || evs.Events[0].ID != "e1" || evs.Dropped != 7 {
+		t.Fatalf("events: %+v %v", evs, err)
 	}
 	if err := c.StartApp(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "no such application") {
 		t.Fatalf("starting an unknown app: %v", err)
