@@ -50,6 +50,9 @@ type Config struct {
 	Inputs  measure.Inputs
 	// Components that need their own certificate (apps with DeviceAuthentication).
 	Components []string
+	// ComponentsFunc, if set, is asked before each attestation and replaces Components: the
+	// installed apps change while the agent runs.
+	ComponentsFunc func() []string
 	// Trigger makes the agent attest at once (SIGHUP).
 	Trigger <-chan struct{}
 	// OnAttested, if set, is called after each successful attestation (the OS update's health
@@ -151,6 +154,9 @@ func Run(ctx context.Context, cfg Config) error {
 		DeviceID: st.DeviceID, Dir: cfg.StateDir, Components: cfg.Components, Rand: rnd}
 	for {
 		st.LastAttempt = now()
+		if cfg.ComponentsFunc != nil {
+			client.Components = cfg.ComponentsFunc()
+		}
 		res, err := client.Attest(ctx)
 		var wait time.Duration
 		if err != nil {

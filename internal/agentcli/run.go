@@ -117,6 +117,26 @@ func (sys *IO) logger(level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(sys.Err, &slog.HandlerOptions{Level: l}))
 }
 
+// merge forwards both channels' signals into one until ctx ends.
+func merge(ctx context.Context, a, b <-chan struct{}) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a:
+			case <-b:
+			}
+			select {
+			case out <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return out
+}
+
 // sighup turns SIGHUP into attestation triggers until ctx ends.
 func sighup(ctx context.Context) <-chan struct{} {
 	sig := make(chan os.Signal, 1)
@@ -184,7 +204,8 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 		}
 	}()
 	agentErr := agent.Run(ctx, agent.Config{RoT: r, StateDir: f.state, RunDir: f.runDir, Server: f.server, RootCAs: roots,
-		PCR: f.pcr, Inputs: in, Trigger: sighup(ctx), Logger: log, OnAttested: func() {
+		PCR: f.pcr, Inputs: in, Trigger: merge(ctx, sighup(ctx), u.attest), Logger: log, ComponentsFunc: u.componentsToCertify,
+		OnAttested: func() {
 			u.attested.Store(true)
 			if cert, err := attestclient.LoadCertificate(f.state); err == nil {
 				u.clock.attested(cert.Leaf.NotBefore)

@@ -288,6 +288,17 @@ func TestUpdatesEndToEnd(t *testing.T) {
 		t.Fatalf("after pressing %s: %+v %v", st.Buttons[0].Name, st.Buttons[0], err)
 	}
 
+	// An app whose manifest asks for DeviceAuthentication gets its own certificate: installing
+	// it makes the agent attest again with a key for it.
+	authApp := imagepkgtest.Application(t, imagepkgtest.App{Name: "auth", Version: "1.0.0", Files: map[string]string{"bin/app": bin},
+		Capabilities: `{"DeviceAuthentication":"` + srv.TenantID + `"}`})
+	local("sideload", "deploy", authApp.File(t, t.TempDir()))
+	d.waitUntil("the app's certificate", func() bool {
+		_, err := os.Stat(filepath.Join(d.state, "certs", "app-"+authApp.ComponentID+".crt"))
+		return err == nil
+	})
+	local("sideload", "delete", authApp.ComponentID)
+
 	// The event queue, through the running agent (uploaded events have left it).
 	var evs localapi.Events
 	if err := json.Unmarshal([]byte(local("events", "list", "-o", "json")), &evs); err != nil || evs.Events == nil {

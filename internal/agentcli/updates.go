@@ -67,6 +67,26 @@ type updates struct {
 	attested    atomic.Bool            // since this start: the trial's health check
 	refused     atomic.Pointer[string] // the verifier's latest refusal since this start
 	reboot      chan struct{}
+	attest      chan struct{} // asks the attestation loop to attest now
+	certified   atomicString  // the components the latest attestation asked certificates for
+}
+
+// atomicString is a string read and written from several goroutines.
+type atomicString struct{ v atomic.Value }
+
+func (a *atomicString) Load() string   { s, _ := a.v.Load().(string); return s }
+func (a *atomicString) Store(s string) { a.v.Store(s) }
+
+// appsChanged asks for an attestation at once when the set of apps that need their own
+// certificate is not the one the last attestation certified.
+func (u *updates) appsChanged() {
+	if strings.Join(u.certifiedComponents(), ",") == u.certified.Load() {
+		return
+	}
+	select {
+	case u.attest <- struct{}{}:
+	default:
+	}
 }
 
 // bootSlot runs boot control's Boot (on "dir", an agent start is a boot) and returns the
@@ -140,7 +160,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot boo
 		}
 		host = h
 	}
-	u := &updates{boot: boot, reboot: make(chan struct{}, 1), installer: apps, development: f.development, rep: rep, board: dev,
+	u := &updates{boot: boot, reboot: make(chan struct{}, 1), attest: make(chan struct{}, 1), installer: apps, development: f.development, rep: rep, board: dev,
 		appsDone: make(chan struct{}), network: manager, crashFlush: ratelimit.New(1.0/60, 1, 1, nil)}
 	if err := os.MkdirAll(filepath.Join(f.state, appRunDir), 0o700); err != nil {
 		return nil, err
@@ -169,6 +189,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot boo
 			if err := u.apps.Reconcile(ctx); err != nil {
 				log.Warn("starting the installed applications", "error", err)
 			}
+			u.appsChanged() // a new app may need its own certificate
 		},
 		AppStates: u.appStates,
 		AfterCheckIn: func(ctx context.Context) error {
@@ -370,6 +391,25 @@ func (u *updates) app(componentID string) (localapi.App, bool) {
 	return localapi.App{}, false
 }
 
+// certifiedComponents are the installed apps whose manifests ask for DeviceAuthentication:
+// attestation certifies a key for each (their own certificate, which applibs hands them).
+func (u *updates) certifiedComponents() []string {
+	var out []string
+	for _, in := range u.installer.List() { // ordered by component ID
+		if m := in.Current.Manifest; m != nil && m.Capabilities.DeviceAuthentication != "" {
+			out = append(out, in.ComponentID)
+		}
+	}
+	return out
+}
+
+// componentsToCertify is the attestation loop's ComponentsFunc: it records what it asked for.
+func (u *updates) componentsToCertify() []string {
+	c := u.certifiedComponents()
+	u.certified.Store(strings.Join(c, ","))
+	return c
+}
+
 // Events implements localapi.Agent: what the error-report queue holds, up to one upload batch.
 func (u *updates) Events() ([]v1.ReportEvent, int64) { return u.rep.q.Peek(v1.MaxReportEvents) }
 
@@ -409,6 +449,7 @@ func (u *updates) Sideload(ctx context.Context, path string) (localapi.App, erro
 	if err := u.apps.Reconcile(ctx); err != nil {
 		return localapi.App{}, err
 	}
+	u.appsChanged()
 	u.loop.Wake()
 	if a, ok := u.app(in.ComponentID); ok {
 		return a, nil
@@ -434,6 +475,7 @@ func (u *updates) DeleteApp(ctx context.Context, componentID string) error {
 	if err := u.apps.Reconcile(ctx); err != nil {
 		return err
 	}
+	u.appsChanged()
 	u.loop.Wake()
 	return nil
 }
