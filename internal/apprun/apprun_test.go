@@ -141,6 +141,9 @@ func TestReconcileReplacesImageAndKeepsStorage(t *testing.T) {
 		t.Errorf("exit events %+v: want one, 1.0.0 stopped by the platform", stops)
 	}
 	waitFor(t, "2.0.0 read the storage", func() bool { return logHas(s, cid, `read "kept by 1.0.0" <nil>`) })
+	// The app may print before the supervisor has recorded it running (Start returns once it
+	// is exec'd): wait for that too.
+	waitFor(t, "2.0.0 recorded running", func() bool { return status(t, s, cid).State == apprun.StateRunning })
 	after := status(t, s, cid)
 	if after.ImageID != v2 || after.State != apprun.StateRunning || after.UID != before.UID || after.Restarts != 0 {
 		t.Errorf("after Reconcile: %+v, want 2.0.0 running as the same uid %d, no restarts", after, before.UID)
