@@ -288,6 +288,24 @@ func TestUpdatesEndToEnd(t *testing.T) {
 		t.Fatalf("after pressing %s: %+v %v", st.Buttons[0].Name, st.Buttons[0], err)
 	}
 
+	// An app granted the red LED turns it on through the applibs API in its sandbox.
+	ledApp := imagepkgtest.Application(t, imagepkgtest.App{Name: "led", Version: "1.0.0", Files: map[string]string{"bin/app": bin},
+		CmdArgs: []string{"-led"}, Capabilities: `{"Gpio":[8]}`})
+	local("sideload", "deploy", ledApp.File(t, t.TempDir()))
+	d.waitUntil("the red LED on", func() bool {
+		var st board.State
+		if err := json.Unmarshal([]byte(local("board", "-o", "json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range st.LEDs {
+			if l.GPIO == 8 && l.On {
+				return true
+			}
+		}
+		return false
+	})
+	local("sideload", "delete", ledApp.ComponentID)
+
 	// An app whose manifest asks for DeviceAuthentication gets its own certificate: installing
 	// it makes the agent attest again with a key for it.
 	authApp := imagepkgtest.Application(t, imagepkgtest.App{Name: "auth", Version: "1.0.0", Files: map[string]string{"bin/app": bin},
