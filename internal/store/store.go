@@ -119,6 +119,7 @@ type Tx interface {
 	CheckInTx
 	ReportTx
 	RolloutTx
+	WebhookTx
 }
 
 // AttestationTx is the state of remote attestation and the certificate authorities.

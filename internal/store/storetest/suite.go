@@ -86,6 +86,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ErrorBuckets", testErrorBuckets},
 		{"DeleteErrorReports", testDeleteErrorReports},
 		{"UpdateRollsBackReports", testUpdateRollsBackReports},
+		{"Webhooks", testWebhooks},
+		{"ConcurrentWebhookClaims", testConcurrentWebhookClaims},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

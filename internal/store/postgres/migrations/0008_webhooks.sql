@@ -1,0 +1,40 @@
+-- Webhooks: a tenant's endpoints that hear of new error-report buckets and rollout state
+-- changes, and the durable outbox of deliveries to them. A delivery is written in the same
+-- transaction as the change that causes it, so nothing committed is lost across a restart.
+-- Times are microseconds since the Unix epoch, UTC; NULL is the zero time.
+-- IDs use the "C" collation so that they sort bytewise, as on SQLite.
+CREATE TABLE webhooks (
+	id         TEXT COLLATE "C" PRIMARY KEY,
+	tenant_id  TEXT COLLATE "C" NOT NULL REFERENCES tenants (id),
+	url        TEXT NOT NULL,
+	events     TEXT NOT NULL, -- event types, comma-separated
+	secret     TEXT NOT NULL, -- the HMAC-SHA256 key, as shown once at creation
+	created_by TEXT COLLATE "C" NOT NULL,
+	created_at BIGINT
+);
+CREATE INDEX webhooks_tenant ON webhooks (tenant_id, id);
+
+-- One event to one webhook. state is pending, delivered or failed. A worker claims a pending
+-- delivery that is due by writing lease_owner and lease_until; another worker may claim it only
+-- once that lease has expired.
+CREATE TABLE webhook_deliveries (
+	id              TEXT COLLATE "C" PRIMARY KEY,
+	tenant_id       TEXT COLLATE "C" NOT NULL,
+	webhook_id      TEXT COLLATE "C" NOT NULL REFERENCES webhooks (id),
+	event_id        TEXT COLLATE "C" NOT NULL,
+	event_type      TEXT NOT NULL,
+	payload         BYTEA NOT NULL, -- the JSON body, as signed
+	state           TEXT NOT NULL,
+	attempts        BIGINT NOT NULL,
+	next_attempt_at BIGINT,
+	lease_owner     TEXT NOT NULL,
+	lease_until     BIGINT,
+	last_status     BIGINT NOT NULL, -- the last response's HTTP status, 0 for none
+	last_error      TEXT NOT NULL,
+	created_at      BIGINT,
+	updated_at      BIGINT,
+	UNIQUE (webhook_id, event_id)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at);
+CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, id);
+CREATE INDEX webhook_deliveries_updated ON webhook_deliveries (updated_at);

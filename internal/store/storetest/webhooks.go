@@ -1,0 +1,200 @@
+package storetest
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rampart-iot/rampart/internal/store"
+)
+
+func newWebhook(tenantID string, n int) store.Webhook {
+	return store.Webhook{ID: uuid7(900 + n), TenantID: tenantID, URL: fmt.Sprintf("https://hooks.example.com/%d", n),
+		Events: []string{"error_report.bucket_created", "rollout.state_changed"}, Secret: fmt.Sprintf("whsec_%d", n),
+		CreatedBy: "user-alice", CreatedAt: at(80 + n)}
+}
+
+func newDelivery(w store.Webhook, n int, due time.Time) store.WebhookDelivery {
+	return store.WebhookDelivery{ID: uuid7(1000 + n), TenantID: w.TenantID, WebhookID: w.ID, EventID: uuid7(2000 + n),
+		EventType: "rollout.state_changed", Payload: []byte(fmt.Sprintf(`{"n":%d}`, n)), State: store.DeliveryPending,
+		NextAttemptAt: due, CreatedAt: at(90), UpdatedAt: at(90)}
+}
+
+func testWebhooks(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := newWorld(t, s)
+	h1, h2, hb := newWebhook(w.a.ID, 1), newWebhook(w.a.ID, 2), newWebhook(w.b.ID, 3)
+	h2.Events = []string{"rollout.state_changed"}
+	isErr(t, s.CreateWebhook(ctx, newWebhook("tenant-x", 4)), store.ErrNotFound)
+	must(t, s.CreateWebhook(ctx, h2))
+	must(t, s.CreateWebhook(ctx, h1))
+	must(t, s.CreateWebhook(ctx, hb))
+	isErr(t, s.CreateWebhook(ctx, h1), store.ErrConflict)
+
+	got, err := s.GetWebhook(ctx, w.a.ID, h1.ID)
+	must(t, err)
+	eq(t, got, norm(h1))
+	_, err = s.GetWebhook(ctx, w.b.ID, h1.ID)
+	isErr(t, err, store.ErrNotFound)
+	page, err := s.ListWebhooks(ctx, w.a.ID, store.ListOptions{Limit: 1})
+	must(t, err)
+	eq(t, page.Items, []store.Webhook{norm(h1)})
+	page, err = s.ListWebhooks(ctx, w.a.ID, store.ListOptions{After: page.Next})
+	must(t, err)
+	eq(t, page.Items, []store.Webhook{norm(h2)})
+	eq(t, page.Next, "")
+
+	// Deliveries: the webhook must be the tenant's; one event reaches one webhook once.
+	d1 := newDelivery(h1, 1, at(100))
+	bad := d1
+	bad.TenantID = w.b.ID
+	isErr(t, s.CreateWebhookDelivery(ctx, bad), store.ErrNotFound)
+	must(t, s.CreateWebhookDelivery(ctx, d1))
+	isErr(t, s.CreateWebhookDelivery(ctx, d1), store.ErrConflict)
+	again := newDelivery(h1, 2, at(100))
+	again.EventID = d1.EventID
+	isErr(t, s.CreateWebhookDelivery(ctx, again), store.ErrConflict)
+	other := newDelivery(h2, 3, at(100))
+	other.EventID = d1.EventID // the same event to another webhook is fine
+	must(t, s.CreateWebhookDelivery(ctx, other))
+	later := newDelivery(h1, 4, at(200))
+	must(t, s.CreateWebhookDelivery(ctx, later))
+	gd, err := s.GetWebhookDelivery(ctx, w.a.ID, d1.ID)
+	must(t, err)
+	eq(t, gd, norm(d1))
+	_, err = s.GetWebhookDelivery(ctx, w.b.ID, d1.ID)
+	isErr(t, err, store.ErrNotFound)
+
+	// Newest first, paged; another tenant sees none.
+	dp, err := s.ListWebhookDeliveries(ctx, w.a.ID, h1.ID, store.ListOptions{Limit: 1})
+	must(t, err)
+	eq(t, len(dp.Items), 1)
+	eq(t, dp.Items[0].ID, later.ID)
+	dp, err = s.ListWebhookDeliveries(ctx, w.a.ID, h1.ID, store.ListOptions{After: dp.Next})
+	must(t, err)
+	eq(t, len(dp.Items), 1)
+	eq(t, dp.Items[0].ID, d1.ID)
+	eq(t, dp.Next, "")
+	dp, err = s.ListWebhookDeliveries(ctx, w.b.ID, h1.ID, store.ListOptions{})
+	must(t, err)
+	eq(t, len(dp.Items), 0)
+
+	// Claims take only what is due, oldest due first, and each once while its lease runs.
+	cl, err := s.ClaimWebhookDeliveries(ctx, "worker-1", at(150), at(151), 10)
+	must(t, err)
+	eq(t, ids(cl), []string{d1.ID, other.ID})
+	eq(t, cl[0].LeaseOwner, "worker-1")
+	eq(t, cl[0].LeaseUntil, stored(at(151)))
+	cl2, err := s.ClaimWebhookDeliveries(ctx, "worker-2", at(150), at(152), 10)
+	must(t, err)
+	eq(t, len(cl2), 0)
+	// Worker 1 finishes one; its lease on the other expires and worker 2 takes it over.
+	done := cl[0]
+	done.State, done.Attempts, done.LastStatus, done.UpdatedAt = store.DeliveryDelivered, 1, 204, at(150)
+	must(t, s.FinishWebhookAttempt(ctx, done))
+	cl2, err = s.ClaimWebhookDeliveries(ctx, "worker-2", at(151), at(160), 10)
+	must(t, err)
+	eq(t, ids(cl2), []string{other.ID})
+	lost := cl[1]
+	lost.State, lost.Attempts, lost.UpdatedAt = store.DeliveryDelivered, 1, at(151)
+	isErr(t, s.FinishWebhookAttempt(ctx, lost), store.ErrConflict)
+	unknown := lost
+	unknown.ID = uuid7(1999)
+	isErr(t, s.FinishWebhookAttempt(ctx, unknown), store.ErrNotFound)
+	retry := cl2[0]
+	retry.Attempts, retry.LastStatus, retry.LastError, retry.NextAttemptAt, retry.UpdatedAt = 1, 500, "HTTP 500", at(170), at(151)
+	must(t, s.FinishWebhookAttempt(ctx, retry))
+	gd, err = s.GetWebhookDelivery(ctx, w.a.ID, other.ID)
+	must(t, err)
+	retry.LeaseOwner, retry.LeaseUntil = "", time.Time{}
+	eq(t, gd, norm(retry))
+	// Not due yet at 160; due at 170; a delivered one is never claimed again.
+	cl, err = s.ClaimWebhookDeliveries(ctx, "worker-1", at(160), at(161), 10)
+	must(t, err)
+	eq(t, len(cl), 0)
+	cl, err = s.ClaimWebhookDeliveries(ctx, "worker-1", at(300), at(301), 1)
+	must(t, err)
+	eq(t, ids(cl), []string{other.ID})
+
+	// Old finished deliveries go; pending ones stay whatever their age.
+	n, err := s.DeleteWebhookDeliveriesBefore(ctx, at(400), 100)
+	must(t, err)
+	eq(t, n, 1)
+	_, err = s.GetWebhookDelivery(ctx, w.a.ID, d1.ID)
+	isErr(t, err, store.ErrNotFound)
+
+	// Deleting a webhook deletes its deliveries; another tenant cannot delete it.
+	isErr(t, s.DeleteWebhook(ctx, w.b.ID, h1.ID), store.ErrNotFound)
+	must(t, s.DeleteWebhook(ctx, w.a.ID, h1.ID))
+	_, err = s.GetWebhook(ctx, w.a.ID, h1.ID)
+	isErr(t, err, store.ErrNotFound)
+	_, err = s.GetWebhookDelivery(ctx, w.a.ID, later.ID)
+	isErr(t, err, store.ErrNotFound)
+	isErr(t, s.DeleteWebhook(ctx, w.a.ID, h1.ID), store.ErrNotFound)
+
+	// A delivery made in a transaction that fails is not kept.
+	fail := newDelivery(h2, 5, at(100))
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.CreateWebhookDelivery(ctx, fail); err != nil {
+			return err
+		}
+		return fmt.Errorf("delivery %q made on purpose in a failing transaction: %w", fail.ID, store.ErrConflict)
+	})
+	isErr(t, err, store.ErrConflict)
+	_, err = s.GetWebhookDelivery(ctx, w.a.ID, fail.ID)
+	isErr(t, err, store.ErrNotFound)
+}
+
+// testConcurrentWebhookClaims: workers claiming at once never get the same delivery.
+func testConcurrentWebhookClaims(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := newWorld(t, s)
+	h := newWebhook(w.a.ID, 1)
+	must(t, s.CreateWebhook(ctx, h))
+	const deliveries, workers = 40, 4
+	for i := range deliveries {
+		must(t, s.CreateWebhookDelivery(ctx, newDelivery(h, i, at(100))))
+	}
+	var mu sync.Mutex
+	seen := map[string]string{}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for k := range workers {
+		wg.Go(func() {
+			owner := fmt.Sprintf("worker-%d", k)
+			for {
+				cl, err := s.ClaimWebhookDeliveries(ctx, owner, at(150), at(160), 3)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(cl) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, d := range cl {
+					if prev, ok := seen[d.ID]; ok {
+						errs <- fmt.Errorf("delivery %s claimed by %s and %s", d.ID, prev, owner)
+					}
+					seen[d.ID] = owner
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	eq(t, len(seen), deliveries)
+}
+
+func ids(ds []store.WebhookDelivery) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.ID)
+	}
+	return out
+}
