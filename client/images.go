@@ -146,3 +146,11 @@ func (c *Client) ImportUpdateRootKey(ctx context.Context, tenant, keyPEM string)
 	_, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "update-keys", "root", "import"}, nil, v1.UpdateRootKey{KeyPEM: keyPEM}, nil)
 	return err
 }
+
+// RotateUpdateRootKey replaces the tenant's update-metadata root key (and, with
+// OnlineKeys, every repository's online key); devices follow at their next refresh.
+func (c *Client) RotateUpdateRootKey(ctx context.Context, tenant string, req v1.UpdateRootRotate) (v1.UpdateRootRotation, error) {
+	var out v1.UpdateRootRotation
+	_, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "update-keys", "root", "rotate"}, nil, req, &out)
+	return out, err
+}

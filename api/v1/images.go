@@ -48,3 +48,29 @@ type DeploymentCreate struct {
 type UpdateRootKey struct {
 	KeyPEM string `json:"key_pem" doc:"the private key: keep it offline and safe"`
 }
+
+// UpdateRootRotate asks for a new update-metadata root key (docs/UPDATE-METADATA.md, root
+// rotation).
+type UpdateRootRotate struct {
+	// KeyPEM is the current root key when it is offline (as exported); the service signs
+	// with it once and does not keep it.
+	KeyPEM string `json:"key_pem,omitempty" doc:"the current root key, needed when it is offline; not kept"`
+	// Offline returns the new root key and keeps only its public half.
+	Offline bool `json:"offline,omitempty" doc:"take the new root key offline at once: it is returned, not kept"`
+	// OnlineKeys also replaces every repository's online key (targets, snapshot, timestamp).
+	OnlineKeys bool `json:"online_keys,omitempty" doc:"also replace every repository's online key"`
+}
+
+// UpdateRootRotation is what a root rotation did.
+type UpdateRootRotation struct {
+	OldKeyID     string              `json:"old_key_id" doc:"the rotated-out root key, now revoked"`
+	NewKeyID     string              `json:"new_key_id"`
+	KeyPEM       string              `json:"key_pem,omitempty" doc:"the new root key, when taken offline: keep it offline and safe"`
+	Repositories []RotatedRepository `json:"repositories" doc:"the repositories now at a new root version"`
+}
+
+// RotatedRepository is one repository a root rotation re-signed.
+type RotatedRepository struct {
+	Repository  string `json:"repository" doc:"images, director/GROUP_ID or director/GROUP_ID/held"`
+	RootVersion int64  `json:"root_version"`
+}

@@ -4,14 +4,16 @@ import (
 	"fmt"
 	"os"
 
+	v1 "github.com/rampart-iot/rampart/api/v1"
+
 	"github.com/spf13/cobra"
 
 	"github.com/rampart-iot/rampart/internal/atomicfile"
 )
 
 func newKeysCmd(a *app) *cobra.Command {
-	return group("keys", "Take the tenant's update-metadata root key offline and bring it back",
-		newKeysExportRootCmd(a), newKeysImportRootCmd(a))
+	return group("keys", "Take the tenant's update-metadata root key offline, bring it back, rotate it",
+		newKeysExportRootCmd(a), newKeysImportRootCmd(a), newKeysRotateRootCmd(a))
 }
 
 func newKeysExportRootCmd(a *app) *cobra.Command {
@@ -72,4 +74,74 @@ func newKeysImportRootCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newKeysRotateRootCmd(a *app) *cobra.Command {
+	var rootKey, out string
+	var onlineKeys bool
+	cmd := &cobra.Command{
+		Use:   "rotate-root [--root-key FILE] [--out FILE] [--online-keys]",
+		Short: "Replace the tenant's update-metadata root key; devices follow at their next refresh",
+		Long: `rotate-root makes a new root key for the tenant's update metadata (TUF). Every image and
+director repository gets root version N+1, which lists the new key and is signed by both the old
+and the new key; devices walk to it at their next refresh and from then on refuse metadata signed
+by the old key only. The old key is revoked and can never be imported again.
+
+With the root key online, no flag is needed. With it offline (after 'keys export-root'), pass the
+exported file with --root-key: the service signs with it once and does not keep it. --out FILE
+takes the new key offline at once (written to FILE, mode 0600; the service keeps only its public
+half). --online-keys also replaces every repository's online key (targets, snapshot, timestamp)
+in the same root version.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var req v1.UpdateRootRotate
+			if rootKey != "" {
+				b, err := os.ReadFile(rootKey)
+				if err != nil {
+					return err
+				}
+				req.KeyPEM = string(b)
+			}
+			if out != "" {
+				if _, err := os.Stat(out); err == nil {
+					return fmt.Errorf("%s exists; refusing to overwrite a key file", out)
+				}
+				req.Offline = true
+			}
+			req.OnlineKeys = onlineKeys
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			rot, err := s.c.RotateUpdateRootKey(cmd.Context(), s.tenant, req)
+			if err != nil {
+				return err
+			}
+			if out != "" {
+				if err := atomicfile.WriteFile(out, []byte(rot.KeyPEM), 0o600); err != nil {
+					return fmt.Errorf("the root was rotated but the new key could not be written; it is printed below so it is not lost: %w\n%s", err, rot.KeyPEM)
+				}
+				rot.KeyPEM = ""
+			}
+			p := a.printer()
+			return p.print(rot, func() error {
+				rows := [][]string{}
+				for _, r := range rot.Repositories {
+					rows = append(rows, []string{r.Repository, fmt.Sprint(r.RootVersion)})
+				}
+				if err := p.table([]string{"REPOSITORY", "ROOT VERSION"}, rows); err != nil {
+					return err
+				}
+				msg := fmt.Sprintf("rotated the update-metadata root key %s to %s", rot.OldKeyID, rot.NewKeyID)
+				if out != "" {
+					msg += "; wrote the new key to " + out + " (the service holds only its public half)"
+				}
+				return p.line(msg)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&rootKey, "root-key", "", "the current root key as exported, when it is offline")
+	cmd.Flags().StringVar(&out, "out", "", "take the new root key offline: write it to this file (must not exist)")
+	cmd.Flags().BoolVar(&onlineKeys, "online-keys", false, "also replace every repository's online key")
+	return cmd
 }

@@ -174,6 +174,11 @@ var builders = map[string]func(b *buildCtx) request{
 	"importUpdateRootKey": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/update-keys/root/import", body: v1.UpdateRootKey{KeyPEM: b.rootKey(true)}}
 	},
+	"rotateUpdateRootKey": func(b *buildCtx) request {
+		b.rootOnline()
+		delete(rootKeys, b.f.id) // rotated out: it can never be imported again
+		return request{path: "/v1/tenants/" + b.f.id + "/update-keys/root/rotate", body: v1.UpdateRootRotate{}}
+	},
 	"listErrorReports": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/error-reports?type=AppCrash&device_group_id=" + b.f.group}
 	},

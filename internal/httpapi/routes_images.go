@@ -48,6 +48,9 @@ func imageRoutes() []route {
 		{method: "POST", path: tenantPath + "/update-keys/root/import", op: "importUpdateRootKey",
 			summary: "Bring the tenant's exported update-metadata root key back online.",
 			action:  authz.UpdateKeyManage, in: v1.UpdateRootKey{}, status: 204, handle: importUpdateRoot},
+		{method: "POST", path: tenantPath + "/update-keys/root/rotate", op: "rotateUpdateRootKey",
+			summary: "Replace the tenant's update-metadata root key: every repository gets a root version signed by the old and the new key, which devices follow; the old key is revoked. key_pem is the current key when it is offline.",
+			action:  authz.UpdateKeyManage, in: v1.UpdateRootRotate{}, out: v1.UpdateRootRotation{}, status: 200, handle: rotateUpdateRoot},
 		{method: "GET", path: tenantPath + "/deployments", op: "listDeployments", summary: "The tenant's deployments, newest first.",
 			action: authz.DeploymentRead, out: v1.List[v1.Deployment]{}, status: 200, list: true,
 			query: []queryParam{{"device_group_id", "string", "only this group's deployments"}}, handle: listDeployments},
@@ -156,4 +159,12 @@ func importUpdateRoot(c *call) (any, error) {
 		return nil, err
 	}
 	return nil, c.h.m.ImportUpdateRoot(c.r.Context(), c.p, c.param("tenant"), []byte(req.KeyPEM))
+}
+
+func rotateUpdateRoot(c *call) (any, error) {
+	var req v1.UpdateRootRotate
+	if err := decode(c, &req); err != nil {
+		return nil, err
+	}
+	return c.h.m.RotateUpdateRoot(c.r.Context(), c.p, c.param("tenant"), req)
 }

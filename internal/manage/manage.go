@@ -24,6 +24,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/ids"
 	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/updatemeta"
 )
 
 // Policy holds the service-wide rules that are not roles.
@@ -103,6 +104,8 @@ type Publisher interface {
 	ExportRoot(ctx context.Context, tx store.Tx, tenantID string) ([]byte, error)
 	// ImportRoot brings the tenant's exported root key back online.
 	ImportRoot(ctx context.Context, tx store.Tx, tenantID string, keyPEM []byte) error
+	// RotateRoot replaces the tenant's root key in every repository.
+	RotateRoot(ctx context.Context, tx store.Tx, tenantID string, opt updatemeta.RotateOptions) (updatemeta.Rotation, error)
 }
 
 // Store returns the manager's store, for read paths that need no authorization (health checks).

@@ -50,3 +50,42 @@ func (m *Manager) ImportUpdateRoot(ctx context.Context, p *authz.Principal, tena
 		return err
 	})
 }
+
+// RotateUpdateRoot replaces the tenant's update-metadata root key: every repository gets a
+// root version signed by the old and the new key, which devices follow at their next refresh.
+// The old key is revoked. req.KeyPEM is the current key when it is offline; with req.Offline
+// the new key is returned and not kept; with req.OnlineKeys every repository's online key is
+// replaced too.
+func (m *Manager) RotateUpdateRoot(ctx context.Context, p *authz.Principal, tenantID string, req v1.UpdateRootRotate) (v1.UpdateRootRotation, error) {
+	var out v1.UpdateRootRotation
+	o := op{tenantID: tenantID, action: authz.UpdateKeyManage, resourceType: "update-key", resourceID: "root"}
+	err := m.write(ctx, p, o, func(tx store.Tx, n *note) error {
+		if m.meta == nil {
+			return errors.New("update metadata is not configured on this server")
+		}
+		if len(req.KeyPEM) > MaxKeyPEM {
+			return problem.Invalid(v1.ErrorDetail{Field: "key_pem", Message: "the key is larger than 16 KiB"})
+		}
+		rot, err := m.meta.RotateRoot(ctx, tx, tenantID, updatemeta.RotateOptions{OldRootPEM: []byte(req.KeyPEM),
+			Offline: req.Offline, OnlineKeys: req.OnlineKeys})
+		if errors.Is(err, updatemeta.ErrBadKey) {
+			return problem.Invalid(v1.ErrorDetail{Field: "key_pem", Message: err.Error()})
+		}
+		if err != nil {
+			return err
+		}
+		out = v1.UpdateRootRotation{OldKeyID: rot.OldKeyID, NewKeyID: rot.NewKeyID, KeyPEM: string(rot.NewKeyPEM),
+			Repositories: []v1.RotatedRepository{}}
+		for i, r := range rot.Repositories {
+			out.Repositories = append(out.Repositories, v1.RotatedRepository{Repository: r, RootVersion: rot.RootVersions[i]})
+		}
+		n.message = "rotated the update-metadata root key"
+		n.detail("old_key_id", rot.OldKeyID)
+		n.detail("new_key_id", rot.NewKeyID)
+		n.detail("repositories", len(rot.Repositories))
+		n.detail("new_key_offline", req.Offline)
+		n.detail("online_keys", req.OnlineKeys)
+		return nil
+	})
+	return out, err
+}

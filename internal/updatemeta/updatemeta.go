@@ -646,7 +646,7 @@ func (s *Service) ImportRoot(ctx context.Context, tx store.Tx, tenantID string, 
 			continue
 		}
 		if !k.RevokedAt.IsZero() {
-			return fmt.Errorf("root key %s was revoked", id)
+			return fmt.Errorf("root key %s was revoked (rotated out): %w", id, store.ErrConflict)
 		}
 		if k.KeyCiphertext != nil {
 			return fmt.Errorf("root key %s is already online: %w", id, store.ErrConflict)

@@ -42,6 +42,8 @@ type fixture struct {
 	svc   *Service
 	clock *clock
 	n     int
+	// override serves a body instead of the store's, by "repository/name".
+	override map[string][]byte
 }
 
 const tenant = "tenant-a"
@@ -117,6 +119,9 @@ func (x fetcher) Fetch(ctx context.Context, repo tufclient.Repo, name string, ma
 	r := store.TUFImages
 	if repo == tufclient.Director {
 		r = DirectorRepository(x.group)
+	}
+	if b, ok := x.f.override[r+"/"+name]; ok {
+		return io.NopCloser(bytes.NewReader(b)), nil
 	}
 	b, err := File(ctx, x.f.st, tenant, r, name)
 	if errors.Is(err, ErrNoFile) {
