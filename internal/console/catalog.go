@@ -181,8 +181,10 @@ type deploymentForm struct {
 	MoreImages bool
 	Group      string
 	Selected   map[string]bool
+	Policy     policyForm
 	Error      string
 	Details    []v1.ErrorDetail
+	Fields     map[string][]string // problems by the form input they belong to
 	Action     string
 }
 
@@ -224,17 +226,26 @@ func (h *Handler) showDeploymentForm(c *call, status int, f deploymentForm) erro
 func (h *Handler) createDeployment(c *call) error {
 	group := c.r.PostForm.Get("group")
 	images := c.r.PostForm["image"]
-	f := deploymentForm{Group: group, Selected: map[string]bool{}}
+	f := deploymentForm{Group: group, Selected: map[string]bool{}, Policy: readPolicyForm(c.r.PostForm)}
 	for _, id := range images {
 		f.Selected[id] = true
 	}
+	policy, typed := f.Policy.policy()
 	var err error
-	if group == "" {
-		err = problem.Invalid(v1.ErrorDetail{Field: "group", Message: "choose a device group"})
-	} else {
-		_, err = h.m.CreateDeployment(c.r.Context(), c.p, c.tenant.ID, group, v1.DeploymentCreate{ImageIDs: slices.Clip(images)})
+	var d store.Deployment
+	switch {
+	case group == "":
+		err = problem.Invalid(append([]v1.ErrorDetail{{Field: "group", Message: "choose a device group"}}, typed...)...)
+	case len(typed) > 0:
+		err = problem.Invalid(typed...)
+	default:
+		d, err = h.m.CreateDeployment(c.r.Context(), c.p, c.tenant.ID, group, v1.DeploymentCreate{ImageIDs: slices.Clip(images), Rollout: policy})
 	}
 	if err == nil {
+		if policy != nil {
+			c.redirect(c.tenantPath("deployments/" + url.PathEscape(d.ID)))
+			return nil
+		}
 		c.redirect(c.tenantPath("deployments") + "?" + url.Values{"group": {group}}.Encode())
 		return nil
 	}
@@ -243,5 +254,11 @@ func (h *Handler) createDeployment(c *call) error {
 		return err
 	}
 	f.Error, f.Details = body.Message, body.Details
+	f.Fields = map[string][]string{}
+	for _, dt := range body.Details {
+		if in := fieldInput(dt.Field); in != "" {
+			f.Fields[in] = append(f.Fields[in], dt.Message)
+		}
+	}
 	return h.showDeploymentForm(c, status, f)
 }

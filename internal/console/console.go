@@ -21,8 +21,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,6 +129,8 @@ func (h *Handler) routes() {
 	mux.HandleFunc("GET "+t+"/deployments", h.tenant(h.deployments))
 	mux.HandleFunc("GET "+t+"/deployments/new", h.tenant(h.newDeployment))
 	mux.HandleFunc("POST "+t+"/deployments", h.tenantForm(h.createDeployment))
+	mux.HandleFunc("GET "+t+"/deployments/{deployment}", h.tenant(h.deployment))
+	mux.HandleFunc("POST "+t+"/deployments/{deployment}/rollout/{command}", h.tenantForm(h.rolloutCommand))
 	mux.HandleFunc("GET "+t+"/audit", h.tenant(h.audit))
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Data: errorView{Message: "There is no console page at " + r.URL.Path + "."}})
@@ -399,6 +403,12 @@ var funcs = template.FuncMap{
 	"short":   shortID,
 	"pathesc": url.PathEscape,
 	"state":   deviceState,
+	"num":     num,
+}
+
+// num formats a figure with at most two decimals.
+func num(v float64) string {
+	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
 }
 
 // deviceState names the console's state of a device: disabled, never attested, failing (its
