@@ -11,7 +11,7 @@ import (
 func TestBlink(t *testing.T) {
 	needRoot(t)
 	cid := componentID(t, "blink")
-	d := newDevice(t, nil, nil, pack(t, packageDir(t, "blink", nil, nil)))
+	d := newDevice(t, nil, nil, pack(t, packageDir(t, "blink", "", nil, nil)))
 	d.waitFor(t, cid, "blink is ready", func() bool { return d.logHas(cid, "blink: ready") })
 	if d.led("LED_RED") {
 		t.Fatal("the red LED is on before the button was pressed")

@@ -89,22 +89,29 @@ func binary(t *testing.T, name string) string {
 
 // packageDir lays out examples/NAME as `make build` does in bin/examples/NAME: its committed
 // app_manifest.json and its binary at bin/NAME, plus extra files (path in the image ->
-// contents). If cmdArgs is not nil it replaces the manifest's CmdArgs (a test's shorter
-// interval); nothing else of the manifest is changed.
-func packageDir(t *testing.T, name string, cmdArgs []string, extra map[string][]byte) string {
+// contents). What docs/EXAMPLES.md tells a developer to edit, the test edits, and nothing else:
+// tenant, if not "", replaces DeviceAuthentication's placeholder with the tenant's ID; cmdArgs,
+// if not nil, replaces CmdArgs (a shorter interval).
+func packageDir(t *testing.T, name, tenant string, cmdArgs []string, extra map[string][]byte) string {
 	t.Helper()
 	dir := t.TempDir()
 	must(t, os.Chmod(dir, 0o755))
 	doc, err := os.ReadFile(filepath.Join(name, "app_manifest.json"))
 	must(t, err)
+	var m map[string]any
+	must(t, json.Unmarshal(doc, &m))
 	if cmdArgs != nil {
-		var m map[string]json.RawMessage
-		must(t, json.Unmarshal(doc, &m))
-		m["CmdArgs"], err = json.Marshal(cmdArgs)
-		must(t, err)
-		doc, err = json.Marshal(m)
-		must(t, err)
+		m["CmdArgs"] = cmdArgs
 	}
+	if tenant != "" {
+		caps := m["Capabilities"].(map[string]any)
+		if caps["DeviceAuthentication"] == nil {
+			t.Fatalf("examples/%s's manifest has no DeviceAuthentication", name)
+		}
+		caps["DeviceAuthentication"] = tenant
+	}
+	doc, err = json.MarshalIndent(m, "", "  ")
+	must(t, err)
 	files := map[string][]byte{"app_manifest.json": doc}
 	exe, err := os.ReadFile(binary(t, name))
 	must(t, err)
