@@ -131,6 +131,8 @@ func (h *Handler) routes() {
 	mux.HandleFunc("POST "+t+"/deployments", h.tenantForm(h.createDeployment))
 	mux.HandleFunc("GET "+t+"/deployments/{deployment}", h.tenant(h.deployment))
 	mux.HandleFunc("POST "+t+"/deployments/{deployment}/rollout/{command}", h.tenantForm(h.rolloutCommand))
+	mux.HandleFunc("GET "+t+"/error-reports", h.tenant(h.errorReports))
+	mux.HandleFunc("GET "+t+"/error-reports/bucket", h.tenant(h.errorBucket))
 	mux.HandleFunc("GET "+t+"/audit", h.tenant(h.audit))
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Data: errorView{Message: "There is no console page at " + r.URL.Path + "."}})

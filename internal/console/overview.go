@@ -4,6 +4,9 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"time"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
 
 	"github.com/rampart-iot/rampart/internal/store"
 )
@@ -36,6 +39,8 @@ type overviewView struct {
 	Failures   []store.Device
 	Groups     []groupRow
 	MoreGroups bool
+	Crashes    []bucketRow // the busiest AppCrash buckets of the last 24 hours
+	CrashesURL string
 }
 
 // overview shows device counts by state, the latest attestation failures and each group's
@@ -108,6 +113,14 @@ func (h *Handler) overview(c *call) error {
 		}
 		ov.Groups = append(ov.Groups, row)
 	}
+	crashes, _, _, err := h.m.ErrorBuckets(ctx, c.p, c.tenant.ID, store.ErrorReportFilter{Type: v1.EventAppCrash, Since: h.now().Add(-24 * time.Hour)}, false, recentCrashes)
+	if err != nil {
+		return err
+	}
+	for _, b := range crashes {
+		ov.Crashes = append(ov.Crashes, bucketRow{Bucket: b, URL: c.tenantPath("error-reports/bucket") + "?" + keyOf(b).query("24h")})
+	}
+	ov.CrashesURL = c.tenantPath("error-reports") + "?type=" + v1.EventAppCrash + "&range=24h"
 	v := h.view(c, "Fleet overview", "overview")
 	v.Data = ov
 	h.render(c.w, c.r, http.StatusOK, "overview", v)
