@@ -1,0 +1,466 @@
+// Package cloudbroker runs the agent's network-facing part, the cloud broker, as a separate,
+// unprivileged and confined process, and gives the security monitor the HTTP transport that
+// reaches the Rampart service through it.
+//
+// The monitor (root: the root of trust, the A/B slots, the app sandboxes) never opens a
+// network connection. It speaks plain HTTP over a Unix socket that only it can reach; the
+// broker, running as its own uid with no capabilities, no_new_privs, a Landlock domain that
+// allows no file writes, no file reads but the resolver's and the trust roots', and TCP
+// connections to the service's port and DNS only, and the apps' seccomp filter, terminates TLS
+// towards the service and forwards each request. The network's first parser (TLS, HTTP) thus
+// runs where a compromise gains nothing: the broker holds no root-of-trust key, cannot touch
+// a slot, an app or the monitor, and can only answer the monitor's requests, whose answers the
+// monitor verifies as it would a network attacker's (signed update metadata and packages,
+// certificates that must certify the keys it sent).
+//
+// The broker holds one secret: the agent's current 24-hour TLS key, which the monitor gives
+// it in memory after each attestation, because whoever speaks TLS for the device needs it.
+//
+// Trust: the monitor trusts the broker for nothing but availability.
+package cloudbroker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// argv0 marks a re-exec of the agent as the broker.
+const argv0 = "rampart-cloud-broker"
+
+// The broker's inherited descriptors.
+const (
+	configFD   = 3 // JSON childConfig, then EOF
+	listenerFD = 4 // the Unix listener the monitor dials
+	exeFD      = 5 // the binary, executed through /proc/self/fd
+)
+
+// DefaultUser is the account the broker runs as when it exists; otherwise DefaultUID.
+const DefaultUser = "rampart-cloud"
+
+// DefaultUID is the broker's uid and gid when no DefaultUser account exists: just below the
+// apps' range (apprun.DefaultUIDMin), reserved for the broker.
+const DefaultUID = 99999
+
+// testProcess, in Start's context under testProcessKey, replaces the broker's argv (tests run
+// probes under the broker's exact confinement).
+type testProcess struct {
+	argv0 string
+	args  []string
+}
+
+type testProcessKey struct{}
+
+// Control paths on the broker's socket: not forwarded.
+const (
+	identityPath = "/.rampart-broker/identity"
+	// NoIdentityHeader on a request asks the broker to present no client certificate
+	// (attestation, which may run with an expired one).
+	NoIdentityHeader = "Rampart-Broker-No-Identity"
+)
+
+// MaxIdentity bounds the identity document the broker accepts from the monitor.
+const MaxIdentity = 64 << 10
+
+// Config configures the broker.
+type Config struct {
+	Server  string // https://host:port, the only place the broker connects to
+	RootPEM []byte // PEM trust roots for the service; nil means the system roots
+	// SocketDir is a directory only the monitor can enter (it is made 0700); the socket lives
+	// there.
+	SocketDir string
+	// UID and GID the broker runs as; zero means the DefaultUser account, else DefaultUID.
+	// When the monitor is not root it cannot switch, and the broker runs with the monitor's
+	// ids (still confined by Landlock and seccomp); the log says so.
+	UID, GID uint32
+	// Exe is the binary to run (default: the running one, which must call Init first).
+	Exe string
+	// Identity returns the agent's current certificate and key, or an error when it has none.
+	Identity func() (tls.Certificate, error)
+	Logger   *slog.Logger
+}
+
+// Broker is a running cloud broker, restarted when it dies.
+type Broker struct {
+	cfg     Config
+	log     *slog.Logger
+	sock    string
+	ln      *net.UnixListener
+	lnFile  *os.File
+	withID  *http.Transport
+	cancel  context.CancelFunc
+	done    chan struct{}
+	mu      sync.Mutex
+	pid     int
+	started chan struct{} // closed after the first start
+	argv0   string        // argv[0] of the broker process (tests: a probe instead of the broker)
+	args    []string      // further arguments (tests)
+}
+
+// UIDFor resolves the broker's ids from a flag value: "" for the default, a user name, or
+// UID[:GID].
+func UIDFor(spec string) (uid, gid uint32, err error) {
+	switch u, lerr := user.Lookup(spec); {
+	case spec == "":
+		if u, err := user.Lookup(DefaultUser); err == nil {
+			uid, gid, err = parseIDs(u.Uid, u.Gid)
+			if err != nil {
+				return 0, 0, fmt.Errorf("cloud broker user %s: %w", DefaultUser, err)
+			}
+		} else {
+			uid, gid = DefaultUID, DefaultUID
+		}
+	case lerr == nil:
+		if uid, gid, err = parseIDs(u.Uid, u.Gid); err != nil {
+			return 0, 0, fmt.Errorf("cloud broker user %q: %w", spec, err)
+		}
+	default:
+		us, gs, ok := cut(spec)
+		if !ok {
+			gs = us
+		}
+		if uid, gid, err = parseIDs(us, gs); err != nil {
+			return 0, 0, fmt.Errorf("cloud broker user %q: not an account and not UID[:GID]", spec)
+		}
+	}
+	if uid == 0 || gid == 0 {
+		return 0, 0, fmt.Errorf("cloud broker user %q: the broker never runs as root", spec)
+	}
+	return uid, gid, nil
+}
+
+func cut(s string) (string, string, bool) {
+	for i := range s {
+		if s[i] == ':' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+func parseIDs(u, g string) (uint32, uint32, error) {
+	uid, err := strconv.ParseUint(u, 10, 32)
+	if err != nil {
+		return 0, 0, err
+	}
+	gid, err := strconv.ParseUint(g, 10, 32)
+	if err != nil {
+		return 0, 0, err
+	}
+	return uint32(uid), uint32(gid), nil
+}
+
+// Start starts the broker and keeps it running until ctx ends or Close.
+func Start(ctx context.Context, cfg Config) (*Broker, error) {
+	u, err := url.Parse(cfg.Server)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("cloud broker: the service address %q is not an https:// URL", cfg.Server)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.UID == 0 && cfg.GID == 0 {
+		if cfg.UID, cfg.GID, err = UIDFor(""); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Exe == "" {
+		if cfg.Exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("cloud broker: finding the agent's binary: %w", err)
+		}
+	}
+	if err := os.MkdirAll(cfg.SocketDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cloud broker: %w", err)
+	}
+	if err := os.Chmod(cfg.SocketDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cloud broker: %w", err)
+	}
+	sock := filepath.Join(cfg.SocketDir, "broker.sock")
+	if len(sock) >= 108 {
+		return nil, fmt.Errorf("cloud broker: the socket path %s is longer than a Unix socket address allows (107 bytes)", sock)
+	}
+	_ = os.Remove(sock)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("cloud broker: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	lnFile, err := ln.File()
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("cloud broker: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	b := &Broker{cfg: cfg, log: cfg.Logger, sock: sock, ln: ln, lnFile: lnFile, cancel: cancel, done: make(chan struct{}),
+		started: make(chan struct{}), argv0: argv0}
+	if o, ok := ctx.Value(testProcessKey{}).(testProcess); ok {
+		b.argv0, b.args = o.argv0, o.args
+	}
+	b.withID = b.newTransport()
+	go b.supervise(ctx)
+	select {
+	case <-b.started:
+	case <-ctx.Done():
+	}
+	if err := b.Refresh(ctx); err != nil {
+		b.log.Debug("cloud broker: no identity to give yet", "error", err)
+	}
+	return b, nil
+}
+
+func (b *Broker) newTransport() *http.Transport {
+	return &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", b.sock)
+		},
+		DisableCompression: true, // the service's bytes pass through untouched
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+	}
+}
+
+// supervise runs the broker, restarting it with backoff when it dies.
+func (b *Broker) supervise(ctx context.Context) {
+	defer close(b.done)
+	wait := 500 * time.Millisecond
+	for n := 0; ; n++ {
+		cmd, err := b.spawn()
+		if n == 0 {
+			close(b.started)
+		}
+		if err != nil {
+			b.log.Error("cloud broker: cannot start", "error", err)
+		} else {
+			startedAt := time.Now()
+			if n > 0 {
+				go func() { _ = b.Refresh(ctx) }() // a restarted broker has no identity yet
+			}
+			exit := make(chan error, 1)
+			go func() { exit <- cmd.Wait() }()
+			select {
+			case <-ctx.Done():
+				_ = cmd.Process.Kill()
+				<-exit
+				return
+			case err := <-exit:
+				b.log.Warn("cloud broker: exited; restarting", "error", err)
+				if time.Since(startedAt) > time.Minute {
+					wait = 500 * time.Millisecond
+				}
+			}
+		}
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// spawn starts one broker process.
+func (b *Broker) spawn() (*exec.Cmd, error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer cfgR.Close()
+	// The broker's uid may not be able to reach the binary's path (a test binary lives in a
+	// 0700 directory): it is run through a descriptor opened here.
+	exe, err := os.Open(b.cfg.Exe)
+	if err != nil {
+		cfgW.Close()
+		return nil, err
+	}
+	defer exe.Close()
+	cfg := childConfig{Server: b.cfg.Server, RootPEM: string(b.cfg.RootPEM)}
+	cmd := &exec.Cmd{Path: fmt.Sprintf("/proc/self/fd/%d", exeFD), Args: append([]string{b.argv0}, b.args...), Env: []string{"GODEBUG=netdns=go"},
+		ExtraFiles: []*os.File{cfgR, b.lnFile, exe},
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: b.cfg.UID, Gid: b.cfg.GID, Groups: []uint32{}}
+		// Its own IPC namespace: no System V object of the device. (Not a PID namespace: with
+		// the host's /proc, Landlock's all-threads restriction would signal the wrong tids;
+		// the uid and Landlock's signal scope keep it from other processes.)
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWIPC
+	} else {
+		b.log.Warn("cloud broker: the agent is not root, so the broker keeps its uid; it is still confined by Landlock and seccomp",
+			"uid", os.Geteuid())
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		cfgW.Close()
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		cfgW.Close()
+		return nil, fmt.Errorf("starting %s: %w", b.cfg.Exe, err)
+	}
+	b.mu.Lock()
+	b.pid = cmd.Process.Pid
+	b.mu.Unlock()
+	go b.relayLog(stderr)
+	err = json.NewEncoder(cfgW).Encode(cfg)
+	cfgW.Close()
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("configuring the broker: %w", err)
+	}
+	b.log.Info("cloud broker: started", "pid", cmd.Process.Pid, "uid", b.cfg.UID, "gid", b.cfg.GID)
+	return cmd, nil
+}
+
+// relayLog copies the broker's log lines into the monitor's log.
+func (b *Broker) relayLog(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 4096)
+	for sc.Scan() {
+		b.log.Info("cloud broker: " + sc.Text())
+	}
+}
+
+// PID is the running broker's process ID (tests kill it).
+func (b *Broker) PID() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pid
+}
+
+// Transport returns the transport that reaches the service through the broker with the
+// agent's certificate.
+func (b *Broker) Transport() http.RoundTripper { return &roundTripper{b: b} }
+
+// TransportWithoutIdentity returns the transport for attestation: no client certificate.
+func (b *Broker) TransportWithoutIdentity() http.RoundTripper {
+	return &roundTripper{b: b, noIdentity: true}
+}
+
+// CloseIdleConnections drops kept-alive connections to the broker.
+func (b *Broker) CloseIdleConnections() { b.withID.CloseIdleConnections() }
+
+type roundTripper struct {
+	b          *Broker
+	noIdentity bool
+}
+
+func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" {
+		return nil, fmt.Errorf("cloud broker: %s is not an https:// URL", req.URL.Redacted())
+	}
+	r := req.Clone(req.Context())
+	u := *req.URL
+	u.Scheme = "http"
+	r.URL = &u
+	r.Header.Del(NoIdentityHeader)
+	if rt.noIdentity {
+		r.Header.Set(NoIdentityHeader, "1")
+	}
+	return rt.b.withID.RoundTrip(r)
+}
+
+// Refresh gives the broker the agent's current certificate and key: after each attestation,
+// and by itself after a restart.
+func (b *Broker) Refresh(ctx context.Context) error {
+	if b.cfg.Identity == nil {
+		return errors.New("no identity source")
+	}
+	cert, err := b.cfg.Identity()
+	if err != nil {
+		return err
+	}
+	doc, err := encodeIdentity(cert)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "PUT", "http://broker"+identityPath, bytes.NewReader(doc))
+	if err != nil {
+		return err
+	}
+	resp, err := b.withID.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("cloud broker: giving it the certificate: %w", err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("cloud broker: refused the certificate: HTTP %d %s", resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+// Close stops the broker.
+func (b *Broker) Close() error {
+	b.cancel()
+	<-b.done
+	b.withID.CloseIdleConnections()
+	b.lnFile.Close()
+	return b.ln.Close()
+}
+
+// identityDoc carries the agent's certificate chain and key from the monitor to the broker.
+type identityDoc struct {
+	Chain [][]byte `json:"chain"` // DER, leaf first
+	Key   []byte   `json:"key"`   // PKCS#8 DER
+}
+
+func encodeIdentity(cert tls.Certificate) ([]byte, error) {
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("cloud broker: encoding the key: %w", err)
+	}
+	return json.Marshal(identityDoc{Chain: cert.Certificate, Key: key})
+}
+
+func decodeIdentity(b []byte) (*tls.Certificate, error) {
+	var d identityDoc
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	if len(d.Chain) == 0 || len(d.Chain) > 8 {
+		return nil, fmt.Errorf("identity: %d certificates, want 1 to 8", len(d.Chain))
+	}
+	leaf, err := x509.ParseCertificate(d.Chain[0])
+	if err != nil {
+		return nil, fmt.Errorf("identity: leaf certificate: %w", err)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(d.Key)
+	if err != nil {
+		return nil, fmt.Errorf("identity: key: %w", err)
+	}
+	pub, ok := key.(interface{ Public() crypto.PublicKey })
+	if !ok {
+		return nil, errors.New("identity: the key has no public half")
+	}
+	if eq, ok := pub.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(leaf.PublicKey) {
+		return nil, errors.New("identity: the key does not match the certificate")
+	}
+	return &tls.Certificate{Certificate: d.Chain, PrivateKey: key, Leaf: leaf}, nil
+}
