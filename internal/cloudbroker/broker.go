@@ -234,7 +234,7 @@ func (b *Broker) newTransport() *http.Transport {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", b.sock)
 		},
-		DisableCompression: true, // the service's bytes pass through untouched
+		DisableCompression:  true, // the service's bytes pass through untouched
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 	}
@@ -298,7 +298,7 @@ func (b *Broker) spawn() (*exec.Cmd, error) {
 	defer exe.Close()
 	cfg := childConfig{Server: b.cfg.Server, RootPEM: string(b.cfg.RootPEM)}
 	cmd := &exec.Cmd{Path: fmt.Sprintf("/proc/self/fd/%d", exeFD), Args: append([]string{b.argv0}, b.args...), Env: []string{"GODEBUG=netdns=go"},
-		ExtraFiles: []*os.File{cfgR, b.lnFile, exe},
+		ExtraFiles:  []*os.File{cfgR, b.lnFile, exe},
 		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}}
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: b.cfg.UID, Gid: b.cfg.GID, Groups: []uint32{}}

@@ -306,5 +306,4 @@ func TestUIDFor(t *testing.T) {
 	}
 }
 
-
 func ipLoopback() []net.IP { return []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback} }

@@ -226,4 +226,3 @@ func TestCompromisedBrokerGainsNothing(t *testing.T) {
 		t.Errorf("bind-port: %q, want EPERM from seccomp", got["bind-port"])
 	}
 }
-
