@@ -103,3 +103,12 @@ func (c *Client) PublishOSRelease(ctx context.Context, tenant, id, feed string) 
 	}
 	return &r, nil
 }
+
+// WithdrawOSRelease takes a release out of its feed: no group is offered it any more.
+func (c *Client) WithdrawOSRelease(ctx context.Context, tenant, id string) (*v1.OSRelease, error) {
+	var r v1.OSRelease
+	if _, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "os-releases", id, "withdraw"}, nil, nil, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

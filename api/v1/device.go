@@ -113,7 +113,7 @@ type OSRelease struct {
 	Version      string            `json:"version"`
 	Description  string            `json:"description,omitempty"`
 	Measurements map[string]string `json:"measurements" doc:"measurement name (policy, agent, os-bundle) to lowercase hex SHA-256"`
-	Feed         string            `json:"feed" enum:",Unpublished,RetailEval,Retail" doc:"'' for a release registered by hand (every group); a release made from an OS image is Unpublished until published to RetailEval (groups that follow it) or Retail (every group)"`
+	Feed         string            `json:"feed" enum:",Unpublished,RetailEval,Retail,Withdrawn" doc:"'' for a release registered by hand (every group); a release made from an OS image is Unpublished until published to RetailEval (groups that follow it) or Retail (every group); Withdrawn: offered to no group, accepted only from devices that already run it"`
 	ImageID      string            `json:"image_id,omitempty" doc:"the OS image the release was made from"`
 	CreatedAt    time.Time         `json:"created_at"`
 }

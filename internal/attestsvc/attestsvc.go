@@ -386,7 +386,10 @@ func (s *Service) count(reason string) {
 
 // releases lists the OS releases the device may run: those registered by hand, those
 // published to Retail, and, for a device whose group follows RetailEval, those published to
-// RetailEval. A release made from an OS image and not yet published is for no device.
+// RetailEval. A release made from an OS image and not yet published is for no device. A
+// withdrawn release is for the devices that already passed an attestation with it (they run
+// it and cannot go back; refusing them would cut them off from the next release), so a trial
+// boot of it fails and rolls back.
 func (s *Service) releases(ctx context.Context, dev store.Device) ([]attest.Release, error) {
 	feed := store.OSFeedRetail
 	if dev.DeviceGroupID != "" {
@@ -397,6 +400,7 @@ func (s *Service) releases(ctx context.Context, dev store.Device) ([]attest.Rele
 		feed = g.OSFeed
 	}
 	var out []attest.Release
+	withdrawn := map[string]attest.Release{}
 	opt := store.ListOptions{Limit: store.MaxLimit}
 	for {
 		page, err := s.st.ListOSReleases(ctx, dev.TenantID, opt)
@@ -406,14 +410,43 @@ func (s *Service) releases(ctx context.Context, dev store.Device) ([]attest.Rele
 		for _, r := range page.Items {
 			if r.For(feed) {
 				out = append(out, attest.Release{ID: r.ID, Version: r.Version, Measurements: r.Measurements})
+			} else if r.Feed == store.FeedWithdrawn {
+				withdrawn[r.ID] = attest.Release{ID: r.ID, Version: r.Version, Measurements: r.Measurements}
 			}
 		}
 		if page.Next == "" {
-			return out, nil
+			break
 		}
 		opt.After = page.Next
 	}
+	if len(withdrawn) == 0 {
+		return out, nil
+	}
+	// The device's attestation history, newest first, as far as maxWithdrawnHistory records.
+	hopt := store.ListOptions{Limit: store.MaxLimit}
+	for seen := 0; seen < maxWithdrawnHistory && len(withdrawn) > 0; {
+		page, err := s.st.ListAttestations(ctx, dev.TenantID, dev.ID, hopt)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range page.Items {
+			if r, ok := withdrawn[a.OSReleaseID]; ok && a.Result == store.AttestationPass {
+				out = append(out, r)
+				delete(withdrawn, a.OSReleaseID)
+			}
+		}
+		seen += len(page.Items)
+		if page.Next == "" {
+			break
+		}
+		hopt.After = page.Next
+	}
+	return out, nil
 }
+
+// maxWithdrawnHistory bounds how many of a device's past attestations are read to learn
+// whether it already runs a withdrawn release.
+const maxWithdrawnHistory = 5000
 
 // DeviceIdentity is a device authenticated by its certificate on mutual TLS.
 type DeviceIdentity struct {

@@ -81,7 +81,7 @@ func newDeviceAttestationsCmd(a *app) *cobra.Command {
 
 func newOSReleaseCmd(a *app) *cobra.Command {
 	return group("os-release", "Register the OS releases whose golden measurements devices may attest to",
-		newOSReleaseAddCmd(a), newOSReleaseListCmd(a), newOSReleaseDeleteCmd(a), newOSReleasePublishCmd(a))
+		newOSReleaseAddCmd(a), newOSReleaseListCmd(a), newOSReleaseDeleteCmd(a), newOSReleasePublishCmd(a), newOSReleaseWithdrawCmd(a))
 }
 
 func newOSReleaseAddCmd(a *app) *cobra.Command {
@@ -256,6 +256,42 @@ deployment names an OS image). Unpublished takes it back.`,
 	}
 	cmd.Flags().StringVar(&feed, "feed", "", "Retail, RetailEval or Unpublished")
 	return cmd
+}
+
+func newOSReleaseWithdrawCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "withdraw VERSION_OR_ID",
+		Short: "Withdraw an OS release from its feed: no group is offered it any more",
+		Long: `withdraw takes a release published to Retail or RetailEval out of its feed. No group's
+director offers it any more: each group is offered its feed's newest remaining release again
+(or its deployment's OS image). Devices that already run it keep attesting with it, since a
+device never installs an older OS; they stay on it until a newer release is published. A device
+that never attested with it (for example one in a trial boot of it) is refused and rolls back.
+'publish' undoes a withdrawal.`,
+		Args: args(1, 1, "VERSION_OR_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			rs, err := s.c.AllOSReleases(cmd.Context(), s.tenant)
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				if r.ID == args[0] || r.Version == args[0] {
+					out, err := s.c.WithdrawOSRelease(cmd.Context(), s.tenant, r.ID)
+					if err != nil {
+						return err
+					}
+					return a.printer().print(out, func() error {
+						return a.printer().line("OS release " + out.Version + " is withdrawn: no group is offered it")
+					})
+				}
+			}
+			return fmt.Errorf("OS release %q not found", args[0])
+		},
+	}
 }
 
 func newCACertificateCmd(a *app) *cobra.Command {

@@ -167,6 +167,11 @@ var builders = map[string]func(b *buildCtx) request{
 	"publishOSRelease": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/os-releases/" + b.osRelease() + "/publish", body: v1.OSReleasePublish{Feed: "RetailEval"}}
 	},
+	"withdrawOSRelease": func(b *buildCtx) request {
+		id := b.osRelease()
+		b.e.must(b.f.admin, "POST", "/v1/tenants/"+b.f.id+"/os-releases/"+id+"/publish", v1.OSReleasePublish{Feed: "Retail"}, 200, nil)
+		return request{path: "/v1/tenants/" + b.f.id + "/os-releases/" + id + "/withdraw"}
+	},
 	"exportUpdateRootKey": func(b *buildCtx) request {
 		b.rootKey(false)
 		return request{path: "/v1/tenants/" + b.f.id + "/update-keys/root/export"}

@@ -47,6 +47,9 @@ func attestationRoutes() []route {
 		{method: "POST", path: tenantPath + "/os-releases/{release}/publish", op: "publishOSRelease",
 			summary: "Publish a release made from an OS image to a feed (RetailEval: groups that follow it; Retail: every group), or take it back (Unpublished). Devices may then attest to it, and the groups' directors offer its image.",
 			action:  authz.OSReleaseCreate, in: v1.OSReleasePublish{}, out: v1.OSRelease{}, status: 200, handle: publishOSRelease},
+		{method: "POST", path: tenantPath + "/os-releases/{release}/withdraw", op: "withdrawOSRelease",
+			summary: "Withdraw a release from its feed: no group is offered it any more (each gets its feed's newest remaining release), and only devices that already attested with it are still accepted with it.",
+			action:  authz.OSReleaseCreate, out: v1.OSRelease{}, status: 200, handle: withdrawOSRelease},
 		{method: "DELETE", path: tenantPath + "/os-releases/{release}", op: "deleteOSRelease", summary: "Remove an OS release; devices that measure it fail their next attestation.",
 			action: authz.OSReleaseDelete, status: 204, handle: deleteOSRelease},
 
@@ -185,4 +188,8 @@ func publishOSRelease(c *call) (any, error) {
 		return nil, err
 	}
 	return conv(toOSRelease)(c.h.m.PublishOSRelease(c.r.Context(), c.p, c.param("tenant"), c.param("release"), req.Feed))
+}
+
+func withdrawOSRelease(c *call) (any, error) {
+	return conv(toOSRelease)(c.h.m.WithdrawOSRelease(c.r.Context(), c.p, c.param("tenant"), c.param("release")))
 }

@@ -101,6 +101,38 @@ func (m *Manager) PublishOSRelease(ctx context.Context, p *authz.Principal, tena
 	return out, err
 }
 
+// WithdrawOSRelease takes a release out of the feed it was published to (Retail or
+// RetailEval): no group's director offers it any more (each group is offered its feed's newest
+// remaining release, or its deployment's OS image), and the verifier accepts it only from
+// devices that already passed an attestation with it, since a device cannot go back to an
+// older OS. Publishing it again undoes the withdrawal.
+func (m *Manager) WithdrawOSRelease(ctx context.Context, p *authz.Principal, tenantID, id string) (store.OSRelease, error) {
+	var out store.OSRelease
+	o := op{tenantID: tenantID, action: authz.OSReleaseCreate, resourceType: "os-release", resourceID: id}
+	err := m.write(ctx, p, o, func(tx store.Tx, n *note) error {
+		rel, err := tx.GetOSRelease(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		if rel.Feed != store.OSFeedRetail && rel.Feed != store.OSFeedRetailEval {
+			return invalid("feed", "OS release %s is not published to a feed (it is %q); only Retail and RetailEval releases are withdrawn", rel.Version, rel.Feed)
+		}
+		n.message = "withdrew OS release " + rel.Version + " from " + string(rel.Feed)
+		n.detail("version", rel.Version)
+		n.detail("from", string(rel.Feed))
+		if err := tx.SetOSReleaseFeed(ctx, tenantID, id, store.FeedWithdrawn); err != nil {
+			return err
+		}
+		rel.Feed = store.FeedWithdrawn
+		out = rel
+		if m.meta == nil {
+			return nil
+		}
+		return m.republishDirectors(ctx, tx, tenantID)
+	})
+	return out, err
+}
+
 // republishDirectors re-publishes the director of every group of the tenant (feeds changed).
 func (m *Manager) republishDirectors(ctx context.Context, tx store.Tx, tenantID string) error {
 	opt := store.ListOptions{Limit: store.MaxLimit}

@@ -612,6 +612,9 @@ func (r OSRelease) For(groupFeed OSFeed) bool {
 const (
 	FeedManual      OSFeed = ""
 	FeedUnpublished OSFeed = "Unpublished"
+	// FeedWithdrawn: taken out of its feed; offered to no group, and accepted by the verifier
+	// only for devices that already passed an attestation with it (they cannot downgrade).
+	FeedWithdrawn OSFeed = "Withdrawn"
 )
 
 // CACertificate is a certificate authority's certificate and its sealed private key.
