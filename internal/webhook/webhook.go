@@ -1,0 +1,191 @@
+// Package webhook tells tenants' own HTTPS endpoints of events: a new error-report bucket
+// (error_report.bucket_created) and a rollout's state change (rollout.state_changed). It owns
+// the event names and their parser, the envelope every delivery carries, the durable outbox
+// (Outbox.Enqueue writes one pending delivery per subscribed webhook inside the caller's store
+// transaction), the signature (HMAC-SHA256 over "timestamp.body"), the check of a webhook's
+// URL, and the Worker that claims due deliveries with a lease, posts them and retries with
+// exponential backoff and jitter (docs/WEBHOOKS.md).
+//
+// Trust: a webhook's URL is chosen by the tenant's Administrator and is trusted to be where
+// they want their events to go; the Worker still never follows a redirect, refuses to connect
+// to link-local addresses (cloud metadata services among them) and reads a bounded part of
+// each response. Nothing a receiver answers is trusted beyond its status code.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rampart-iot/rampart/internal/ids"
+	"github.com/rampart-iot/rampart/internal/store"
+)
+
+// Event types.
+const (
+	EventBucketCreated       = "error_report.bucket_created"
+	EventRolloutStateChanged = "rollout.state_changed"
+)
+
+// Events lists every event type, in the order documentation shows them.
+var Events = []string{EventBucketCreated, EventRolloutStateChanged}
+
+// Limits of a webhook.
+const (
+	MaxURLLength         = 2048
+	MaxWebhooksPerTenant = 20
+	maxEventsListLength  = 1024
+)
+
+// ParseEvents parses a comma-separated list of event types (spaces around names are ignored):
+// each must be one of Events, at most once; the list must name at least one. It returns the
+// types in the order Events lists them.
+func ParseEvents(s string) ([]string, error) {
+	if len(s) > maxEventsListLength {
+		return nil, fmt.Errorf("events: the list is %d bytes long; the limit is %d", len(s), maxEventsListLength)
+	}
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("events: name at least one of %s", strings.Join(Events, ", "))
+	}
+	return CheckEvents(strings.Split(s, ","))
+}
+
+// CheckEvents checks a list of event types as ParseEvents does, without the splitting.
+func CheckEvents(list []string) ([]string, error) {
+	if len(list) == 0 {
+		return nil, fmt.Errorf("events: name at least one of %s", strings.Join(Events, ", "))
+	}
+	seen := map[string]bool{}
+	for _, e := range list {
+		e = strings.TrimSpace(e)
+		switch {
+		case e == "":
+			return nil, fmt.Errorf("events: an empty name in the list")
+		case !slices.Contains(Events, e):
+			return nil, fmt.Errorf("events: %q is not an event type; the types are %s", clip(e, 64), strings.Join(Events, ", "))
+		case seen[e]:
+			return nil, fmt.Errorf("events: %q is named twice", e)
+		}
+		seen[e] = true
+	}
+	var out []string
+	for _, e := range Events {
+		if seen[e] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// clip cuts s to at most n bytes on a character boundary, for error messages.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8Start(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func utf8Start(b byte) bool { return b&0xc0 != 0x80 }
+
+// Envelope is the JSON body of every delivery.
+type Envelope struct {
+	ID        string          `json:"id"` // the event's ID: the same in every delivery of it
+	Type      string          `json:"type"`
+	CreatedAt time.Time       `json:"created_at"`
+	TenantID  string          `json:"tenant_id"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// BucketCreated is the data of an error_report.bucket_created event: the first event of a
+// bucket the tenant had no report in (within the retention window).
+type BucketCreated struct {
+	Type          string    `json:"type"`
+	ComponentID   string    `json:"component_id,omitempty"`
+	ImageID       string    `json:"image_id,omitempty"`
+	Signal        int       `json:"signal,omitempty"`
+	ExitCode      *int      `json:"exit_code,omitempty"`
+	DeviceID      string    `json:"device_id"` // the device that reported it first
+	DeviceGroupID string    `json:"device_group_id,omitempty"`
+	ProductID     string    `json:"product_id,omitempty"`
+	DeploymentID  string    `json:"deployment_id,omitempty"`
+	FirstSeen     time.Time `json:"first_seen"` // by the device's clock
+	ReceivedAt    time.Time `json:"received_at"`
+}
+
+// Rollout changes, as rollout.state_changed events name them.
+const (
+	ChangeStarted   = "started"
+	ChangeAdvanced  = "advanced"
+	ChangePaused    = "paused"
+	ChangeResumed   = "resumed"
+	ChangeAborted   = "aborted"
+	ChangeCompleted = "completed"
+)
+
+// RolloutStateChanged is the data of a rollout.state_changed event.
+type RolloutStateChanged struct {
+	DeploymentID         string `json:"deployment_id"`
+	DeviceGroupID        string `json:"device_group_id"`
+	PreviousDeploymentID string `json:"previous_deployment_id"`
+	Change               string `json:"change"` // started, advanced, paused, resumed, aborted, completed
+	State                string `json:"state"`  // running, paused, completed, aborted
+	Batch                int    `json:"batch"`  // the current batch, from 1
+	Reason               string `json:"reason,omitempty"`
+	RevertDeploymentID   string `json:"revert_deployment_id,omitempty"`
+}
+
+// Outbox writes events into the store's delivery outbox.
+type Outbox struct {
+	IDs *ids.Generator // event and delivery IDs
+}
+
+// Enqueue records an event of the tenant, within tx: one pending delivery, due at once, for
+// each of the tenant's webhooks that hears eventType. It returns how many it made (none when
+// no webhook hears it). The caller's transaction makes the event as durable as the change it
+// tells of.
+func (o *Outbox) Enqueue(ctx context.Context, tx store.Tx, tenantID, eventType string, data any, now time.Time) (int, error) {
+	hooks, err := tx.ListWebhooks(ctx, tenantID, store.ListOptions{Limit: store.MaxLimit})
+	if err != nil {
+		return 0, fmt.Errorf("webhook event %s: %w", eventType, err)
+	}
+	var to []store.Webhook
+	for _, h := range hooks.Items {
+		if slices.Contains(h.Events, eventType) {
+			to = append(to, h)
+		}
+	}
+	if len(to) == 0 {
+		return 0, nil
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	eventID, err := o.IDs.New()
+	if err != nil {
+		return 0, err
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return 0, fmt.Errorf("webhook event %s: %w", eventType, err)
+	}
+	body, err := json.Marshal(Envelope{ID: eventID, Type: eventType, CreatedAt: now, TenantID: tenantID, Data: raw})
+	if err != nil {
+		return 0, fmt.Errorf("webhook event %s: %w", eventType, err)
+	}
+	for _, h := range to {
+		id, err := o.IDs.New()
+		if err != nil {
+			return 0, err
+		}
+		d := store.WebhookDelivery{ID: id, TenantID: tenantID, WebhookID: h.ID, EventID: eventID, EventType: eventType,
+			Payload: body, State: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
+		if err := tx.CreateWebhookDelivery(ctx, d); err != nil {
+			return 0, err
+		}
+	}
+	return len(to), nil
+}

@@ -1,0 +1,298 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/rampart-iot/rampart/internal/store"
+)
+
+// Worker defaults.
+const (
+	DefaultMaxAttempts  = 8
+	DefaultBaseDelay    = 10 * time.Second
+	DefaultMaxDelay     = time.Hour
+	DefaultTimeout      = 10 * time.Second
+	DefaultPollInterval = 2 * time.Second
+	DefaultBatch        = 20
+	DefaultRetention    = 30 * 24 * time.Hour
+	// MaxResponseRead bounds how much of a receiver's response is read.
+	MaxResponseRead = 4 << 10
+	maxErrorLength  = 256
+)
+
+// Config configures a Worker. Store is required; the rest have defaults.
+type Config struct {
+	Store store.Store
+	// Owner names this worker in the leases it takes; it must differ between replicas
+	// (default: random).
+	Owner string
+	// AllowLoopbackHTTP lets deliveries go to http:// URLs on loopback hosts, as CheckURL.
+	AllowLoopbackHTTP bool
+	MaxAttempts       int           // attempts before a delivery is marked failed (default 8)
+	BaseDelay         time.Duration // the first retry's delay before jitter (default 10s)
+	MaxDelay          time.Duration // the cap of a retry's delay (default 1h)
+	Timeout           time.Duration // one attempt, connection to response (default 10s)
+	PollInterval      time.Duration // how often Run looks for due deliveries (default 2s)
+	Batch             int           // deliveries claimed at once (default 20)
+	Retention         time.Duration // finished deliveries are kept this long (default 30 days)
+	// Client sends the deliveries; by default one that never follows redirects, uses no
+	// proxy, and refuses link-local and metadata addresses at dial time. A Client given here
+	// must do the same.
+	Client *http.Client
+	Now    func() time.Time // default time.Now
+	Rand   io.Reader        // jitter (default crypto/rand)
+	Logger *slog.Logger     // default discards
+}
+
+// Worker delivers due webhook deliveries. Several workers (one per server replica) may share a
+// store: each claims deliveries with a lease, so no two send one delivery at once.
+type Worker struct {
+	cfg Config
+	mu  sync.Mutex // guards cfg.Rand
+}
+
+// NewWorker returns a Worker.
+func NewWorker(cfg Config) (*Worker, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("webhook worker: no store")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Owner == "" {
+		var b [8]byte
+		if _, err := io.ReadFull(cfg.Rand, b[:]); err != nil {
+			return nil, fmt.Errorf("webhook worker: %w", err)
+		}
+		cfg.Owner = fmt.Sprintf("worker-%x", b)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.BaseDelay, DefaultBaseDelay)
+	def(&cfg.MaxDelay, DefaultMaxDelay)
+	def(&cfg.Timeout, DefaultTimeout)
+	def(&cfg.PollInterval, DefaultPollInterval)
+	def(&cfg.Retention, DefaultRetention)
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultBatch
+	}
+	if cfg.Client == nil {
+		cfg.Client = NewClient(cfg.Timeout)
+	}
+	return &Worker{cfg: cfg}, nil
+}
+
+// NewClient returns the HTTP client deliveries use: no redirects, no proxy, refused link-local
+// and metadata addresses, and timeout for the whole attempt.
+func NewClient(timeout time.Duration) *http.Client {
+	d := &net.Dialer{Timeout: timeout, Control: dialControl}
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
+		MaxIdleConns:          16,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{Transport: tr, Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// Run delivers until ctx ends: it looks for due deliveries every PollInterval, and deletes
+// finished deliveries past the retention once an hour.
+func (w *Worker) Run(ctx context.Context) {
+	t := time.NewTicker(w.cfg.PollInterval)
+	defer t.Stop()
+	var cleaned time.Time
+	for {
+		for {
+			n, err := w.RunOnce(ctx)
+			if err != nil && ctx.Err() == nil {
+				w.cfg.Logger.Error("webhook deliveries", "error", err)
+			}
+			if n < w.cfg.Batch || err != nil {
+				break
+			}
+		}
+		if now := w.cfg.Now(); now.Sub(cleaned) >= time.Hour {
+			cleaned = now
+			if n, err := w.Cleanup(ctx); err != nil && ctx.Err() == nil {
+				w.cfg.Logger.Error("deleting old webhook deliveries", "error", err)
+			} else if n > 0 {
+				w.cfg.Logger.Info("deleted webhook deliveries past their retention", "count", n)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Cleanup deletes delivered and failed deliveries last updated more than Retention ago, at
+// most 10,000 in one call, and returns how many it deleted.
+func (w *Worker) Cleanup(ctx context.Context) (int, error) {
+	total := 0
+	for range 10 {
+		n, err := w.cfg.Store.DeleteWebhookDeliveriesBefore(ctx, w.cfg.Now().Add(-w.cfg.Retention), 1000)
+		total += n
+		if err != nil || n < 1000 {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// lease is how long a claim lasts: longer than one attempt can take, so a delivery is not
+// claimed again while it is being sent.
+func (w *Worker) lease() time.Duration { return 3*w.cfg.Timeout + 30*time.Second }
+
+// RunOnce claims the deliveries due now (at most Batch), sends them concurrently, records each
+// attempt, and returns how many it claimed.
+func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	now := w.cfg.Now()
+	ds, err := w.cfg.Store.ClaimWebhookDeliveries(ctx, w.cfg.Owner, now, now.Add(w.lease()), w.cfg.Batch)
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(ds))
+	for i, d := range ds {
+		wg.Go(func() { errs[i] = w.deliver(ctx, d) })
+	}
+	wg.Wait()
+	return len(ds), errors.Join(errs...)
+}
+
+// deliver makes one attempt of a claimed delivery and records how it went.
+func (w *Worker) deliver(ctx context.Context, d store.WebhookDelivery) error {
+	log := w.cfg.Logger.With("delivery", d.ID, "webhook", d.WebhookID, "tenant", d.TenantID, "event", d.EventType)
+	h, err := w.cfg.Store.GetWebhook(ctx, d.TenantID, d.WebhookID)
+	var status int
+	var failure string
+	permanent := false
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil // deleted with its deliveries meanwhile
+	case err != nil:
+		return err
+	default:
+		if _, err := CheckURL(h.URL, w.cfg.AllowLoopbackHTTP); err != nil {
+			failure, permanent = err.Error(), true
+		} else {
+			status, failure = w.post(ctx, h, d)
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // shutting down: the lease expires and the attempt is made again
+	}
+	now := w.cfg.Now().UTC().Truncate(time.Microsecond)
+	d.Attempts++
+	d.LastStatus, d.LastError, d.UpdatedAt = status, failure, now
+	switch {
+	case failure == "":
+		d.State = store.DeliveryDelivered
+		log.Debug("webhook delivered", "status", status, "attempts", d.Attempts)
+	case permanent || d.Attempts >= w.cfg.MaxAttempts:
+		d.State = store.DeliveryFailed
+		log.Warn("webhook delivery failed for good", "attempts", d.Attempts, "error", failure)
+	default:
+		d.NextAttemptAt = now.Add(w.backoff(d.Attempts))
+		log.Info("webhook delivery will be retried", "attempts", d.Attempts, "next", d.NextAttemptAt, "error", failure)
+	}
+	if err := w.cfg.Store.FinishWebhookAttempt(context.WithoutCancel(ctx), d); err != nil {
+		return fmt.Errorf("webhook delivery %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// post sends the delivery once and returns the response's status and, if it failed, why.
+func (w *Worker) post(ctx context.Context, h store.Webhook, d store.WebhookDelivery) (int, string) {
+	ts := w.cfg.Now().Unix()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(d.Payload))
+	if err != nil {
+		return 0, clean(err.Error())
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Rampart-Webhook/1")
+	req.Header.Set(HeaderID, d.ID)
+	req.Header.Set(HeaderEvent, d.EventType)
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderSignature, Sign(h.Secret, ts, d.Payload))
+	resp, err := w.cfg.Client.Do(req)
+	if err != nil {
+		return 0, clean(err.Error())
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseRead))
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return resp.StatusCode, ""
+	}
+	msg := "HTTP " + strconv.Itoa(resp.StatusCode)
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		msg += " (redirects are not followed)"
+	}
+	if s := clean(string(snippet)); s != "" {
+		msg += ": " + s
+	}
+	return resp.StatusCode, clip(msg, maxErrorLength)
+}
+
+// clean makes text safe to store and show: control characters become spaces, and it is cut.
+func clean(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return ' '
+		}
+		return r
+	}, s)
+	return clip(strings.TrimSpace(s), maxErrorLength)
+}
+
+// backoff is the delay before the attempt after the given number: BaseDelay doubled for each
+// attempt made beyond the first, capped at MaxDelay, of which a random half is taken off
+// (jitter), so receivers that come back are not hit by every retry at once.
+func (w *Worker) backoff(attempts int) time.Duration {
+	d := w.cfg.BaseDelay
+	for i := 1; i < attempts && d < w.cfg.MaxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, w.cfg.MaxDelay)
+	half := d / 2
+	var b [8]byte
+	w.mu.Lock()
+	_, err := io.ReadFull(w.cfg.Rand, b[:])
+	w.mu.Unlock()
+	if err != nil || half <= 0 {
+		return d
+	}
+	return half + time.Duration(binary.BigEndian.Uint64(b[:])%uint64(half))
+}
