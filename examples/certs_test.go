@@ -1,6 +1,7 @@
 package examples_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -55,14 +56,27 @@ func newTenant(t *testing.T, components ...string) *tenant {
 // certs is what the agent gives the apps: the attestation store's files.
 func (tn *tenant) certs() applibs.Certificates { return applibs.CertDir(tn.dev.Dir) }
 
-// pool is the trust bundle as a pool.
-func (tn *tenant) pool(t *testing.T) *x509.CertPool {
+// tenantCAs is the trust bundle without the service roots: the tenant's own CAs. Anchoring on
+// them accepts this tenant's devices only; the roots would also accept every other tenant's
+// devices on the same service.
+func (tn *tenant) tenantCAs(t *testing.T) []*x509.Certificate {
 	t.Helper()
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(tn.bundle) {
-		t.Fatalf("no certificate in the trust bundle:\n%s", tn.bundle)
+	var cas []*x509.Certificate
+	for rest := tn.bundle; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		must(t, err)
+		if !bytes.Equal(c.RawIssuer, c.RawSubject) {
+			cas = append(cas, c)
+		}
 	}
-	return p
+	if len(cas) == 0 {
+		t.Fatalf("no tenant CA in the trust bundle:\n%s", tn.bundle)
+	}
+	return cas
 }
 
 // agentCertificate is the device's own (the agent's) certificate, another identity from the

@@ -50,7 +50,7 @@ func TestMutualAuth(t *testing.T) {
 	}))
 	srv.Listener.Close()
 	srv.Listener = ln
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverPair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: tn.pool(t)}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverPair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: poolOf(tn.tenantCAs(t)...)}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
