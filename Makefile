@@ -14,9 +14,18 @@ SOAK_FUZZTIME   ?= 3m
 dev:
 	$(GO) run ./cmd/rampart server -dev
 
-## build: build the binaries into bin/
+# The example apps (examples/, docs/EXAMPLES.md), each laid out in bin/examples/NAME as a package
+# directory for `rampart image-package pack-application`: static, since a sandbox has no libc.
+EXAMPLES        := blink telemetry mutual-auth
+
+## build: build the binaries into bin/, and the example apps into bin/examples/
 build:
 	$(GO) build -o bin/ ./cmd/...
+	@for e in $(EXAMPLES); do \
+		mkdir -p bin/examples/$$e/bin && \
+		CGO_ENABLED=0 $(GO) build -o bin/examples/$$e/bin/$$e ./examples/$$e && \
+		cp examples/$$e/app_manifest.json bin/examples/$$e/ || exit 1; \
+	done
 
 ## lint: gofmt, go vet and staticcheck
 lint:
