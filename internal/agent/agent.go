@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -60,7 +61,10 @@ type Config struct {
 	OnAttested func()
 	// OnRefused, if set, is called when the service refuses an attestation, with the
 	// verifier's reason (a trial boot of a system the tenant did not release is unhealthy).
-	OnRefused  func(reason string)
+	OnRefused func(reason string)
+	// HTTP, if set, is the client attestation uses (the cloud broker's, without the agent's
+	// certificate); default one built from RootCAs.
+	HTTP       *http.Client
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
 	Logger     *slog.Logger
@@ -151,7 +155,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log.Info("measured", "pcr", cfg.PCR, "measurements", mlog.Measurements())
 	client := &attestclient.Client{RoT: cfg.RoT, Log: mlog, PCRs: []int{cfg.PCR}, Server: cfg.Server, RootCAs: cfg.RootCAs,
-		DeviceID: st.DeviceID, Dir: cfg.StateDir, Components: cfg.Components, Rand: rnd}
+		DeviceID: st.DeviceID, Dir: cfg.StateDir, Components: cfg.Components, Rand: rnd, HTTP: cfg.HTTP}
 	for {
 		st.LastAttempt = now()
 		if cfg.ComponentsFunc != nil {

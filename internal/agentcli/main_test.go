@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/rampart-iot/rampart/internal/cloudbroker"
 	"github.com/rampart-iot/rampart/internal/sandbox"
 )
 
@@ -11,5 +12,6 @@ import (
 // does: the end-to-end test runs real applications.
 func TestMain(m *testing.M) {
 	sandbox.Init()
+	cloudbroker.Init()
 	os.Exit(m.Run())
 }

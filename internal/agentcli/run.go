@@ -3,6 +3,7 @@ package agentcli
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,6 +30,7 @@ import (
 	_ "github.com/rampart-iot/rampart/internal/board/emulated" // the emulated board
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/buildinfo"
+	"github.com/rampart-iot/rampart/internal/cloudbroker"
 	"github.com/rampart-iot/rampart/internal/enroll"
 	"github.com/rampart-iot/rampart/internal/eventlog"
 	"github.com/rampart-iot/rampart/internal/localapi"
@@ -38,9 +41,9 @@ import (
 
 // runFlags are the flags of `run` and `-dev`.
 type runFlags struct {
-	rot, state, server, cacert, osBundle, policy, runDir, logLevel, bootControl, appNetworkPool, board string
-	pcr                                                                                                int
-	development, appNetwork                                                                            bool
+	rot, state, server, cacert, osBundle, policy, runDir, logLevel, bootControl, appNetworkPool, board, cloudUser string
+	pcr                                                                                                           int
+	development, appNetwork, privilegeSplit                                                                       bool
 }
 
 func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
@@ -58,6 +61,8 @@ func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
 	cmd.Flags().BoolVar(&f.development, "development", false, "development mode: accept images signed only with the development key")
 	cmd.Flags().BoolVar(&f.appNetwork, "app-network", false, "give apps the network their manifests grant (AllowedConnections, server ports) through a veth link and an nftables allow-list; without it apps have loopback only")
 	cmd.Flags().StringVar(&f.board, "board", "", "the board apps drive through the applibs API: "+strings.Join(board.Names(), ", ")+" (default none: peripheral calls fail; -dev uses emulated)")
+	cmd.Flags().BoolVar(&f.privilegeSplit, "privilege-split", true, "run the network-facing cloud services as a separate unprivileged, confined process (the cloud broker) that the monitor reaches over a local socket")
+	cmd.Flags().StringVar(&f.cloudUser, "cloud-user", "", "user `NAME|UID[:GID]` the cloud broker runs as (default the account "+cloudbroker.DefaultUser+", else uid and gid "+strconv.Itoa(cloudbroker.DefaultUID)+")")
 	cmd.Flags().StringVar(&f.appNetworkPool, "app-network-pool", "", "IPv4 prefix the apps' link addresses come from (default "+netpolicy.DefaultPool.String()+")")
 }
 
@@ -159,10 +164,53 @@ func sighup(ctx context.Context) <-chan struct{} {
 	return out
 }
 
+// startBroker starts the cloud broker: from then on the monitor reaches the service through
+// it only.
+func startBroker(ctx context.Context, f *runFlags, log *slog.Logger) (*cloudbroker.Broker, error) {
+	uid, gid, err := cloudbroker.UIDFor(f.cloudUser)
+	if err != nil {
+		return nil, &usageError{"--cloud-user: " + err.Error()}
+	}
+	var rootPEM []byte
+	if f.cacert != "" {
+		if rootPEM, err = os.ReadFile(f.cacert); err != nil {
+			return nil, err
+		}
+	}
+	runDir := f.runDir
+	if runDir == "" {
+		runDir = filepath.Join(f.state, agent.RunDir)
+	}
+	// Nothing of the monitor's is the broker's to read: the state directory is the monitor's
+	// alone (root of trust files, certificates, slots, apps, the local API's socket).
+	if os.Geteuid() == 0 {
+		if err := os.MkdirAll(f.state, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(f.state, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	return cloudbroker.Start(ctx, cloudbroker.Config{Server: f.server, RootPEM: rootPEM, SocketDir: filepath.Join(runDir, "cloud"),
+		UID: uid, GID: gid, Logger: log,
+		Identity: func() (tls.Certificate, error) { return attestclient.LoadCertificate(f.state) }})
+}
+
 func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log *slog.Logger) error {
 	roots, err := f.roots()
 	if err != nil {
 		return err
+	}
+	var broker *cloudbroker.Broker
+	var transport http.RoundTripper
+	var attestHTTP *http.Client
+	if f.privilegeSplit {
+		if broker, err = startBroker(ctx, f, log); err != nil {
+			return err
+		}
+		defer broker.Close()
+		transport = broker.Transport()
+		attestHTTP = &http.Client{Timeout: 30 * time.Second, Transport: broker.TransportWithoutIdentity()}
 	}
 	in := f.inputs()
 	var boot bootctl.Controller
@@ -173,7 +221,7 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 		}
 		in.OSBundle = slotDir
 	}
-	u, err := newUpdates(ctx, f, roots, boot, log)
+	u, err := newUpdates(ctx, f, roots, transport, boot, log)
 	if err != nil {
 		return err
 	}
@@ -205,7 +253,13 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 	}()
 	agentErr := agent.Run(ctx, agent.Config{RoT: r, StateDir: f.state, RunDir: f.runDir, Server: f.server, RootCAs: roots,
 		PCR: f.pcr, Inputs: in, Trigger: merge(ctx, sighup(ctx), u.attest), Logger: log, ComponentsFunc: u.componentsToCertify,
+		HTTP: attestHTTP,
 		OnAttested: func() {
+			if broker != nil {
+				if err := broker.Refresh(ctx); err != nil {
+					log.Warn("giving the cloud broker the new certificate", "error", err)
+				}
+			}
 			u.attested.Store(true)
 			if cert, err := attestclient.LoadCertificate(f.state); err == nil {
 				u.clock.attested(cert.Leaf.NotBefore)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/appinstall"
 	"github.com/rampart-iot/rampart/internal/board"
 	"github.com/rampart-iot/rampart/internal/bootctl"
+	"github.com/rampart-iot/rampart/internal/cloudbroker"
 	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/measure"
 	"github.com/rampart-iot/rampart/internal/osupdate"
@@ -209,6 +211,12 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	deploy(app1)
 	d.waitUntil("app v1 installed", func() bool { return current(comp) == app1.ID })
 	d.waitUntil("app v1 reported running", reported(app1.ID, v1.ImageRunning, ""))
+	// All of it went through the cloud broker, the agent's unprivileged network part, which
+	// got the certificate attestation installed (the privilege split is on by default).
+	if l := d.log.String(); !strings.Contains(l, "cloud broker: started") || !strings.Contains(l, "took the agent's certificate") ||
+		!strings.Contains(l, fmt.Sprintf("uid=%d", cloudbroker.DefaultUID)) {
+		t.Fatalf("the device did not reach the service through the cloud broker; log:\n%s", l)
+	}
 	app2 := appPkg("2.0.0")
 	deploy(app2)
 	d.waitUntil("app v2 installed", func() bool { return current(comp) == app2.ID })

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -119,7 +120,9 @@ func bootSlot(ctx context.Context, spec, state, provisionFrom string, log *slog.
 }
 
 // newUpdates opens the update machinery. boot may be nil (no OS updates).
-func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot bootctl.Controller, log *slog.Logger) (*updates, error) {
+// With the privilege split, transport is the cloud broker's; nil means the monitor speaks TLS
+// itself.
+func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transport http.RoundTripper, boot bootctl.Controller, log *slog.Logger) (*updates, error) {
 	apps, err := appinstall.Open(appinstall.Config{Dir: filepath.Join(f.state, appsDir), Logger: log})
 	if err != nil {
 		return nil, err
@@ -182,7 +185,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, boot boo
 	if err != nil {
 		return nil, err
 	}
-	cc := &checkinclient.Client{Server: f.server, RootCAs: roots, CertDir: f.state}
+	cc := &checkinclient.Client{Server: f.server, RootCAs: roots, CertDir: f.state, Transport: transport}
 	u.loop, err = deviceupdate.New(deviceupdate.Config{Client: cc, Dir: filepath.Join(f.state, updateLoopDir), Apps: apps,
 		Boot: boot, AgentVersion: buildinfo.Version(), Development: f.development, Logger: log, Now: u.clock.Now,
 		Applied: func(ctx context.Context) {

@@ -44,6 +44,9 @@ type Client struct {
 	Timeout time.Duration
 	// Wrap, if set, wraps the transport: tests put an attacker between device and service.
 	Wrap func(http.RoundTripper) http.RoundTripper
+	// Transport, if set, replaces the client's own TLS transport: the agent's cloud broker
+	// (internal/cloudbroker) speaks TLS with the agent's certificate on the monitor's behalf.
+	Transport http.RoundTripper
 
 	once sync.Once
 	base *http.Transport
@@ -61,6 +64,13 @@ func (e *Error) Error() string { return fmt.Sprintf("HTTP %d %s: %s", e.Status, 
 
 func (c *Client) transport() http.RoundTripper {
 	c.once.Do(func() {
+		if c.Transport != nil {
+			c.tr = c.Transport
+			if c.Wrap != nil {
+				c.tr = c.Wrap(c.tr)
+			}
+			return
+		}
 		c.base = &http.Transport{
 			TLSClientConfig: &tls.Config{RootCAs: c.RootCAs, MinVersion: tls.VersionTLS12,
 				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -84,7 +94,11 @@ func (c *Client) transport() http.RoundTripper {
 // Reset drops kept-alive connections, so the next request presents the newest certificate.
 func (c *Client) Reset() {
 	c.transport()
-	c.base.CloseIdleConnections()
+	if c.base != nil {
+		c.base.CloseIdleConnections()
+	} else if ci, ok := c.Transport.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
 }
 
 func (c *Client) client(stream bool) *http.Client {
