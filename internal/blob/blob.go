@@ -48,7 +48,8 @@ type Store interface {
 type Info struct {
 	Digest string // lowercase hex SHA-256 of the content
 	Size   int64
-	// ModTime is when the blob was stored, for HTTP's Last-Modified.
+	// ModTime is when the blob was last stored (Put), for HTTP's Last-Modified and the
+	// garbage collector's grace period (Collect).
 	ModTime time.Time
 }
 

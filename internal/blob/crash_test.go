@@ -23,6 +23,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rampart-iot/rampart/internal/blob"
 	"github.com/rampart-iot/rampart/internal/blob/blobtest"
@@ -39,12 +40,13 @@ func TestMain(m *testing.M) {
 
 // childSpec tells a child what to do and where to die.
 type childSpec struct {
-	Dir    string // the store's directory
-	Seed   uint64 // of the content (blobtest.Content)
-	Size   int
-	Delete bool   // delete the blob instead of storing it
-	Kill   string // "", "step:N" or "byte:N"
-	Steps  string // if set, write the name of every step there (a dry run)
+	Dir     string // the store's directory
+	Seed    uint64 // of the content (blobtest.Content)
+	Size    int
+	Delete  bool   // delete the blob instead of storing it
+	Collect bool   // garbage-collect it (DeleteIfOlder) instead
+	Kill    string // "", "step:N" or "byte:N"
+	Steps   string // if set, write the name of every step there (a dry run)
 }
 
 func killChild(raw string) int {
@@ -76,9 +78,12 @@ func killChild(raw string) int {
 	if kind == "byte" {
 		r = &byteKiller{r: r, left: n, die: die}
 	}
-	if sp.Delete {
+	switch {
+	case sp.Collect:
+		_, err = d.DeleteIfOlder(context.Background(), blobtest.Digest(content), time.Now().Add(time.Hour))
+	case sp.Delete:
 		err = d.Delete(context.Background(), blobtest.Digest(content))
-	} else {
+	default:
 		_, _, err = d.Put(context.Background(), r, int64(sp.Size))
 	}
 	if err != nil {
@@ -216,7 +221,7 @@ func TestKillCampaign(t *testing.T) {
 	sp.Dir = t.TempDir()
 	child(t, sp)
 	steps = dryRun(t, sp)
-	if !slices.Equal(steps, []string{"put:temp", "put:synced", "put:done"}) {
+	if !slices.Equal(steps, []string{"put:temp", "put:synced", "put:renamed", "put:done"}) {
 		t.Fatalf("steps of a stored blob: %v", steps)
 	}
 	for n := 1; n <= len(steps); n++ {
@@ -241,5 +246,24 @@ func TestKillCampaign(t *testing.T) {
 			t.Fatalf("kill at delete step %d: the child was not killed", n)
 		}
 		restart(t, del.Dir, content, false)
+	}
+
+	// A collection killed after it moved the blob aside leaves it in place once the store is
+	// opened again (the next collection decides); killed after the removal, it is gone.
+	gc := childSpec{Seed: 42, Size: size, Collect: true}
+	gc.Dir = t.TempDir()
+	child(t, childSpec{Dir: gc.Dir, Seed: 42, Size: size})
+	steps = dryRun(t, gc)
+	if !slices.Equal(steps, []string{"gc:aside", "gc:removed"}) {
+		t.Fatalf("steps of a collection: %v", steps)
+	}
+	for n, want := range []bool{true, false} {
+		gc.Dir, gc.Kill = t.TempDir(), ""
+		child(t, childSpec{Dir: gc.Dir, Seed: 42, Size: size})
+		gc.Kill = fmt.Sprint("step:", n+1)
+		if !child(t, gc) {
+			t.Fatalf("kill at collection step %d: the child was not killed", n+1)
+		}
+		restart(t, gc.Dir, content, want)
 	}
 }

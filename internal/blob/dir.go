@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 )
 
 // DirName is the "dir" backend's name.
@@ -31,8 +32,9 @@ const (
 // Dir is the "dir" backend: blobs are files in a directory tree, DIR/blobs/sha256/ab/<digest>
 // for a digest that begins with ab, read and written through an os.Root at DIR/blobs so that
 // nothing outside it is touched. Put writes a temporary file in DIR/blobs/tmp while hashing
-// what it reads, fsyncs it, renames it to the name its digest gives (unless a blob of that
-// name and size is there already), and fsyncs the directory; so a crash leaves either no blob
+// what it reads, fsyncs it, renames it to the name its digest gives (over a blob of the same
+// content, so that the file's modification time is when it was last stored), and fsyncs the
+// directory; so a crash leaves either no blob
 // or the whole blob under that name, never other content. OpenDir removes the temporary files
 // that crashed Puts left. A Put holds an advisory lock on its temporary file (where the
 // platform has flock), so that opening the directory from another process while a Put runs
@@ -80,6 +82,13 @@ func (d *Dir) removeTemp() error {
 	}
 	for _, e := range entries {
 		name := path.Join(dirTemp, e.Name())
+		if digest, ok := strings.CutPrefix(e.Name(), gcPrefix); ok && e.Type().IsRegular() && CheckDigest(digest) == nil {
+			// A collection stopped before it decided: put the blob back; the next one decides.
+			if err := d.restore(digest); err != nil {
+				return err
+			}
+			continue
+		}
 		if !e.Type().IsRegular() { // not of this package's making
 			if err := d.root.RemoveAll(name); err != nil {
 				return fmt.Errorf("remove temporary file: %w", err)
@@ -165,15 +174,15 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, maxSize int64) (digest strin
 	case !errors.Is(err, fs.ErrExist):
 		return "", 0, fmt.Errorf("store blob %s: %w", digest, err)
 	}
-	// A blob of that name and size has this content: it was synced before it was renamed
-	// there. Leaving it keeps its modification time, and readers' copies, as they are.
-	if st, err := d.root.Lstat(name); err != nil || !st.Mode().IsRegular() || st.Size() != size {
-		if err := d.root.Rename(tmp, name); err != nil {
-			return "", 0, fmt.Errorf("store blob %s: %w", digest, err)
-		}
-		renamed = true
-		d.step("put:renamed")
+	// Renamed over a blob of the same content too: its modification time then says when the
+	// content was last stored, which the garbage collector's grace period needs (an upload
+	// that stores content already there must not lose it to a collection running meanwhile).
+	// Readers' open copies stay readable.
+	if err := d.root.Rename(tmp, name); err != nil {
+		return "", 0, fmt.Errorf("store blob %s: %w", digest, err)
 	}
+	renamed = true
+	d.step("put:renamed")
 	// Synced even when the blob was there: a concurrent Put may have renamed it an instant ago.
 	if err := d.syncDir(dir); err != nil {
 		return "", 0, fmt.Errorf("store blob %s: %w", digest, err)

@@ -275,7 +275,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	info.ConsoleURL = info.URL + console.Prefix
 	jan := &janitor{log: log, st: st, att: att, authority: authority, meta: meta, mgr: m, now: now,
-		retention: time.Duration(cfg.Reports.RetentionDays) * 24 * time.Hour}
+		retention: time.Duration(cfg.Reports.RetentionDays) * 24 * time.Hour, blobs: &blobGC{blobs: blobs, st: st}}
 	go jan.run(ctx)
 	var stopping atomic.Bool
 	mux := http.NewServeMux()
@@ -343,8 +343,8 @@ func Run(ctx context.Context, opts Options) error {
 
 // janitor does the service's periodic work, every minute until ctx ends: it deletes expired
 // attestation nonces, makes sure a service root outlives the tenant CAs it must sign, renews
-// update metadata before it expires, advances rollouts, and deletes error reports past their
-// retention.
+// update metadata before it expires, advances rollouts, deletes error reports past their
+// retention, and deletes unreferenced image packages (blobGC).
 type janitor struct {
 	log       *slog.Logger
 	st        store.Store
@@ -354,6 +354,7 @@ type janitor struct {
 	mgr       *manage.Manager // advances rollouts
 	now       func() time.Time
 	retention time.Duration
+	blobs     *blobGC
 }
 
 func (j *janitor) run(ctx context.Context) {
@@ -392,6 +393,11 @@ func (j *janitor) tick(ctx context.Context) {
 		j.log.Error("deleting old error reports", "error", err)
 	} else if n > 0 {
 		j.log.Info("deleted error reports past their retention", "count", n)
+	}
+	if n, err := j.blobs.collect(ctx, j.now()); err != nil {
+		j.log.Error("collecting unreferenced blobs", "error", err)
+	} else if n > 0 {
+		j.log.Info("deleted image packages no image refers to", "count", n)
 	}
 }
 

@@ -197,6 +197,9 @@ type UpdateTx interface {
 	CreateImage(ctx context.Context, img Image) error
 	// GetImage fails with ErrNotFound unless the tenant has the image.
 	GetImage(ctx context.Context, tenantID, id string) (Image, error)
+	// ImagePackageReferenced reports whether an image of any tenant has the package digest
+	// (PackageSHA256): the blob garbage collector keeps those blobs.
+	ImagePackageReferenced(ctx context.Context, packageSHA256 string) (bool, error)
 	ListImages(ctx context.Context, tenantID string, filter ImageFilter, opt ListOptions) (Page[Image], error)
 
 	// CreateDeployment records a device group's new deployment, which becomes its current one.

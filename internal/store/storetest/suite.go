@@ -88,6 +88,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateRollsBackReports", testUpdateRollsBackReports},
 		{"Webhooks", testWebhooks},
 		{"ConcurrentWebhookClaims", testConcurrentWebhookClaims},
+		{"ImagePackageReferenced", testImagePackageReferenced},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
