@@ -45,7 +45,7 @@ func TestTelemetry(t *testing.T) {
 	ctx := t.Context()
 
 	readings := make(chan reading, 64)
-	subscribe := func() *paho.Client {
+	subscribe := func() {
 		t.Helper()
 		sub, err := b.mqttConnect(ctx, tn.agentCertificate(t), poolOf(brokerCA.cert), func(p *paho.Publish) {
 			var r reading
@@ -65,9 +65,8 @@ func TestTelemetry(t *testing.T) {
 			t.Fatalf("subscribing to %s: %v", topic, err)
 		}
 		t.Cleanup(func() { _ = sub.Disconnect(&paho.Disconnect{}) })
-		return sub
 	}
-	sub := subscribe()
+	subscribe()
 
 	args := []string{"-broker", "broker.example.com:8883", "-ca", "/etc/broker-ca.pem", "-interval", "200ms"}
 	pkg := packageDir(t, "telemetry", tn.srv.TenantID, args, map[string][]byte{"etc/broker-ca.pem": brokerCA.pem})
@@ -128,7 +127,6 @@ func TestTelemetry(t *testing.T) {
 
 	// The broker goes away and comes back: the app connects again (with backoff) and
 	// publishes on.
-	_ = sub
 	b.stop()
 	b.start(t)
 	subscribe()

@@ -138,9 +138,11 @@ func session(ctx context.Context, c *applibs.Client, cfg config, roots *x509.Cer
 	}
 	lost := make(chan error, 2)
 	mc := paho.NewClient(paho.ClientConfig{
-		Conn:               packets.NewThreadSafeConn(conn),
-		OnClientError:      func(err error) { lost <- err },
-		OnServerDisconnect: func(d *paho.Disconnect) { lost <- fmt.Errorf("the broker disconnected (reason %d)", d.ReasonCode) },
+		Conn:          packets.NewThreadSafeConn(conn),
+		OnClientError: func(err error) { report(lost, err) },
+		OnServerDisconnect: func(d *paho.Disconnect) {
+			report(lost, fmt.Errorf("the broker disconnected (reason %d)", d.ReasonCode))
+		},
 	})
 	ca, err := mc.Connect(ctx, &paho.Connect{ClientID: "telemetry-" + id.device, KeepAlive: 30, CleanStart: true})
 	if err != nil {
@@ -152,7 +154,11 @@ func session(ctx context.Context, c *applibs.Client, cfg config, roots *x509.Cer
 	}
 	defer func() {
 		_ = mc.Disconnect(&paho.Disconnect{ReasonCode: 0})
-		<-mc.Done()
+		select {
+		case <-mc.Done():
+		case <-time.After(5 * time.Second):
+		}
+		conn.Close()
 	}()
 	topic := cfg.prefix + "/" + id.device + "/telemetry"
 	say(c, fmt.Sprintf("telemetry: connected to %s as device %s; publishing to %s every %s", cfg.broker, id.device, topic, cfg.interval))
@@ -179,6 +185,14 @@ func session(ctx context.Context, c *applibs.Client, cfg config, roots *x509.Cer
 			return fmt.Errorf("connection lost: %w", err)
 		case <-tick.C:
 		}
+	}
+}
+
+// report passes the first errors on without blocking the MQTT client's goroutines.
+func report(lost chan<- error, err error) {
+	select {
+	case lost <- err:
+	default:
 	}
 }
 
