@@ -29,6 +29,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -246,12 +247,35 @@ func deviceCertificate(c *applibs.Client) (tls.Certificate, identity, error) {
 	if len(cert.Leaf.URIs) != 1 {
 		return tls.Certificate{}, identity{}, errors.New("the app's certificate does not name one SPIFFE URI")
 	}
-	u := cert.Leaf.URIs[0]
-	parts := strings.Split(strings.TrimPrefix(u.Path, "/"), "/")
-	if u.Scheme != "spiffe" || len(parts) != 4 || parts[0] != "device" || parts[2] != "app" {
-		return tls.Certificate{}, identity{}, fmt.Errorf("the app's certificate names %s, not an app of a device", u)
+	id, err := parseIdentity(cert.Leaf.URIs[0])
+	if err != nil {
+		return tls.Certificate{}, identity{}, fmt.Errorf("the app's certificate: %w", err)
 	}
-	return cert, identity{tenant: u.Host, device: parts[1], component: parts[3]}, nil
+	return cert, id, nil
+}
+
+// parseIdentity reads spiffe://TENANT/device/DEVICE/app/COMPONENT. The device ID goes into a
+// topic, so it must be a plain name: no topic separators or wildcards.
+func parseIdentity(u *url.URL) (identity, error) {
+	parts := strings.Split(strings.TrimPrefix(u.EscapedPath(), "/"), "/")
+	if u.Scheme != "spiffe" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
+		len(parts) != 4 || parts[0] != "device" || parts[2] != "app" || !plain(parts[1]) || !plain(parts[3]) {
+		return identity{}, fmt.Errorf("%s does not name an app of a device (spiffe://TENANT/device/DEVICE/app/COMPONENT)", u.Redacted())
+	}
+	return identity{tenant: u.Host, device: parts[1], component: parts[3]}, nil
+}
+
+// plain reports whether s is 1 to 128 letters, digits and '-'.
+func plain(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func loadCA(file string) (*x509.CertPool, error) {
