@@ -61,6 +61,11 @@ const (
 
 	// ErrorReportRead reads the error reports the tenant's devices uploaded.
 	ErrorReportRead Action = "error-report.read"
+
+	// WebhookRead lists webhooks (never their secrets) and their deliveries; WebhookManage
+	// creates and deletes them.
+	WebhookRead   Action = "webhook.read"
+	WebhookManage Action = "webhook.manage"
 )
 
 // Service-level actions, which no tenant role grants.
@@ -72,13 +77,13 @@ const (
 )
 
 var reads = []Action{TenantRead, RoleRead, ProductRead, DeviceGroupRead, DeviceRead, AuditRead, OSReleaseRead, CARead,
-	ImageRead, DeploymentRead, ErrorReportRead}
+	ImageRead, DeploymentRead, ErrorReportRead, WebhookRead}
 
 var contributorWrites = []Action{ProductCreate, ProductUpdate, DeviceGroupCreate, DeviceGroupUpdate, DeviceClaim, DeviceMove,
 	DeviceDisable, OSReleaseCreate, CAProof, ImageAdd, DeploymentCreate}
 
 var adminOnly = []Action{RoleAdd, RoleDelete, TokenCreate, TokenRevoke, ProductDelete, DeviceGroupDelete, OSReleaseDelete,
-	UpdateKeyManage}
+	UpdateKeyManage, WebhookManage}
 
 // TenantActions lists every action a tenant role can grant, for tests and documentation.
 func TenantActions() []Action {

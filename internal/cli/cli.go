@@ -168,6 +168,7 @@ RAMPART_CACERT, RAMPART_TENANT), then the config file that 'rampart login' write
 		newCACertificateCmd(a),
 		newKeysCmd(a),
 		newErrorReportCmd(a),
+		newWebhookCmd(a),
 		newImagePackageCmd(a),
 		newCompletionCmd(a),
 		newVersionCmd(a),

@@ -15,8 +15,8 @@ import (
 // device (an event ID the service has is skipped, so a retried upload does not duplicate), with
 // the device's group, that group's product and current deployment as they are now, and the
 // device's dropped total. dev is the device as its certificate was checked; now is the time of
-// receipt.
-func Ingest(ctx context.Context, st store.Store, dev store.Device, b v1.ReportBatch, now time.Time) (v1.ReportResult, error) {
+// receipt. onNew, if not nil, hears within the transaction of each bucket the upload opens.
+func Ingest(ctx context.Context, st store.Store, dev store.Device, b v1.ReportBatch, now time.Time, onNew NewBucketFunc) (v1.ReportResult, error) {
 	if err := Validate(b); err != nil {
 		return v1.ReportResult{}, err
 	}
@@ -57,9 +57,20 @@ func Ingest(ctx context.Context, st store.Store, dev store.Device, b v1.ReportBa
 				ComponentID: strings.ToLower(e.ComponentID), ImageID: strings.ToLower(e.ImageID), Signal: e.Signal,
 				ExitCode: exit, Phase: e.Phase, Reason: e.Reason, Message: e.Message, Time: at, ReceivedAt: now}
 		}
+		var opened []store.ErrorReport
+		if onNew != nil {
+			if opened, err = newBuckets(ctx, tx, rs); err != nil {
+				return err
+			}
+		}
 		n, err := tx.AddErrorReports(ctx, rs)
 		if err != nil {
 			return err
+		}
+		for _, r := range opened {
+			if err := onNew(ctx, tx, r); err != nil {
+				return err
+			}
 		}
 		res = v1.ReportResult{Accepted: n, Duplicates: len(rs) - n}
 		if b.Dropped > 0 {
@@ -71,6 +82,33 @@ func Ingest(ctx context.Context, st store.Store, dev store.Device, b v1.ReportBa
 		return v1.ReportResult{}, err
 	}
 	return res, nil
+}
+
+// NewBucketFunc hears, within an ingest's transaction, of a bucket the upload opened: first is
+// the upload's first event in a bucket (type, component, image, signal, exit code) in which the
+// tenant had no report before (within the retention). It may write through tx; an error it
+// returns fails the upload.
+type NewBucketFunc func(ctx context.Context, tx store.Tx, first store.ErrorReport) error
+
+// newBuckets returns the first of rs in each bucket the tenant has no report in yet.
+func newBuckets(ctx context.Context, tx store.Tx, rs []store.ErrorReport) ([]store.ErrorReport, error) {
+	seen := map[store.ErrorBucket]bool{}
+	var out []store.ErrorReport
+	for _, r := range rs {
+		k := store.ErrorBucket{Type: r.Type, ComponentID: r.ComponentID, ImageID: r.ImageID, Signal: r.Signal, ExitCode: r.ExitCode}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		has, err := tx.HasErrorBucket(ctx, r.TenantID, k)
+		if err != nil {
+			return nil, err
+		}
+		if !has {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // DefaultRetention is how long the service keeps error reports unless configured otherwise.

@@ -52,6 +52,9 @@ type Config struct {
 	// DeviceLimit bounds the unauthenticated device endpoints per client address; nil for
 	// no limit.
 	DeviceLimit *ratelimit.Limiter
+	// ReportLimit bounds each device's error-report uploads, keyed by device ID; nil for no
+	// limit.
+	ReportLimit *ratelimit.Limiter
 	Logger      *slog.Logger          // default discards
 	Registry    prometheus.Registerer // where request metrics go; nil for none
 	Now         func() time.Time      // default time.Now
@@ -65,6 +68,7 @@ type Handler struct {
 	checkin  *checkin.Service
 	push     *push.Hub
 	limit    *ratelimit.Limiter
+	reports  *ratelimit.Limiter
 	log      *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
@@ -74,7 +78,7 @@ type Handler struct {
 
 // New returns the /v1 API handler.
 func New(cfg Config) (*Handler, error) {
-	h := &Handler{m: cfg.Manager, packages: cfg.Packages, att: cfg.Attest, checkin: cfg.CheckIn, push: cfg.Push, limit: cfg.DeviceLimit, log: cfg.Logger, now: cfg.Now}
+	h := &Handler{m: cfg.Manager, packages: cfg.Packages, att: cfg.Attest, checkin: cfg.CheckIn, push: cfg.Push, limit: cfg.DeviceLimit, reports: cfg.ReportLimit, log: cfg.Logger, now: cfg.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -163,6 +167,13 @@ func (h *Handler) serve(rt route) http.HandlerFunc {
 				return
 			}
 			c.dev = d
+			if rt.perDevice {
+				if ok, wait := h.reports.Allow(d.Device.ID); !ok {
+					sw.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+					h.writeError(sw, r, problem.New(v1.CodeRateLimited, "device %s uploads too often; retry after %s", d.Device.ID, wait.Round(time.Second)))
+					return
+				}
+			}
 		case !rt.public:
 			p, err := h.authenticate(r)
 			if err != nil {

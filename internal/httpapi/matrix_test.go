@@ -193,6 +193,37 @@ var builders = map[string]func(b *buildCtx) request{
 	"downloadErrorReports": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/error-reports/download?format=csv"}
 	},
+	"listWebhooks": func(b *buildCtx) request { return request{path: "/v1/tenants/" + b.f.id + "/webhooks"} },
+	"createWebhook": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/webhooks", body: v1.WebhookCreate{URL: "https://hooks.example.com/new", Events: []string{"rollout.state_changed"}}}
+	},
+	"getWebhook": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/webhooks/" + b.webhook(false)}
+	},
+	"deleteWebhook": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/webhooks/" + b.webhook(true)}
+	},
+	"listWebhookDeliveries": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/webhooks/" + b.webhook(false) + "/deliveries"}
+	},
+}
+
+// webhooks are the webhooks the matrix keeps, by tenant.
+var webhooks = map[string]string{}
+
+// webhook returns a webhook of the fixture's tenant: the one kept for it (made once), or with
+// fresh a new one (for a request that deletes it).
+func (b *buildCtx) webhook(fresh bool) string {
+	if id, ok := webhooks[b.f.id]; ok && !fresh {
+		return id
+	}
+	var w v1.Webhook
+	b.e.must(b.f.admin, "POST", "/v1/tenants/"+b.f.id+"/webhooks",
+		v1.WebhookCreate{URL: "https://hooks.example.com/matrix", Events: []string{"error_report.bucket_created"}}, 201, &w)
+	if !fresh {
+		webhooks[b.f.id] = w.ID
+	}
+	return w.ID
 }
 
 // osRelease uploads an OS image that names every measurement a device makes, and returns the

@@ -27,6 +27,7 @@ type route struct {
 	limit        int64  // body limit; 0 means DefaultBodyLimit
 	public       bool   // no token; the request authenticates itself (or needs nothing)
 	device       bool   // a device on mutual TLS, with a certificate from its tenant's CA
+	perDevice    bool   // limited per device by Config.ReportLimit (error-report uploads)
 	rawBody      bool   // the body is not JSON (application/octet-stream); the handler reads it, bounded by limit
 	produces     string // the response's media type when it is not JSON
 	handle       func(c *call) (any, error)
@@ -38,7 +39,7 @@ const (
 
 // routes is the whole API.
 func routes() []route {
-	return slices.Concat(managementRoutes(), attestationRoutes(), imageRoutes(), checkInRoutes(), reportRoutes(), rolloutRoutes())
+	return slices.Concat(managementRoutes(), attestationRoutes(), imageRoutes(), checkInRoutes(), reportRoutes(), rolloutRoutes(), webhookRoutes())
 }
 
 // managementRoutes are the endpoints of people and their automation.

@@ -31,8 +31,8 @@ var reportFilterParams = []queryParam{
 func reportRoutes() []route {
 	return []route{
 		{method: "POST", path: "/v1/device/reports", op: "uploadReports",
-			summary: "Upload queued error-report events (mutual TLS): at most 256 events and 256 KiB. Idempotent: an event ID the service has for the device is skipped, so a retry after a lost reply duplicates nothing.",
-			device:  true, in: v1.ReportBatch{}, out: v1.ReportResult{}, status: 200, limit: v1.MaxReportBody, handle: uploadReports},
+			summary: "Upload queued error-report events (mutual TLS): at most 256 events and 256 KiB; limited per device (429 with Retry-After). Idempotent: an event ID the service has for the device is skipped, so a retry after a lost reply duplicates nothing.",
+			device:  true, perDevice: true, in: v1.ReportBatch{}, out: v1.ReportResult{}, status: 200, limit: v1.MaxReportBody, handle: uploadReports},
 		{method: "GET", path: tenantPath + "/error-reports", op: "listErrorReports", summary: "The events the tenant's devices reported, newest received first.",
 			action: authz.ErrorReportRead, out: v1.List[v1.ErrorReport]{}, status: 200, list: true, query: reportFilterParams, handle: listErrorReports},
 		{method: "GET", path: tenantPath + "/error-reports/buckets", op: "listErrorBuckets",
@@ -51,7 +51,7 @@ func uploadReports(c *call) (any, error) {
 	if err := decode(c, &req); err != nil {
 		return nil, err
 	}
-	res, err := errorreport.Ingest(c.r.Context(), c.h.m.Store(), c.dev.Device, req, c.h.now())
+	res, err := errorreport.Ingest(c.r.Context(), c.h.m.Store(), c.dev.Device, req, c.h.now(), c.h.m.ErrorBucketCreated)
 	if err == nil {
 		c.h.advanceRollout(c)
 	}

@@ -32,6 +32,8 @@ type Policy struct {
 	// AllowSoftwareRootOfTrust lets tenants claim devices whose enrollment record comes from
 	// the development-only software root of trust. Off in production by default.
 	AllowSoftwareRootOfTrust bool
+	// AllowLoopbackHTTPWebhooks accepts http:// webhook URLs to loopback hosts (dev mode).
+	AllowLoopbackHTTPWebhooks bool
 }
 
 // Config configures a Manager. Store and CA are required; the rest have defaults.

@@ -11,6 +11,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/rollout"
 	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/webhook"
 )
 
 // Audit actions of rollouts. Pause, resume and abort are authorized as deployment.create.
@@ -34,6 +35,9 @@ func (m *Manager) startRollout(ctx context.Context, tx store.Tx, n *note, d stor
 	if old, err := tx.ActiveRollout(ctx, d.TenantID, d.DeviceGroupID); err == nil {
 		old.State, old.Reason, old.UpdatedAt = store.RolloutAborted, "superseded by deployment "+d.ID, m.timestamp()
 		if err := tx.UpdateRollout(ctx, old); err != nil {
+			return err
+		}
+		if err := m.rolloutChanged(ctx, tx, old, rolloutChanges[auditRolloutAbort]); err != nil {
 			return err
 		}
 		n.detail("superseded_rollout", old.DeploymentID)
@@ -79,8 +83,10 @@ func (m *Manager) startRollout(ctx context.Context, tx store.Tx, n *note, d stor
 		return err
 	}
 	n.detail("rollout", map[string]any{"batches": sizes, "previous_deployment_id": prev.ID})
-	_, err = m.stepRollout(ctx, tx, &r, n)
-	return err
+	if _, err = m.stepRollout(ctx, tx, &r, n); err != nil {
+		return err
+	}
+	return m.rolloutChanged(ctx, tx, r, webhook.ChangeStarted)
 }
 
 // stepRollout evaluates a running rollout and applies the decision, within tx: it releases
@@ -307,6 +313,9 @@ func (m *Manager) rolloutWrite(ctx context.Context, p *authz.Principal, tenantID
 			return err
 		}
 		if action, err = fn(tx, &r, n); err != nil || action == "" {
+			return err
+		}
+		if err := m.rolloutChanged(ctx, tx, r, rolloutChanges[action]); err != nil {
 			return err
 		}
 		if m.meta != nil {

@@ -35,6 +35,8 @@ type Config struct {
 	CA      CA      `json:"ca"`
 	Limits  Limits  `json:"limits"`
 	Reports Reports `json:"reports"`
+	// Webhooks configures the delivery of webhooks (docs/WEBHOOKS.md).
+	Webhooks Webhooks `json:"webhooks"`
 	// ShutdownTimeout bounds how long in-flight requests may finish after a stop signal.
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
 }
@@ -75,6 +77,24 @@ type Limits struct {
 	// key is the TCP peer address: behind a proxy that terminates TLS, raise or turn off the
 	// limit and limit at the proxy.
 	DeviceBurst int `json:"device_burst"`
+	// ReportUploadsPerMinute is the steady rate of error-report uploads per device (keyed by
+	// its certificate, so devices behind one NAT do not share it; default 6). A device over
+	// it gets 429 with Retry-After and keeps its events queued. 0 turns the limit off.
+	ReportUploadsPerMinute float64 `json:"report_uploads_per_minute"`
+	// ReportBurst is how many uploads one device may make at once (default 20: a full queue
+	// of 1000 events is four uploads).
+	ReportBurst int `json:"report_burst"`
+}
+
+// Webhooks configures webhook delivery.
+type Webhooks struct {
+	// AllowHTTPLoopback accepts http:// webhook URLs to loopback hosts (localhost, 127.0.0.1,
+	// ::1), for a receiver on the same machine; dev mode allows them anyway. Off by default:
+	// webhooks use https.
+	AllowHTTPLoopback bool `json:"allow_http_loopback"`
+	// MaxAttempts is how many times a delivery is tried before it is marked failed (default
+	// 8, 1 to 20); retries back off exponentially from 10 seconds to at most an hour.
+	MaxAttempts int `json:"max_attempts"`
 }
 
 // Reports configures error reports.
@@ -126,7 +146,8 @@ func Default(dev bool) Config {
 		DataDir:         "/var/lib/rampart",
 		Store:           Store{Backend: "sqlite"},
 		Log:             Log{Level: "info", Format: "text"},
-		Limits:          Limits{DeviceRequestsPerSecond: 100, DeviceBurst: 1000},
+		Limits:          Limits{DeviceRequestsPerSecond: 100, DeviceBurst: 1000, ReportUploadsPerMinute: 6, ReportBurst: 20},
+		Webhooks:        Webhooks{MaxAttempts: 8},
 		Reports:         Reports{RetentionDays: 90},
 		ShutdownTimeout: Duration(10 * time.Second),
 	}
@@ -241,6 +262,15 @@ func Validate(c *Config, backends []string, dev bool) error {
 	}
 	if c.Limits.DeviceBurst < 0 || c.Limits.DeviceBurst > 1_000_000 {
 		add("limits.device_burst: %d is outside 0 to 1000000", c.Limits.DeviceBurst)
+	}
+	if c.Limits.ReportUploadsPerMinute < 0 {
+		add("limits.report_uploads_per_minute: %v must not be negative (0 turns the limit off)", c.Limits.ReportUploadsPerMinute)
+	}
+	if c.Limits.ReportBurst < 0 || c.Limits.ReportBurst > 1_000_000 {
+		add("limits.report_burst: %d is outside 0 to 1000000", c.Limits.ReportBurst)
+	}
+	if c.Webhooks.MaxAttempts < 1 || c.Webhooks.MaxAttempts > 20 {
+		add("webhooks.max_attempts: %d is outside 1 to 20", c.Webhooks.MaxAttempts)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		add("tls: cert_file and key_file must be set together")

@@ -114,3 +114,22 @@ func TestApplyEnvErrors(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestValidateReportLimitAndWebhooks(t *testing.T) {
+	c := Default(true)
+	if c.Limits.ReportUploadsPerMinute != 6 || c.Limits.ReportBurst != 20 || c.Webhooks.MaxAttempts != 8 || c.Webhooks.AllowHTTPLoopback {
+		t.Fatalf("defaults: %+v %+v", c.Limits, c.Webhooks)
+	}
+	c.Limits.ReportUploadsPerMinute = -1
+	c.Limits.ReportBurst = -1
+	c.Webhooks.MaxAttempts = 21
+	err := Validate(&c, backends, true)
+	for _, want := range []string{"limits.report_uploads_per_minute", "limits.report_burst", "webhooks.max_attempts"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %s in %v", want, err)
+		}
+	}
+	if err := LoadFile(&c, write(t, `{"webhooks":{"allow_http_loopback":true,"max_attempts":3,"retries":1}}`)); err == nil || !strings.Contains(err.Error(), "retries") {
+		t.Errorf("unknown webhooks key: %v", err)
+	}
+}

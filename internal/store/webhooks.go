@@ -42,6 +42,11 @@ type WebhookTx interface {
 	// DeleteWebhookDeliveriesBefore deletes, across tenants, at most limit delivered or failed
 	// deliveries last updated before the given time, and returns how many it deleted.
 	DeleteWebhookDeliveriesBefore(ctx context.Context, before time.Time, limit int) (int, error)
+
+	// HasErrorBucket reports whether the tenant has any error report in b's bucket (its Type,
+	// ComponentID, ImageID, Signal and ExitCode; the other fields are ignored): ingest asks
+	// before it stores an upload, to tell webhooks of new buckets.
+	HasErrorBucket(ctx context.Context, tenantID string, b ErrorBucket) (bool, error)
 }
 
 // Webhook delivery states.

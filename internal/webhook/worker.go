@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,7 +39,7 @@ const (
 type Config struct {
 	Store store.Store
 	// Owner names this worker in the leases it takes; it must differ between replicas
-	// (default: random).
+	// (default: the host name, process ID and a random number).
 	Owner string
 	// AllowLoopbackHTTP lets deliveries go to http:// URLs on loopback hosts, as CheckURL.
 	AllowLoopbackHTTP bool
@@ -84,7 +85,8 @@ func NewWorker(cfg Config) (*Worker, error) {
 		if _, err := io.ReadFull(cfg.Rand, b[:]); err != nil {
 			return nil, fmt.Errorf("webhook worker: %w", err)
 		}
-		cfg.Owner = fmt.Sprintf("worker-%x", b)
+		host, _ := os.Hostname()
+		cfg.Owner = fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {

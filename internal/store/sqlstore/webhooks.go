@@ -212,6 +212,16 @@ func (t *tx) DeleteWebhookDeliveriesBefore(ctx context.Context, before time.Time
 	return int(n), nil
 }
 
+// HasErrorBucket implements store.Tx.
+func (t *tx) HasErrorBucket(ctx context.Context, tenantID string, b store.ErrorBucket) (bool, error) {
+	ok, err := t.exists(ctx, `SELECT 1 FROM error_reports WHERE tenant_id = ? AND event_type = ? AND component_id = ?
+		AND image_id = ? AND signo = ? AND exit_code = ? LIMIT 1`, tenantID, b.Type, b.ComponentID, b.ImageID, b.Signal, b.ExitCode)
+	if err != nil {
+		return false, fmt.Errorf("look for error bucket %s: %w", b.Type, err)
+	}
+	return ok, nil
+}
+
 // The store's direct calls of the webhook methods: reads on the reader pool, each write in its
 // own write transaction.
 
@@ -275,4 +285,9 @@ func (s *DB) DeleteWebhookDeliveriesBefore(ctx context.Context, before time.Time
 		return err
 	})
 	return n, err
+}
+
+// HasErrorBucket implements store.Tx.
+func (s *DB) HasErrorBucket(ctx context.Context, tenantID string, b store.ErrorBucket) (bool, error) {
+	return s.read.HasErrorBucket(ctx, tenantID, b)
 }

@@ -146,6 +146,37 @@ func testWebhooks(t *testing.T, s store.Store) {
 	isErr(t, err, store.ErrNotFound)
 }
 
+func testHasErrorBucket(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := newWorld(t, s)
+	p := w.product(w.a.ID, "prod-1", "Thermostat")
+	g := w.group(w.a.ID, p.ID, "group-1", "Field")
+	w.claim(w.a.ID, g.ID, 1)
+	r := newReport(w.a.ID, 1, 1, 1, 11)
+	key := store.ErrorBucket{Type: r.Type, ComponentID: r.ComponentID, ImageID: r.ImageID, Signal: r.Signal, ExitCode: r.ExitCode}
+	has := func(tenantID string, b store.ErrorBucket) bool {
+		ok, err := s.HasErrorBucket(ctx, tenantID, b)
+		must(t, err)
+		return ok
+	}
+	eq(t, has(w.a.ID, key), false)
+	_, err := s.AddErrorReports(ctx, []store.ErrorReport{r})
+	must(t, err)
+	eq(t, has(w.a.ID, key), true)
+	eq(t, has(w.b.ID, key), false)
+	for _, change := range []func(b *store.ErrorBucket){
+		func(b *store.ErrorBucket) { b.Type = "AppExit" },
+		func(b *store.ErrorBucket) { b.ComponentID = componentOf(2) },
+		func(b *store.ErrorBucket) { b.ImageID = imageIDOf(2) },
+		func(b *store.ErrorBucket) { b.Signal = 6 },
+		func(b *store.ErrorBucket) { b.ExitCode = 134 },
+	} {
+		other := key
+		change(&other)
+		eq(t, has(w.a.ID, other), false)
+	}
+}
+
 // testConcurrentWebhookClaims: workers claiming at once never get the same delivery.
 func testConcurrentWebhookClaims(t *testing.T, s store.Store) {
 	ctx := t.Context()

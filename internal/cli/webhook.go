@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/client"
+	"github.com/rampart-iot/rampart/internal/webhook"
+)
+
+func newWebhookCmd(a *app) *cobra.Command {
+	return group("webhook", "Manage the tenant's webhooks: signed HTTPS notifications of new error-report buckets and rollout state changes",
+		newWebhookCreateCmd(a), newWebhookListCmd(a), newWebhookShowCmd(a), newWebhookDeleteCmd(a), newWebhookDeliveriesCmd(a))
+}
+
+func newWebhookCreateCmd(a *app) *cobra.Command {
+	var url, events string
+	cmd := &cobra.Command{
+		Use:   "create --url URL --events TYPE[,TYPE]",
+		Short: "Register a webhook; its signing secret is shown once",
+		Long: `create registers an https URL that the service posts events to, signed with a secret it
+prints once (the service never shows it again).
+
+Event types: ` + strings.Join(webhook.Events, ", ") + `.
+
+Receivers check the Rampart-Webhook-Signature header: see docs/WEBHOOKS.md.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if url == "" {
+				return &usageError{cmd: cmd, msg: "--url is required"}
+			}
+			list, err := webhook.ParseEvents(events)
+			if err != nil {
+				return &usageError{cmd: cmd, msg: "--" + err.Error()}
+			}
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w, err := s.c.CreateWebhook(cmd.Context(), s.tenant, v1.WebhookCreate{URL: url, Events: list})
+			if err != nil {
+				return err
+			}
+			p := a.printer()
+			return p.print(w, func() error {
+				if err := p.fields(webhookFields(w)); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintln(a.sys.Err, "This is the only time the secret is shown; store it where the receiver can read it.")
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&url, "url", "", "the https URL to post events to")
+	cmd.Flags().StringVar(&events, "events", "", "comma-separated event types: "+strings.Join(webhook.Events, ", "))
+	return cmd
+}
+
+func webhookFields(w *v1.Webhook) [][2]string {
+	kv := [][2]string{{"ID", w.ID}, {"URL", w.URL}, {"Events", strings.Join(w.Events, ", ")},
+		{"Created by", w.CreatedBy}, {"Created", timeCell(w.CreatedAt)}}
+	if w.Secret != "" {
+		kv = append(kv, [2]string{"Secret", w.Secret})
+	}
+	return kv
+}
+
+func newWebhookListCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the tenant's webhooks",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			ws, err := s.c.AllWebhooks(cmd.Context(), s.tenant, client.ListOptions{})
+			if err != nil {
+				return err
+			}
+			p := a.printer()
+			return p.print(ws, func() error {
+				rows := make([][]string, len(ws))
+				for i, w := range ws {
+					rows[i] = []string{w.ID, w.URL, strings.Join(w.Events, ","), timeCell(w.CreatedAt)}
+				}
+				return p.table([]string{"ID", "URL", "EVENTS", "CREATED"}, rows)
+			})
+		},
+	}
+}
+
+func newWebhookShowCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a webhook (never its secret)",
+		Args:  args(1, 1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w, err := s.c.GetWebhook(cmd.Context(), s.tenant, args[0])
+			if err != nil {
+				return err
+			}
+			p := a.printer()
+			return p.print(w, func() error { return p.fields(webhookFields(w)) })
+		},
+	}
+}
+
+func newWebhookDeleteCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a webhook and its deliveries, pending ones too",
+		Args:  args(1, 1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := s.c.DeleteWebhook(cmd.Context(), s.tenant, args[0]); err != nil {
+				return err
+			}
+			return a.printer().line("Deleted webhook " + args[0] + ".")
+		},
+	}
+}
+
+func newWebhookDeliveriesCmd(a *app) *cobra.Command {
+	var max int
+	cmd := &cobra.Command{
+		Use:   "deliveries ID [--max N]",
+		Short: "List a webhook's recent deliveries, newest first, with their state and last attempt",
+		Args:  args(1, 1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if max < 1 || max > 1000 {
+				return &usageError{cmd: cmd, msg: fmt.Sprintf("--max %d is outside 1 to 1000", max)}
+			}
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			l, err := s.c.ListWebhookDeliveries(cmd.Context(), s.tenant, args[0], client.ListOptions{MaxPageSize: max})
+			if err != nil {
+				return err
+			}
+			p := a.printer()
+			return p.print(l.Items, func() error {
+				rows := make([][]string, len(l.Items))
+				for i, d := range l.Items {
+					status, next := "", ""
+					if d.LastStatus != 0 {
+						status = strconv.Itoa(d.LastStatus)
+					}
+					if d.NextAttemptAt != nil {
+						next = timeCell(*d.NextAttemptAt)
+					}
+					rows[i] = []string{d.ID, d.EventType, d.State, strconv.Itoa(d.Attempts), status, next, timeCell(d.CreatedAt), d.LastError}
+				}
+				return p.table([]string{"ID", "EVENT", "STATE", "ATTEMPTS", "STATUS", "NEXT ATTEMPT", "CREATED", "LAST ERROR"}, rows)
+			})
+		},
+	}
+	cmd.Flags().IntVar(&max, "max", 20, "at most this many deliveries (1 to 1000)")
+	return cmd
+}

@@ -1,0 +1,173 @@
+package manage
+
+import (
+	"context"
+	"strings"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/internal/authz"
+	"github.com/rampart-iot/rampart/internal/problem"
+	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/webhook"
+)
+
+// toWebhook renders a webhook without its secret.
+func toWebhook(w store.Webhook) v1.Webhook {
+	return v1.Webhook{ID: w.ID, URL: w.URL, Events: w.Events, CreatedBy: w.CreatedBy, CreatedAt: w.CreatedAt}
+}
+
+func toDelivery(d store.WebhookDelivery) v1.WebhookDelivery {
+	out := v1.WebhookDelivery{ID: d.ID, WebhookID: d.WebhookID, EventID: d.EventID, EventType: d.EventType, State: d.State,
+		Attempts: d.Attempts, LastStatus: d.LastStatus, LastError: d.LastError, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+	if d.State == store.DeliveryPending && !d.NextAttemptAt.IsZero() {
+		next := d.NextAttemptAt
+		out.NextAttemptAt = &next
+	}
+	return out
+}
+
+// CreateWebhook registers a webhook of the tenant (Administrator). The answer carries the
+// secret that signs its deliveries, which is never shown again.
+func (m *Manager) CreateWebhook(ctx context.Context, p *authz.Principal, tenantID string, req v1.WebhookCreate) (v1.Webhook, error) {
+	var out v1.Webhook
+	o := op{tenantID: tenantID, action: authz.WebhookManage, resourceType: "webhook"}
+	err := m.write(ctx, p, o, func(tx store.Tx, n *note) error {
+		var ps problems
+		if _, err := webhook.CheckURL(req.URL, m.policy.AllowLoopbackHTTPWebhooks); err != nil {
+			ps.add("url", "%s", strings.TrimPrefix(err.Error(), "url: "))
+		}
+		events, err := webhook.CheckEvents(req.Events)
+		if err != nil {
+			ps.add("events", "%s", strings.TrimPrefix(err.Error(), "events: "))
+		}
+		n.detail("url", req.URL)
+		n.detail("events", req.Events)
+		if err := ps.err(); err != nil {
+			return err
+		}
+		have, err := tx.ListWebhooks(ctx, tenantID, store.ListOptions{Limit: webhook.MaxWebhooksPerTenant})
+		if err != nil {
+			return err
+		}
+		if len(have.Items) >= webhook.MaxWebhooksPerTenant {
+			return problem.New(v1.CodeConflict, "the tenant has %d webhooks, the most it may have; delete one first", len(have.Items))
+		}
+		id, err := m.newID()
+		if err != nil {
+			return err
+		}
+		secret, err := webhook.NewSecret(m.rand)
+		if err != nil {
+			return err
+		}
+		w := store.Webhook{ID: id, TenantID: tenantID, URL: req.URL, Events: events, Secret: secret, CreatedBy: p.UserID, CreatedAt: m.timestamp()}
+		n.resourceID = id
+		if err := tx.CreateWebhook(ctx, w); err != nil {
+			return err
+		}
+		out = toWebhook(w)
+		out.Secret = secret
+		return nil
+	})
+	return out, err
+}
+
+// GetWebhook returns a webhook of the tenant, without its secret.
+func (m *Manager) GetWebhook(ctx context.Context, p *authz.Principal, tenantID, id string) (v1.Webhook, error) {
+	if err := m.read(ctx, p, tenantID, authz.WebhookRead); err != nil {
+		return v1.Webhook{}, err
+	}
+	w, err := m.store.GetWebhook(ctx, tenantID, id)
+	if err != nil {
+		return v1.Webhook{}, err
+	}
+	return toWebhook(w), nil
+}
+
+// ListWebhooks lists the tenant's webhooks, without their secrets.
+func (m *Manager) ListWebhooks(ctx context.Context, p *authz.Principal, tenantID string, opt store.ListOptions) (store.Page[v1.Webhook], error) {
+	if err := m.read(ctx, p, tenantID, authz.WebhookRead); err != nil {
+		return store.Page[v1.Webhook]{}, err
+	}
+	page, err := m.store.ListWebhooks(ctx, tenantID, opt)
+	if err != nil {
+		return store.Page[v1.Webhook]{}, err
+	}
+	out := store.Page[v1.Webhook]{Items: make([]v1.Webhook, 0, len(page.Items)), Next: page.Next}
+	for _, w := range page.Items {
+		out.Items = append(out.Items, toWebhook(w))
+	}
+	return out, nil
+}
+
+// DeleteWebhook deletes a webhook of the tenant and its deliveries, pending ones too
+// (Administrator).
+func (m *Manager) DeleteWebhook(ctx context.Context, p *authz.Principal, tenantID, id string) error {
+	o := op{tenantID: tenantID, action: authz.WebhookManage, resourceType: "webhook", resourceID: id}
+	return m.write(ctx, p, o, func(tx store.Tx, n *note) error {
+		w, err := tx.GetWebhook(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		n.detail("url", w.URL)
+		return tx.DeleteWebhook(ctx, tenantID, id)
+	})
+}
+
+// ListWebhookDeliveries lists a webhook's deliveries, newest first.
+func (m *Manager) ListWebhookDeliveries(ctx context.Context, p *authz.Principal, tenantID, id string, opt store.ListOptions) (store.Page[v1.WebhookDelivery], error) {
+	if err := m.read(ctx, p, tenantID, authz.WebhookRead); err != nil {
+		return store.Page[v1.WebhookDelivery]{}, err
+	}
+	if _, err := m.store.GetWebhook(ctx, tenantID, id); err != nil {
+		return store.Page[v1.WebhookDelivery]{}, err
+	}
+	page, err := m.store.ListWebhookDeliveries(ctx, tenantID, id, opt)
+	if err != nil {
+		return store.Page[v1.WebhookDelivery]{}, err
+	}
+	out := store.Page[v1.WebhookDelivery]{Items: make([]v1.WebhookDelivery, 0, len(page.Items)), Next: page.Next}
+	for _, d := range page.Items {
+		out.Items = append(out.Items, toDelivery(d))
+	}
+	return out, nil
+}
+
+// outbox writes webhook events with the manager's identifiers.
+func (m *Manager) outbox() *webhook.Outbox { return &webhook.Outbox{IDs: m.ids} }
+
+// ErrorBucketCreated is error-report ingest's errorreport.NewBucketFunc: it queues an
+// error_report.bucket_created event for the tenant's webhooks in the ingest's transaction.
+func (m *Manager) ErrorBucketCreated(ctx context.Context, tx store.Tx, r store.ErrorReport) error {
+	data := webhook.BucketCreated{Type: r.Type, ComponentID: r.ComponentID, ImageID: r.ImageID, Signal: r.Signal,
+		DeviceID: r.DeviceID, DeviceGroupID: r.DeviceGroupID, ProductID: r.ProductID, DeploymentID: r.DeploymentID,
+		FirstSeen: r.Time, ReceivedAt: r.ReceivedAt}
+	if r.ExitCode != store.NoExitCode {
+		code := r.ExitCode
+		data.ExitCode = &code
+	}
+	_, err := m.outbox().Enqueue(ctx, tx, r.TenantID, webhook.EventBucketCreated, data, m.timestamp())
+	return err
+}
+
+// rolloutChanges maps the audit actions of rollout writes to the change a webhook hears of;
+// releasing more devices of the same batch is not a state change.
+var rolloutChanges = map[string]string{
+	auditRolloutAdvance:  webhook.ChangeAdvanced,
+	auditRolloutComplete: webhook.ChangeCompleted,
+	auditRolloutAbort:    webhook.ChangeAborted,
+	auditRolloutPause:    webhook.ChangePaused,
+	auditRolloutResume:   webhook.ChangeResumed,
+}
+
+// rolloutChanged queues a rollout.state_changed event for the tenant's webhooks, within tx.
+func (m *Manager) rolloutChanged(ctx context.Context, tx store.Tx, r store.Rollout, change string) error {
+	if change == "" {
+		return nil
+	}
+	data := webhook.RolloutStateChanged{DeploymentID: r.DeploymentID, DeviceGroupID: r.DeviceGroupID,
+		PreviousDeploymentID: r.PreviousDeploymentID, Change: change, State: r.State, Batch: r.Batch + 1, Reason: r.Reason,
+		RevertDeploymentID: r.RevertDeploymentID}
+	_, err := m.outbox().Enqueue(ctx, tx, r.TenantID, webhook.EventRolloutStateChanged, data, m.timestamp())
+	return err
+}
