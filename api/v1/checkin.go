@@ -16,6 +16,15 @@ type CheckIn struct {
 	Images       []InstalledImage `json:"images" doc:"the images installed on the device, at most 64"`
 	OS           *OSSlots         `json:"os,omitempty" doc:"the OS slots, on a device with A/B boot control"`
 	Update       *UpdateStatus    `json:"update,omitempty" doc:"the latest OS or app update and how it ended"`
+	Deferred     []DeferredUpdate `json:"deferred,omitempty" doc:"updates the device has learned of and not installed yet because an application deferred them (at most 2: App and System)"`
+}
+
+// DeferredUpdate is an update an application on the device holds back (SoftwareUpdateDeferral),
+// within the cap counted from FirstSeen: 24 hours for System, 167 hours for App.
+type DeferredUpdate struct {
+	UpdateType string    `json:"update_type" enum:"App,System"`
+	FirstSeen  time.Time `json:"first_seen" doc:"when the device learned of the update"`
+	Until      time.Time `json:"until" doc:"when the device installs it at the latest"`
 }
 
 // Installed image states.

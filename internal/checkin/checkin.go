@@ -233,6 +233,26 @@ func Validate(in v1.CheckIn) error {
 		text("update.phase", u.Phase, false)
 		text("update.reason", u.Reason, false)
 	}
+	if len(in.Deferred) > 2 {
+		bad("deferred", "lists %d updates; at most 2 (App and System)", len(in.Deferred))
+	}
+	seenType := map[string]bool{}
+	for i, u := range in.Deferred {
+		f := fmt.Sprintf("deferred[%d]", i)
+		if u.UpdateType != "App" && u.UpdateType != "System" {
+			bad(f+".update_type", "must be App or System, not %q", clip(u.UpdateType))
+		} else if seenType[u.UpdateType] {
+			bad(f+".update_type", "%s is listed twice", u.UpdateType)
+		}
+		seenType[u.UpdateType] = true
+		if u.FirstSeen.IsZero() || u.Until.IsZero() {
+			bad(f, "needs first_seen and until")
+		} else if u.Until.Before(u.FirstSeen) {
+			bad(f+".until", "is before first_seen")
+		} else if u.Until.Sub(u.FirstSeen) > 10020*time.Minute {
+			bad(f+".until", "is more than 167 hours after first_seen, the longest deferral")
+		}
+	}
 	if len(d) > 0 {
 		return problem.Invalid(d...)
 	}

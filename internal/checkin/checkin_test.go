@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/problem"
@@ -21,8 +22,11 @@ func good() v1.CheckIn {
 		Kind: "application", Version: "1.2.3", State: "running"}},
 		OS: &v1.OSSlots{Active: "a", Booted: "b", Trial: "b", CommittedVersion: "1.0.0",
 			Slots: []v1.OSSlot{{Name: "a", Version: "1.0.0", Digest: strings.Repeat("0f", 32)}, {Name: "b", Version: "2.0.0"}}},
-		Update: &v1.UpdateStatus{State: "Verifying", ComponentID: comp, ImageID: image, Version: "2.0.0", FromVersion: "1.0.0"}}
+		Update: &v1.UpdateStatus{State: "Verifying", ComponentID: comp, ImageID: image, Version: "2.0.0", FromVersion: "1.0.0"},
+		Deferred: []v1.DeferredUpdate{{UpdateType: "System", FirstSeen: seen, Until: seen.Add(time.Hour)}}}
 }
+
+var seen = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func fields(err error) []string {
 	var pe *problem.Error
@@ -56,6 +60,11 @@ func TestValidate(t *testing.T) {
 		{"three slots", func(c *v1.CheckIn) { c.OS.Slots = append(c.OS.Slots, c.OS.Slots[0]) }, []string{"os.slots"}},
 		{"digest", func(c *v1.CheckIn) { c.OS.Slots[0].Digest = strings.Repeat("0F", 32) }, []string{"os.slots[0].digest"}},
 		{"update", func(c *v1.CheckIn) { c.Update.State, c.Update.ImageID = "", "nope" }, []string{"update.state", "update.image_id"}},
+		{"deferred type", func(c *v1.CheckIn) { c.Deferred[0].UpdateType = "Firmware" }, []string{"deferred[0].update_type"}},
+		{"deferred twice", func(c *v1.CheckIn) { c.Deferred = append(c.Deferred, c.Deferred[0]) }, []string{"deferred[1].update_type"}},
+		{"deferred too long", func(c *v1.CheckIn) { c.Deferred[0].Until = seen.Add(168 * time.Hour) }, []string{"deferred[0].until"}},
+		{"deferred backwards", func(c *v1.CheckIn) { c.Deferred[0].Until = seen.Add(-time.Hour) }, []string{"deferred[0].until"}},
+		{"deferred times", func(c *v1.CheckIn) { c.Deferred[0].FirstSeen = time.Time{} }, []string{"deferred[0]"}},
 		{"everything at once", func(c *v1.CheckIn) { c.AgentVersion, c.Images[0].State = "", "odd" }, []string{"agent_version", "images[0].state"}},
 	} {
 		in := good()

@@ -116,6 +116,7 @@ type pending struct {
 	until     time.Time            // last Deferred event's Until
 	deferrals map[string]time.Time // component → deferred until
 	decided   bool                 // an application deferred or resumed since the announcement
+	resumed   bool                 // an application resumed it: it goes ahead
 }
 
 // New returns a Coordinator.
@@ -158,6 +159,7 @@ func minutesLeft(deadline, now time.Time) int {
 // decision. held says whether to wait; until is when to ask again at the latest.
 func (c *Coordinator) Hold(ctx context.Context, t Type, key string, firstSeen time.Time) (until time.Time, held bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	now := c.cfg.Now()
 	p := c.pending[t]
 	if p == nil || p.key != key {
@@ -166,48 +168,64 @@ func (c *Coordinator) Hold(ctx context.Context, t Type, key string, firstSeen ti
 	}
 	if !now.Before(p.deadline) {
 		c.finalLocked(t, p)
-		c.mu.Unlock()
 		return time.Time{}, false
 	}
-	if !p.announced {
-		p.announced, p.status = true, StatusPending
-		c.publishLocked(Event{Type: t, Status: StatusPending, MaxDeferralMinutes: minutesLeft(p.deadline, now)})
-		if c.anyDeferrerLocked() {
-			deadline := time.NewTimer(c.cfg.Grace)
-			expired := false
-			for !p.decided && !expired {
-				ch := c.changed
-				c.mu.Unlock()
-				select {
-				case <-ctx.Done():
-				case <-deadline.C:
-					expired = true // nobody decided in time: the update goes ahead
-				case <-ch:
-				}
-				c.mu.Lock()
-				if ctx.Err() != nil || c.pending[t] != p {
-					break
-				}
+	for pass := 0; ; pass++ {
+		if !p.announced {
+			p.announced, p.status, p.decided = true, StatusPending, false
+			c.publishLocked(Event{Type: t, Status: StatusPending, MaxDeferralMinutes: minutesLeft(p.deadline, now)})
+			if c.anyDeferrerLocked() {
+				c.awaitDecisionLocked(ctx, t, p)
+				now = c.cfg.Now()
 			}
-			deadline.Stop()
-			now = c.cfg.Now()
 		}
-	}
-	var latest time.Time
-	for comp, u := range p.deferrals {
-		if !u.After(now) {
-			delete(p.deferrals, comp)
+		var latest time.Time
+		for comp, u := range p.deferrals {
+			if !u.After(now) {
+				delete(p.deferrals, comp)
+				continue
+			}
+			if u.After(latest) {
+				latest = u
+			}
+		}
+		if !latest.IsZero() {
+			return c.deferredLocked(t, p, latest, now)
+		}
+		// A deferral that ran out announces the update again, as Azure Sphere does: the
+		// application may defer it once more, within the cap.
+		if p.status == StatusDeferred && !p.resumed && pass == 0 && now.Before(p.deadline) && ctx.Err() == nil {
+			p.announced = false
 			continue
 		}
-		if u.After(latest) {
-			latest = u
-		}
-	}
-	if latest.IsZero() {
 		c.finalLocked(t, p)
-		c.mu.Unlock()
 		return time.Time{}, false
 	}
+}
+
+// awaitDecisionLocked waits, up to the grace, for a listening application to defer or resume
+// the update just announced.
+func (c *Coordinator) awaitDecisionLocked(ctx context.Context, t Type, p *pending) {
+	deadline := time.NewTimer(c.cfg.Grace)
+	defer deadline.Stop()
+	for !p.decided {
+		ch := c.changed
+		c.mu.Unlock()
+		expired := false
+		select {
+		case <-ctx.Done():
+		case <-deadline.C:
+			expired = true // nobody decided in time: the update goes ahead
+		case <-ch:
+		}
+		c.mu.Lock()
+		if expired || ctx.Err() != nil || c.pending[t] != p {
+			return
+		}
+	}
+}
+
+func (c *Coordinator) deferredLocked(t Type, p *pending, latest, now time.Time) (time.Time, bool) {
 	if latest.After(p.deadline) {
 		latest = p.deadline
 	}
@@ -215,7 +233,6 @@ func (c *Coordinator) Hold(ctx context.Context, t Type, key string, firstSeen ti
 		p.status, p.until = StatusDeferred, latest
 		c.publishLocked(Event{Type: t, Status: StatusDeferred, MaxDeferralMinutes: minutesLeft(p.deadline, now), Until: latest})
 	}
-	c.mu.Unlock()
 	return latest, true
 }
 
@@ -292,7 +309,7 @@ func (c *Coordinator) Defer(component string, t Type, minutes int) (Event, error
 		until = p.deadline
 	}
 	p.deferrals[component] = until
-	p.decided = true
+	p.decided, p.resumed = true, false
 	c.signalLocked()
 	return Event{Type: t, Status: StatusDeferred, MaxDeferralMinutes: minutesLeft(p.deadline, now), Until: until}, nil
 }
@@ -310,7 +327,7 @@ func (c *Coordinator) Resume(component string, t Type) error {
 		return fmt.Errorf("%w (%s)", ErrNoPendingUpdate, t)
 	}
 	delete(p.deferrals, component)
-	p.decided = true
+	p.decided, p.resumed = true, len(p.deferrals) == 0
 	c.signalLocked()
 	c.mu.Unlock()
 	if c.cfg.OnChange != nil {

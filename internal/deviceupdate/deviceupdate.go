@@ -26,6 +26,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/atomicfile"
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/checkinclient"
+	"github.com/rampart-iot/rampart/internal/deferral"
 	"github.com/rampart-iot/rampart/internal/download"
 	"github.com/rampart-iot/rampart/internal/osupdate"
 	"github.com/rampart-iot/rampart/internal/tufclient"
@@ -75,6 +77,10 @@ type Config struct {
 	// AfterCheckIn, if set, runs after each check-in the service answered (the agent uploads
 	// its error reports); its error is the cycle's too.
 	AfterCheckIn func(ctx context.Context) error
+	// Deferral, if set, is asked before an application or OS update is installed: apps with
+	// SoftwareUpdateDeferral may hold it back, within caps counted from when the loop first
+	// saw the update (kept in the state file, so a restart does not reset them).
+	Deferral Deferral
 	// Now is the clock for metadata expiry: pass trusted time (from attestation) on a device
 	// without a real-time clock. nil means time.Now.
 	Now        func() time.Time
@@ -82,6 +88,15 @@ type Config struct {
 	Logger     *slog.Logger
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
+}
+
+// Deferral lets applications defer updates; *deferral.Coordinator implements it.
+type Deferral interface {
+	// Hold says whether to hold back the update of type t, identified by key and first seen
+	// at firstSeen, and until when at most.
+	Hold(ctx context.Context, t deferral.Type, key string, firstSeen time.Time) (until time.Time, held bool)
+	// Done says the update of type t was installed or is no longer offered.
+	Done(t deferral.Type)
 }
 
 // AppState is how an application runs, for reports.
@@ -98,6 +113,8 @@ type Status struct {
 	Targets      []string  `json:"targets,omitempty"` // "<component>/<image> version"
 	LastError    string    `json:"last_error,omitempty"`
 	Reason       string    `json:"reason,omitempty"` // the update metadata's refusal reason
+	// Deferred lists the updates applications hold back.
+	Deferred []v1.DeferredUpdate `json:"deferred,omitempty"`
 }
 
 // Loop is the update loop. Its methods are safe for concurrent use; cycles are serialized.
@@ -113,12 +130,32 @@ type Loop struct {
 	keys     []crypto.PublicKey
 	osTarget *osupdate.Target
 	status   Status
+	deferred []v1.DeferredUpdate
 }
 
 // persisted is the loop's state file.
 type persisted struct {
 	// Group is the device group whose director the stored metadata trusts.
 	Group string `json:"group"`
+	// FirstSeen is when the loop first saw each pending update ("App:<images>",
+	// "System:<digest>"): deferral caps count from then.
+	FirstSeen map[string]time.Time `json:"first_seen,omitempty"`
+}
+
+func (l *Loop) loadState() persisted {
+	var st persisted
+	if b, err := os.ReadFile(filepath.Join(l.cfg.Dir, stateFile)); err == nil {
+		_ = json.Unmarshal(b, &st)
+	}
+	return st
+}
+
+func (l *Loop) saveState(st persisted) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(l.cfg.Dir, stateFile), b, 0o600)
 }
 
 // New returns a Loop.
@@ -167,6 +204,7 @@ func (l *Loop) Status() Status {
 	defer l.mu.Unlock()
 	s := l.status
 	s.Targets = append([]string(nil), s.Targets...)
+	s.Deferred = append([]v1.DeferredUpdate(nil), l.deferred...)
 	return s
 }
 
@@ -251,7 +289,8 @@ func (l *Loop) Once(ctx context.Context) (time.Duration, error) {
 }
 
 func (l *Loop) once(ctx context.Context) (time.Duration, error) {
-	res, err := l.cfg.Client.CheckIn(ctx, l.report(ctx))
+	sent := l.report(ctx)
+	res, err := l.cfg.Client.CheckIn(ctx, sent)
 	if err != nil {
 		return 0, err
 	}
@@ -283,6 +322,11 @@ func (l *Loop) once(ctx context.Context) (time.Duration, error) {
 	}
 	if res.DirectorPath == "" { // no deployment for this device: nothing to install
 		l.setTargets(nil, nil)
+		for _, t := range []deferral.Type{deferral.App, deferral.System} {
+			if err := l.done(t); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		return interval, errors.Join(errs...)
 	}
 	targets, err := l.refresh(ctx)
@@ -312,25 +356,73 @@ func (l *Loop) once(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	l.setTargets(targets, osTarget)
-	changed, err := l.installApps(ctx, apps)
+	l.mu.Lock()
+	l.deferred = nil
+	l.mu.Unlock()
+	// Applications with SoftwareUpdateDeferral may hold back what is about to be installed,
+	// within caps; the loop looks again when the deferral ends (or an app resumes it).
+	next := interval
+	look := func(until time.Time) {
+		if d := until.Sub(l.cfg.Now()); d < next {
+			next = max(d, time.Second)
+		}
+	}
+	changed := false
+	pendingApps, err := l.pendingApps(apps)
 	if err != nil {
 		errs = append(errs, err)
+	}
+	appKey := ""
+	for _, t := range pendingApps {
+		appKey += t.ImageID + ","
+	}
+	if until, held, err := l.hold(ctx, deferral.App, appKey); err != nil {
+		errs = append(errs, err)
+	} else if held {
+		look(until)
+	} else if len(pendingApps) > 0 {
+		installed, err := l.installApps(ctx, pendingApps)
+		if err != nil {
+			errs = append(errs, err)
+		} else if err := l.done(deferral.App); err != nil {
+			errs = append(errs, err)
+		}
+		changed = installed
 	}
 	if changed && l.cfg.Applied != nil {
 		l.cfg.Applied(ctx)
 	}
 	reboot := false
 	if l.os != nil && osTarget != nil {
-		before := l.os.Status()
-		r, err := l.os.Update(ctx)
-		if err != nil {
+		osKey := ""
+		if wants, err := l.os.Wants(ctx, osTarget); err != nil {
 			errs = append(errs, fmt.Errorf("OS update: %w", err))
+		} else if wants {
+			osKey = osTarget.SHA256
 		}
-		after := l.os.Status()
-		changed = changed || after.State != before.State || after.Attempt != before.Attempt
-		reboot = r.Reboot
+		until, held, err := l.hold(ctx, deferral.System, osKey)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if held {
+			look(until)
+		} else {
+			before := l.os.Status()
+			r, err := l.os.Update(ctx)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("OS update: %w", err))
+			}
+			after := l.os.Status()
+			changed = changed || after.State != before.State || after.Attempt != before.Attempt
+			reboot = r.Reboot
+		}
+	} else if err := l.done(deferral.System); err != nil {
+		errs = append(errs, err)
 	}
-	if changed { // tell the service at once what changed, rather than at the next check-in
+	l.mu.Lock()
+	deferralsChanged := fmt.Sprint(sent.Deferred) != fmt.Sprint(l.deferred)
+	l.mu.Unlock()
+	if changed || deferralsChanged { // tell the service at once what changed, rather than at the next check-in
 		if _, err := l.cfg.Client.CheckIn(ctx, l.report(ctx)); err != nil {
 			errs = append(errs, err)
 		}
@@ -338,7 +430,7 @@ func (l *Loop) once(ctx context.Context) (time.Duration, error) {
 	if reboot && l.cfg.Reboot != nil {
 		l.cfg.Reboot()
 	}
-	return interval, errors.Join(errs...)
+	return next, errors.Join(errs...)
 }
 
 func (l *Loop) setTargets(targets []tufclient.Target, osTarget *osupdate.Target) {
@@ -354,11 +446,7 @@ func (l *Loop) setTargets(targets []tufclient.Target, osTarget *osupdate.Target)
 // pinGroup forgets the trusted director metadata when the device changed group: the new
 // group's director has its own root.
 func (l *Loop) pinGroup(group string) error {
-	p := filepath.Join(l.cfg.Dir, stateFile)
-	var st persisted
-	if b, err := os.ReadFile(p); err == nil {
-		_ = json.Unmarshal(b, &st)
-	}
+	st := l.loadState()
 	if st.Group == group {
 		return nil
 	}
@@ -366,8 +454,61 @@ func (l *Loop) pinGroup(group string) error {
 	if err := os.RemoveAll(filepath.Join(l.cfg.Dir, metaDir, string(tufclient.Director))); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(persisted{Group: group})
-	return atomicfile.WriteFile(p, b, 0o600)
+	st.Group = group
+	return l.saveState(st)
+}
+
+// hold asks the deferral coordinator whether to hold back the pending update of type t
+// (identified by key; "" means none is pending). It records when the update was first seen,
+// and returns when to look again at the latest.
+func (l *Loop) hold(ctx context.Context, t deferral.Type, key string) (until time.Time, held bool, err error) {
+	if l.cfg.Deferral == nil {
+		return time.Time{}, false, nil
+	}
+	st := l.loadState()
+	prefix := string(t) + ":"
+	first, ok := st.FirstSeen[prefix+key]
+	dirty := false
+	for k := range st.FirstSeen { // what is no longer pending is forgotten
+		if strings.HasPrefix(k, prefix) && (key == "" || k != prefix+key) {
+			delete(st.FirstSeen, k)
+			dirty = true
+		}
+	}
+	if key != "" && !ok {
+		if st.FirstSeen == nil {
+			st.FirstSeen = map[string]time.Time{}
+		}
+		first = l.cfg.Now().UTC()
+		st.FirstSeen[prefix+key] = first
+		dirty = true
+	}
+	if dirty {
+		if err := l.saveState(st); err != nil {
+			return time.Time{}, false, err
+		}
+	}
+	if key == "" {
+		l.cfg.Deferral.Done(t)
+		return time.Time{}, false, nil
+	}
+	until, held = l.cfg.Deferral.Hold(ctx, t, key, first)
+	if held {
+		l.log.Info("an application defers the update", "type", t, "until", until.UTC().Format(time.RFC3339), "first_seen", first.Format(time.RFC3339))
+		l.mu.Lock()
+		l.deferred = append(l.deferred, v1.DeferredUpdate{UpdateType: string(t), FirstSeen: first, Until: until.UTC()})
+		l.mu.Unlock()
+	}
+	return until, held, nil
+}
+
+// done tells the coordinator the update of type t is installed and forgets when it was seen.
+func (l *Loop) done(t deferral.Type) error {
+	if l.cfg.Deferral == nil {
+		return nil
+	}
+	_, _, err := l.hold(context.Background(), t, "")
+	return err
 }
 
 // refresh verifies the metadata, fetching the first roots over mutual TLS on first use.
@@ -405,15 +546,16 @@ func (l *Loop) trusted() []crypto.PublicKey {
 	return imagepkg.TrustedKeys(append([]crypto.PublicKey(nil), l.keys...), l.cfg.Development)
 }
 
-// installApps installs every application target that is not installed yet.
-func (l *Loop) installApps(ctx context.Context, targets []tufclient.Target) (changed bool, err error) {
+// pendingApps are the application targets that are not installed yet (and not the image an
+// application rolled back from).
+func (l *Loop) pendingApps(targets []tufclient.Target) ([]tufclient.Target, error) {
 	if len(targets) == 0 {
-		return false, nil
+		return nil, nil
 	}
 	if l.cfg.Apps == nil {
-		return false, errors.New("the deployment lists applications, and this device takes none")
+		return nil, errors.New("the deployment lists applications, and this device takes none")
 	}
-	var errs []error
+	var out []tufclient.Target
 	for _, t := range targets {
 		if in, ok := l.cfg.Apps.Get(t.ComponentID); ok {
 			if in.Current.ID == t.ImageID {
@@ -423,6 +565,15 @@ func (l *Loop) installApps(ctx context.Context, targets []tufclient.Target) (cha
 				continue // rolled back from; waits for another image
 			}
 		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// installApps installs the pending application targets.
+func (l *Loop) installApps(ctx context.Context, targets []tufclient.Target) (changed bool, err error) {
+	var errs []error
+	for _, t := range targets {
 		if err := l.installApp(ctx, t); err != nil {
 			errs = append(errs, fmt.Errorf("application %s %s: %w", t.Path, t.Version, err))
 			continue
@@ -522,6 +673,9 @@ func (l *Loop) report(ctx context.Context) v1.CheckIn {
 			in.OS = o
 		}
 	}
+	l.mu.Lock()
+	in.Deferred = append([]v1.DeferredUpdate(nil), l.deferred...)
+	l.mu.Unlock()
 	if l.os != nil {
 		st := l.os.Status()
 		if st.State != osupdate.Idle {

@@ -19,6 +19,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/appinstall"
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/checkinclient"
+	"github.com/rampart-iot/rampart/internal/deferral"
 	"github.com/rampart-iot/rampart/internal/deviceupdate"
 	"github.com/rampart-iot/rampart/internal/osupdate"
 	"github.com/rampart-iot/rampart/internal/server/servertest"
@@ -328,5 +329,119 @@ func TestReplayedDeploymentIsRefused(t *testing.T) {
 	}
 	if dev.current(t, comp) != v2img.ID {
 		t.Fatal("the replay changed the installed application")
+	}
+}
+
+// An application that defers an update holds it back, within the cap, and the service hears
+// of it; a resume installs it at once. The cap counts from when the loop first saw the
+// update, also in a new loop (after a restart).
+func TestDeferredUpdates(t *testing.T) {
+	f := newFleet(t)
+	dev := f.device()
+	comp := imagepkgtest.NewUUID(t)
+	img1 := f.upload(imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: "1.0.0"}))
+	f.deploy(img1)
+	// The coordinator's clock runs ahead of the loop's by skew: the loop's clock also checks
+	// the update metadata's expiry, which a jump of days would fail.
+	var mu sync.Mutex
+	var skew time.Duration
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(skew)
+	}
+	coord := deferral.New(deferral.Config{Now: clock, Grace: time.Minute})
+	unregister := coord.Register("the-app", true)
+	defer unregister()
+	mk := func() *deviceupdate.Loop {
+		return dev.loop(t, true, func(c *deviceupdate.Config) { c.Deferral = coord })
+	}
+	// The app defers whatever is announced by 30 minutes, each time it is announced.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		var seq uint64
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, e := range coord.Events(context.Background(), seq, 50*time.Millisecond) {
+				seq = e.Seq
+				if e.Status == deferral.StatusPending {
+					if _, err := coord.Defer("the-app", e.Type, 30); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}
+	}()
+	l := mk()
+	next, err := l.Once(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur := dev.current(t, comp); cur != "" {
+		t.Fatalf("installed %s while the app defers it", cur)
+	}
+	if next > 30*time.Minute || next < 29*time.Minute {
+		t.Fatalf("the loop looks again in %v, want when the deferral ends (30 minutes)", next)
+	}
+	st := l.Status()
+	if len(st.Deferred) != 1 || st.Deferred[0].UpdateType != "App" || st.Deferred[0].Until.Sub(st.Deferred[0].FirstSeen) > 31*time.Minute {
+		t.Fatalf("status: %+v", st.Deferred)
+	}
+	// The service sees the deferral in the device's report.
+	d, err := f.admin.GetDevice(f.ctx, f.srv.TenantID, dev.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status == nil || len(d.Status.Report.Deferred) != 1 || d.Status.Report.Deferred[0].UpdateType != "App" {
+		t.Fatalf("the service's view of the device: %+v", d.Status)
+	}
+
+	// A restarted loop keeps the first sighting: 100 hours later the app still defers it,
+	// and at 167 hours the cap ends the deferral and the update installs.
+	mu.Lock()
+	skew = 100 * time.Hour
+	mu.Unlock()
+	l = mk()
+	if _, err := l.Once(f.ctx); err != nil || dev.current(t, comp) != "" {
+		t.Fatalf("after 100 hours: %v, current %q", err, dev.current(t, comp))
+	}
+	if d := l.Status().Deferred; len(d) != 1 || !d[0].FirstSeen.Equal(st.Deferred[0].FirstSeen) {
+		t.Fatalf("the restarted loop's deferral %+v does not count from the first sighting %v", d, st.Deferred[0].FirstSeen)
+	}
+	mu.Lock()
+	skew = 167*time.Hour + time.Second
+	mu.Unlock()
+	if _, err := l.Once(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cur := dev.current(t, comp); cur != img1.ID {
+		t.Fatalf("past the 167-hour cap, current %q, want %s", cur, img1.ID)
+	}
+	if len(l.Status().Deferred) != 0 {
+		t.Fatalf("still reported deferred: %+v", l.Status().Deferred)
+	}
+
+	// The next update is deferred again, and a resume installs it at once.
+	mu.Lock()
+	skew = 0
+	mu.Unlock()
+	img2 := f.upload(imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: "2.0.0"}))
+	f.deploy(img2)
+	if _, err := l.Once(f.ctx); err != nil || dev.current(t, comp) != img1.ID {
+		t.Fatalf("v2 was not deferred: %v, current %q", err, dev.current(t, comp))
+	}
+	if err := coord.Resume("the-app", deferral.App); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Once(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cur := dev.current(t, comp); cur != img2.ID {
+		t.Fatalf("after the resume, current %q, want %s", cur, img2.ID)
 	}
 }

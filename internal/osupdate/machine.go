@@ -164,6 +164,24 @@ func (m *Machine) Update(ctx context.Context) (Result, error) {
 	return m.Resume(ctx)
 }
 
+// Wants says whether Update would start installing t now: nothing is in flight, t is not the
+// image that already failed here, and it is newer than the running system. The update loop
+// asks it before it lets applications defer an OS update.
+func (m *Machine) Wants(ctx context.Context, t *Target) (bool, error) {
+	if t == nil || !m.st.State.Settled() {
+		return false, nil
+	}
+	if m.st.Target != nil && m.st.Target.SHA256 == t.SHA256 && (m.st.State == Failed || m.st.State == RolledBack) {
+		return false, nil
+	}
+	bs, err := m.cfg.Boot.State(ctx)
+	if err != nil {
+		return false, err
+	}
+	newer, err := compareVersions(t.Version, bs.Slots[bs.Active].Version)
+	return err == nil && newer > 0, nil
+}
+
 // Resume carries the update in flight forward until it settles, needs a reboot, or fails
 // with an error that a later call may get past (the network, a full queue, ctx). Call it at
 // every start, after boot control's Boot.
