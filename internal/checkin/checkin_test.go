@@ -22,7 +22,7 @@ func good() v1.CheckIn {
 		Kind: "application", Version: "1.2.3", State: "running"}},
 		OS: &v1.OSSlots{Active: "a", Booted: "b", Trial: "b", CommittedVersion: "1.0.0",
 			Slots: []v1.OSSlot{{Name: "a", Version: "1.0.0", Digest: strings.Repeat("0f", 32)}, {Name: "b", Version: "2.0.0"}}},
-		Update: &v1.UpdateStatus{State: "Verifying", ComponentID: comp, ImageID: image, Version: "2.0.0", FromVersion: "1.0.0"},
+		Update:   &v1.UpdateStatus{State: "Verifying", ComponentID: comp, ImageID: image, Version: "2.0.0", FromVersion: "1.0.0"},
 		Deferred: []v1.DeferredUpdate{{UpdateType: "System", FirstSeen: seen, Until: seen.Add(time.Hour)}}}
 }
 
