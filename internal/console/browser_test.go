@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/server/servertest"
 )
 
@@ -46,13 +47,22 @@ func artifactDir(t *testing.T) string {
 }
 
 // TestBrowser drives the real console in headless chromium with JavaScript switched off: log
-// in with the admin token, read the overview, open a device, disable it through its form,
-// and read the pages at phone width, keeping a screenshot of each step.
+// in with the admin token, set a password and log in with it, read the overview, open a
+// device, disable it through its form, see a rollout's batch progress and pause it, see an
+// error-report bucket's SVG chart, and read the pages at phone width, keeping a screenshot of
+// each step.
 func TestBrowser(t *testing.T) {
 	exe := chromium(t)
 	srv := servertest.Start(t)
 	f := newFixture(t, srv)
 	f.addHostileRecords(t)
+	f.addCrashes(t)
+	img := f.withRollout(t)
+	rolled, err := f.admin.CreateDeployment(t.Context(), f.tenant, f.group.ID, v1.DeploymentCreate{ImageIDs: []string{img.ID},
+		Rollout: &v1.RolloutPolicy{Batches: []v1.RolloutBatch{{Count: 1}}, SoakSeconds: 3600}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := artifactDir(t)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
@@ -102,11 +112,27 @@ func TestBrowser(t *testing.T) {
 	}
 	base := srv.URL + "/console/t/" + f.tenant
 
-	do("log in",
+	const password = "a long console password"
+	do("log in with the admin token",
 		chromedp.Navigate(srv.URL+"/console/"),
 		chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), srv.AdminToken),
-		chromedp.Click(chromedp.CSS(`form button[type="submit"]`)),
+		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("counts-h")))
+	do("set a password, proving it with the token",
+		chromedp.Navigate(srv.URL+"/console/account"),
+		chromedp.WaitVisible(chromedp.ID("current")),
+		chromedp.SendKeys(chromedp.ID("current"), srv.AdminToken),
+		chromedp.SendKeys(chromedp.ID("new_password"), password),
+		chromedp.SendKeys(chromedp.ID("confirm"), password),
+		chromedp.Click(chromedp.ID("set-password")),
+		chromedp.WaitVisible(chromedp.ID("password-set")))
+	shot("0-password-set")
+	do("log out", chromedp.Click(chromedp.CSS(`form[action="/console/logout"] button`)), chromedp.WaitVisible(chromedp.ID("user")))
+	do("log in with the password",
+		chromedp.SendKeys(chromedp.ID("user"), "dev-admin"),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.CSS(`#password-form button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.ID("counts-h")))
 	if got := location(); got != base+"/" {
 		t.Fatalf("after login the browser is at %s, want the overview %s", got, base+"/")
@@ -137,6 +163,40 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("audit of the browser's disable: %+v", es)
 	}
 
+	// The rollout's batch progress, and pausing it through its form.
+	do("rollout page", chromedp.Navigate(base+"/deployments/"+rolled.ID), chromedp.WaitVisible(chromedp.ID("batches")))
+	state, err := chromedp.Run(tctx, chromedp.Text(chromedp.ID("rollout-state")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := chromedp.Run(tctx, chromedp.Text(chromedp.ID("rollout-batch")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state != "running" || batch != "1 of 2" {
+		t.Fatalf("rollout page shows %q, batch %q", state, batch)
+	}
+	shot("7-rollout")
+	do("pause the rollout", chromedp.Click(chromedp.ID("pause")), chromedp.WaitVisible(chromedp.ID("resume")))
+	if st, err := f.admin.GetRollout(t.Context(), f.tenant, rolled.ID); err != nil || st.State != v1.RolloutPaused {
+		t.Fatalf("after the pause button: %+v %v", st, err)
+	}
+	shot("8-rollout-paused")
+
+	// An error-report bucket and its chart, drawn as SVG with an accessible name.
+	do("error reports", chromedp.Navigate(base+"/error-reports?range=24h"), chromedp.WaitVisible(chromedp.ID("buckets")))
+	shot("9-error-reports")
+	do("a bucket", chromedp.Click(chromedp.CSS(`#buckets tbody tr:first-child a`)), chromedp.WaitVisible(chromedp.CSS("figure.chart-box svg")))
+	label, err := chromedp.Run(tctx, chromedp.Evaluate[string](`(() => { const s = document.querySelector("figure.chart-box svg"); const r = s.getBoundingClientRect();
+		return s.getAttribute("role") + "|" + document.getElementById("bucket-title").textContent + "|" + (r.width > 100 && r.height > 30) + "|" + s.querySelectorAll("rect").length })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "img|AppCrash in component " + f.image.ComponentID + ", signal 11: events, last 24 hours|true|24"; label != want {
+		t.Errorf("the bucket's chart: %q, want %q", label, want)
+	}
+	shot("10-error-bucket")
+
 	// Keyboard: the first Tab reaches the skip link.
 	do("keyboard", chromedp.Navigate(base+"/devices"), chromedp.WaitVisible(chromedp.ID("q")), chromedp.KeyEvent("\t"))
 	focused, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.activeElement.className`))
@@ -148,7 +208,8 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// Phone width: nothing wider than the screen but the tables' own scrolling boxes.
-	for _, p := range []struct{ name, path string }{{"4-phone-overview", "/"}, {"5-phone-devices", "/devices"}, {"6-phone-device", "/devices/" + f.device.ID}} {
+	for _, p := range []struct{ name, path string }{{"4-phone-overview", "/"}, {"5-phone-devices", "/devices"}, {"6-phone-device", "/devices/" + f.device.ID},
+		{"11-phone-rollout", "/deployments/" + rolled.ID}, {"12-phone-error-reports", "/error-reports"}, {"13-phone-new-deployment", "/deployments/new"}} {
 		do("phone "+p.path, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS("h1")))
 		fits, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
 		if err != nil {
@@ -161,6 +222,6 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// Log out through the header's form: the console is closed again.
-	do("log out", chromedp.Click(chromedp.CSS(`form[action="/console/logout"] button`)), chromedp.WaitVisible(chromedp.ID("token")))
+	do("log out at the end", chromedp.Click(chromedp.CSS(`form[action="/console/logout"] button`)), chromedp.WaitVisible(chromedp.ID("token")))
 	do("after logout", chromedp.Navigate(base+"/devices"), chromedp.WaitVisible(chromedp.ID("token")))
 }

@@ -50,15 +50,20 @@ var files embed.FS
 // Config configures the console.
 type Config struct {
 	Manager *manage.Manager // required
-	Logger  *slog.Logger    // default discards
-	Now     func() time.Time
-	Rand    io.Reader
+	// Sessions is where the console keeps its sessions (required; the service's store), so
+	// that every replica serves every session and they survive a restart.
+	Sessions store.ConsoleTx
+	Logger   *slog.Logger // default discards
+	Now      func() time.Time
+	Rand     io.Reader
 	// SessionIdle ends a session unused this long, SessionMax any session this old (defaults
-	// DefaultSessionIdle and DefaultSessionMax); MaxSessions bounds the table, dropping the
-	// least recently used session when full (default DefaultMaxSessions).
+	// DefaultSessionIdle and DefaultSessionMax).
 	SessionIdle time.Duration
 	SessionMax  time.Duration
-	MaxSessions int
+	// LoginsPerMinute bounds login attempts per user name and per remote address (defaults
+	// DefaultUserLogins and DefaultAddressLogins; negative: no limit).
+	UserLoginsPerMinute    int
+	AddressLoginsPerMinute int
 }
 
 // Handler serves the console.
@@ -68,6 +73,7 @@ type Handler struct {
 	now      func() time.Time
 	rand     io.Reader
 	sessions *sessions
+	logins   *loginLimits
 	pages    map[string]*template.Template
 	static   http.Handler
 	mux      *http.ServeMux
@@ -88,17 +94,18 @@ func New(cfg Config) (*Handler, error) {
 	if h.rand == nil {
 		h.rand = rand.Reader
 	}
-	idle, max, capacity := cfg.SessionIdle, cfg.SessionMax, cfg.MaxSessions
+	if cfg.Sessions == nil {
+		return nil, errors.New("console: a session store is required")
+	}
+	idle, max := cfg.SessionIdle, cfg.SessionMax
 	if idle <= 0 {
 		idle = DefaultSessionIdle
 	}
 	if max <= 0 {
 		max = DefaultSessionMax
 	}
-	if capacity <= 0 {
-		capacity = DefaultMaxSessions
-	}
-	h.sessions = newSessions(idle, max, capacity, h.now, h.rand)
+	h.sessions = &sessions{st: cfg.Sessions, idle: idle, max: max, now: h.now, rand: h.rand}
+	h.logins = newLoginLimits(cfg.UserLoginsPerMinute, cfg.AddressLoginsPerMinute, h.now)
 	var err error
 	if h.pages, err = parsePages(); err != nil {
 		return nil, err
@@ -118,6 +125,8 @@ func (h *Handler) routes() {
 	mux.HandleFunc("GET /console/login", h.loginPage)
 	mux.HandleFunc("POST /console/login", h.login)
 	mux.HandleFunc("POST /console/logout", h.authedForm(h.logout))
+	mux.HandleFunc("GET /console/account", h.authed(h.account))
+	mux.HandleFunc("POST /console/account/password", h.authedForm(h.setPassword))
 	mux.Handle("GET /console/static/", h.static)
 	t := "/console/t/{tenant}"
 	mux.HandleFunc("GET "+t+"/{$}", h.tenant(h.overview))
@@ -186,7 +195,12 @@ func (c *call) can(a authz.Action) bool { return authz.Allowed(c.tenant.Role, a)
 // there is none or its token no longer works.
 func (h *Handler) start(w http.ResponseWriter, r *http.Request) *call {
 	sid := cookieValue(r, sessionCookie)
-	ss := h.sessions.get(sid)
+	ss, err := h.sessions.get(r.Context(), sid)
+	if err != nil {
+		h.log.Error("console: reading a session", "error", err)
+		http.Error(w, "internal error; the server log has details", http.StatusInternalServerError)
+		return nil
+	}
 	if ss == nil {
 		msg := ""
 		if sid != "" {
@@ -195,13 +209,17 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) *call {
 		h.toLogin(w, r, msg)
 		return nil
 	}
-	p, err := h.m.Authenticate(r.Context(), ss.token)
+	p, err := h.m.SessionPrincipal(r.Context(), ss.userID, ss.tokenID)
 	if err != nil {
-		h.sessions.drop(sid)
-		setCookie(w, sessionCookie, "", -1)
 		if _, _, internal := problem.Describe(err); internal {
 			h.log.Error("console: authenticating a session", "error", err)
+			http.Error(w, "internal error; the server log has details", http.StatusInternalServerError)
+			return nil
 		}
+		if err := h.sessions.drop(r.Context(), sid); err != nil {
+			h.log.Error("console: ending a session", "error", err)
+		}
+		setCookie(w, sessionCookie, "", -1)
 		h.toLogin(w, r, msgEnded)
 		return nil
 	}

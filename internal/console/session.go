@@ -1,14 +1,17 @@
 package console
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
+
+	"github.com/rampart-iot/rampart/internal/store"
 )
 
 // Cookie names. The __Host- prefix makes browsers insist on Secure, Path=/ and no Domain, so no
@@ -18,37 +21,40 @@ const (
 	loginCookie   = "__Host-rampart_login" // the login form's CSRF token, before a session exists
 )
 
-// Session defaults.
+// Session defaults and bounds.
 const (
 	DefaultSessionIdle = time.Hour
 	DefaultSessionMax  = 12 * time.Hour
-	DefaultMaxSessions = 10000
+	// touchEvery is how stale a session's last-seen time may get before a request writes it:
+	// the idle limit is kept to within this, without a write on every page.
+	touchEvery = time.Minute
+	// sweepBatch bounds the expired sessions one login deletes.
+	sweepBatch = 100
 )
 
-// session is one logged-in browser. The API token it was opened with is kept here, in memory
-// only, so every request re-authenticates it: a revoked or expired token ends the session at
-// once. Sessions do not survive a restart.
+// session is one logged-in browser, as the store keeps it: the user, and the API token it was
+// opened with ("" for a password login), never the token's secret. Every request rebuilds the
+// principal from them (manage.SessionPrincipal), so a revoked or expired token, or a deleted
+// user, ends the session at once.
 type session struct {
-	token    string // the API token's secret; never sent back to the browser
-	csrf     string // the per-session token every form must carry
-	created  time.Time
-	lastSeen time.Time
+	idHash  []byte
+	userID  string
+	tokenID string
+	csrf    string // the per-session token every form must carry
+	created time.Time
+	seen    time.Time
+	expires time.Time
 }
 
-// sessions is the server-side session table: keyed by the SHA-256 of the session ID (the ID
-// itself is only in the browser's cookie), bounded, with idle and absolute expiry.
+// sessions are the console's sessions, in the store so that every replica serves them and
+// they survive a restart: keyed by the SHA-256 of the session ID (the ID itself is only in the
+// browser's cookie), with idle and absolute expiry.
 type sessions struct {
-	mu   sync.Mutex
-	m    map[[32]byte]*session
+	st   store.ConsoleTx
 	idle time.Duration
 	max  time.Duration
-	cap  int
 	now  func() time.Time
 	rand io.Reader
-}
-
-func newSessions(idle, max time.Duration, capacity int, now func() time.Time, rnd io.Reader) *sessions {
-	return &sessions{m: map[[32]byte]*session{}, idle: idle, max: max, cap: capacity, now: now, rand: rnd}
 }
 
 // randomToken returns 32 random bytes, base64url.
@@ -60,12 +66,19 @@ func randomToken(rnd io.Reader) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-func (s *sessions) expired(ss *session, now time.Time) bool {
-	return now.Sub(ss.lastSeen) >= s.idle || now.Sub(ss.created) >= s.max
+func hashID(id string) []byte {
+	h := sha256.Sum256([]byte(id))
+	return h[:]
 }
 
-// create opens a session for an authenticated token and returns its ID.
-func (s *sessions) create(token string) (string, *session, error) {
+func (s *sessions) expired(ss *session, now time.Time) bool {
+	return now.Sub(ss.seen) >= s.idle || !now.Before(ss.expires)
+}
+
+// create opens a session for an authenticated user (and the token it logged in with, if any)
+// and returns its ID. It first deletes a batch of expired sessions, so the table is cleaned
+// as it is used.
+func (s *sessions) create(ctx context.Context, userID, tokenID string) (string, *session, error) {
 	id, err := randomToken(s.rand)
 	if err != nil {
 		return "", nil, err
@@ -75,68 +88,54 @@ func (s *sessions) create(token string) (string, *session, error) {
 		return "", nil, err
 	}
 	now := s.now()
-	ss := &session{token: token, csrf: csrf, created: now, lastSeen: now}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.m) >= s.cap {
-		s.sweepLocked(now)
+	if _, err := s.st.DeleteExpiredConsoleSessions(ctx, now.Add(-s.idle), now, sweepBatch); err != nil {
+		return "", nil, fmt.Errorf("console sessions: %w", err)
 	}
-	if len(s.m) >= s.cap { // still full: drop the least recently used
-		var oldest [32]byte
-		var seen time.Time
-		for k, v := range s.m {
-			if seen.IsZero() || v.lastSeen.Before(seen) {
-				oldest, seen = k, v.lastSeen
-			}
-		}
-		delete(s.m, oldest)
+	ss := &session{idHash: hashID(id), userID: userID, tokenID: tokenID, csrf: csrf, created: now, seen: now, expires: now.Add(s.max)}
+	err = s.st.CreateConsoleSession(ctx, store.ConsoleSession{IDHash: ss.idHash, UserID: userID, TokenID: tokenID, CSRF: csrf,
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: ss.expires})
+	if err != nil {
+		return "", nil, fmt.Errorf("console sessions: %w", err)
 	}
-	s.m[sha256.Sum256([]byte(id))] = ss
 	return id, ss, nil
 }
 
-// get returns the live session with this ID and marks it used, or nil.
-func (s *sessions) get(id string) *session {
-	if id == "" {
-		return nil
+// get returns the live session with this ID, marking it used, or nil if there is none (an
+// expired one is deleted).
+func (s *sessions) get(ctx context.Context, id string) (*session, error) {
+	if id == "" || len(id) > 2*maxQueryValue {
+		return nil, nil
 	}
-	key := sha256.Sum256([]byte(id))
+	key := hashID(id)
+	row, err := s.st.GetConsoleSession(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("console sessions: %w", err)
+	}
+	ss := &session{idHash: row.IDHash, userID: row.UserID, tokenID: row.TokenID, csrf: row.CSRF, created: row.CreatedAt, seen: row.LastSeenAt, expires: row.ExpiresAt}
 	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss, ok := s.m[key]
-	if !ok {
-		return nil
-	}
 	if s.expired(ss, now) {
-		delete(s.m, key)
-		return nil
+		return nil, s.st.DeleteConsoleSession(ctx, key)
 	}
-	ss.lastSeen = now
-	return ss
+	if now.Sub(ss.seen) >= touchEvery {
+		if err := s.st.TouchConsoleSession(ctx, key, now); errors.Is(err, store.ErrNotFound) {
+			return nil, nil // logged out meanwhile
+		} else if err != nil {
+			return nil, fmt.Errorf("console sessions: %w", err)
+		}
+		ss.seen = now
+	}
+	return ss, nil
 }
 
 // drop ends the session with this ID.
-func (s *sessions) drop(id string) {
-	key := sha256.Sum256([]byte(id))
-	s.mu.Lock()
-	delete(s.m, key)
-	s.mu.Unlock()
-}
-
-func (s *sessions) sweepLocked(now time.Time) {
-	for k, v := range s.m {
-		if s.expired(v, now) {
-			delete(s.m, k)
-		}
+func (s *sessions) drop(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
 	}
-}
-
-// len reports how many sessions are held, expired ones included until swept.
-func (s *sessions) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
+	return s.st.DeleteConsoleSession(ctx, hashID(id))
 }
 
 func setCookie(w http.ResponseWriter, name, value string, maxAge int) {

@@ -2,10 +2,14 @@ package console
 
 import (
 	"crypto/rand"
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/store/storetest"
 )
 
 type fakeClock struct{ t time.Time }
@@ -13,76 +17,120 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func newClock() *fakeClock                   { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-func table(c *fakeClock, capacity int) *sessions {
-	return newSessions(time.Hour, 4*time.Hour, capacity, c.now, rand.Reader)
+
+// table returns sessions kept in a real SQLite store, with the user "user-alice".
+func table(t *testing.T, c *fakeClock) (*sessions, store.Store) {
+	t.Helper()
+	st := storetest.Open(t, "sqlite", storetest.SQLiteDSN(t))
+	if err := st.CreateUser(t.Context(), store.User{ID: "user-alice", Name: "alice", CreatedAt: c.t}); err != nil {
+		t.Fatal(err)
+	}
+	return &sessions{st: st, idle: time.Hour, max: 4 * time.Hour, now: c.now, rand: rand.Reader}, st
+}
+
+func mustGet(t *testing.T, s *sessions, id string) *session {
+	t.Helper()
+	ss, err := s.get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss
 }
 
 func TestSessionIdleAndAbsoluteExpiry(t *testing.T) {
 	c := newClock()
-	s := table(c, 10)
-	id, ss, err := s.create("rpt_token")
+	s, st := table(t, c)
+	ctx := t.Context()
+	id, ss, err := s.create(ctx, "user-alice", "tok-1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ss.csrf == "" || ss.csrf == id || len(id) < 40 {
 		t.Fatalf("session ID %q, CSRF %q", id, ss.csrf)
 	}
-	if got := s.get(id); got != ss {
-		t.Fatal("a new session is not found")
+	// Only the ID's hash is stored.
+	row, err := st.GetConsoleSession(ctx, hashID(id))
+	if err != nil || row.UserID != "user-alice" || row.TokenID != "tok-1" || row.CSRF != ss.csrf || string(row.IDHash) == id {
+		t.Fatalf("stored session %+v, %v", row, err)
 	}
-	if s.get(id+"x") != nil || s.get("") != nil {
+	if got := mustGet(t, s, id); got == nil || got.csrf != ss.csrf || got.tokenID != "tok-1" {
+		t.Fatalf("a new session is not found: %+v", got)
+	}
+	if mustGet(t, s, id+"x") != nil || mustGet(t, s, "") != nil {
 		t.Fatal("a wrong ID finds a session")
 	}
 	// Used every 59 minutes, it lives until its absolute limit.
 	for range 4 {
 		c.advance(59 * time.Minute)
-		if s.get(id) == nil {
+		if mustGet(t, s, id) == nil {
 			t.Fatalf("session ended while in use at %v", c.t)
 		}
 	}
 	c.advance(5 * time.Minute) // 4h01m after creation
-	if s.get(id) != nil {
+	if mustGet(t, s, id) != nil {
 		t.Fatal("session outlived its absolute limit")
 	}
-	if s.len() != 0 {
-		t.Fatal("an expired session stays in the table")
+	if _, err := st.GetConsoleSession(ctx, hashID(id)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an expired session stays in the store: %v", err)
 	}
 	// Idle for an hour, it ends.
-	id, _, _ = s.create("rpt_token")
+	id, _, _ = s.create(ctx, "user-alice", "")
 	c.advance(time.Hour)
-	if s.get(id) != nil {
+	if mustGet(t, s, id) != nil {
 		t.Fatal("session outlived its idle limit")
 	}
 }
 
-func TestSessionTableIsBounded(t *testing.T) {
+// TestSessionTouchIsThrottled: a session's last use is written at most once a minute, and the
+// idle limit still holds to within that minute.
+func TestSessionTouchIsThrottled(t *testing.T) {
 	c := newClock()
-	s := table(c, 3)
-	var ids []string
-	for i := range 3 {
-		id, _, err := s.create("rpt_token")
+	s, st := table(t, c)
+	ctx := t.Context()
+	id, _, _ := s.create(ctx, "user-alice", "")
+	c.advance(30 * time.Second)
+	mustGet(t, s, id)
+	if row, _ := st.GetConsoleSession(ctx, hashID(id)); !row.LastSeenAt.Equal(newClock().t) {
+		t.Fatalf("last seen written after 30 s: %v", row.LastSeenAt)
+	}
+	c.advance(31 * time.Second)
+	mustGet(t, s, id)
+	if row, _ := st.GetConsoleSession(ctx, hashID(id)); !row.LastSeenAt.Equal(c.t) {
+		t.Fatalf("last seen not written after 61 s: %v", row.LastSeenAt)
+	}
+}
+
+// TestLoginSweepsExpiredSessions: creating a session deletes expired ones, so the table does
+// not grow with abandoned sessions.
+func TestLoginSweepsExpiredSessions(t *testing.T) {
+	c := newClock()
+	s, st := table(t, c)
+	ctx := t.Context()
+	var old []string
+	for range 3 {
+		id, _, err := s.create(ctx, "user-alice", "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, id)
-		c.advance(time.Duration(i+1) * time.Minute)
+		old = append(old, id)
 	}
-	s.get(ids[0]) // the oldest is now the most recently used
-	c.advance(time.Minute)
-	id4, _, _ := s.create("rpt_token")
-	if s.len() != 3 {
-		t.Fatalf("table holds %d sessions, want 3", s.len())
+	c.advance(2 * time.Hour)
+	id, _, err := s.create(ctx, "user-alice", "")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if s.get(ids[1]) != nil {
-		t.Error("the least recently used session was kept")
-	}
-	for _, id := range []string{ids[0], ids[2], id4} {
-		if s.get(id) == nil {
-			t.Error("a recently used session was dropped")
+	for _, o := range old {
+		if _, err := st.GetConsoleSession(ctx, hashID(o)); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("an idle session was not swept: %v", err)
 		}
 	}
-	s.drop(id4)
-	if s.get(id4) != nil {
+	if mustGet(t, s, id) == nil {
+		t.Fatal("the new session was swept")
+	}
+	if err := s.drop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if mustGet(t, s, id) != nil {
 		t.Error("a dropped session is still found")
 	}
 }

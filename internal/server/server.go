@@ -269,7 +269,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	con, err := console.New(console.Config{Manager: m, Logger: log, Now: now, Rand: rnd})
+	con, err := console.New(console.Config{Manager: m, Sessions: st, Logger: log, Now: now, Rand: rnd})
 	if err != nil {
 		return err
 	}

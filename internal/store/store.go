@@ -120,6 +120,7 @@ type Tx interface {
 	ReportTx
 	RolloutTx
 	WebhookTx
+	ConsoleTx
 }
 
 // AttestationTx is the state of remote attestation and the certificate authorities.

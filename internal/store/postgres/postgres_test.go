@@ -45,6 +45,7 @@ func TestFrozenMigrations(t *testing.T) {
 		"0006_feeds.sql":       "2cb550b68ac51662e970133090913da5703184c1493f3163cb627906636ca89b",
 		"0007_rollouts.sql":    "d0ac54085e32504d94077386503c545448e1377e63f303ca476ee0fa8ffb5029",
 		"0008_webhooks.sql":    "76cc3012d9c7c404758ba52b4ebce7b55a420816372eb2b7b28a013f9d1f10bd",
+		"0009_console.sql":     "7d1b48ac2e88b63a6b20bd1d9e90e7805c0409db22c95a2842aaef4d4980fd25",
 	})
 }
 

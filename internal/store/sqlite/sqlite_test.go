@@ -44,6 +44,7 @@ func TestFrozenMigrations(t *testing.T) {
 		"0006_feeds.sql":       "c295995b28ef8113aff09185d747c1d41bdb5b61ff9ec3d0dc481a6ace8e46be",
 		"0007_rollouts.sql":    "db874cb6e1922372f89968b797b703565a7dd8f6b0a5db2cfb5d56ae4b8cf386",
 		"0008_webhooks.sql":    "5a216a09eef7411437c952e2d76115a3ea1b42b602c9156cffa43b06e9d339af",
+		"0009_console.sql":     "9e694dda97071a204a77f956c97294922a64ef065bfc04c7fc1059f383a130c6",
 	})
 }
 

@@ -88,6 +88,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateRollsBackReports", testUpdateRollsBackReports},
 		{"Webhooks", testWebhooks},
 		{"ConcurrentWebhookClaims", testConcurrentWebhookClaims},
+		{"UserPasswords", testUserPasswords},
+		{"ConsoleSessions", testConsoleSessions},
 		{"ImagePackageReferenced", testImagePackageReferenced},
 	}
 	for _, tc := range tests {

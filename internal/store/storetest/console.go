@@ -1,0 +1,135 @@
+package storetest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/rampart-iot/rampart/internal/store"
+)
+
+func sessionHash(n string) []byte { h := sha256.Sum256([]byte("session " + n)); return h[:] }
+
+func newSession(n, userID, tokenID string, created, seen, expires int) store.ConsoleSession {
+	return store.ConsoleSession{IDHash: sessionHash(n), UserID: userID, TokenID: tokenID, CSRF: "csrf-" + n,
+		CreatedAt: at(created), LastSeenAt: at(seen), ExpiresAt: at(expires)}
+}
+
+func testUserPasswords(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, store.User{ID: "user-alice", Name: "alice", CreatedAt: at(0)}))
+	p, err := s.GetUserPassword(ctx, "user-alice")
+	must(t, err)
+	if p != (store.UserPassword{}) {
+		t.Fatalf("a new user has a password: %+v", p)
+	}
+	const hash = "$argon2id$v=19$m=64,t=1,p=1$AQEBAQEBAQEBAQEBAQEBAQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	must(t, s.SetUserPassword(ctx, "user-alice", hash, at(5)))
+	p, err = s.GetUserPassword(ctx, "user-alice")
+	must(t, err)
+	if p.Hash != hash || !p.ChangedAt.Equal(stored(at(5))) {
+		t.Fatalf("password = %+v", p)
+	}
+	// The user record itself is unchanged, and the password is the user's alone.
+	u, err := s.GetUser(ctx, "user-alice")
+	must(t, err)
+	if u.Name != "alice" {
+		t.Fatalf("user = %+v", u)
+	}
+	must(t, s.CreateUser(ctx, store.User{ID: "user-bob", Name: "bob", CreatedAt: at(0)}))
+	if p, _ := s.GetUserPassword(ctx, "user-bob"); p.Hash != "" {
+		t.Fatalf("bob got alice's password: %+v", p)
+	}
+	must(t, s.SetUserPassword(ctx, "user-alice", "", at(6)))
+	if p, _ := s.GetUserPassword(ctx, "user-alice"); p.Hash != "" {
+		t.Fatalf("password not removed: %+v", p)
+	}
+	isErr(t, s.SetUserPassword(ctx, "user-nobody", hash, at(5)), store.ErrNotFound)
+	_, err = s.GetUserPassword(ctx, "user-nobody")
+	isErr(t, err, store.ErrNotFound)
+	// Inside Update too, rolled back with it.
+	err = s.Update(ctx, func(tx store.Tx) error {
+		must(t, tx.SetUserPassword(ctx, "user-bob", hash, at(7)))
+		if p, err := tx.GetUserPassword(ctx, "user-bob"); err != nil || p.Hash != hash {
+			t.Fatalf("in the transaction: %+v %v", p, err)
+		}
+		return fmt.Errorf("password of user-bob: rolled back on purpose: %w", store.ErrConflict)
+	})
+	isErr(t, err, store.ErrConflict)
+	if p, _ := s.GetUserPassword(ctx, "user-bob"); p.Hash != "" {
+		t.Fatalf("a rolled-back password was kept: %+v", p)
+	}
+}
+
+func testConsoleSessions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, store.User{ID: "user-alice", Name: "alice", CreatedAt: at(0)}))
+	must(t, s.CreateUser(ctx, store.User{ID: "user-bob", Name: "bob", CreatedAt: at(0)}))
+	a := newSession("a", "user-alice", "tok-1", 0, 0, 600)
+	must(t, s.CreateConsoleSession(ctx, a))
+	got, err := s.GetConsoleSession(ctx, sessionHash("a"))
+	must(t, err)
+	want := a
+	want.CreatedAt, want.LastSeenAt, want.ExpiresAt = stored(a.CreatedAt), stored(a.LastSeenAt), stored(a.ExpiresAt)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("session = %+v, want %+v", got, want)
+	}
+	isErr(t, s.CreateConsoleSession(ctx, a), store.ErrConflict)
+	isErr(t, s.CreateConsoleSession(ctx, newSession("x", "user-nobody", "", 0, 0, 600)), store.ErrNotFound)
+	_, err = s.GetConsoleSession(ctx, sessionHash("missing"))
+	isErr(t, err, store.ErrNotFound)
+
+	must(t, s.TouchConsoleSession(ctx, sessionHash("a"), at(30)))
+	got, _ = s.GetConsoleSession(ctx, sessionHash("a"))
+	if !got.LastSeenAt.Equal(stored(at(30))) || !got.CreatedAt.Equal(stored(at(0))) {
+		t.Fatalf("after touch: %+v", got)
+	}
+	isErr(t, s.TouchConsoleSession(ctx, sessionHash("missing"), at(30)), store.ErrNotFound)
+
+	// Expiry: idle (last seen before the cutoff) or past the absolute expiry; at most limit.
+	must(t, s.CreateConsoleSession(ctx, newSession("idle", "user-alice", "", 0, 10, 600)))
+	must(t, s.CreateConsoleSession(ctx, newSession("old", "user-bob", "", 0, 100, 90)))
+	must(t, s.CreateConsoleSession(ctx, newSession("live", "user-bob", "", 0, 100, 600)))
+	n, err := s.DeleteExpiredConsoleSessions(ctx, at(20), at(95), 1)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("deleted %d with limit 1", n)
+	}
+	n, err = s.DeleteExpiredConsoleSessions(ctx, at(20), at(95), 100)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("deleted %d more, want 1", n)
+	}
+	for name, alive := range map[string]bool{"a": true, "idle": false, "old": false, "live": true} {
+		_, err := s.GetConsoleSession(ctx, sessionHash(name))
+		if alive && err != nil || !alive && err == nil {
+			t.Errorf("session %s: alive=%v, err=%v", name, alive, err)
+		}
+	}
+
+	// A user's sessions but one; then logout of one.
+	must(t, s.CreateConsoleSession(ctx, newSession("a2", "user-alice", "", 40, 40, 600)))
+	must(t, s.CreateConsoleSession(ctx, newSession("a3", "user-alice", "", 40, 40, 600)))
+	n, err = s.DeleteUserConsoleSessions(ctx, "user-alice", sessionHash("a2"))
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("deleted %d of alice's sessions, want 2 (a, a3)", n)
+	}
+	if s2, err := s.GetConsoleSession(ctx, sessionHash("a2")); err != nil || !bytes.Equal(s2.IDHash, sessionHash("a2")) {
+		t.Fatalf("the kept session: %+v %v", s2, err)
+	}
+	if _, err := s.GetConsoleSession(ctx, sessionHash("live")); err != nil {
+		t.Fatalf("bob's session went with alice's: %v", err)
+	}
+	n, err = s.DeleteUserConsoleSessions(ctx, "user-alice", nil)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("deleted %d, want 1", n)
+	}
+	must(t, s.DeleteConsoleSession(ctx, sessionHash("live")))
+	must(t, s.DeleteConsoleSession(ctx, sessionHash("live")))
+	_, err = s.GetConsoleSession(ctx, sessionHash("live"))
+	isErr(t, err, store.ErrNotFound)
+}
