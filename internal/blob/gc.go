@@ -16,8 +16,9 @@ type Collector interface {
 	// (which Walk returns). Blobs Put or deleted during the walk may or may not be seen.
 	Walk(ctx context.Context, fn func(Info) error) error
 	// DeleteIfOlder deletes a blob only if it was last stored (Put) before cutoff, and reports
-	// whether it did. A Put of the same content that races it either finishes first (the blob
-	// is then newer and kept) or stores the blob again after it.
+	// whether it did (false, not an error, if it is not there). A Put of the same content that
+	// races it either finishes first (the blob is then newer and kept) or stores the blob
+	// again after it.
 	DeleteIfOlder(ctx context.Context, digest string, cutoff time.Time) (bool, error)
 }
 
@@ -128,6 +129,9 @@ func (d *Dir) DeleteIfOlder(ctx context.Context, digest string, cutoff time.Time
 	}
 	dir, name := blobPath(digest)
 	st, err := d.root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // deleted already (another collector sharing the directory)
+	}
 	if err != nil {
 		return false, d.fileErr("delete", digest, err)
 	}
@@ -135,7 +139,9 @@ func (d *Dir) DeleteIfOlder(ctx context.Context, digest string, cutoff time.Time
 		return false, nil
 	}
 	aside := path.Join(dirTemp, gcPrefix+digest)
-	if err := d.root.Rename(name, aside); err != nil {
+	if err := d.root.Rename(name, aside); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
 		return false, d.fileErr("delete", digest, err)
 	}
 	d.step("gc:aside")

@@ -169,3 +169,18 @@ func (h *Hub) DeploymentCreated(tenantID, groupID, deploymentID string) {
 
 // DeviceMoved ends the device's channel, so that it reconnects into its new group and checks in.
 func (h *Hub) DeviceMoved(tenantID, deviceID string) { h.End(deviceID) }
+
+// WakeAll sends a check-in event to every open channel, and returns how many it reached: for
+// when events may have been missed (a replica's notification listener reconnected).
+func (h *Hub) WakeAll() int {
+	h.mu.Lock()
+	subs := make([]*Sub, 0, len(h.devices))
+	for _, s := range h.devices {
+		subs = append(subs, s)
+	}
+	h.mu.Unlock()
+	for _, s := range subs {
+		s.offer(Event{Type: EventCheckIn})
+	}
+	return len(subs)
+}

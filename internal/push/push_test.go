@@ -117,3 +117,28 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("Len = %d after every channel closed", h.Len())
 	}
 }
+
+func TestWakeAllReachesEveryChannelOnce(t *testing.T) {
+	var h Hub
+	a, b := h.Subscribe("t", "g1", "d1"), h.Subscribe("t", "g2", "d2")
+	defer a.Close()
+	defer b.Close()
+	if n := h.WakeAll(); n != 2 {
+		t.Fatalf("woke %d", n)
+	}
+	for _, s := range []*Sub{a, b} {
+		select {
+		case e := <-s.C():
+			if e.Type != EventCheckIn {
+				t.Fatalf("event %+v", e)
+			}
+		default:
+			t.Fatal("a channel got nothing")
+		}
+		select {
+		case e := <-s.C():
+			t.Fatalf("a second event %+v", e)
+		default:
+		}
+	}
+}

@@ -205,8 +205,12 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	hub := &push.Hub{}
+	notify, err := startNotifier(ctx, cfg, hub, log, rnd)
+	if err != nil {
+		return err
+	}
 	meta := updatemeta.New(updatemeta.Config{Sealer: sealer, Now: now, Rand: rnd})
-	m := manage.New(manage.Config{Store: st, CA: authority, Notify: hub, Metadata: meta, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware},
+	m := manage.New(manage.Config{Store: st, CA: authority, Notify: notify, Metadata: meta, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware},
 		Blobs: blobs, ImageSigner: imagesign.New(st, sealer, now, rnd), SpoolDir: spool,
 		Now: now, Rand: rnd, Logger: log})
 

@@ -6,6 +6,7 @@ package servertest
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -25,6 +26,8 @@ type Server struct {
 	TenantID   string // the "dev" tenant
 	DataDir    string
 	Store      store.Store
+	DSN        string // the PostgreSQL store's, "" on SQLite
+	kekFile    string
 }
 
 type options struct {
@@ -34,6 +37,7 @@ type options struct {
 	ekRoots   string
 	requireEK bool
 	limits    *serverconfig.Limits
+	same      *Server
 }
 
 // EKRoots makes the service check EK certificates against the PEM file, and, with require,
@@ -56,6 +60,10 @@ type Option func(*options)
 // Postgres runs the service on PostgreSQL (see storetest.PostgresDSN) instead of SQLite.
 func Postgres() Option { return func(o *options) { o.backend = "postgres" } }
 
+// SameDatabase runs a second replica of a PostgreSQL service s: the same database and
+// key-encryption key, its own data directory, listener and push hub.
+func SameDatabase(s *Server) Option { return func(o *options) { o.backend, o.same = "postgres", s } }
+
 // Backend runs the service on the named store backend ("sqlite" or "postgres").
 func Backend(name string) Option { return func(o *options) { o.backend = name } }
 
@@ -73,16 +81,24 @@ func Start(t testing.TB, opts ...Option) *Server {
 		f(&o)
 	}
 	var st store.Store
-	switch o.backend {
-	case "postgres":
-		st = storetest.Open(t, "postgres", storetest.PostgresDSN(t))
+	var dsn string
+	switch {
+	case o.same != nil:
+		dsn = o.same.DSN
+		st = storetest.Open(t, "postgres", dsn)
+	case o.backend == "postgres":
+		dsn = storetest.PostgresDSN(t)
+		st = storetest.Open(t, "postgres", dsn)
 	default:
 		st = storetest.Open(t, "sqlite", storetest.SQLiteDSN(t))
 	}
 	cfg := serverconfig.Default(true)
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	cfg.Store.Backend = o.backend
+	cfg.Store.Backend, cfg.Store.DSN = o.backend, dsn
+	if o.same != nil {
+		cfg.CA.KeyEncryptionKeyFile = o.same.kekFile
+	}
 	cfg.Policy.AllowSoftwareRootOfTrust = o.allowSW
 	cfg.CA.EKRootsFile, cfg.CA.RequireEKCertificate = o.ekRoots, o.requireEK
 	// Tests and benchmarks attest from one address far faster than a fleet behind one NAT:
@@ -120,7 +136,15 @@ func Start(t testing.TB, opts ...Option) *Server {
 		t.Fatal(err)
 	}
 	return &Server{URL: info.URL, CACertFile: info.CACertFile, CACertPEM: pem, AdminToken: info.AdminToken,
-		TenantID: info.TenantID, DataDir: info.DataDir, Store: st}
+		TenantID: info.TenantID, DataDir: info.DataDir, Store: st, DSN: dsn, kekFile: kekFile(cfg)}
+}
+
+// kekFile is where the service keeps its key-encryption key.
+func kekFile(cfg serverconfig.Config) string {
+	if cfg.CA.KeyEncryptionKeyFile != "" {
+		return cfg.CA.KeyEncryptionKeyFile
+	}
+	return filepath.Join(cfg.DataDir, "ca-kek")
 }
 
 // Client returns an API client for the service that authenticates with token.
