@@ -314,3 +314,28 @@ func (c *Client) ForcePowerDown(seconds int) error {
 func (c *Client) SetPowerProfile(profile string) error {
 	return c.call(CallPower, PowerRequest{Action: "SetPowerProfile", Profile: profile}, nil)
 }
+
+// WaitSysEvents returns the system events after seq (0 for all the agent keeps), waiting up
+// to wait (at most 5 s) for one; none when the wait runs out. It needs SystemEventNotifications.
+func (c *Client) WaitSysEvents(ctx context.Context, after uint64, wait time.Duration) ([]SysEvent, error) {
+	ms := int(wait / time.Millisecond)
+	ms = max(0, min(ms, MaxSysEventWaitMs))
+	var out SysEventWaitResponse
+	err := c.Call(ctx, CallSysEventWait, SysEventWaitRequest{After: after, TimeoutMs: ms}, &out)
+	return out.Events, err
+}
+
+// DeferUpdate defers the pending update of updateType (UpdateTypeApp or UpdateTypeSystem) by
+// minutes; the agent caps it (24 hours for System, 167 hours for App, from when the device
+// learned of the update). It needs SoftwareUpdateDeferral.
+func (c *Client) DeferUpdate(updateType string, minutes int) (SysEvent, error) {
+	var out SysEvent
+	err := c.call(CallSysEventDefer, DeferRequest{UpdateType: updateType, Minutes: minutes}, &out)
+	return out, err
+}
+
+// ResumeUpdate withdraws this application's deferral: the update installs now unless another
+// application defers it. It needs SoftwareUpdateDeferral.
+func (c *Client) ResumeUpdate(updateType string) error {
+	return c.call(CallSysEventResume, ResumeRequest{UpdateType: updateType}, nil)
+}

@@ -1,5 +1,7 @@
 package applibs
 
+import "time"
+
 // The wire format: every call is POST /v1/CALL with a JSON request body (unknown fields are
 // errors) and a JSON response; an error is a non-2xx status with an ErrorBody. The types are
 // shared by this client and the agent's server (internal/applibs).
@@ -18,6 +20,10 @@ const (
 	CallStorage    = "storage"
 	CallDeviceAuth = "deviceauth"
 	CallPower      = "power"
+	// System events and update deferral (Azure Sphere's sysevent).
+	CallSysEventWait   = "sysevent/wait"
+	CallSysEventDefer  = "sysevent/defer"
+	CallSysEventResume = "sysevent/resume"
 )
 
 // Bounds the server enforces.
@@ -32,6 +38,11 @@ const (
 	MaxI2C = 256
 	// MaxName bounds a peripheral's name.
 	MaxName = 128
+	// MaxSysEventWaitMs bounds how long one sysevent/wait call waits for an event.
+	MaxSysEventWaitMs = 5000
+	// MaxDeferralMinutes bounds one deferral request (the agent also caps it per update:
+	// System updates 1440 minutes, App updates 10020, from when the device learned of them).
+	MaxDeferralMinutes = 10020
 )
 
 // Error codes.
@@ -157,4 +168,50 @@ type PowerRequest struct {
 	Action  string `json:"action"`
 	Seconds int    `json:"seconds,omitempty"`
 	Profile string `json:"profile,omitempty"`
+}
+
+// Update types and event statuses of the UpdateReadyForInstall system event.
+const (
+	UpdateTypeApp    = "App"
+	UpdateTypeSystem = "System"
+
+	SysEventPending  = "Pending"  // an update is ready and may be deferred
+	SysEventDeferred = "Deferred" // deferred; Until says until when
+	SysEventFinal    = "Final"    // it installs now
+	SysEventComplete = "Complete" // it was installed
+)
+
+// SysEventWaitRequest is CallSysEventWait (SystemEventNotifications): the events after After,
+// waiting up to TimeoutMs (at most MaxSysEventWaitMs) for one.
+type SysEventWaitRequest struct {
+	After     uint64 `json:"after"`
+	TimeoutMs int    `json:"timeoutMs"`
+}
+
+// SysEvent is one system event.
+type SysEvent struct {
+	Seq                uint64    `json:"seq"`
+	Event              string    `json:"event"` // "UpdateReadyForInstall"
+	UpdateType         string    `json:"updateType"`
+	Status             string    `json:"status"`
+	MaxDeferralMinutes int       `json:"maxDeferralMinutes"`
+	Until              time.Time `json:"until,omitzero"`
+}
+
+// SysEventWaitResponse is the answer to CallSysEventWait; no events when the wait ran out.
+type SysEventWaitResponse struct {
+	Events []SysEvent `json:"events"`
+}
+
+// DeferRequest is CallSysEventDefer (SoftwareUpdateDeferral): defer the pending update of
+// UpdateType by Minutes.
+type DeferRequest struct {
+	UpdateType string `json:"updateType"`
+	Minutes    int    `json:"minutes"`
+}
+
+// ResumeRequest is CallSysEventResume (SoftwareUpdateDeferral): withdraw this application's
+// deferral of the pending update of UpdateType.
+type ResumeRequest struct {
+	UpdateType string `json:"updateType"`
 }

@@ -385,8 +385,23 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	if _, err := admin.PublishOSRelease(ctx, srv.TenantID, rel3.ID, "Retail"); err != nil {
 		t.Fatal(err)
 	}
+	// An app with SoftwareUpdateDeferral defers it when it is announced; the device says so
+	// to the service and waits, until the app resumes it (button B pressed).
+	deferApp := imagepkgtest.Application(t, imagepkgtest.App{Name: "defer", Version: "1.0.0", Files: map[string]string{"bin/app": bin},
+		CmdArgs: []string{"-defer"}, Capabilities: `{"Gpio":[13],"SystemEventNotifications":true,"SoftwareUpdateDeferral":true}`})
+	local("sideload", "deploy", deferApp.File(t, t.TempDir()))
+	d.waitUntil("the deferring app running", func() bool { return appState(deferApp.ComponentID) == "1.0.0 running" })
 	deploy(app2) // no OS image: the group follows its feed
-	d.reboot()   // into the trial of slot b, which attests
+	d.waitUntil("the OS update deferred, as the device reports", func() bool {
+		s := show().Status
+		return s != nil && len(s.Report.Deferred) == 1 && s.Report.Deferred[0].UpdateType == "System" &&
+			s.Report.Deferred[0].Until.Sub(s.Report.Deferred[0].FirstSeen) > 9*time.Hour
+	})
+	if st, err := osupdate.ReadStatus(filepath.Join(d.state, osUpdateDir)); err != nil || st.State != osupdate.RolledBack {
+		t.Fatalf("the deferred OS update started anyway: %+v %v", st, err)
+	}
+	local("board", "press", "BUTTON_B")
+	d.reboot() // resumed: into the trial of slot b, which attests
 	d.waitUntil("OS 3 committed", func() bool {
 		st, err := osupdate.ReadStatus(filepath.Join(d.state, osUpdateDir))
 		return err == nil && st.State == osupdate.Committed && st.Target != nil && st.Target.Version == "3.0.0"
@@ -396,8 +411,10 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	}
 	d.waitUntil("OS 3 reported", func() bool {
 		s := show().Status
-		return s != nil && s.Report.OS != nil && s.Report.OS.Active == "b" && s.Report.OS.CommittedVersion == "3.0.0"
+		return s != nil && s.Report.OS != nil && s.Report.OS.Active == "b" && s.Report.OS.CommittedVersion == "3.0.0" &&
+			len(s.Report.Deferred) == 0
 	})
+	local("sideload", "delete", deferApp.ComponentID)
 }
 
 // buildApp builds testdata/app as a static binary and returns its bytes.

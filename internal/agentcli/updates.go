@@ -23,6 +23,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/buildinfo"
 	"github.com/rampart-iot/rampart/internal/checkinclient"
+	"github.com/rampart-iot/rampart/internal/deferral"
 	"github.com/rampart-iot/rampart/internal/deviceupdate"
 	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/netpolicy"
@@ -146,6 +147,14 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 		}
 		network, manager = nm, nm
 	}
+	// Apps with SystemEventNotifications see updates announced; with SoftwareUpdateDeferral
+	// they may defer them, within caps, on the trusted clock.
+	var u *updates
+	coord := deferral.New(deferral.Config{Now: func() time.Time { return u.clock.Now() }, OnChange: func() {
+		if u != nil && u.loop != nil {
+			u.loop.Wake()
+		}
+	}})
 	var dev board.Device
 	var host apprun.Applibs
 	if f.board != "" {
@@ -157,13 +166,13 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 			runDir = filepath.Join(f.state, "run")
 		}
 		h, err := applibs.NewHost(applibs.HostConfig{Dir: filepath.Join(runDir, "applibs"), Board: dev,
-			Certificates: applibs.CertDir(f.state), Logger: log})
+			Certificates: applibs.CertDir(f.state), SysEvents: coord, Logger: log})
 		if err != nil {
 			return nil, err
 		}
 		host = h
 	}
-	u := &updates{boot: boot, reboot: make(chan struct{}, 1), attest: make(chan struct{}, 1), installer: apps, development: f.development, rep: rep, board: dev,
+	u = &updates{boot: boot, reboot: make(chan struct{}, 1), attest: make(chan struct{}, 1), installer: apps, development: f.development, rep: rep, board: dev,
 		appsDone: make(chan struct{}), network: manager, crashFlush: ratelimit.New(1.0/60, 1, 1, nil)}
 	if err := os.MkdirAll(filepath.Join(f.state, appRunDir), 0o700); err != nil {
 		return nil, err
@@ -187,7 +196,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 	}
 	cc := &checkinclient.Client{Server: f.server, RootCAs: roots, CertDir: f.state, Transport: transport}
 	u.loop, err = deviceupdate.New(deviceupdate.Config{Client: cc, Dir: filepath.Join(f.state, updateLoopDir), Apps: apps,
-		Boot: boot, AgentVersion: buildinfo.Version(), Development: f.development, Logger: log, Now: u.clock.Now,
+		Boot: boot, AgentVersion: buildinfo.Version(), Development: f.development, Logger: log, Now: u.clock.Now, Deferral: coord,
 		Applied: func(ctx context.Context) {
 			if err := u.apps.Reconcile(ctx); err != nil {
 				log.Warn("starting the installed applications", "error", err)

@@ -29,6 +29,7 @@ import (
 
 	sdk "github.com/rampart-iot/rampart/applibs"
 	"github.com/rampart-iot/rampart/internal/board"
+	"github.com/rampart-iot/rampart/internal/deferral"
 	"github.com/rampart-iot/rampart/manifest"
 	"golang.org/x/sys/unix"
 )
@@ -90,8 +91,19 @@ type HostConfig struct {
 	Board board.Board
 	// Certificates gives applications their certificates; nil: none is ever available.
 	Certificates Certificates
+	// SysEvents gives applications system events and update deferral; nil: applications
+	// that ask get no events and cannot defer.
+	SysEvents SysEvents
 	// Logger logs the servers' own failures (never an application's messages); nil discards.
 	Logger *slog.Logger
+}
+
+// SysEvents is the device's update-deferral coordinator (*deferral.Coordinator).
+type SysEvents interface {
+	Register(component string, canDefer bool) (unregister func())
+	Events(ctx context.Context, after uint64, wait time.Duration) []deferral.Event
+	Defer(component string, t deferral.Type, minutes int) (deferral.Event, error)
+	Resume(component string, t deferral.Type) error
 }
 
 // Host serves the applibs API to every running application.
@@ -185,9 +197,14 @@ func (h *Host) Open(app App) (socket string, stop func(), err error) {
 		defer close(done)
 		_ = srv.Serve(lim)
 	}()
+	unregister := func() {}
+	if h.cfg.SysEvents != nil && s.caps.SystemEventNotifications {
+		unregister = h.cfg.SysEvents.Register(app.ComponentID, s.caps.SoftwareUpdateDeferral)
+	}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
+			unregister()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			if err := srv.Shutdown(ctx); err != nil {

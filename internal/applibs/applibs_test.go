@@ -2,6 +2,7 @@ package applibs
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/attestclient"
 	"github.com/rampart-iot/rampart/internal/board"
 	"github.com/rampart-iot/rampart/internal/board/emulated"
+	"github.com/rampart-iot/rampart/internal/deferral"
 	"github.com/rampart-iot/rampart/manifest"
 )
 
@@ -305,10 +307,104 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		// Whatever decodes is within bounds, and carrying it out never fails internally.
-		_, err = s.do(call, body)
+		_, err = s.do(context.Background(), call, body)
 		if code, _, _ := classify(err); err != nil && code == sdk.CodeInternal {
 			t.Fatalf("%s %q: internal error %v", call, body, err)
 		}
 		_ = req
 	})
+}
+
+// System events and deferral: an application with SystemEventNotifications sees the update
+// announced, with SoftwareUpdateDeferral it defers and resumes it; one without either is
+// refused naming the capability, and bad requests are clear errors.
+func TestSysEventsAndDeferral(t *testing.T) {
+	coord := deferral.New(deferral.Config{Grace: 10 * time.Second})
+	dir, err := os.MkdirTemp("", "applibs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	b := emulated.New(board.Options{})
+	h, err := NewHost(HostConfig{Dir: dir, Board: b, SysEvents: coord})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, stop, err := h.Open(App{ComponentID: cid, Manifest: parse(t, `{"SystemEventNotifications":true,"SoftwareUpdateDeferral":true}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := sdk.DialPath(sock)
+	const other = "3f2504e0-4f89-41d3-9a0c-0305e82c3302"
+	m := parse(t, `{}`)
+	m.ComponentId = other
+	sock2, stop2, err := h.Open(App{ComponentID: other, Manifest: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop2()
+	plain := sdk.DialPath(sock2)
+
+	// Nothing pending: nothing to wait for, nothing to defer.
+	if ev, err := app.WaitSysEvents(t.Context(), 0, 0); err != nil || len(ev) != 0 {
+		t.Fatalf("idle wait: %v %v", ev, err)
+	}
+	if _, err := app.DeferUpdate(sdk.UpdateTypeApp, 5); !errors.Is(err, sdk.ErrNotFound) {
+		t.Fatalf("deferring nothing: %v", err)
+	}
+	// The loop announces an OS update; the app defers it by 30 minutes.
+	type hold struct {
+		until time.Time
+		held  bool
+	}
+	res := make(chan hold, 1)
+	first := time.Now()
+	go func() {
+		u, held := coord.Hold(context.Background(), deferral.System, "os-2", first)
+		res <- hold{u, held}
+	}()
+	ev, err := app.WaitSysEvents(t.Context(), 0, 5*time.Second)
+	if err != nil || len(ev) != 1 || ev[0].Status != sdk.SysEventPending || ev[0].UpdateType != sdk.UpdateTypeSystem ||
+		ev[0].Event != "UpdateReadyForInstall" || ev[0].MaxDeferralMinutes < 1439 {
+		t.Fatalf("announcement: %+v %v", ev, err)
+	}
+	d, err := app.DeferUpdate(sdk.UpdateTypeSystem, 30)
+	if err != nil || d.Status != sdk.SysEventDeferred || d.Until.Sub(first) < 29*time.Minute {
+		t.Fatalf("defer: %+v %v", d, err)
+	}
+	if r := <-res; !r.held || !r.until.Equal(d.Until) {
+		t.Fatalf("the loop's hold: %+v, want held until %v", r, d.Until)
+	}
+	if ev, err := app.WaitSysEvents(t.Context(), ev[0].Seq, 0); err != nil || len(ev) != 1 || ev[0].Status != sdk.SysEventDeferred {
+		t.Fatalf("deferred event: %+v %v", ev, err)
+	}
+	// Another app may neither listen nor defer.
+	_, err = plain.WaitSysEvents(t.Context(), 0, 0)
+	wantCode(t, "wait without SystemEventNotifications", err, sdk.ErrPermission, "SystemEventNotifications")
+	_, err = plain.DeferUpdate(sdk.UpdateTypeSystem, 5)
+	wantCode(t, "defer without SoftwareUpdateDeferral", err, sdk.ErrPermission, "SoftwareUpdateDeferral")
+	// Bad requests.
+	for _, c := range []struct {
+		typ  string
+		mins int
+	}{{"Firmware", 5}, {"System", 0}, {"System", sdk.MaxDeferralMinutes + 1}} {
+		if _, err := app.DeferUpdate(c.typ, c.mins); !errors.Is(err, sdk.ErrInvalid) {
+			t.Errorf("DeferUpdate(%q, %d): %v, want invalid", c.typ, c.mins, err)
+		}
+	}
+	if _, err := app.WaitSysEvents(t.Context(), 0, time.Hour); err != nil { // clamped by the SDK
+		t.Fatal(err)
+	}
+	var out sdk.SysEventWaitResponse
+	if err := app.Call(t.Context(), sdk.CallSysEventWait, sdk.SysEventWaitRequest{TimeoutMs: 60000}, &out); !errors.Is(err, sdk.ErrInvalid) {
+		t.Fatalf("a 60 s wait: %v", err)
+	}
+	// Resume: the update goes ahead.
+	if err := app.ResumeUpdate(sdk.UpdateTypeSystem); err != nil {
+		t.Fatal(err)
+	}
+	if _, held := coord.Hold(t.Context(), deferral.System, "os-2", first); held {
+		t.Fatal("held after the resume")
+	}
+	stop()
 }

@@ -2,6 +2,7 @@ package applibs
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,16 +11,21 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	sdk "github.com/rampart-iot/rampart/applibs"
 	"github.com/rampart-iot/rampart/internal/board"
+	"github.com/rampart-iot/rampart/internal/deferral"
 	"github.com/rampart-iot/rampart/internal/sandbox"
 	"github.com/rampart-iot/rampart/manifest"
 )
 
 // errInvalid marks a malformed or out-of-range request.
 var errInvalid = errors.New("invalid request")
+
+// ErrNoPendingUpdate: a deferral or resume with no update of that type pending.
+var ErrNoPendingUpdate = deferral.ErrNoPendingUpdate
 
 // errNoCall is an unknown call.
 var errNoCall = errors.New("no such call")
@@ -58,7 +64,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, call, fmt.Errorf("%w: body larger than %d bytes", errInvalid, sdk.MaxRequest))
 		return
 	}
-	out, err := s.do(call, body)
+	out, err := s.do(r.Context(), call, body)
 	if err != nil {
 		if code, _, _ := classify(err); code == sdk.CodeInternal {
 			s.h.cfg.Logger.Warn("applibs call failed", "component", s.app.ComponentID, "call", call, "err", err)
@@ -73,7 +79,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // do decodes, authorizes and carries out one call.
-func (s *server) do(call string, body []byte) (any, error) {
+func (s *server) do(ctx context.Context, call string, body []byte) (any, error) {
 	req, err := decode(call, body)
 	if err != nil {
 		return nil, err
@@ -81,7 +87,7 @@ func (s *server) do(call string, body []byte) (any, error) {
 	if err := s.authorize(req); err != nil {
 		return nil, err
 	}
-	return s.act(req)
+	return s.act(ctx, req)
 }
 
 // decode parses a call's body strictly (one JSON object, no unknown fields) and checks its
@@ -107,6 +113,12 @@ func decode(call string, body []byte) (any, error) {
 		req = &deviceAuthCall{}
 	case sdk.CallPower:
 		req = &sdk.PowerRequest{}
+	case sdk.CallSysEventWait:
+		req = &sdk.SysEventWaitRequest{}
+	case sdk.CallSysEventDefer:
+		req = &sdk.DeferRequest{}
+	case sdk.CallSysEventResume:
+		req = &sdk.ResumeRequest{}
 	default:
 		return nil, fmt.Errorf("%w %q", errNoCall, call)
 	}
@@ -194,6 +206,19 @@ func check(req any) error {
 		if r.call == sdk.CallUARTRead && (r.Max < 1 || r.Max > sdk.MaxUART || r.Data != nil) {
 			return fmt.Errorf("uart/read takes a max from 1 to %d and no data", sdk.MaxUART)
 		}
+	case *sdk.SysEventWaitRequest:
+		if r.TimeoutMs < 0 || r.TimeoutMs > sdk.MaxSysEventWaitMs {
+			return fmt.Errorf("timeoutMs %d: want 0 to %d", r.TimeoutMs, sdk.MaxSysEventWaitMs)
+		}
+	case *sdk.DeferRequest:
+		if err := updateType(r.UpdateType); err != nil {
+			return err
+		}
+		if r.Minutes < 1 || r.Minutes > sdk.MaxDeferralMinutes {
+			return fmt.Errorf("minutes %d: want 1 to %d", r.Minutes, sdk.MaxDeferralMinutes)
+		}
+	case *sdk.ResumeRequest:
+		return updateType(r.UpdateType)
 	case *sdk.I2CRequest:
 		if err := name("I2C", r.I2C); err != nil {
 			return err
@@ -327,6 +352,14 @@ func (s *server) authorize(req any) error {
 		if !slices.Contains(c.PowerControls, r.Action) {
 			return deny("PowerControls", strconv.Quote(r.Action))
 		}
+	case *sdk.SysEventWaitRequest:
+		if !c.SystemEventNotifications {
+			return deny("SystemEventNotifications", "")
+		}
+	case *sdk.DeferRequest, *sdk.ResumeRequest:
+		if !c.SoftwareUpdateDeferral {
+			return deny("SoftwareUpdateDeferral", "")
+		}
 	default:
 		return fmt.Errorf("authorize: unexpected request %T", req)
 	}
@@ -334,9 +367,33 @@ func (s *server) authorize(req any) error {
 }
 
 // act carries out an authorized request.
-func (s *server) act(req any) (any, error) {
+func (s *server) act(ctx context.Context, req any) (any, error) {
 	b := s.h.cfg.Board
+	ev := s.h.cfg.SysEvents
 	switch r := req.(type) {
+	case *sdk.SysEventWaitRequest:
+		out := sdk.SysEventWaitResponse{Events: []sdk.SysEvent{}}
+		if ev == nil {
+			return out, nil
+		}
+		for _, e := range ev.Events(ctx, r.After, time.Duration(r.TimeoutMs)*time.Millisecond) {
+			out.Events = append(out.Events, wireEvent(e))
+		}
+		return out, nil
+	case *sdk.DeferRequest:
+		if ev == nil {
+			return nil, fmt.Errorf("%w: %s update", ErrNoPendingUpdate, r.UpdateType)
+		}
+		e, err := ev.Defer(s.app.ComponentID, deferral.Type(r.UpdateType), r.Minutes)
+		if err != nil {
+			return nil, err
+		}
+		return wireEvent(e), nil
+	case *sdk.ResumeRequest:
+		if ev == nil {
+			return nil, fmt.Errorf("%w: %s update", ErrNoPendingUpdate, r.UpdateType)
+		}
+		return nil, ev.Resume(s.app.ComponentID, deferral.Type(r.UpdateType))
 	case *sdk.LogRequest:
 		msg := strings.TrimRight(r.Message, "\n")
 		s.logMu <- struct{}{}
@@ -429,6 +486,10 @@ func classify(err error) (code string, status int, capability string) {
 		return sdk.CodeInvalid, http.StatusBadRequest, ""
 	case errors.Is(err, ErrNotAvailable):
 		return sdk.CodeNotAvailable, http.StatusServiceUnavailable, ""
+	case errors.Is(err, deferral.ErrNoPendingUpdate), errors.Is(err, ErrNoPendingUpdate):
+		return sdk.CodeNotFound, http.StatusNotFound, ""
+	case errors.Is(err, deferral.ErrInvalid):
+		return sdk.CodeInvalid, http.StatusBadRequest, ""
 	case errors.Is(err, board.ErrNoDevice):
 		return sdk.CodeDevice, http.StatusConflict, ""
 	}
@@ -448,4 +509,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+func updateType(t string) error {
+	if t != sdk.UpdateTypeApp && t != sdk.UpdateTypeSystem {
+		return fmt.Errorf("updateType %q: want %q or %q", t, sdk.UpdateTypeApp, sdk.UpdateTypeSystem)
+	}
+	return nil
+}
+
+func wireEvent(e deferral.Event) sdk.SysEvent {
+	return sdk.SysEvent{Seq: e.Seq, Event: e.Event, UpdateType: string(e.Type), Status: e.Status,
+		MaxDeferralMinutes: e.MaxDeferralMinutes, Until: e.Until}
 }
