@@ -48,6 +48,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/serverconfig"
 	"github.com/rampart-iot/rampart/internal/store"
 	"github.com/rampart-iot/rampart/internal/updatemeta"
+	"github.com/rampart-iot/rampart/internal/webhook"
 
 	// The built-in store backends.
 	_ "github.com/rampart-iot/rampart/internal/store/postgres"
@@ -210,7 +211,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	meta := updatemeta.New(updatemeta.Config{Sealer: sealer, Now: now, Rand: rnd})
-	m := manage.New(manage.Config{Store: st, CA: authority, Notify: notify, Metadata: meta, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware},
+	m := manage.New(manage.Config{Store: st, CA: authority, Notify: notify, Metadata: meta, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware, AllowLoopbackHTTPWebhooks: opts.Dev || cfg.Webhooks.AllowHTTPLoopback},
 		Blobs: blobs, ImageSigner: imagesign.New(st, sealer, now, rnd), SpoolDir: spool,
 		Now: now, Rand: rnd, Logger: log})
 
@@ -269,7 +270,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	api, err := httpapi.New(httpapi.Config{Manager: m, Attest: att, Packages: blobs, Logger: log, Registry: reg, Now: now,
 		CheckIn: checkin.New(checkin.Config{Store: st, Now: now}), Push: hub,
-		DeviceLimit: ratelimit.New(cfg.Limits.DeviceRequestsPerSecond, cfg.Limits.DeviceBurst, 0, now)})
+		DeviceLimit: ratelimit.New(cfg.Limits.DeviceRequestsPerSecond, cfg.Limits.DeviceBurst, 0, now),
+		ReportLimit: ratelimit.New(cfg.Limits.ReportUploadsPerMinute/60, cfg.Limits.ReportBurst, 0, now)})
 	if err != nil {
 		return err
 	}
@@ -281,6 +283,12 @@ func Run(ctx context.Context, opts Options) error {
 	jan := &janitor{log: log, st: st, att: att, authority: authority, meta: meta, mgr: m, now: now,
 		retention: time.Duration(cfg.Reports.RetentionDays) * 24 * time.Hour, blobs: &blobGC{blobs: blobs, st: st}}
 	go jan.run(ctx)
+	hooks, err := webhook.NewWorker(webhook.Config{Store: st, AllowLoopbackHTTP: opts.Dev || cfg.Webhooks.AllowHTTPLoopback,
+		MaxAttempts: cfg.Webhooks.MaxAttempts, Now: now, Rand: rnd, Logger: log})
+	if err != nil {
+		return err
+	}
+	go hooks.Run(ctx)
 	var stopping atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", api)

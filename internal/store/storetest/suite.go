@@ -88,6 +88,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateRollsBackReports", testUpdateRollsBackReports},
 		{"Webhooks", testWebhooks},
 		{"ConcurrentWebhookClaims", testConcurrentWebhookClaims},
+		{"HasErrorBucket", testHasErrorBucket},
 		{"UserPasswords", testUserPasswords},
 		{"ConsoleSessions", testConsoleSessions},
 		{"ImagePackageReferenced", testImagePackageReferenced},

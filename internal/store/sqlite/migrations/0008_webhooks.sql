@@ -37,3 +37,6 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at);
 CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, id);
 CREATE INDEX webhook_deliveries_updated ON webhook_deliveries (updated_at);
+
+-- Ingest asks whether a tenant has any report in a bucket, to tell webhooks of new buckets.
+CREATE INDEX error_reports_bucket ON error_reports (tenant_id, event_type, component_id, image_id, signo, exit_code);
