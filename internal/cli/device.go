@@ -372,6 +372,33 @@ func (a *app) showDevice(ctx context.Context, s *session, d *v1.Device) error {
 		} else {
 			rows = append(rows, [2]string{"Last attestation", "never"})
 		}
+		if st := d.Status; st != nil {
+			rows = append(rows, [2]string{"Last check-in", timeCell(st.CheckedInAt)})
+			for _, im := range st.Report.Images {
+				v := im.Kind + " " + im.Version + " " + im.State + " (component " + im.ComponentID + ", image " + im.ImageID + ")"
+				if im.LastError != "" {
+					v += ": " + im.LastError
+				}
+				rows = append(rows, [2]string{"Image", v})
+			}
+			if o := st.Report.OS; o != nil {
+				v := "active " + o.Active + ", booted " + o.Booted + ", committed " + o.CommittedVersion
+				if o.Trial != "" {
+					v += ", trial " + o.Trial
+				}
+				rows = append(rows, [2]string{"OS slots", v})
+			}
+			if u := st.Report.Update; u != nil {
+				v := u.State + " " + u.Version
+				if u.Reason != "" {
+					v += " (" + u.Phase + ": " + u.Reason + ")"
+				}
+				rows = append(rows, [2]string{"Latest update", v})
+			}
+			for _, df := range st.Report.Deferred {
+				rows = append(rows, [2]string{"Deferred update", df.UpdateType + " until " + timeCell(df.Until) + " (seen " + timeCell(df.FirstSeen) + ")"})
+			}
+		}
 		return p.fields(rows)
 	})
 }
