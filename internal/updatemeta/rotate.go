@@ -84,6 +84,8 @@ func (s *Service) RotateRoot(ctx context.Context, tx store.Tx, tenantID string, 
 		return Rotation{}, err
 	}
 	rotated := map[string]bool{} // online keys already replaced, by base repository
+	// One time for every repository: a group's director and held director get the same root.
+	now := s.now()
 	for _, repo := range repos {
 		base := strings.TrimSuffix(repo, heldSuffix)
 		if opt.OnlineKeys && !rotated[base] {
@@ -92,7 +94,7 @@ func (s *Service) RotateRoot(ctx context.Context, tx store.Tx, tenantID string, 
 			}
 			rotated[base] = true
 		}
-		v, err := s.rotateRepository(ctx, tx, tenantID, repo, oldKey, newKey)
+		v, err := s.rotateRepository(ctx, tx, tenantID, repo, oldKey, newKey, now)
 		if err != nil {
 			return Rotation{}, err
 		}
@@ -231,7 +233,7 @@ func (s *Service) replaceOnline(ctx context.Context, tx store.Tx, tenantID, repo
 
 // rotateRepository signs the repository's next root with the new root key and its current
 // online key, and stores it; it returns the new root version.
-func (s *Service) rotateRepository(ctx context.Context, tx store.Tx, tenantID, repo string, oldKey, newKey *ecdsa.PrivateKey) (int64, error) {
+func (s *Service) rotateRepository(ctx context.Context, tx store.Tx, tenantID, repo string, oldKey, newKey *ecdsa.PrivateKey, now time.Time) (int64, error) {
 	cur, err := load(ctx, tx, tenantID, repo)
 	if err != nil {
 		return 0, err
@@ -248,11 +250,11 @@ func (s *Service) rotateRepository(ctx context.Context, tx store.Tx, tenantID, r
 	}
 	onlinePub := online.Targets[0].Public()
 	roles := tufrepo.Roles{Root: one(&newKey.PublicKey), Targets: one(onlinePub), Snapshot: one(onlinePub), Timestamp: one(onlinePub)}
-	next, err := online.RotateRoot(cur, roles, []crypto.Signer{oldKey}, []crypto.Signer{newKey}, s.now())
+	next, err := online.RotateRoot(cur, roles, []crypto.Signer{oldKey}, []crypto.Signer{newKey}, now)
 	if err != nil {
 		return 0, fmt.Errorf("rotating the root of %s: %w", repo, err)
 	}
-	if err := save(ctx, tx, tenantID, repo, cur, next, s.now()); err != nil {
+	if err := save(ctx, tx, tenantID, repo, cur, next, now); err != nil {
 		return 0, err
 	}
 	return int64(len(next.Roots)), nil

@@ -185,3 +185,48 @@ func (f *fixture) onlineKey(repo string) *ecdsa.PrivateKey {
 	}))
 	return k
 }
+
+// TestRotateRootDuringARollout: the held director is rotated with the group's, to the same
+// root, so held and released devices follow, and a held device released after the rotation
+// moves to the group's director without trouble.
+func TestRotateRootDuringARollout(t *testing.T) {
+	f := newFixture(t)
+	f.group("g1")
+	a, b := f.image(store.ImageApplication, "1.0.0"), f.image(store.ImageApplication, "2.0.0")
+	fl := &rolloutFleet{f: f, group: "g1", devices: map[string]*tufclient.Client{}}
+	var prev, next store.Deployment
+	fl.write(func(tx store.Tx) (err error) { prev, err = fl.deployment(tx, a); return err })
+	fl.add("d1")
+	fl.add("d2")
+	ro := store.Rollout{TenantID: tenant, DeviceGroupID: "g1", Policy: []byte(`{"batches":[{"count":1},{"count":1}]}`),
+		State: store.RolloutRunning, CreatedAt: f.clock.now(), BatchStartedAt: f.clock.now(), UpdatedAt: f.clock.now()}
+	fl.write(func(tx store.Tx) (err error) {
+		if next, err = fl.deployment(tx, b); err != nil {
+			return err
+		}
+		ro.DeploymentID, ro.PreviousDeploymentID = next.ID, prev.ID
+		if err := tx.CreateRollout(f.ctx, ro, []store.RolloutDevice{{DeviceID: "d1"}, {DeviceID: "d2", Batch: 1}}); err != nil {
+			return err
+		}
+		return tx.ReleaseRolloutDevices(f.ctx, tenant, next.ID, []string{"d1"}, f.clock.now())
+	})
+	fl.expect("batch 1", map[string]store.Image{"d1": b, "d2": a})
+
+	rot, err := f.rotate(RotateOptions{OnlineKeys: true})
+	must(t, err)
+	if fmt.Sprint(rot.Repositories) != fmt.Sprint([]string{store.TUFImages, DirectorRepository("g1"), HeldDirectorRepository("g1")}) {
+		t.Fatalf("rotated %v", rot.Repositories)
+	}
+	r1, err := File(f.ctx, f.st, tenant, DirectorRepository("g1"), "2.root.json")
+	must(t, err)
+	r2, err := File(f.ctx, f.st, tenant, HeldDirectorRepository("g1"), "2.root.json")
+	must(t, err)
+	if string(r1) != string(r2) {
+		t.Fatal("the group's director and its held director have different roots 2")
+	}
+	fl.expect("rotated", map[string]store.Image{"d1": b, "d2": a})
+	fl.write(func(tx store.Tx) error {
+		return tx.ReleaseRolloutDevices(f.ctx, tenant, next.ID, []string{"d2"}, f.clock.now())
+	})
+	fl.expect("batch 2", map[string]store.Image{"d1": b, "d2": b})
+}
