@@ -23,6 +23,10 @@ func TestWebhooksAPI(t *testing.T) {
 	if strings.Join(w.Events, ",") != "error_report.bucket_created,rollout.state_changed" {
 		t.Errorf("events: %v", w.Events)
 	}
+	// The store holds the secret sealed with the key-encryption key, not as shown.
+	if stored, err := e.srv.Store.GetWebhook(t.Context(), own.id, w.ID); err != nil || !strings.HasPrefix(stored.Secret, "sealed:v1:") || strings.Contains(stored.Secret, w.Secret) {
+		t.Errorf("stored secret %q (%v)", stored.Secret, err)
+	}
 	for _, tok := range []string{own.admin, reader} {
 		for _, path := range []string{base, base + "/" + w.ID, base + "/" + w.ID + "/deliveries"} {
 			r := e.do(tok, "GET", path, nil)

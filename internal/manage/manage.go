@@ -25,6 +25,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/store"
 	"github.com/rampart-iot/rampart/internal/updatemeta"
+	"github.com/rampart-iot/rampart/internal/webhook"
 )
 
 // Policy holds the service-wide rules that are not roles.
@@ -53,6 +54,9 @@ type Config struct {
 	Now    func() time.Time // default time.Now
 	Rand   io.Reader        // default crypto/rand
 	Logger *slog.Logger     // default discards
+
+	// WebhookSecrets seals webhook secrets at rest; nil stores them as they are.
+	WebhookSecrets *webhook.Sealer
 }
 
 // Manager is the management plane. It is safe for concurrent use.
@@ -65,6 +69,7 @@ type Manager struct {
 	policy   Policy
 	notify   Notifier
 	meta     Publisher
+	hookSeal *webhook.Sealer
 	now      func() time.Time
 	rand     io.Reader
 	ids      *ids.Generator
@@ -84,6 +89,7 @@ func New(cfg Config) *Manager {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	m.ids = &ids.Generator{Now: m.now, Rand: m.rand}
+	m.hookSeal = cfg.WebhookSecrets
 	return m
 }
 

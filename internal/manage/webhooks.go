@@ -60,7 +60,11 @@ func (m *Manager) CreateWebhook(ctx context.Context, p *authz.Principal, tenantI
 		if err != nil {
 			return err
 		}
-		w := store.Webhook{ID: id, TenantID: tenantID, URL: req.URL, Events: events, Secret: secret, CreatedBy: p.UserID, CreatedAt: m.timestamp()}
+		stored, err := m.hookSeal.Seal(id, secret)
+		if err != nil {
+			return err
+		}
+		w := store.Webhook{ID: id, TenantID: tenantID, URL: req.URL, Events: events, Secret: stored, CreatedBy: p.UserID, CreatedAt: m.timestamp()}
 		n.resourceID = id
 		if err := tx.CreateWebhook(ctx, w); err != nil {
 			return err

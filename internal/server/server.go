@@ -205,13 +205,17 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("ca.ek_roots_file %s holds no PEM certificate", cfg.CA.EKRootsFile)
 		}
 	}
+	hookSeal, err := webhook.NewSealer(kek, rnd)
+	if err != nil {
+		return err
+	}
 	hub := &push.Hub{}
 	notify, err := startNotifier(ctx, cfg, hub, log, rnd)
 	if err != nil {
 		return err
 	}
 	meta := updatemeta.New(updatemeta.Config{Sealer: sealer, Now: now, Rand: rnd})
-	m := manage.New(manage.Config{Store: st, CA: authority, Notify: notify, Metadata: meta, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware, AllowLoopbackHTTPWebhooks: opts.Dev || cfg.Webhooks.AllowHTTPLoopback},
+	m := manage.New(manage.Config{Store: st, CA: authority, Notify: notify, WebhookSecrets: hookSeal, Metadata: meta, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware, AllowLoopbackHTTPWebhooks: opts.Dev || cfg.Webhooks.AllowHTTPLoopback},
 		Blobs: blobs, ImageSigner: imagesign.New(st, sealer, now, rnd), SpoolDir: spool,
 		Now: now, Rand: rnd, Logger: log})
 
@@ -283,7 +287,7 @@ func Run(ctx context.Context, opts Options) error {
 	jan := &janitor{log: log, st: st, att: att, authority: authority, meta: meta, mgr: m, now: now,
 		retention: time.Duration(cfg.Reports.RetentionDays) * 24 * time.Hour, blobs: &blobGC{blobs: blobs, st: st}}
 	go jan.run(ctx)
-	hooks, err := webhook.NewWorker(webhook.Config{Store: st, AllowLoopbackHTTP: opts.Dev || cfg.Webhooks.AllowHTTPLoopback,
+	hooks, err := webhook.NewWorker(webhook.Config{Store: st, Secrets: hookSeal, AllowLoopbackHTTP: opts.Dev || cfg.Webhooks.AllowHTTPLoopback,
 		MaxAttempts: cfg.Webhooks.MaxAttempts, Now: now, Rand: rnd, Logger: log})
 	if err != nil {
 		return err

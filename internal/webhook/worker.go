@@ -41,6 +41,8 @@ type Config struct {
 	// Owner names this worker in the leases it takes; it must differ between replicas
 	// (default: the host name, process ID and a random number).
 	Owner string
+	// Secrets opens the webhooks' stored secrets (nil: they are stored as they are).
+	Secrets *Sealer
 	// AllowLoopbackHTTP lets deliveries go to http:// URLs on loopback hosts, as CheckURL.
 	AllowLoopbackHTTP bool
 	MaxAttempts       int           // attempts before a delivery is marked failed (default 8)
@@ -207,10 +209,13 @@ func (w *Worker) deliver(ctx context.Context, d store.WebhookDelivery) error {
 	case err != nil:
 		return err
 	default:
+		secret, serr := w.cfg.Secrets.Open(h.ID, h.Secret)
 		if _, err := CheckURL(h.URL, w.cfg.AllowLoopbackHTTP); err != nil {
 			failure, permanent = err.Error(), true
+		} else if serr != nil {
+			failure, permanent = serr.Error(), true
 		} else {
-			status, failure = w.post(ctx, h, d)
+			status, failure = w.post(ctx, h.URL, secret, d)
 		}
 	}
 	if ctx.Err() != nil {
@@ -237,9 +242,9 @@ func (w *Worker) deliver(ctx context.Context, d store.WebhookDelivery) error {
 }
 
 // post sends the delivery once and returns the response's status and, if it failed, why.
-func (w *Worker) post(ctx context.Context, h store.Webhook, d store.WebhookDelivery) (int, string) {
+func (w *Worker) post(ctx context.Context, url, secret string, d store.WebhookDelivery) (int, string) {
 	ts := w.cfg.Now().Unix()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(d.Payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(d.Payload))
 	if err != nil {
 		return 0, clean(err.Error())
 	}
@@ -248,7 +253,7 @@ func (w *Worker) post(ctx context.Context, h store.Webhook, d store.WebhookDeliv
 	req.Header.Set(HeaderID, d.ID)
 	req.Header.Set(HeaderEvent, d.EventType)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(h.Secret, ts, d.Payload))
+	req.Header.Set(HeaderSignature, Sign(secret, ts, d.Payload))
 	resp, err := w.cfg.Client.Do(req)
 	if err != nil {
 		return 0, clean(err.Error())
