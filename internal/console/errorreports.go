@@ -16,13 +16,12 @@ import (
 	"github.com/rampart-iot/rampart/internal/store"
 )
 
-// Bounds of the error-report pages: the buckets listed, and the buckets each time bin of the
-// charts counts (a listed bucket outside a bin's busiest binBuckets is drawn as 0 there; the
-// page says when a bin was cut short).
+// Bounds of the error-report pages: the buckets listed, and the crash buckets on the fleet
+// overview. The charts' counts are one aggregation of at most store.MaxBinCounts rows; the page
+// says when it was cut short.
 const (
 	reportBuckets = 50
-	binBuckets    = 1000
-	recentCrashes = 5 // crash buckets on the fleet overview
+	recentCrashes = 5
 )
 
 // window is a time range the error-report pages chart, in equal bins.
@@ -143,29 +142,25 @@ func (c *call) reportFilter() (store.ErrorReportFilter, window, error) {
 	return f, w, nil
 }
 
-// series counts each of keys' events in each bin of w, by aggregating each bin's reports.
-// cut reports that a bin had more buckets than it counts.
-func (h *Handler) series(c *call, f store.ErrorReportFilter, w window, keys map[bucketKey]int) (counts [][]binCount, cut bool, err error) {
+// series counts each of keys' events in each bin of w, in one aggregation (only, if set,
+// limits it to that bucket). cut reports that the aggregation was cut short.
+func (h *Handler) series(c *call, f store.ErrorReportFilter, w window, keys map[bucketKey]int, only *store.ErrorBucket) (counts [][]binCount, cut bool, err error) {
 	starts := w.bins(h.now())
 	counts = make([][]binCount, len(keys))
 	for i := range counts {
 		counts[i] = make([]binCount, len(starts))
-	}
-	for j, start := range starts {
-		bf := f
-		bf.Since, bf.Until = start, start.Add(w.Bin)
-		bs, truncated, _, err := h.m.ErrorBuckets(c.r.Context(), c.p, c.tenant.ID, bf, false, binBuckets)
-		if err != nil {
-			return nil, false, err
-		}
-		cut = cut || truncated
-		for i := range counts {
+		for j, start := range starts {
 			counts[i][j] = binCount{Label: start.Format(w.Format), Start: start}
 		}
-		for _, b := range bs {
-			if i, ok := keys[keyOf(b)]; ok {
-				counts[i][j].Count = b.Count
-			}
+	}
+	rows, cut, err := h.m.ErrorReportSeries(c.r.Context(), c.p, c.tenant.ID, f, only, starts[0], w.Bin, len(starts))
+	if err != nil {
+		return nil, false, err
+	}
+	for _, r := range rows {
+		k := bucketKey{r.Type, r.ComponentID, r.ImageID, r.Signal, r.ExitCode}
+		if i, ok := keys[k]; ok && r.Bin >= 0 && r.Bin < len(starts) {
+			counts[i][r.Bin].Count = r.Count
 		}
 	}
 	return counts, cut, nil
@@ -220,7 +215,7 @@ func (h *Handler) errorReports(c *call) error {
 	}
 	sf := f
 	sf.Since = time.Time{}
-	counts, cut, err := h.series(c, sf, w, keys)
+	counts, cut, err := h.series(c, sf, w, keys, nil)
 	if err != nil {
 		return err
 	}
@@ -285,7 +280,8 @@ func (h *Handler) errorBucket(c *call) error {
 			row.Bucket = b
 		}
 	}
-	counts, cut, err := h.series(c, f, w, map[bucketKey]int{k: 0})
+	only := row.Bucket
+	counts, cut, err := h.series(c, f, w, map[bucketKey]int{k: 0}, &only)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,28 @@ type ConsoleTx interface {
 	// DeleteExpiredConsoleSessions deletes at most limit sessions last seen before idleBefore
 	// or whose ExpiresAt is not after now, and returns how many it deleted.
 	DeleteExpiredConsoleSessions(ctx context.Context, idleBefore, now time.Time, limit int) (int, error)
+
+	// CountErrorReportsByBin counts, for the console's charts, the error reports filter selects
+	// per bucket (type, component, image, signal and exit code) and per time bin of the
+	// event's time: bin i is [since + i×width, since + (i+1)×width), i < bins; filter's Since
+	// and Until are ignored. With only set, just the reports of that bucket are counted. At
+	// most limit rows (clamped to 1..MaxBinCounts), by bucket, then bin; empty bins have none.
+	CountErrorReportsByBin(ctx context.Context, tenantID string, filter ErrorReportFilter, only *ErrorBucket,
+		since time.Time, width time.Duration, bins, limit int) ([]ErrorBinCount, error)
+}
+
+// MaxBinCounts bounds the rows of one CountErrorReportsByBin.
+const MaxBinCounts = 100_000
+
+// ErrorBinCount is how many error reports of one bucket fell in one time bin.
+type ErrorBinCount struct {
+	Type        string
+	ComponentID string
+	ImageID     string
+	Signal      int
+	ExitCode    int
+	Bin         int
+	Count       int64
 }
 
 // UserPassword is a user's password hash.

@@ -106,6 +106,45 @@ func (t *tx) DeleteExpiredConsoleSessions(ctx context.Context, idleBefore, now t
 	return int(n), nil
 }
 
+// CountErrorReportsByBin implements store.Tx.
+func (t *tx) CountErrorReportsByBin(ctx context.Context, tenantID string, filter store.ErrorReportFilter, only *store.ErrorBucket,
+	since time.Time, width time.Duration, bins, limit int) ([]store.ErrorBinCount, error) {
+	if width < time.Microsecond || bins < 1 {
+		return nil, fmt.Errorf("count error reports by bin: a bin of %s, %d bins", width, bins)
+	}
+	limit = max(1, min(limit, store.MaxBinCounts))
+	filter.Since, filter.Until = since, since.Add(time.Duration(bins)*width)
+	w := reportWhere(tenantID, filter)
+	if only != nil {
+		w.add(`e.event_type = ?`, only.Type)
+		w.add(`e.component_id = ?`, only.ComponentID)
+		w.add(`e.image_id = ?`, only.ImageID)
+		w.add(`e.signo = ?`, only.Signal)
+		w.add(`e.exit_code = ?`, only.ExitCode)
+	}
+	key := `e.event_type, e.component_id, e.image_id, e.signo, e.exit_code`
+	bin := `(e.at - ?) / ?`
+	args := append([]any{since.UnixMicro(), width.Microseconds()}, w.args...)
+	rows, err := t.query(ctx, `SELECT `+key+`, `+bin+` AS bin, COUNT(*) FROM error_reports e`+w.String()+
+		` GROUP BY `+key+`, bin ORDER BY `+key+`, bin LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("count error reports of tenant %q by bin: %w", tenantID, err)
+	}
+	defer rows.Close()
+	out := []store.ErrorBinCount{}
+	for rows.Next() {
+		var c store.ErrorBinCount
+		if err := rows.Scan(&c.Type, &c.ComponentID, &c.ImageID, &c.Signal, &c.ExitCode, &c.Bin, &c.Count); err != nil {
+			return nil, fmt.Errorf("count error reports of tenant %q by bin: %w", tenantID, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count error reports of tenant %q by bin: %w", tenantID, err)
+	}
+	return out, nil
+}
+
 // SetUserPassword implements store.Tx.
 func (s *DB) SetUserPassword(ctx context.Context, userID, hash string, at time.Time) error {
 	return s.write(ctx, func(w *tx) error { return w.SetUserPassword(ctx, userID, hash, at) })
@@ -154,4 +193,10 @@ func (s *DB) DeleteExpiredConsoleSessions(ctx context.Context, idleBefore, now t
 		return err
 	})
 	return n, err
+}
+
+// CountErrorReportsByBin implements store.Tx.
+func (s *DB) CountErrorReportsByBin(ctx context.Context, tenantID string, filter store.ErrorReportFilter, only *store.ErrorBucket,
+	since time.Time, width time.Duration, bins, limit int) ([]store.ErrorBinCount, error) {
+	return s.read.CountErrorReportsByBin(ctx, tenantID, filter, only, since, width, bins, limit)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/rampart-iot/rampart/internal/store"
 )
@@ -132,4 +133,71 @@ func testConsoleSessions(t *testing.T, s store.Store) {
 	must(t, s.DeleteConsoleSession(ctx, sessionHash("live")))
 	_, err = s.GetConsoleSession(ctx, sessionHash("live"))
 	isErr(t, err, store.ErrNotFound)
+}
+
+func testErrorReportsByBin(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := newWorld(t, s)
+	w.product(w.a.ID, "prod-1", "Thermostat")
+	w.group(w.a.ID, "prod-1", "group-1", "Field")
+	w.claim(w.a.ID, "group-1", 1)
+	w.claim(w.a.ID, "group-1", 2)
+	w.claim(w.b.ID, "", 3)
+	// Component 1, signal 11 at minutes 0, 1, 9, 10, 29 and 30; component 2, signal 6 at
+	// minute 5; an AppExit at minute 12; another tenant's crash at minute 1.
+	var rs []store.ErrorReport
+	for i, m := range []int{0, 1, 9, 10, 29, 30} {
+		r := newReport(w.a.ID, 1+i%2, 100+i, 1, 11)
+		r.Time = at(m)
+		rs = append(rs, r)
+	}
+	r := newReport(w.a.ID, 1, 200, 2, 6)
+	r.Time = at(5)
+	rs = append(rs, r)
+	r = newReport(w.a.ID, 2, 201, 1, 0)
+	r.Type, r.ExitCode, r.Time = "AppExit", 3, at(12)
+	rs = append(rs, r)
+	other := newReport(w.b.ID, 3, 300, 1, 11)
+	other.Time = at(1)
+	rs = append(rs, other)
+	_, err := s.AddErrorReports(ctx, rs)
+	must(t, err)
+
+	// Three bins of ten minutes from minute 0: minute 30 is outside.
+	got, err := s.CountErrorReportsByBin(ctx, w.a.ID, store.ErrorReportFilter{Since: at(-100), Until: at(1)}, nil, at(0), 10*time.Minute, 3, 100)
+	must(t, err)
+	c1, c2 := componentOf(1), componentOf(2)
+	want := []store.ErrorBinCount{
+		{Type: "AppCrash", ComponentID: c1, ImageID: imageIDOf(1), Signal: 11, ExitCode: store.NoExitCode, Bin: 0, Count: 3},
+		{Type: "AppCrash", ComponentID: c1, ImageID: imageIDOf(1), Signal: 11, ExitCode: store.NoExitCode, Bin: 1, Count: 1},
+		{Type: "AppCrash", ComponentID: c1, ImageID: imageIDOf(1), Signal: 11, ExitCode: store.NoExitCode, Bin: 2, Count: 1},
+		{Type: "AppCrash", ComponentID: c2, ImageID: imageIDOf(2), Signal: 6, ExitCode: store.NoExitCode, Bin: 0, Count: 1},
+		{Type: "AppExit", ComponentID: c1, ImageID: imageIDOf(1), Signal: 0, ExitCode: 3, Bin: 1, Count: 1},
+	}
+	eq(t, got, want)
+
+	// One bucket only; a type filter; a device filter; the limit.
+	got, err = s.CountErrorReportsByBin(ctx, w.a.ID, store.ErrorReportFilter{}, &store.ErrorBucket{Type: "AppExit", ComponentID: c1, ImageID: imageIDOf(1), ExitCode: 3}, at(0), 10*time.Minute, 3, 100)
+	must(t, err)
+	eq(t, got, want[len(want)-1:])
+	got, err = s.CountErrorReportsByBin(ctx, w.a.ID, store.ErrorReportFilter{Type: "AppExit"}, nil, at(0), time.Hour, 1, 100)
+	must(t, err)
+	eq(t, len(got), 1)
+	got, err = s.CountErrorReportsByBin(ctx, w.a.ID, store.ErrorReportFilter{DeviceID: deviceIDOf(2)}, nil, at(0), time.Hour, 1, 100)
+	must(t, err)
+	var n int64
+	for _, c := range got {
+		n += c.Count
+	}
+	eq(t, n, int64(4)) // minutes 1, 10 and 30 of component 1, and the AppExit
+	got, err = s.CountErrorReportsByBin(ctx, w.a.ID, store.ErrorReportFilter{}, nil, at(0), 10*time.Minute, 3, 2)
+	must(t, err)
+	eq(t, len(got), 2)
+	// The other tenant's crash is its own.
+	got, err = s.CountErrorReportsByBin(ctx, w.b.ID, store.ErrorReportFilter{}, nil, at(0), 10*time.Minute, 3, 100)
+	must(t, err)
+	eq(t, len(got), 1)
+	if _, err := s.CountErrorReportsByBin(ctx, w.a.ID, store.ErrorReportFilter{}, nil, at(0), 0, 3, 100); err == nil {
+		t.Error("a zero bin width is accepted")
+	}
 }

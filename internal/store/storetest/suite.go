@@ -91,6 +91,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"HasErrorBucket", testHasErrorBucket},
 		{"UserPasswords", testUserPasswords},
 		{"ConsoleSessions", testConsoleSessions},
+		{"ErrorReportsByBin", testErrorReportsByBin},
 		{"ImagePackageReferenced", testImagePackageReferenced},
 	}
 	for _, tc := range tests {
