@@ -1,14 +1,18 @@
 // Package console serves the web console under /console/: server-rendered HTML pages (Go
 // html/template, templates and CSS embedded in the binary, no JavaScript) over the management
-// plane. It owns the console's login, its server-side sessions and CSRF tokens, and the pages'
-// paging; it owns no data and makes no decisions about access.
+// plane. It owns the console's login (API token, or user name and password), its sessions and
+// CSRF tokens, the login rate limits, and the pages' paging; it owns no other data and makes
+// no decisions about access.
 //
-// Trust: the console trusts the management plane to authorize and audit every read and write
-// for the logged-in principal, exactly as for the REST API; it never reads the store itself.
-// Everything from the browser is hostile: a session cookie names a session only if it is in the
-// server-side table, every POST must carry the session's CSRF token (and a same-origin Origin
-// header when the browser sends one), form bodies are size-limited, and every value shown is
-// escaped by html/template, including what devices report about themselves.
+// Trust: the console trusts the management plane to authenticate users, and to authorize and
+// audit every read and write for the logged-in principal, exactly as for the REST API; the only
+// records it reads and writes itself are its sessions (store.ConsoleTx), which hold no secret
+// the browser has: a session is found by the SHA-256 of its ID, and its principal is rebuilt
+// by the management plane on every request. Everything from the browser is hostile: a session
+// cookie names a session only if the store has it and it has not expired, every POST must carry
+// the session's CSRF token (and a same-origin Origin header when the browser sends one), form
+// bodies are size-limited, and every value shown is escaped by html/template (charts by
+// internal/console/chart), including what devices report about themselves.
 package console
 
 import (
