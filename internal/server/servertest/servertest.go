@@ -37,6 +37,7 @@ type options struct {
 	ekRoots   string
 	requireEK bool
 	limits    *serverconfig.Limits
+	reports   *serverconfig.Limits
 	same      *Server
 }
 
@@ -51,6 +52,13 @@ func EKRoots(pemFile string, require bool) Option {
 func DeviceLimits(perSecond float64, burst int) Option {
 	return func(o *options) {
 		o.limits = &serverconfig.Limits{DeviceRequestsPerSecond: perSecond, DeviceBurst: burst}
+	}
+}
+
+// ReportLimits sets the per-device limit of error-report uploads (off unless a test asks).
+func ReportLimits(perMinute float64, burst int) Option {
+	return func(o *options) {
+		o.reports = &serverconfig.Limits{ReportUploadsPerMinute: perMinute, ReportBurst: burst}
 	}
 }
 
@@ -106,6 +114,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.Limits = serverconfig.Limits{}
 	if o.limits != nil {
 		cfg.Limits = *o.limits
+	}
+	if o.reports != nil {
+		cfg.Limits.ReportUploadsPerMinute, cfg.Limits.ReportBurst = o.reports.ReportUploadsPerMinute, o.reports.ReportBurst
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
