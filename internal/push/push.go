@@ -1,6 +1,7 @@
 // Package push wakes devices that hold a push channel open when something they must act on
 // changes, such as their device group's deployment. A Hub fans events out, within one server
-// process, to the channels of the devices in a group, or of one device.
+// process, to the channels of the devices in a group, or of one device; internal/push/pgpush
+// carries events between replicas that share a PostgreSQL database.
 //
 // Events are hints, not state: a device that gets one checks in, and the check-in tells it what
 // to do. So delivery is best effort and coalescing: each channel holds at most one pending

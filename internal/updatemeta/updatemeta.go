@@ -6,8 +6,8 @@
 // devices by TUF file name.
 //
 // Keys: each tenant has one root key (the root role of all its repositories), which can be
-// taken offline (ExportRoot) and brought back (ImportRoot); while it is offline, no new
-// repository can be made. Each repository has one online key that signs its targets,
+// taken offline (ExportRoot) and brought back (ImportRoot), and replaced (RotateRoot, also with
+// the key offline); while it is offline, no new repository can be made. Each repository has one online key that signs its targets,
 // snapshot and timestamp roles. Keys are ECDSA P-256, kept in the store sealed under the
 // service's key-encryption key (internal/keyseal). Because every repository has its own online
 // keys, a device that trusts its group's director refuses another group's.
