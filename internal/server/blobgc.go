@@ -10,7 +10,8 @@ import (
 
 // Blob garbage collection: the janitor deletes the image packages in the blob store that no
 // image refers to (an upload that failed after its package was stored, say) once they are
-// older than BlobGrace, at most every BlobGCInterval.
+// older than BlobGrace, at most every BlobGCInterval. The blob store holds image packages only
+// (manage's uploads); anything else put there would have to be referenced the same way.
 const (
 	// BlobGrace is how long an unreferenced blob is kept after it was last stored. An upload
 	// stores its package and then commits the image that refers to it; the HTTP server's read
