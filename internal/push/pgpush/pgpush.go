@@ -93,9 +93,7 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the wait before reconnecting (defaults 250 ms and 30 s);
 	// the wait doubles after each failed attempt.
 	MinBackoff, MaxBackoff time.Duration
-	// Listening, if set, is called each time the listener is (again) listening: tests wait on it.
-	Listening func()
-	Rand      io.Reader // names the Relay; default crypto/rand
+	Rand io.Reader // names the Relay; default crypto/rand
 }
 
 // Relay implements manage.Notifier across replicas. It is safe for concurrent use.
@@ -226,9 +224,6 @@ func (r *Relay) Run(ctx context.Context) error {
 				r.log.Info("push listener reconnected; woke every device once", "devices", n)
 			}
 			listened = true
-			if r.cfg.Listening != nil {
-				r.cfg.Listening()
-			}
 		})
 		if ctx.Err() != nil {
 			return nil
