@@ -93,7 +93,7 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the wait before reconnecting (defaults 250 ms and 30 s);
 	// the wait doubles after each failed attempt.
 	MinBackoff, MaxBackoff time.Duration
-	Rand io.Reader // names the Relay; default crypto/rand
+	Rand                   io.Reader // names the Relay; default crypto/rand
 }
 
 // Relay implements manage.Notifier across replicas. It is safe for concurrent use.
