@@ -46,6 +46,15 @@ func (c *Client) DeleteWebhook(ctx context.Context, tenant, id string) error {
 	return err
 }
 
+// RetryWebhookDelivery sends a failed delivery again.
+func (c *Client) RetryWebhookDelivery(ctx context.Context, tenant, id, deliveryID string) (*v1.WebhookDelivery, error) {
+	var d v1.WebhookDelivery
+	if _, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "webhooks", id, "deliveries", deliveryID, "retry"}, nil, nil, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
 // ListWebhookDeliveries lists one page of a webhook's deliveries, newest first.
 func (c *Client) ListWebhookDeliveries(ctx context.Context, tenant, id string, o ListOptions) (v1.List[v1.WebhookDelivery], error) {
 	var l v1.List[v1.WebhookDelivery]

@@ -14,7 +14,7 @@ import (
 
 func newWebhookCmd(a *app) *cobra.Command {
 	return group("webhook", "Manage the tenant's webhooks: signed HTTPS notifications of new error-report buckets and rollout state changes",
-		newWebhookCreateCmd(a), newWebhookListCmd(a), newWebhookShowCmd(a), newWebhookDeleteCmd(a), newWebhookDeliveriesCmd(a))
+		newWebhookCreateCmd(a), newWebhookListCmd(a), newWebhookShowCmd(a), newWebhookDeleteCmd(a), newWebhookDeliveriesCmd(a), newWebhookRetryCmd(a))
 }
 
 func newWebhookCreateCmd(a *app) *cobra.Command {
@@ -129,6 +129,28 @@ func newWebhookDeleteCmd(a *app) *cobra.Command {
 				return err
 			}
 			return a.printer().line("Deleted webhook " + args[0] + ".")
+		},
+	}
+}
+
+func newWebhookRetryCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "retry ID DELIVERY_ID",
+		Short: "Send a failed delivery again (after the receiver is fixed), with the same delivery ID",
+		Args:  args(2, 2, "ID DELIVERY_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			d, err := s.c.RetryWebhookDelivery(cmd.Context(), s.tenant, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			p := a.printer()
+			return p.print(d, func() error {
+				return p.line("Delivery " + d.ID + " (" + d.EventType + ") is pending again; it is sent within seconds.")
+			})
 		},
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/checkinclient"
+	"github.com/rampart-iot/rampart/internal/store"
 	"github.com/rampart-iot/rampart/internal/webhook"
 )
 
@@ -180,6 +181,23 @@ func TestE2EWebhooks(t *testing.T) {
 	if out := r.ok(t, "webhook", "deliveries", w.ID); !strings.Contains(out, "delivered") {
 		t.Errorf("deliveries table:\n%s", out)
 	}
+	// A delivery that failed for good (as after a long outage of the receiver) is sent again by
+	// retry, with its delivery ID; one that did not fail is refused.
+	now := time.Now().UTC()
+	failed := store.WebhookDelivery{ID: "01975f3a-0000-7000-8000-00000000f001", TenantID: e.srv.TenantID, WebhookID: w.ID,
+		EventID: "01975f3a-0000-7000-8000-00000000e001", EventType: webhook.EventRolloutStateChanged,
+		Payload: []byte(`{"id":"01975f3a-0000-7000-8000-00000000e001","type":"rollout.state_changed"}`),
+		State: store.DeliveryFailed, Attempts: 8, NextAttemptAt: now, LastStatus: 503, CreatedAt: now, UpdatedAt: now}
+	if err := e.srv.Store.CreateWebhookDelivery(t.Context(), failed); err != nil {
+		t.Fatal(err)
+	}
+	if out := r.ok(t, "webhook", "retry", w.ID, failed.ID); !strings.Contains(out, "pending again") {
+		t.Fatalf("retry:\n%s", out)
+	}
+	if got := recv.wait(t, 5); got[4].ID != failed.EventID {
+		t.Fatalf("retried delivery: %+v", got[4])
+	}
+	r.fails(t, "has not failed", "webhook", "retry", w.ID, ds[0].ID)
 	if res := r.run(t, "webhook", "deliveries", w.ID, "--max", "0"); res.code != 2 || !strings.Contains(res.err, "--max 0 is outside") {
 		t.Errorf("--max 0: exit %d, %q", res.code, res.err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/enrollment/enrollmenttest"
@@ -203,6 +204,9 @@ var builders = map[string]func(b *buildCtx) request{
 	"deleteWebhook": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/webhooks/" + b.webhook(true)}
 	},
+	"retryWebhookDelivery": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/webhooks/" + b.webhook(false) + "/deliveries/" + b.failedDelivery() + "/retry"}
+	},
 	"listWebhookDeliveries": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/webhooks/" + b.webhook(false) + "/deliveries"}
 	},
@@ -224,6 +228,22 @@ func (b *buildCtx) webhook(fresh bool) string {
 		webhooks[b.f.id] = w.ID
 	}
 	return w.ID
+}
+
+// failedDelivery makes a failed delivery to the tenant's kept webhook, through the store (no
+// endpoint makes one without waiting for retries), and returns its ID.
+func (b *buildCtx) failedDelivery() string {
+	hook := b.webhook(false)
+	fixtureSeq++
+	id := fmt.Sprintf("01975f3a-0000-7000-8000-%012d", fixtureSeq)
+	now := time.Now().UTC()
+	err := b.e.srv.Store.CreateWebhookDelivery(b.t.Context(), store.WebhookDelivery{ID: id, TenantID: b.f.id, WebhookID: hook,
+		EventID: id, EventType: "rollout.state_changed", Payload: []byte("{}"), State: store.DeliveryFailed, Attempts: 8,
+		NextAttemptAt: now, LastStatus: 500, CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return id
 }
 
 // osRelease uploads an OS image that names every measurement a device makes, and returns the

@@ -22,6 +22,9 @@ func webhookRoutes() []route {
 		{method: "GET", path: p + "/{webhook}/deliveries", op: "listWebhookDeliveries",
 			summary: "The webhook's recent deliveries, newest first: state (pending, delivered, failed), attempts, the last status and error.",
 			action:  authz.WebhookRead, out: v1.List[v1.WebhookDelivery]{}, status: 200, list: true, handle: listWebhookDeliveries},
+		{method: "POST", path: p + "/{webhook}/deliveries/{delivery}/retry", op: "retryWebhookDelivery",
+			summary: "Send a failed delivery again: pending, due now, attempts from zero, the same delivery ID (409 unless it failed).",
+			action:  authz.WebhookManage, out: v1.WebhookDelivery{}, status: 200, handle: retryWebhookDelivery},
 	}
 }
 
@@ -47,6 +50,10 @@ func getWebhook(c *call) (any, error) {
 
 func deleteWebhook(c *call) (any, error) {
 	return nil, c.h.m.DeleteWebhook(c.r.Context(), c.p, c.param("tenant"), c.param("webhook"))
+}
+
+func retryWebhookDelivery(c *call) (any, error) {
+	return c.h.m.RetryWebhookDelivery(c.r.Context(), c.p, c.param("tenant"), c.param("webhook"), c.param("delivery"))
 }
 
 func listWebhookDeliveries(c *call) (any, error) {

@@ -2,6 +2,7 @@ package manage
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
@@ -135,6 +136,26 @@ func (m *Manager) ListWebhookDeliveries(ctx context.Context, p *authz.Principal,
 		out.Items = append(out.Items, toDelivery(d))
 	}
 	return out, nil
+}
+
+// RetryWebhookDelivery sends a failed delivery again, as new: pending, due now, with its
+// attempts counted from zero and its delivery ID kept (Administrator).
+func (m *Manager) RetryWebhookDelivery(ctx context.Context, p *authz.Principal, tenantID, webhookID, id string) (v1.WebhookDelivery, error) {
+	var out v1.WebhookDelivery
+	o := op{tenantID: tenantID, action: authz.WebhookManage, resourceType: "webhook", resourceID: webhookID}
+	err := m.write(ctx, p, o, func(tx store.Tx, n *note) error {
+		n.detail("retry_delivery", id)
+		if err := tx.RetryWebhookDelivery(ctx, tenantID, webhookID, id, m.timestamp()); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return problem.New(v1.CodeConflict, "delivery %s has not failed: only a failed delivery is sent again", id)
+			}
+			return err
+		}
+		d, err := tx.GetWebhookDelivery(ctx, tenantID, id)
+		out = toDelivery(d)
+		return err
+	})
+	return out, err
 }
 
 // outbox writes webhook events with the manager's identifiers.

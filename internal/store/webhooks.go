@@ -39,6 +39,10 @@ type WebhookTx interface {
 	// another owner claimed it, or the delivery is gone) it fails with ErrConflict or
 	// ErrNotFound and writes nothing.
 	FinishWebhookAttempt(ctx context.Context, d WebhookDelivery) error
+	// RetryWebhookDelivery makes a failed delivery of the tenant's webhook pending again, due at
+	// the given time, with its attempts counted from zero. It fails with ErrNotFound unless the
+	// webhook has the delivery, and with ErrConflict unless the delivery failed.
+	RetryWebhookDelivery(ctx context.Context, tenantID, webhookID, id string, at time.Time) error
 	// DeleteWebhookDeliveriesBefore deletes, across tenants, at most limit delivered or failed
 	// deliveries last updated before the given time, and returns how many it deleted.
 	DeleteWebhookDeliveriesBefore(ctx context.Context, before time.Time, limit int) (int, error)

@@ -200,6 +200,25 @@ func (t *tx) FinishWebhookAttempt(ctx context.Context, d store.WebhookDelivery) 
 	return fmt.Errorf("%s: the lease of %q is lost: %w", what, d.LeaseOwner, store.ErrConflict)
 }
 
+// RetryWebhookDelivery implements store.Tx.
+func (t *tx) RetryWebhookDelivery(ctx context.Context, tenantID, webhookID, id string, at time.Time) error {
+	d, err := t.GetWebhookDelivery(ctx, tenantID, id)
+	if err != nil {
+		return err
+	}
+	if d.WebhookID != webhookID {
+		return fmt.Errorf("delivery %q of webhook %q: %w", id, webhookID, store.ErrNotFound)
+	}
+	if d.State != store.DeliveryFailed {
+		return fmt.Errorf("delivery %q is %s, not failed: %w", id, d.State, store.ErrConflict)
+	}
+	if _, err := t.exec(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = 0, next_attempt_at = ?, updated_at = ?,
+		lease_owner = '', lease_until = NULL WHERE id = ?`, store.DeliveryPending, timeArg(at), timeArg(at), id); err != nil {
+		return fmt.Errorf("retry webhook delivery %q: %w", id, err)
+	}
+	return nil
+}
+
 // DeleteWebhookDeliveriesBefore implements store.Tx.
 func (t *tx) DeleteWebhookDeliveriesBefore(ctx context.Context, before time.Time, limit int) (int, error) {
 	limit = store.ListOptions{Limit: limit}.Normalize().Limit
@@ -274,6 +293,11 @@ func (s *DB) ClaimWebhookDeliveries(ctx context.Context, owner string, now, unti
 // FinishWebhookAttempt implements store.Tx.
 func (s *DB) FinishWebhookAttempt(ctx context.Context, d store.WebhookDelivery) error {
 	return s.write(ctx, func(x *tx) error { return x.FinishWebhookAttempt(ctx, d) })
+}
+
+// RetryWebhookDelivery implements store.Tx.
+func (s *DB) RetryWebhookDelivery(ctx context.Context, tenantID, webhookID, id string, at time.Time) error {
+	return s.write(ctx, func(x *tx) error { return x.RetryWebhookDelivery(ctx, tenantID, webhookID, id, at) })
 }
 
 // DeleteWebhookDeliveriesBefore implements store.Tx.

@@ -117,6 +117,24 @@ func testWebhooks(t *testing.T, s store.Store) {
 	must(t, err)
 	eq(t, ids(cl), []string{other.ID})
 
+	// A failed delivery may be retried: pending again, due then, attempts from zero; nothing
+	// else may.
+	failed := cl[0]
+	failed.State, failed.Attempts, failed.LastStatus, failed.LastError, failed.UpdatedAt = store.DeliveryFailed, 8, 503, "HTTP 503", at(300)
+	must(t, s.FinishWebhookAttempt(ctx, failed))
+	isErr(t, s.RetryWebhookDelivery(ctx, w.b.ID, h2.ID, failed.ID, at(310)), store.ErrNotFound)
+	isErr(t, s.RetryWebhookDelivery(ctx, w.a.ID, h1.ID, failed.ID, at(310)), store.ErrNotFound)
+	isErr(t, s.RetryWebhookDelivery(ctx, w.a.ID, h1.ID, later.ID, at(310)), store.ErrConflict)
+	must(t, s.RetryWebhookDelivery(ctx, w.a.ID, h2.ID, failed.ID, at(310)))
+	gd, err = s.GetWebhookDelivery(ctx, w.a.ID, failed.ID)
+	must(t, err)
+	failed.State, failed.Attempts, failed.NextAttemptAt, failed.UpdatedAt = store.DeliveryPending, 0, at(310), at(310)
+	failed.LeaseOwner, failed.LeaseUntil = "", time.Time{}
+	eq(t, gd, norm(failed))
+	cl, err = s.ClaimWebhookDeliveries(ctx, "worker-1", at(310), at(311), 10)
+	must(t, err)
+	eq(t, ids(cl), []string{later.ID, failed.ID})
+
 	// Old finished deliveries go; pending ones stay whatever their age.
 	n, err := s.DeleteWebhookDeliveriesBefore(ctx, at(400), 100)
 	must(t, err)
