@@ -51,8 +51,28 @@ func newAppCmd(sys *IO) *cobra.Command {
 		},
 	}
 	lf.add(list, true)
+	var qf localFlags
+	quota := &cobra.Command{
+		Use:   "show-quota COMPONENT_ID --state DIR [-o json]",
+		Short: "Show how much of its MutableStorage quota a running application uses",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q, err := localapi.Dial(qf.state).Quota(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if qf.output == "json" {
+				b, _ := json.MarshalIndent(q, "", "  ")
+				_, err := fmt.Fprintln(sys.Out, string(b))
+				return err
+			}
+			_, err = fmt.Fprintf(sys.Out, "%s: %d KB of %d KB used\n", q.ComponentID, q.UsedKB, q.QuotaKB)
+			return err
+		},
+	}
+	qf.add(quota, true)
 	cmd.AddCommand(list, newAppControlCmd(sys, "stop", "Stop an application (it stays stopped until started)"),
-		newAppControlCmd(sys, "start", "Start a stopped application"))
+		newAppControlCmd(sys, "start", "Start a stopped application"), quota)
 	return cmd
 }
 

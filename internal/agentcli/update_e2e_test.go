@@ -298,7 +298,7 @@ func TestUpdatesEndToEnd(t *testing.T) {
 
 	// An app granted the red LED turns it on through the applibs API in its sandbox.
 	ledApp := imagepkgtest.Application(t, imagepkgtest.App{Name: "led", Version: "1.0.0", Files: map[string]string{"bin/app": bin},
-		CmdArgs: []string{"-led"}, Capabilities: `{"Gpio":[8]}`})
+		CmdArgs: []string{"-led"}, Capabilities: `{"Gpio":[8],"MutableStorage":{"SizeKB":64}}`})
 	local("sideload", "deploy", ledApp.File(t, t.TempDir()))
 	d.waitUntil("the red LED on", func() bool {
 		var st board.State
@@ -312,6 +312,12 @@ func TestUpdatesEndToEnd(t *testing.T) {
 		}
 		return false
 	})
+	// Its storage quota, as `app show-quota` reads it from the running sandbox.
+	var q localapi.Quota
+	if err := json.Unmarshal([]byte(local("app", "show-quota", ledApp.ComponentID, "-o", "json")), &q); err != nil ||
+		q.QuotaKB != 64 || q.UsedKB < 0 || q.UsedKB > 64 {
+		t.Fatalf("show-quota: %+v %v", q, err)
+	}
 	local("sideload", "delete", ledApp.ComponentID)
 
 	// An app whose manifest asks for DeviceAuthentication gets its own certificate: installing

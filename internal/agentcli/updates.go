@@ -433,6 +433,18 @@ func (u *updates) StopApp(_ context.Context, componentID string) error {
 	return nil
 }
 
+// Quota implements localapi.Agent.
+func (u *updates) Quota(componentID string) (localapi.Quota, error) {
+	used, quota, err := u.apps.StorageUsage(componentID)
+	if errors.Is(err, apprun.ErrNoStorage) {
+		return localapi.Quota{}, fmt.Errorf("%w: %v", localapi.ErrNotFound, err)
+	}
+	if err != nil {
+		return localapi.Quota{}, notFound(err)
+	}
+	return localapi.Quota{ComponentID: componentID, QuotaKB: quota, UsedKB: used}, nil
+}
+
 // StartApp implements localapi.Agent.
 func (u *updates) StartApp(_ context.Context, componentID string) error {
 	if err := u.apps.Start(componentID); err != nil {

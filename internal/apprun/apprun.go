@@ -357,6 +357,33 @@ func (s *Supervisor) Get(componentID string) (AppStatus, bool) {
 	return st.clone(), true
 }
 
+// ErrNoStorage: the application's manifest grants no MutableStorage.
+var ErrNoStorage = errors.New("the application has no MutableStorage")
+
+// StorageUsage says how much of its MutableStorage a running application uses, and its quota
+// (SizeKB), in KiB: `rampart-agent app show-quota` and the applibs storage call.
+func (s *Supervisor) StorageUsage(componentID string) (usedKB int64, quotaKB int, err error) {
+	var m *manifest.Manifest
+	for _, in := range s.cfg.Apps.List() {
+		if in.ComponentID == componentID {
+			m = in.Current.Manifest
+		}
+	}
+	if m == nil {
+		return 0, 0, fmt.Errorf("%w: %s", ErrNotInstalled, componentID)
+	}
+	ms := m.Capabilities.MutableStorage
+	if ms == nil {
+		return 0, 0, fmt.Errorf("%s: %w", componentID, ErrNoStorage)
+	}
+	st, ok := s.Get(componentID)
+	if !ok || st.State != StateRunning {
+		return 0, ms.SizeKB, fmt.Errorf("%s: %w", componentID, sandbox.ErrNotRunning)
+	}
+	used, err := sandbox.StorageUsedKB(st.Pid, ms.SizeKB)
+	return used, ms.SizeKB, err
+}
+
 // Log returns the last Config.LogSize bytes the application wrote to its stdout and stderr
 // (across its restarts and images, since this supervisor started); nil if none.
 func (s *Supervisor) Log(componentID string) []byte {

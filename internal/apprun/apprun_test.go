@@ -2,6 +2,7 @@ package apprun_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rampart-iot/rampart/internal/appinstall"
 	"github.com/rampart-iot/rampart/internal/apprun"
+	"github.com/rampart-iot/rampart/internal/sandbox"
 )
 
 // TestAppsStartAndCrashedAppRestartsWithBackoff: Run starts every installed app, each as its own
@@ -154,6 +156,34 @@ func TestReconcileReplacesImageAndKeepsStorage(t *testing.T) {
 	must(t, s.Reconcile(t.Context()))
 	if alive(after.Pid) || len(s.List()) != 0 {
 		t.Errorf("after removal: pid %d alive %v, list %+v; want stopped and gone", after.Pid, alive(after.Pid), s.List())
+	}
+}
+
+// TestStorageUsage: the supervisor reads how much of its quota a running app uses from the
+// file system the app sees; a stopped app, or one without MutableStorage, says why not.
+func TestStorageUsage(t *testing.T) {
+	needRoot(t)
+	d := newDevice(t)
+	cid, plain := newUUID(t), newUUID(t)
+	d.install(t, image{component: cid, name: "filler", version: "1.0.0", storageKB: 512, args: []string{"-fill", "300"}})
+	d.install(t, image{component: plain, name: "plain", version: "1.0.0"})
+	s := d.supervisor(t)
+	run(t, s)
+	waitFor(t, "the app filled its storage", func() bool { return logHas(s, cid, "filled 300 <nil>") })
+	waitFor(t, "recorded running", func() bool { return status(t, s, cid).State == apprun.StateRunning })
+	used, quota, err := s.StorageUsage(cid)
+	if err != nil || quota != 512 || used < 300 || used > 320 {
+		t.Fatalf("StorageUsage = %d of %d KiB, %v; want about 300 of 512", used, quota, err)
+	}
+	if _, _, err := s.StorageUsage(plain); !errors.Is(err, apprun.ErrNoStorage) {
+		t.Fatalf("an app without storage: %v", err)
+	}
+	if _, _, err := s.StorageUsage(newUUID(t)); !errors.Is(err, apprun.ErrNotInstalled) {
+		t.Fatalf("an unknown app: %v", err)
+	}
+	must(t, s.Stop(cid))
+	if _, quota, err := s.StorageUsage(cid); !errors.Is(err, sandbox.ErrNotRunning) || quota != 512 {
+		t.Fatalf("a stopped app: %d %v", quota, err)
 	}
 }
 

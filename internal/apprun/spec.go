@@ -77,7 +77,14 @@ func (s *Supervisor) spec(in appinstall.Installed, uid uint32, out *ring) (_ san
 		spec.ConfigureNetwork, release = s.network(in.ComponentID, m.Capabilities)
 	}
 	if s.cfg.Applibs != nil {
-		socket, stop, err := s.cfg.Applibs.Open(applibs.App{ComponentID: in.ComponentID, Manifest: m, UID: uid, Log: out})
+		app := applibs.App{ComponentID: in.ComponentID, Manifest: m, UID: uid, Log: out}
+		if m.Capabilities.MutableStorage != nil {
+			app.StorageUsed = func() (int64, error) {
+				used, _, err := s.StorageUsage(in.ComponentID)
+				return used, err
+			}
+		}
+		socket, stop, err := s.cfg.Applibs.Open(app)
 		if err != nil {
 			release()
 			return sandbox.Spec{}, func() {}, fmt.Errorf("applibs: %w", err)

@@ -60,6 +60,16 @@ type Agent interface {
 	// Events lists the error-report events queued on the device, oldest first, and how many
 	// the queue has dropped in all.
 	Events() ([]v1.ReportEvent, int64)
+	// Quota says how much of its MutableStorage a running application uses; ErrNotFound for
+	// an application that is not installed or has no MutableStorage.
+	Quota(componentID string) (Quota, error)
+}
+
+// Quota is what `rampart-agent app show-quota` shows, in KiB.
+type Quota struct {
+	ComponentID string `json:"component_id"`
+	QuotaKB     int    `json:"quota_kb"`
+	UsedKB      int64  `json:"used_kb"`
 }
 
 // Events is what `rampart-agent events list` shows.
@@ -117,6 +127,7 @@ func Listen(runDir, spool string, agent Agent, board http.Handler, log *slog.Log
 	mux.HandleFunc("GET /v1/apps", s.list)
 	mux.HandleFunc("POST /v1/apps/{component}/stop", s.stop)
 	mux.HandleFunc("POST /v1/apps/{component}/start", s.start)
+	mux.HandleFunc("GET /v1/apps/{component}/quota", s.quota)
 	mux.HandleFunc("POST /v1/sideload", s.sideload)
 	mux.HandleFunc("DELETE /v1/sideload/{component}", s.delete)
 	mux.HandleFunc("GET /v1/events", s.events)
@@ -182,6 +193,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		evs = []v1.ReportEvent{}
 	}
 	writeJSON(w, http.StatusOK, Events{Events: evs, Dropped: dropped})
+}
+
+func (s *Server) quota(w http.ResponseWriter, r *http.Request) {
+	q, err := s.agent.Quota(r.PathValue("component"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, q)
 }
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
@@ -292,6 +312,12 @@ func (c *Client) Apps(ctx context.Context) ([]App, error) {
 func (c *Client) Events(ctx context.Context) (Events, error) {
 	var out Events
 	return out, c.do(ctx, "GET", "/v1/events", nil, &out)
+}
+
+// Quota says how much of its MutableStorage an application uses.
+func (c *Client) Quota(ctx context.Context, component string) (Quota, error) {
+	var out Quota
+	return out, c.do(ctx, "GET", "/v1/apps/"+url.PathEscape(component)+"/quota", nil, &out)
 }
 
 // StopApp stops an application until StartApp.

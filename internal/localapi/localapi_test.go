@@ -44,6 +44,13 @@ func (f *fakeAgent) Events() ([]v1.ReportEvent, int64) {
 	return []v1.ReportEvent{{ID: "e1", Type: v1.EventAppCrash}}, 7
 }
 
+func (f *fakeAgent) Quota(id string) (Quota, error) {
+	if id != "c1" {
+		return Quota{}, ErrNotFound
+	}
+	return Quota{ComponentID: id, QuotaKB: 64, UsedKB: 3}, nil
+}
+
 func (f *fakeAgent) StopApp(_ context.Context, id string) error  { return f.set(id, "stopped") }
 func (f *fakeAgent) StartApp(_ context.Context, id string) error { return f.set(id, "running") }
 
@@ -114,6 +121,12 @@ func TestLocalAPI(t *testing.T) {
 	}
 	if evs, err := c.Events(ctx); err != nil || len(evs.Events) != 1 || evs.Events[0].ID != "e1" || evs.Dropped != 7 {
 		t.Fatalf("events: %+v %v", evs, err)
+	}
+	if q, err := c.Quota(ctx, "c1"); err != nil || q.QuotaKB != 64 || q.UsedKB != 3 {
+		t.Fatalf("quota: %+v %v", q, err)
+	}
+	if _, err := c.Quota(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "no such application") {
+		t.Fatalf("quota of an unknown app: %v", err)
 	}
 	if err := c.StartApp(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "no such application") {
 		t.Fatalf("starting an unknown app: %v", err)

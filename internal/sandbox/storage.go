@@ -318,3 +318,24 @@ func chownTree(root string, uid, gid uint32) error {
 		return os.Lchown(p, int(uid), int(gid))
 	})
 }
+
+// ErrNotRunning: the app whose storage was asked about does not run.
+var ErrNotRunning = errors.New("the application is not running")
+
+// StorageUsedKB says how many KiB of its MutableStorage quota (quotaKB) the running app whose
+// init has pid uses, from the file system it sees: the quota less what an unprivileged user
+// can still allocate there. The host has no mount of its own of that file system.
+func StorageUsedKB(pid, quotaKB int) (int64, error) {
+	if pid <= 0 {
+		return 0, ErrNotRunning
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(fmt.Sprintf("/proc/%d/root%s", pid, StoragePath), &st); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+			return 0, fmt.Errorf("%w (pid %d): %v", ErrNotRunning, pid, err)
+		}
+		return 0, fmt.Errorf("storage of pid %d: %w", pid, err)
+	}
+	avail := int64(st.Bavail) * st.Bsize / 1024
+	return min(max(int64(quotaKB)-avail, 0), int64(quotaKB)), nil
+}

@@ -16,6 +16,7 @@ func main() {
 	after := flag.Duration("after", 0, "wait this long before -exit")
 	write := flag.String("write", "", "write this to /storage/data")
 	read := flag.Bool("read", false, "print /storage/data")
+	fill := flag.Int("fill", 0, "write this many KiB to /storage/fill (synced)")
 	flag.Parse()
 
 	term := make(chan os.Signal, 1)
@@ -31,6 +32,17 @@ func main() {
 			os.Exit(2)
 		}
 		fmt.Println("wrote", *write)
+	}
+	if *fill > 0 {
+		f, err := os.Create("/storage/fill")
+		if err == nil {
+			_, err = f.Write(make([]byte, *fill*1024))
+			if err == nil {
+				err = f.Sync()
+			}
+			f.Close()
+		}
+		fmt.Println("filled", *fill, err)
 	}
 	if *read {
 		b, err := os.ReadFile("/storage/data")
