@@ -53,8 +53,10 @@ func Decode(data []byte, v any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("strictjson: Decode needs a non-nil pointer, got %T", v)
 	}
-	if err := checkSyntax(data); err != nil {
-		return &Error{Problems: []Problem{{Message: err.Error()}}}
+	if !quickCheck(data) {
+		if err := checkSyntax(data); err != nil {
+			return &Error{Problems: []Problem{{Message: err.Error()}}}
+		}
 	}
 	var probs []Problem
 	decodeValue(json.RawMessage(data), rv.Elem(), "", &probs)
@@ -167,6 +169,10 @@ func decodeValue(raw json.RawMessage, v reflect.Value, path string, probs *[]Pro
 		nv := reflect.New(t.Elem())
 		decodeValue(raw, nv.Elem(), path, probs)
 		v.Set(nv)
+		return
+	}
+	if t == rawMessageType { // the document is valid JSON, so its raw value needs no decoding
+		v.SetBytes(append([]byte(nil), bytes.TrimSpace(raw)...))
 		return
 	}
 	if t.Kind() != reflect.Struct || t == rawMessageType || implementsUnmarshaler(t) || implementsUnmarshaler(reflect.PointerTo(t)) {

@@ -144,3 +144,47 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzQuickCheck holds quickCheck to checkSyntax: it may refuse what checkSyntax accepts (the
+// slow path then decides), never accept what checkSyntax refuses.
+func FuzzQuickCheck(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"a":{"b":[1,{"b":2,"c":3}]},"b":"x\"y"}`,
+		`[1,2,"a","a"]`, `{"k\\":1,"k\\\\":2}`, "{\"\xff\":1,\"\ufffd\":2}", `{"a":1} {}`, ``, ` `, `nul`,
+		strings.Repeat("[", 65) + strings.Repeat("]", 65), strings.Repeat("[", 64) + strings.Repeat("]", 64),
+		`{"a":[{"x":1},{"x":1}],"b":{"x":{"x":{}}}}`, `{"a" : 1 , "b" : [ true , false , null ] }`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if quickCheck(data) {
+			if err := checkSyntax(data); err != nil {
+				t.Fatalf("quickCheck accepted %q, which checkSyntax refuses: %v", data, err)
+			}
+		}
+	})
+}
+
+// TestQuickCheck checks that the fast path accepts ordinary documents and leaves duplicate
+// keys, however spelled, and excessive depth to checkSyntax.
+func TestQuickCheck(t *testing.T) {
+	for doc, want := range map[string]bool{
+		`{"a":1,"b":{"a":2},"c":[{"a":1},{"a":1}]}`:              true,
+		`{"a" : "x\"y" , "b\n" : [ 1.5e3 , -0 , true , null ] }`: true,
+		`{"a":1,"a":2}`:             false,
+		`{"a":1,"\u0061":2}`:        false,
+		"{\"\xff\":1,\"\ufffd\":2}": false,
+		`{"a":{"b":1,"c":2,"b":3}}`: false,
+		`{"a":1} {}`:                false,
+		``:                          false,
+		strings.Repeat("[", 65) + strings.Repeat("]", 65): false,
+		strings.Repeat("[", 64) + strings.Repeat("]", 64): true,
+	} {
+		if got := quickCheck([]byte(doc)); got != want {
+			t.Errorf("quickCheck(%.40q) = %v, want %v", doc, got, want)
+		}
+		if want {
+			if err := checkSyntax([]byte(doc)); err != nil {
+				t.Errorf("checkSyntax(%.40q): %v", doc, err)
+			}
+		}
+	}
+}
