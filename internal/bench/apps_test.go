@@ -313,6 +313,9 @@ func rss(pid int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if os.Getenv("RAMPART_BENCH_SMAPS") != "" {
+		fmt.Printf("smaps_rollup of %d:\n%s", pid, b)
+	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
