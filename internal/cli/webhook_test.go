@@ -187,7 +187,7 @@ func TestE2EWebhooks(t *testing.T) {
 	failed := store.WebhookDelivery{ID: "01975f3a-0000-7000-8000-00000000f001", TenantID: e.srv.TenantID, WebhookID: w.ID,
 		EventID: "01975f3a-0000-7000-8000-00000000e001", EventType: webhook.EventRolloutStateChanged,
 		Payload: []byte(`{"id":"01975f3a-0000-7000-8000-00000000e001","type":"rollout.state_changed"}`),
-		State: store.DeliveryFailed, Attempts: 8, NextAttemptAt: now, LastStatus: 503, CreatedAt: now, UpdatedAt: now}
+		State:   store.DeliveryFailed, Attempts: 8, NextAttemptAt: now, LastStatus: 503, CreatedAt: now, UpdatedAt: now}
 	if err := e.srv.Store.CreateWebhookDelivery(t.Context(), failed); err != nil {
 		t.Fatal(err)
 	}
