@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/big"
 	"sort"
@@ -342,17 +343,14 @@ func checkQuote(dev Device, ch Challenge, ev Evidence, keys []Key) (*tpm2.TPMSQu
 	if len(ev.QuoteAttest) == 0 || len(ev.QuoteAttest) > MaxQuoteSize || len(ev.QuoteSignature) == 0 || len(ev.QuoteSignature) > MaxQuoteSize {
 		return nil, fail(ReasonQuoteMalformed, "quote missing or larger than %d bytes", MaxQuoteSize)
 	}
-	attest, err := unmarshal[tpm2.TPMSAttest](ev.QuoteAttest)
-	if err != nil {
-		return nil, fail(ReasonQuoteMalformed, "TPMS_ATTEST: %v", err)
+	attest, f := parseQuoteAttest(ev.QuoteAttest)
+	if f != nil {
+		return nil, f
 	}
-	if !bytes.Equal(tpm2.Marshal(attest), ev.QuoteAttest) {
-		return nil, fail(ReasonQuoteMalformed, "TPMS_ATTEST has trailing or non-canonical bytes")
+	sig, err := parseQuoteSignature(ev.QuoteSignature)
+	if errors.Is(err, errSignatureScheme) {
+		return nil, fail(ReasonQuoteSignature, "the quote is not signed by the device's attestation key: %v", err)
 	}
-	if attest.Magic != tpm2.TPMGeneratedValue || attest.Type != tpm2.TPMSTAttestQuote {
-		return nil, fail(ReasonQuoteMalformed, "not a TPM-generated quote")
-	}
-	sig, err := unmarshal[tpm2.TPMTSignature](ev.QuoteSignature)
 	if err != nil {
 		return nil, fail(ReasonQuoteMalformed, "TPMT_SIGNATURE: %v", err)
 	}
@@ -370,41 +368,31 @@ func checkQuote(dev Device, ch Challenge, ev Evidence, keys []Key) (*tpm2.TPMSQu
 	// attest.QualifiedSigner is the AK's qualified name, which depends on its parent and so
 	// is not known here; the signature above already binds the quote to the AK.
 	want := QualifyingData(ch.Nonce, keys)
-	if subtle.ConstantTimeCompare(attest.ExtraData.Buffer, want) != 1 {
+	if subtle.ConstantTimeCompare(attest.extraData, want) != 1 {
 		return nil, fail(ReasonQuoteNonce, "the quote does not bind this nonce and these keys")
 	}
-	q, err := attest.Attested.Quote()
-	if err != nil {
-		return nil, fail(ReasonQuoteMalformed, "%v", err)
-	}
-	return q, nil
+	return &attest.quote, nil
 }
 
-func verifySignature(key any, digest []byte, sig *tpm2.TPMTSignature) error {
+func verifySignature(key any, digest []byte, sig *quoteSignature) error {
+	if sig.hash != tpm2.TPMAlgSHA256 {
+		return fmt.Errorf("signature hash %v, want SHA-256", sig.hash)
+	}
 	switch k := key.(type) {
 	case *ecdsa.PublicKey:
-		s, err := sig.Signature.ECDSA()
-		if err != nil {
-			return err
+		if sig.alg != tpm2.TPMAlgECDSA {
+			return fmt.Errorf("an RSASSA signature from an ECDSA key")
 		}
-		if s.Hash != tpm2.TPMAlgSHA256 {
-			return fmt.Errorf("signature hash %v, want SHA-256", s.Hash)
-		}
-		r, ss := new(big.Int).SetBytes(s.SignatureR.Buffer), new(big.Int).SetBytes(s.SignatureS.Buffer)
-		der, _ := asn1.Marshal(struct{ R, S *big.Int }{r, ss})
-		if !ecdsa.VerifyASN1(k, digest, der) {
+		r, s := new(big.Int).SetBytes(sig.r), new(big.Int).SetBytes(sig.s)
+		if !ecdsa.Verify(k, digest, r, s) {
 			return fmt.Errorf("ECDSA signature does not verify")
 		}
 		return nil
 	case *rsa.PublicKey:
-		s, err := sig.Signature.RSASSA()
-		if err != nil {
-			return err
+		if sig.alg != tpm2.TPMAlgRSASSA {
+			return fmt.Errorf("an ECDSA signature from an RSA key")
 		}
-		if s.Hash != tpm2.TPMAlgSHA256 {
-			return fmt.Errorf("signature hash %v, want SHA-256", s.Hash)
-		}
-		return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, s.Sig.Buffer)
+		return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, sig.rsa)
 	}
 	return fmt.Errorf("unsupported AK type %T", key)
 }
@@ -543,17 +531,4 @@ func describe(m map[string]string, names []string) string {
 		fmt.Fprintf(&b, "%s=%s", n, d)
 	}
 	return b.String()
-}
-
-// unmarshal wraps tpm2.Unmarshal, turning a panic on hostile input into an error.
-func unmarshal[T tpm2.Marshallable, P interface {
-	*T
-	tpm2.Unmarshallable
-}](b []byte) (out *T, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("malformed: %v", r)
-		}
-	}()
-	return tpm2.Unmarshal[T, P](b)
 }
