@@ -225,7 +225,11 @@ func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.Att
 		return v1.AttestationResult{}, s.refuse(ctx, dev, &attest.Failure{Reason: attest.ReasonNonceUnknown, Message: err.Error()}, nil)
 	}
 	used := nonceRecord(dev, req.Nonce, t.expires)
-	releases, err := s.releases(ctx, dev)
+	group, err := s.group(ctx, dev)
+	if err != nil {
+		return v1.AttestationResult{}, err
+	}
+	releases, err := s.releases(ctx, dev, group)
 	if err != nil {
 		return v1.AttestationResult{}, err
 	}
@@ -245,7 +249,21 @@ func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.Att
 	if fl != nil {
 		return v1.AttestationResult{}, s.refuse(ctx, dev, fl, used)
 	}
-	return s.issue(ctx, dev, res, used)
+	return s.issue(ctx, dev, group, res, used)
+}
+
+// group reads the device's group, once per attestation: its feed chooses the releases and its
+// lifetime the certificates'. A device in no group gets the zero group (Retail, default
+// lifetime).
+func (s *Service) group(ctx context.Context, dev store.Device) (store.DeviceGroup, error) {
+	if dev.DeviceGroupID == "" {
+		return store.DeviceGroup{OSFeed: store.OSFeedRetail}, nil
+	}
+	g, err := s.st.GetDeviceGroup(ctx, dev.TenantID, dev.DeviceGroupID)
+	if err != nil {
+		return store.DeviceGroup{}, fmt.Errorf("reading the device's group: %w", err)
+	}
+	return g, nil
 }
 
 // nonceRecord is what marks a nonce used.
@@ -271,17 +289,11 @@ func useNonce(ctx context.Context, tx store.Tx, n *store.Nonce) error {
 }
 
 // issue certifies every key of a passed attestation and records the pass.
-func (s *Service) issue(ctx context.Context, dev store.Device, res *attest.Result, used *store.Nonce) (v1.AttestationResult, error) {
+func (s *Service) issue(ctx context.Context, dev store.Device, group store.DeviceGroup, res *attest.Result, used *store.Nonce) (v1.AttestationResult, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	lifetime := DefaultCertLifetime
-	if dev.DeviceGroupID != "" {
-		g, err := s.st.GetDeviceGroup(ctx, dev.TenantID, dev.DeviceGroupID)
-		if err != nil {
-			return v1.AttestationResult{}, err
-		}
-		if g.CertLifetime > 0 {
-			lifetime = g.CertLifetime
-		}
+	if group.CertLifetime > 0 {
+		lifetime = group.CertLifetime
 	}
 	if err := s.ca.EnsureTenant(ctx, dev.TenantID, ""); err != nil {
 		// With the root key offline the tenant cannot get its next CA, but its current one
@@ -390,15 +402,8 @@ func (s *Service) count(reason string) {
 // withdrawn release is for the devices that already passed an attestation with it (they run
 // it and cannot go back; refusing them would cut them off from the next release), so a trial
 // boot of it fails and rolls back.
-func (s *Service) releases(ctx context.Context, dev store.Device) ([]attest.Release, error) {
-	feed := store.OSFeedRetail
-	if dev.DeviceGroupID != "" {
-		g, err := s.st.GetDeviceGroup(ctx, dev.TenantID, dev.DeviceGroupID)
-		if err != nil {
-			return nil, fmt.Errorf("reading the device's group: %w", err)
-		}
-		feed = g.OSFeed
-	}
+func (s *Service) releases(ctx context.Context, dev store.Device, group store.DeviceGroup) ([]attest.Release, error) {
+	feed := group.OSFeed
 	var out []attest.Release
 	withdrawn := map[string]attest.Release{}
 	opt := store.ListOptions{Limit: store.MaxLimit}
