@@ -78,7 +78,10 @@ func (b Bars) SVG() string {
 	var s strings.Builder
 	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 %d %d" width="100%%" preserveAspectRatio="xMinYMin meet" role="img" aria-labelledby="%s-title %s-desc">`, w, h, id, id)
 	fmt.Fprintf(&s, `<title id="%s-title">%s</title><desc id="%s-desc">%s</desc>`, id, esc(clip(b.Title)), id, esc(desc))
-	// Grid lines and the value axis's labels.
+	// Grid lines and the value axis's labels; a short chart labels only 0 and its maximum.
+	if plotH < 60 {
+		ticks = []float64{0, axisMax}
+	}
 	for _, t := range ticks {
 		ty := y(t)
 		fmt.Fprintf(&s, `<line x1="%d" y1="%s" x2="%d" y2="%s" stroke="#c9d0d8" stroke-width="1"/>`, marginLeft, f(ty), w-marginRight, f(ty))

@@ -174,3 +174,11 @@ func FuzzBars(f *testing.F) {
 		}
 	})
 }
+
+func TestShortChartLabelsOnlyTheEnds(t *testing.T) {
+	svg := Bars{ID: "s", Points: []Point{{"a", 5}}, Height: 90}.SVG()
+	wellFormed(t, svg)
+	if n := strings.Count(svg, `text-anchor="end" font-size="11"`); n != 2 || !strings.Contains(svg, `>5</text>`) {
+		t.Errorf("%d value labels on a short chart, want 0 and 5:\n%s", n, svg)
+	}
+}
