@@ -277,6 +277,22 @@ type PWM struct {
 	name string
 }
 
+// SPI is an SPI master (SpiMaster), by ISU ("ISU1") or hardware-definition name.
+type SPI struct {
+	c    *Client
+	name string
+}
+
+// SPI returns an SPI master.
+func (c *Client) SPI(name string) *SPI { return &SPI{c: c, name: name} }
+
+// WriteThenRead selects chip cs (0 for A, 1 for B), writes w, reads n bytes, and deselects it.
+func (s *SPI) WriteThenRead(cs int, w []byte, n int) ([]byte, error) {
+	var out SPIResponse
+	err := s.c.call(CallSPI, SPIRequest{SPI: s.name, ChipSelect: cs, Write: w, ReadLen: n}, &out)
+	return out.Data, err
+}
+
 // PWM returns a PWM controller.
 func (c *Client) PWM(name string) *PWM { return &PWM{c: c, name: name} }
 

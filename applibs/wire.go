@@ -15,6 +15,7 @@ const (
 	CallUARTWrite  = "uart/write"
 	CallUARTRead   = "uart/read"
 	CallI2C        = "i2c/transfer"
+	CallSPI        = "spi/transfer"
 	CallADC        = "adc/poll"
 	CallPWM        = "pwm/apply"
 	CallStorage    = "storage"
@@ -36,6 +37,8 @@ const (
 	MaxUART = 4096
 	// MaxI2C bounds the bytes written or read by one I2C transfer.
 	MaxI2C = 256
+	// MaxSPI bounds the bytes written or read by one SPI transfer.
+	MaxSPI = 4096
 	// MaxName bounds a peripheral's name.
 	MaxName = 128
 	// MaxSysEventWaitMs bounds how long one sysevent/wait call waits for an event.
@@ -109,6 +112,20 @@ type I2CRequest struct {
 
 // I2CResponse is the answer to CallI2C.
 type I2CResponse struct {
+	Data []byte `json:"data,omitempty"`
+}
+
+// SPIRequest is CallSPI: select chip ChipSelect (0 for A, 1 for B) on the SPI master SPI,
+// write Write, then read ReadLen bytes, then deselect (SPIMaster_WriteThenRead).
+type SPIRequest struct {
+	SPI        string `json:"spi"`
+	ChipSelect int    `json:"chipSelect"`
+	Write      []byte `json:"write,omitempty"`
+	ReadLen    int    `json:"readLen,omitempty"`
+}
+
+// SPIResponse is the answer to CallSPI.
+type SPIResponse struct {
 	Data []byte `json:"data,omitempty"`
 }
 

@@ -103,6 +103,7 @@ func TestNothingGranted(t *testing.T) {
 		{"uart write", func() error { _, err := c.UART("ISU0").Write([]byte("x")); return err }, "Uart"},
 		{"uart read", func() error { _, err := c.UART("$UART_LOOPBACK").Read(1); return err }, "Uart"},
 		{"i2c", func() error { _, err := c.I2C("ISU2").WriteThenRead(0x48, []byte{0}, 2); return err }, "I2cMaster"},
+		{"spi", func() error { _, err := c.SPI("$EEPROM_SPI").WriteThenRead(0, []byte{0x05}, 1); return err }, "SpiMaster"},
 		{"adc", func() error { _, err := c.ADC("ADC-CONTROLLER-0").Poll(0); return err }, "Adc"},
 		{"pwm", func() error { return c.PWM("PWM-CONTROLLER-0").Apply(0, sdk.PWMState{PeriodNs: 10, DutyNs: 5}) }, "Pwm"},
 		{"storage", func() error { _, err := c.Storage(); return err }, "MutableStorage"},
@@ -225,6 +226,10 @@ func TestBounds(t *testing.T) {
 		{sdk.CallI2C, sdk.I2CRequest{I2C: "ISU2", Address: 0x80, ReadLen: 1}, sdk.ErrInvalid},
 		{sdk.CallI2C, sdk.I2CRequest{I2C: "ISU2", Address: 0x48, ReadLen: sdk.MaxI2C + 1}, sdk.ErrInvalid},
 		{sdk.CallI2C, sdk.I2CRequest{I2C: "ISU2", Address: 0x48}, sdk.ErrInvalid},
+		{sdk.CallSPI, sdk.SPIRequest{SPI: "ISU1", ChipSelect: 2, ReadLen: 1}, sdk.ErrInvalid},
+		{sdk.CallSPI, sdk.SPIRequest{SPI: "ISU1"}, sdk.ErrInvalid},
+		{sdk.CallSPI, sdk.SPIRequest{SPI: "ISU1", ReadLen: sdk.MaxSPI + 1}, sdk.ErrInvalid},
+		{sdk.CallSPI, map[string]any{"spi": "ISU1", "readLen": 1, "speed": 9}, sdk.ErrInvalid},
 		{sdk.CallPWM, sdk.PWMRequest{PWM: "PWM-CONTROLLER-0", State: sdk.PWMState{PeriodNs: 10, DutyNs: 11}}, sdk.ErrInvalid},
 		{sdk.CallPWM, sdk.PWMRequest{PWM: "PWM-CONTROLLER-0", Channel: 4, State: sdk.PWMState{PeriodNs: 10}}, sdk.ErrNotFound},
 		{sdk.CallPower, sdk.PowerRequest{Action: "ForcePowerDown"}, sdk.ErrInvalid},
@@ -277,6 +282,7 @@ func FuzzDecode(f *testing.F) {
 		{sdk.CallUARTWrite, `{"uart":"ISU0","data":"aGk="}`},
 		{sdk.CallUARTRead, `{"uart":"ISU0","max":10}`},
 		{sdk.CallI2C, `{"i2c":"ISU2","address":72,"write":"AA==","readLen":2}`},
+		{sdk.CallSPI, `{"spi":"ISU1","chipSelect":0,"write":"AxA=","readLen":4}`},
 		{sdk.CallADC, `{"adc":"ADC-CONTROLLER-0","channel":0}`},
 		{sdk.CallPWM, `{"pwm":"PWM-CONTROLLER-0","channel":0,"state":{"periodNs":10,"dutyNs":5,"enabled":true}}`},
 		{sdk.CallStorage, `{}`},
@@ -290,7 +296,7 @@ func FuzzDecode(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	m, err := manifest.Parse([]byte(`{"SchemaVersion":1,"Name":"t","ComponentId":"` + cid + `","EntryPoint":"/bin/app","CmdArgs":[],"Capabilities":{"Gpio":[8,12],"Uart":["ISU0"],"I2cMaster":["ISU2"],"Adc":["ADC-CONTROLLER-0"],"Pwm":["PWM-CONTROLLER-0"],"MutableStorage":{"SizeKB":8},"PowerControls":["ForcePowerDown","SetPowerProfile","ForceReboot"]},"ApplicationType":"Default"}`))
+	m, err := manifest.Parse([]byte(`{"SchemaVersion":1,"Name":"t","ComponentId":"` + cid + `","EntryPoint":"/bin/app","CmdArgs":[],"Capabilities":{"Gpio":[8,12],"Uart":["ISU0"],"I2cMaster":["ISU2"],"SpiMaster":["ISU1"],"Adc":["ADC-CONTROLLER-0"],"Pwm":["PWM-CONTROLLER-0"],"MutableStorage":{"SizeKB":8},"PowerControls":["ForcePowerDown","SetPowerProfile","ForceReboot"]},"ApplicationType":"Default"}`))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -407,4 +413,46 @@ func TestSysEventsAndDeferral(t *testing.T) {
 		t.Fatal("held after the resume")
 	}
 	stop()
+}
+
+// TestSPIEEPROM: an app granted the SPI master writes the emulated EEPROM and reads it back,
+// through a hardware-definition name; the write-enable latch guards writes, as on the chip.
+func TestSPIEEPROM(t *testing.T) {
+	c, _, _ := start(t, `{"SpiMaster":["$EEPROM_SPI"]}`, nil)
+	spi := c.SPI("$EEPROM_SPI")
+	xfer := func(w []byte, n int) []byte {
+		t.Helper()
+		d, err := spi.WriteThenRead(0, w, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := xfer([]byte{0x03, 0x10}, 5); !bytes.Equal(d, bytes.Repeat([]byte{0xFF}, 5)) {
+		t.Fatalf("a fresh EEPROM reads %x, want erased", d)
+	}
+	xfer(append([]byte{0x02, 0x10}, "hello"...), 0) // no WREN: ignored
+	if d := xfer([]byte{0x03, 0x10}, 5); d[0] != 0xFF {
+		t.Fatalf("a write without WREN changed the EEPROM: %x", d)
+	}
+	xfer([]byte{0x06}, 0)
+	if st := xfer([]byte{0x05}, 1); st[0] != 0x02 {
+		t.Fatalf("status after WREN: %#x", st[0])
+	}
+	xfer(append([]byte{0x02, 0x10}, "hello"...), 0)
+	if d := xfer([]byte{0x03, 0x10}, 5); string(d) != "hello" {
+		t.Fatalf("read back %q", d)
+	}
+	if st := xfer([]byte{0x05}, 1); st[0] != 0 {
+		t.Fatalf("the latch stays set after a write: %#x", st[0])
+	}
+	// A write wraps within its 16-byte page.
+	xfer([]byte{0x06}, 0)
+	xfer(append([]byte{0x02, 0x1E}, "abcd"...), 0)
+	if d := xfer([]byte{0x03, 0x10}, 2); string(d) != "cd" {
+		t.Fatalf("page wrap: %q", d)
+	}
+	// Chip select B has no device.
+	_, err := spi.WriteThenRead(1, []byte{0x05}, 1)
+	wantCode(t, "chip select B", err, sdk.ErrDevice, "")
 }

@@ -103,6 +103,8 @@ func decode(call string, body []byte) (any, error) {
 		req = &uartCall{call: call}
 	case sdk.CallI2C:
 		req = &sdk.I2CRequest{}
+	case sdk.CallSPI:
+		req = &sdk.SPIRequest{}
 	case sdk.CallADC:
 		req = &sdk.ADCRequest{}
 	case sdk.CallPWM:
@@ -205,6 +207,19 @@ func check(req any) error {
 		}
 		if r.call == sdk.CallUARTRead && (r.Max < 1 || r.Max > sdk.MaxUART || r.Data != nil) {
 			return fmt.Errorf("uart/read takes a max from 1 to %d and no data", sdk.MaxUART)
+		}
+	case *sdk.SPIRequest:
+		if err := name("SPI", r.SPI); err != nil {
+			return err
+		}
+		if r.ChipSelect < 0 || r.ChipSelect > 1 {
+			return fmt.Errorf("chipSelect %d: want 0 (A) or 1 (B)", r.ChipSelect)
+		}
+		if len(r.Write) > sdk.MaxSPI || r.ReadLen < 0 || r.ReadLen > sdk.MaxSPI {
+			return fmt.Errorf("an SPI transfer writes and reads at most %d bytes each", sdk.MaxSPI)
+		}
+		if len(r.Write) == 0 && r.ReadLen == 0 {
+			return errors.New("an SPI transfer writes or reads something")
 		}
 	case *sdk.SysEventWaitRequest:
 		if r.TimeoutMs < 0 || r.TimeoutMs > sdk.MaxSysEventWaitMs {
@@ -336,6 +351,8 @@ func (s *server) authorize(req any) error {
 		return periph("Uart", &r.UART, c.Uart)
 	case *sdk.I2CRequest:
 		return periph("I2cMaster", &r.I2C, c.I2cMaster)
+	case *sdk.SPIRequest:
+		return periph("SpiMaster", &r.SPI, c.SpiMaster)
 	case *sdk.ADCRequest:
 		return periph("Adc", &r.ADC, c.Adc)
 	case *sdk.PWMRequest:
@@ -446,6 +463,12 @@ func (s *server) act(ctx context.Context, req any) (any, error) {
 			return nil, err
 		}
 		return sdk.I2CResponse{Data: rd}, nil
+	case *sdk.SPIRequest:
+		rd := make([]byte, r.ReadLen)
+		if err := b.SPITransfer(r.SPI, r.ChipSelect, r.Write, rd); err != nil {
+			return nil, err
+		}
+		return sdk.SPIResponse{Data: rd}, nil
 	case *sdk.ADCRequest:
 		v, err := b.ADCRead(r.ADC, r.Channel)
 		if err != nil {

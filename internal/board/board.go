@@ -126,6 +126,9 @@ type Board interface {
 	// I2CTransfer writes w to the 7-bit address addr on the I2C bus of ISU isu, then (if
 	// len(r) > 0) reads len(r) bytes into r, as I2CMaster_WriteThenRead.
 	I2CTransfer(isu string, addr uint16, w, r []byte) error
+	// SPITransfer selects chip cs on the SPI bus of ISU isu, writes w, then (if len(r) > 0)
+	// reads len(r) bytes into r, and deselects it, as SPIMaster_WriteThenRead.
+	SPITransfer(isu string, cs int, w, r []byte) error
 	// ADCRead samples a channel of an ADC controller.
 	ADCRead(controller string, channel int) (ADCSample, error)
 	// PWMApply sets a channel of a PWM controller.

@@ -1,6 +1,7 @@
 // Package emulated is the "emulated" board: LEDs on GPIOs 8 to 10, buttons on GPIOs 12 and 13,
 // a UART loopback on ISU0, a TMP102-like temperature sensor at I2C address 0x48 on ISU2 that
-// reads 20 to 25 °C varying slowly, an 8-channel 12-bit ADC whose channel 0 is a light sensor,
+// reads 20 to 25 °C varying slowly, a 256-byte 25AA02-like SPI EEPROM on ISU1 chip select A,
+// an 8-channel 12-bit ADC whose channel 0 is a light sensor,
 // and a 4-channel PWM controller; power requests are recorded, not carried out. The names are
 // those of hardware/emulated/emulated.json. It is the default board for development mode and
 // for tests.
@@ -36,6 +37,11 @@ const (
 	// I2CISU and SensorAddress locate the temperature sensor.
 	I2CISU        = "ISU2"
 	SensorAddress = 0x48
+	// SPIISU and EEPROMChipSelect locate the SPI EEPROM.
+	SPIISU           = "ISU1"
+	EEPROMChipSelect = 0
+	EEPROMSize       = 256
+	EEPROMPage       = 16
 	ADCController = "ADC-CONTROLLER-0"
 	ADCChannels   = 8
 	ADCBits       = 12
@@ -85,6 +91,8 @@ type Board struct {
 	tx, rxN int64
 	pwm     [PWMChannels]*board.PWMState
 	reg     byte // the sensor's pointer register
+	eeprom  [EEPROMSize]byte
+	wel     bool // the EEPROM's write-enable latch
 	power   board.Power
 }
 
@@ -94,6 +102,9 @@ var _ board.Device = (*Board)(nil)
 // power profile.
 func New(opts board.Options) *Board {
 	b := &Board{now: opts.Now, rand: opts.Rand, out: map[int]bool{}, buttons: map[int]*button{}}
+	for i := range b.eeprom {
+		b.eeprom[i] = 0xFF // erased
+	}
 	if b.now == nil {
 		b.now = time.Now
 	}
@@ -229,6 +240,73 @@ func (b *Board) I2CTransfer(isu string, addr uint16, w, r []byte) error {
 		if i < 2 {
 			r[i] = val[i]
 		}
+	}
+	return nil
+}
+
+// The EEPROM's instructions (Microchip 25AA02).
+const (
+	eepromRead  = 0x03
+	eepromWrite = 0x02
+	eepromWRDI  = 0x04
+	eepromWREN  = 0x06
+	eepromRDSR  = 0x05
+)
+
+// SPITransfer implements board.Board. The EEPROM on chip select EEPROMChipSelect speaks the
+// 25AA02's instructions: WREN (0x06) and WRDI (0x04) set and clear the write-enable latch, RDSR
+// (0x05) reads the status (bit 1: the latch), READ (0x03, address) reads on from the address,
+// wrapping at the end, and WRITE (0x02, address, data) writes within the address's 16-byte page,
+// wrapping in it, only with the latch set, which it then clears. Other instructions read 0xFF.
+func (b *Board) SPITransfer(isu string, cs int, w, r []byte) error {
+	if isu != SPIISU {
+		return fmt.Errorf("SPI %q: %w", isu, board.ErrNoPeripheral)
+	}
+	if cs < 0 || cs > 1 {
+		return fmt.Errorf("%w: SPI chip select %d: want 0 (A) or 1 (B)", board.ErrInvalid, cs)
+	}
+	if cs != EEPROMChipSelect {
+		return fmt.Errorf("SPI %s chip select %d: %w", isu, cs, board.ErrNoDevice)
+	}
+	for i := range r {
+		r[i] = 0xFF
+	}
+	if len(w) == 0 {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch w[0] {
+	case eepromWREN:
+		b.wel = true
+	case eepromWRDI:
+		b.wel = false
+	case eepromRDSR:
+		if len(r) > 0 {
+			r[0] = 0
+			if b.wel {
+				r[0] = 0x02
+			}
+		}
+	case eepromRead:
+		if len(w) < 2 {
+			return fmt.Errorf("%w: SPI EEPROM READ needs an address byte", board.ErrInvalid)
+		}
+		for i := range r {
+			r[i] = b.eeprom[(int(w[1])+i)%EEPROMSize]
+		}
+	case eepromWrite:
+		if len(w) < 2 {
+			return fmt.Errorf("%w: SPI EEPROM WRITE needs an address byte", board.ErrInvalid)
+		}
+		if !b.wel {
+			return nil // as the chip: ignored without WREN
+		}
+		page := int(w[1]) &^ (EEPROMPage - 1)
+		for i, v := range w[2:] {
+			b.eeprom[page+(int(w[1])+i)%EEPROMPage] = v
+		}
+		b.wel = false
 	}
 	return nil
 }
