@@ -268,7 +268,8 @@ func Run(ctx context.Context, opts Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	att, err := attestsvc.New(attestsvc.Config{Store: st, CA: authority, NonceKey: nonceKey, Now: now, Rand: rnd, Logger: log, Registry: reg,
-		Policy: attestsvc.Policy{AllowSoftwareRootOfTrust: allowSoftware, EKRoots: ekRoots, RequireEKCertificate: cfg.CA.RequireEKCertificate}})
+		Policy: attestsvc.Policy{AllowSoftwareRootOfTrust: allowSoftware, EKRoots: ekRoots, RequireEKCertificate: cfg.CA.RequireEKCertificate,
+			FirmwarePCRs: cfg.CA.FirmwarePCRs}})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,7 +118,15 @@ type CA struct {
 	// `rampart os-release add` does: {"releases": [{"tenant", "version", "description",
 	// "measurements": {...}}]}. Releases already registered with the same measurements are kept.
 	OSReleasesFile string `json:"os_releases_file"`
+	// FirmwarePCRs are the PCRs a device that sends its UEFI firmware event log must quote
+	// besides the security monitor's (unset: all of firmwarePCRs). Each must be one of those:
+	// PCR 10 is IMA's and PCR 14 the monitor's, neither explained by the firmware's log.
+	FirmwarePCRs []int `json:"firmware_pcrs"`
 }
+
+// firmwarePCRs are the PCRs the firmware's event log explains (attest.FirmwarePCRs, which a
+// test holds this to).
+var firmwarePCRs = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13}
 
 // Duration is a time.Duration written as a Go duration string ("10s").
 type Duration time.Duration
@@ -294,6 +303,19 @@ func Validate(c *Config, backends []string, dev bool) error {
 		if _, err := os.Stat(c.CA.OSReleasesFile); err != nil {
 			add("ca.os_releases_file: %v", err)
 		}
+	}
+	if c.CA.FirmwarePCRs != nil && len(c.CA.FirmwarePCRs) == 0 {
+		add("ca.firmware_pcrs: empty; leave it unset for the default, %v", firmwarePCRs)
+	}
+	seen := map[int]bool{}
+	for _, p := range c.CA.FirmwarePCRs {
+		switch {
+		case !slices.Contains(firmwarePCRs, p):
+			add("ca.firmware_pcrs: PCR %d is not one the firmware's event log explains (%v)", p, firmwarePCRs)
+		case seen[p]:
+			add("ca.firmware_pcrs: PCR %d appears twice", p)
+		}
+		seen[p] = true
 	}
 	if c.CA.RequireEKCertificate && c.CA.EKRootsFile == "" {
 		add("ca.require_ek_certificate: needs ca.ek_roots_file to check the certificates against")

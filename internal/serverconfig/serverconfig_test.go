@@ -3,9 +3,12 @@ package serverconfig
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-iot/rampart/internal/attest"
 )
 
 var backends = []string{"postgres", "sqlite"}
@@ -131,5 +134,36 @@ func TestValidateReportLimitAndWebhooks(t *testing.T) {
 	}
 	if err := LoadFile(&c, write(t, `{"webhooks":{"allow_http_loopback":true,"max_attempts":3,"retries":1}}`)); err == nil || !strings.Contains(err.Error(), "retries") {
 		t.Errorf("unknown webhooks key: %v", err)
+	}
+}
+
+func TestValidateFirmwarePCRs(t *testing.T) {
+	if !slices.Equal(firmwarePCRs, attest.FirmwarePCRs) {
+		t.Fatalf("firmwarePCRs %v differ from attest.FirmwarePCRs %v", firmwarePCRs, attest.FirmwarePCRs)
+	}
+	c := Default(true)
+	if err := LoadFile(&c, write(t, `{"ca":{"firmware_pcrs":[0,2,4,7]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(&c, backends, true); err != nil || !slices.Equal(c.CA.FirmwarePCRs, []int{0, 2, 4, 7}) {
+		t.Fatalf("firmware_pcrs [0,2,4,7]: %v, %v", c.CA.FirmwarePCRs, err)
+	}
+	for doc, want := range map[string]string{
+		`[0,10]`:  "PCR 10 is not one",
+		`[14]`:    "PCR 14 is not one",
+		`[-1]`:    "PCR -1 is not one",
+		`[4,4]`:   "PCR 4 appears twice",
+		`[]`:      "ca.firmware_pcrs: empty",
+		`["4"]`:   "ca.firmware_pcrs",
+		`[0,1,2]`: "",
+	} {
+		c := Default(true)
+		err := LoadFile(&c, write(t, `{"ca":{"firmware_pcrs":`+doc+`}}`))
+		if err == nil {
+			err = Validate(&c, backends, true)
+		}
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("firmware_pcrs %s: got %v, want %q", doc, err, want)
+		}
 	}
 }
