@@ -47,6 +47,7 @@ var (
 	ErrNotFound     = errors.New("not found")
 	ErrNotAvailable = errors.New("not available")
 	ErrDevice       = errors.New("device error")
+	ErrBusy         = errors.New("busy")
 )
 
 // Error is a failed call.
@@ -74,6 +75,8 @@ func (e *Error) Is(target error) bool {
 		return e.Code == CodeNotFound
 	case ErrNotAvailable:
 		return e.Code == CodeNotAvailable
+	case ErrBusy:
+		return e.Code == CodeBusy
 	case ErrDevice:
 		return e.Code == CodeDevice
 	}
@@ -354,4 +357,20 @@ func (c *Client) DeferUpdate(updateType string, minutes int) (SysEvent, error) {
 // application defers it. It needs SoftwareUpdateDeferral.
 func (c *Client) ResumeUpdate(updateType string) error {
 	return c.call(CallSysEventResume, ResumeRequest{UpdateType: updateType}, nil)
+}
+
+// SendToApp sends data (at most MaxAppMessage bytes) to the running application componentID;
+// both manifests must list each other in AllowedApplicationConnections. ErrBusy when its
+// mailbox is full, ErrNotAvailable when it does not run.
+func (c *Client) SendToApp(componentID string, data []byte) error {
+	return c.call(CallAppSend, AppSendRequest{To: componentID, Data: data}, nil)
+}
+
+// ReceiveFromApps returns the messages other applications sent this one, oldest first,
+// waiting up to wait (at most 5 s) for one.
+func (c *Client) ReceiveFromApps(ctx context.Context, wait time.Duration) ([]AppMessage, error) {
+	ms := max(0, min(int(wait/time.Millisecond), MaxAppRecvWaitMs))
+	var out AppRecvResponse
+	err := c.Call(ctx, CallAppRecv, AppRecvRequest{TimeoutMs: ms}, &out)
+	return out.Messages, err
 }

@@ -21,6 +21,9 @@ const (
 	CallStorage    = "storage"
 	CallDeviceAuth = "deviceauth"
 	CallPower      = "power"
+	// Messages between applications that list each other in AllowedApplicationConnections.
+	CallAppSend = "appconn/send"
+	CallAppRecv = "appconn/recv"
 	// System events and update deferral (Azure Sphere's sysevent).
 	CallSysEventWait   = "sysevent/wait"
 	CallSysEventDefer  = "sysevent/defer"
@@ -41,6 +44,11 @@ const (
 	MaxSPI = 4096
 	// MaxName bounds a peripheral's name.
 	MaxName = 128
+	// MaxAppMessage bounds one message between applications (Azure Sphere's inter-core
+	// messages are at most 1 KiB).
+	MaxAppMessage = 1024
+	// MaxAppRecvWaitMs bounds how long one appconn/recv call waits for a message.
+	MaxAppRecvWaitMs = 5000
 	// MaxSysEventWaitMs bounds how long one sysevent/wait call waits for an event.
 	MaxSysEventWaitMs = 5000
 	// MaxDeferralMinutes bounds one deferral request (the agent also caps it per update:
@@ -55,6 +63,7 @@ const (
 	CodeNotFound     = "not-found"     // no such call, or no such peripheral on the board
 	CodeNotAvailable = "not-available" // not available yet (device authentication before attestation)
 	CodeDevice       = "device"        // the peripheral failed (an I2C NACK)
+	CodeBusy         = "busy"          // the receiving application's mailbox is full: try again
 	CodeInternal     = "internal"
 )
 
@@ -231,4 +240,28 @@ type DeferRequest struct {
 // deferral of the pending update of UpdateType.
 type ResumeRequest struct {
 	UpdateType string `json:"updateType"`
+}
+
+// AppSendRequest is CallAppSend: send Data to the running application To (a component ID).
+// Both applications' manifests must list each other in AllowedApplicationConnections.
+type AppSendRequest struct {
+	To   string `json:"to"`
+	Data []byte `json:"data"`
+}
+
+// AppRecvRequest is CallAppRecv: the messages waiting for this application, waiting up to
+// TimeoutMs (at most MaxAppRecvWaitMs) for one.
+type AppRecvRequest struct {
+	TimeoutMs int `json:"timeoutMs"`
+}
+
+// AppMessage is one message from another application.
+type AppMessage struct {
+	From string `json:"from"`
+	Data []byte `json:"data"`
+}
+
+// AppRecvResponse is the answer to CallAppRecv, oldest first; none when the wait ran out.
+type AppRecvResponse struct {
+	Messages []AppMessage `json:"messages"`
 }

@@ -108,8 +108,9 @@ type SysEvents interface {
 
 // Host serves the applibs API to every running application.
 type Host struct {
-	cfg HostConfig
-	hw  *manifest.HardwareDefinitions
+	cfg  HostConfig
+	hw   *manifest.HardwareDefinitions
+	mail mailboxes
 }
 
 // NewHost checks cfg and loads the board's hardware definitions.
@@ -201,10 +202,15 @@ func (h *Host) Open(app App) (socket string, stop func(), err error) {
 	if h.cfg.SysEvents != nil && s.caps.SystemEventNotifications {
 		unregister = h.cfg.SysEvents.Register(app.ComponentID, s.caps.SoftwareUpdateDeferral)
 	}
+	closeMailbox := func() {}
+	if len(s.caps.AllowedApplicationConnections) > 0 {
+		closeMailbox = h.mail.open(app.ComponentID, s.caps.AllowedApplicationConnections)
+	}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
 			unregister()
+			closeMailbox()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			if err := srv.Shutdown(ctx); err != nil {

@@ -456,3 +456,83 @@ func TestSPIEEPROM(t *testing.T) {
 	_, err := spi.WriteThenRead(1, []byte{0x05}, 1)
 	wantCode(t, "chip select B", err, sdk.ErrDevice, "")
 }
+
+// TestAppConnections: applications that list each other in AllowedApplicationConnections
+// exchange messages through the agent; one that is not listed by the receiver, or does not
+// list it, is refused naming the capability; bounds and a full mailbox are clear errors.
+func TestAppConnections(t *testing.T) {
+	const (
+		a = "3f2504e0-4f89-41d3-9a0c-0305e82c3a01"
+		b = "3f2504e0-4f89-41d3-9a0c-0305e82c3b02"
+		c = "3f2504e0-4f89-41d3-9a0c-0305e82c3c03"
+		d = "3f2504e0-4f89-41d3-9a0c-0305e82c3d04" // listed, never running
+	)
+	dir, err := os.MkdirTemp("", "applibs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	h, err := NewHost(HostConfig{Dir: dir, Board: emulated.New(board.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(id, caps string) (*sdk.Client, func()) {
+		t.Helper()
+		m, err := manifest.Parse([]byte(`{"SchemaVersion":1,"Name":"t","ComponentId":"` + id + `","EntryPoint":"/bin/app","CmdArgs":[],"Capabilities":` + caps + `,"ApplicationType":"Default"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sock, stop, err := h.Open(App{ComponentID: id, Manifest: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(stop)
+		return sdk.DialPath(sock), stop
+	}
+	appA, _ := open(a, `{"AllowedApplicationConnections":["`+b+`","`+d+`"]}`)
+	appB, stopB := open(b, `{"AllowedApplicationConnections":["`+a+`"]}`)
+	appC, _ := open(c, `{"AllowedApplicationConnections":["`+a+`"]}`)
+	plain, _ := open("3f2504e0-4f89-41d3-9a0c-0305e82c3e05", `{}`)
+
+	got := make(chan []sdk.AppMessage, 1)
+	go func() {
+		m, err := appB.ReceiveFromApps(context.Background(), 5*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- m
+	}()
+	if err := appA.SendToApp(b, []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; len(m) != 1 || m[0].From != a || string(m[0].Data) != "ping" {
+		t.Fatalf("B received %+v", m)
+	}
+	// C lists A, but A does not list C: refused. A does not list C either.
+	wantCode(t, "to an app that does not list the sender", appC.SendToApp(a, []byte("x")), sdk.ErrPermission, "AllowedApplicationConnections")
+	wantCode(t, "to an app the sender does not list", appA.SendToApp(c, []byte("x")), sdk.ErrPermission, "AllowedApplicationConnections")
+	wantCode(t, "without the capability", plain.SendToApp(a, []byte("x")), sdk.ErrPermission, "AllowedApplicationConnections")
+	_, err = plain.ReceiveFromApps(t.Context(), 0)
+	wantCode(t, "receive without the capability", err, sdk.ErrPermission, "AllowedApplicationConnections")
+	if m, err := appA.ReceiveFromApps(t.Context(), 0); err != nil || len(m) != 0 {
+		t.Fatalf("A's mailbox after the refused sends: %+v %v", m, err)
+	}
+	// Not running, too big, not a component ID.
+	wantCode(t, "to an app that is not running", appA.SendToApp(d, []byte("x")), sdk.ErrNotAvailable, "")
+	wantCode(t, "too big", appA.SendToApp(b, make([]byte, sdk.MaxAppMessage+1)), sdk.ErrInvalid, "")
+	wantCode(t, "bad id", appA.SendToApp("not-a-uuid", nil), sdk.ErrInvalid, "")
+	// A full mailbox: the sender is told to retry; the receiver gets them in order.
+	for i := range MailboxSize {
+		if err := appA.SendToApp(b, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantCode(t, "a full mailbox", appA.SendToApp(b, []byte("x")), sdk.ErrBusy, "")
+	m, err := appB.ReceiveFromApps(t.Context(), 0)
+	if err != nil || len(m) != MailboxSize || m[0].Data[0] != 0 || m[MailboxSize-1].Data[0] != MailboxSize-1 {
+		t.Fatalf("drained %d messages, %v", len(m), err)
+	}
+	// A stopped app's mailbox goes.
+	stopB()
+	wantCode(t, "to a stopped app", appA.SendToApp(b, []byte("x")), sdk.ErrNotAvailable, "")
+}

@@ -115,6 +115,10 @@ func decode(call string, body []byte) (any, error) {
 		req = &deviceAuthCall{}
 	case sdk.CallPower:
 		req = &sdk.PowerRequest{}
+	case sdk.CallAppSend:
+		req = &sdk.AppSendRequest{}
+	case sdk.CallAppRecv:
+		req = &sdk.AppRecvRequest{}
 	case sdk.CallSysEventWait:
 		req = &sdk.SysEventWaitRequest{}
 	case sdk.CallSysEventDefer:
@@ -220,6 +224,17 @@ func check(req any) error {
 		}
 		if len(r.Write) == 0 && r.ReadLen == 0 {
 			return errors.New("an SPI transfer writes or reads something")
+		}
+	case *sdk.AppSendRequest:
+		if _, err := manifest.ParseUUID(r.To); err != nil {
+			return fmt.Errorf("to %q: %v", r.To, err)
+		}
+		if len(r.Data) > sdk.MaxAppMessage {
+			return fmt.Errorf("a message of %d bytes: the limit is %d", len(r.Data), sdk.MaxAppMessage)
+		}
+	case *sdk.AppRecvRequest:
+		if r.TimeoutMs < 0 || r.TimeoutMs > sdk.MaxAppRecvWaitMs {
+			return fmt.Errorf("timeoutMs %d: want 0 to %d", r.TimeoutMs, sdk.MaxAppRecvWaitMs)
 		}
 	case *sdk.SysEventWaitRequest:
 		if r.TimeoutMs < 0 || r.TimeoutMs > sdk.MaxSysEventWaitMs {
@@ -369,6 +384,14 @@ func (s *server) authorize(req any) error {
 		if !slices.Contains(c.PowerControls, r.Action) {
 			return deny("PowerControls", strconv.Quote(r.Action))
 		}
+	case *sdk.AppSendRequest:
+		if !slices.ContainsFunc(c.AllowedApplicationConnections, func(id string) bool { return strings.EqualFold(id, r.To) }) {
+			return deny("AllowedApplicationConnections", r.To)
+		}
+	case *sdk.AppRecvRequest:
+		if len(c.AllowedApplicationConnections) == 0 {
+			return deny("AllowedApplicationConnections", "")
+		}
 	case *sdk.SysEventWaitRequest:
 		if !c.SystemEventNotifications {
 			return deny("SystemEventNotifications", "")
@@ -388,6 +411,14 @@ func (s *server) act(ctx context.Context, req any) (any, error) {
 	b := s.h.cfg.Board
 	ev := s.h.cfg.SysEvents
 	switch r := req.(type) {
+	case *sdk.AppSendRequest:
+		return nil, s.h.mail.send(s.app.ComponentID, r.To, r.Data)
+	case *sdk.AppRecvRequest:
+		msgs, err := s.h.mail.recv(ctx, s.app.ComponentID, time.Duration(r.TimeoutMs)*time.Millisecond)
+		if msgs == nil {
+			msgs = []sdk.AppMessage{}
+		}
+		return sdk.AppRecvResponse{Messages: msgs}, err
 	case *sdk.SysEventWaitRequest:
 		out := sdk.SysEventWaitResponse{Events: []sdk.SysEvent{}}
 		if ev == nil {
@@ -513,6 +544,8 @@ func classify(err error) (code string, status int, capability string) {
 		return sdk.CodeNotFound, http.StatusNotFound, ""
 	case errors.Is(err, deferral.ErrInvalid):
 		return sdk.CodeInvalid, http.StatusBadRequest, ""
+	case errors.Is(err, ErrBusy):
+		return sdk.CodeBusy, http.StatusTooManyRequests, ""
 	case errors.Is(err, board.ErrNoDevice):
 		return sdk.CodeDevice, http.StatusConflict, ""
 	}
