@@ -238,6 +238,17 @@ type CheckInTx interface {
 	PutDeviceReport(ctx context.Context, r DeviceReport) error
 	// GetDeviceReport fails with ErrNotFound unless the tenant's device has checked in.
 	GetDeviceReport(ctx context.Context, tenantID, deviceID string) (DeviceReport, error)
+	// RecordDeviceHours records that the tenant's device was up in every hour from from to to
+	// (inclusive; at most MaxDeviceHoursPerRecord, the latest), running deploymentID; an hour
+	// already recorded takes the newer deployment.
+	RecordDeviceHours(ctx context.Context, tenantID, deviceID, deploymentID string, from, to time.Time) error
+	// MarkCrashedHour records that an application of the device crashed in the hour of at. An
+	// hour not recorded as up yet is recorded, with the deployment of the device's latest hour.
+	MarkCrashedHour(ctx context.Context, tenantID, deviceID string, at time.Time) error
+	// CohortHours counts a deployment's recorded device-hours, and those with a crash.
+	CohortHours(ctx context.Context, tenantID, deploymentID string) (CohortHours, error)
+	// DeleteDeviceHoursBefore deletes the hours before t and says how many went (retention).
+	DeleteDeviceHoursBefore(ctx context.Context, t time.Time) (int64, error)
 
 	// PutTUFMetadata stores one version of one role of a repository. Versions are never
 	// rewritten: an existing (tenant, repository, role, version) is ErrConflict, and a tenant
@@ -701,6 +712,17 @@ type SigningKey struct {
 	KeyCiphertext []byte // nil when held offline
 	CreatedAt     time.Time
 	RevokedAt     time.Time // zero if not revoked
+}
+
+// MaxDeviceHoursPerRecord bounds the hours one RecordDeviceHours writes.
+const MaxDeviceHoursPerRecord = 24
+
+// CohortHours are a deployment cohort's device-hours: hours in which a device running the
+// deployment was up, and how many of them saw an application crash.
+type CohortHours struct {
+	Devices      int64
+	Hours        int64
+	CrashedHours int64
 }
 
 // DeviceReport is what a device said at its latest check-in. Untrusted: the device says it.

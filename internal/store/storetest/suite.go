@@ -78,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SigningKeys", testSigningKeys},
 		{"UpdateRollsBackUpdates", testUpdateRollsBackUpdates},
 		{"DeviceReports", testDeviceReports},
+		{"DeviceHours", testDeviceHours},
 		{"TUFMetadata", testTUFMetadata},
 		{"Rollouts", testRollouts},
 		{"ListTUFExpiring", testListTUFExpiring},
