@@ -316,20 +316,16 @@ func (s *Service) issue(ctx context.Context, dev store.Device, group store.Devic
 		if err != nil {
 			return v1.AttestationResult{}, err // the verifier parsed it already
 		}
-		iss, err := s.ca.Issue(ctx, dev.TenantID, ca.LeafRequest{PublicKey: pub, DeviceID: dev.ID, Component: k.Component,
+		sg, err := s.ca.Sign(ctx, dev.TenantID, ca.LeafRequest{PublicKey: pub, DeviceID: dev.ID, Component: k.Component,
 			Lifetime: lifetime, Measurements: measurements, SoftwareRootOfTrust: dev.RootOfTrust == "software"})
 		if err != nil {
 			return v1.AttestationResult{}, fmt.Errorf("issuing a certificate for %q: %w", k.Component, err)
 		}
-		var chain []byte
-		for _, c := range iss.Chain {
-			chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-		}
 		out.Certificates = append(out.Certificates, v1.IssuedCertificate{Component: k.Component,
-			Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Leaf.Raw})),
-			Chain:       string(chain), NotAfter: iss.Leaf.NotAfter})
+			Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: sg.DER})),
+			Chain:       string(sg.ChainPEM), NotAfter: sg.NotAfter})
 		if k.Component == "" {
-			agentSerial, agentExpires = hex.EncodeToString(iss.Leaf.SerialNumber.Bytes()), iss.Leaf.NotAfter
+			agentSerial, agentExpires = hex.EncodeToString(sg.Serial.Bytes()), sg.NotAfter
 		}
 	}
 	out.RenewAfter = now.Add(agentExpires.Sub(now) / 2)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,19 @@ type caEntry struct {
 	once sync.Once
 	key  *ecdsa.PrivateKey
 	err  error
+
+	pemOnce sync.Once
+	pem     []byte
+}
+
+// chainPEM returns the entry's certificate, then its issuer's, in PEM: the chain sent with
+// every device certificate it signs.
+func (e *caEntry) chainPEM() []byte {
+	e.pemOnce.Do(func() {
+		e.pem = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.cert.Raw})
+		e.pem = append(e.pem, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.issuer.Raw})...)
+	})
+	return e.pem
 }
 
 // signer returns the entry's unsealed private key.

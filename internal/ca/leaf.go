@@ -69,6 +69,32 @@ func SPIFFEID(tenantID, deviceID, component string) string {
 // Issue reads the store only when its copy of the tenant's CAs is older than RefreshInterval
 // or has no active CA; it fails with ErrNoCA if the tenant has none (see EnsureTenant).
 func (a *Authority) Issue(ctx context.Context, tenantID string, req LeafRequest) (*Issued, error) {
+	sg, err := a.Sign(ctx, tenantID, req)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(sg.DER)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the certificate just signed: %w", err)
+	}
+	return &Issued{Leaf: leaf, Chain: sg.Chain}, nil
+}
+
+// Signed is a device certificate as Sign returns it: encoded, not parsed. The chain and its
+// PEM are shared and must not be modified.
+type Signed struct {
+	DER      []byte
+	Serial   *big.Int
+	NotAfter time.Time
+	// Chain is the issuing tenant CA, then the root that signed it; ChainPEM is the same in
+	// PEM.
+	Chain    []*x509.Certificate
+	ChainPEM []byte
+}
+
+// Sign is Issue without parsing the certificate it made, for a caller that only passes it
+// on: it makes the same certificate, under the same checks.
+func (a *Authority) Sign(ctx context.Context, tenantID string, req LeafRequest) (*Signed, error) {
 	if err := checkTenantID(tenantID); err != nil {
 		return nil, err
 	}
@@ -120,11 +146,7 @@ func (a *Authority) Issue(ctx context.Context, tenantID string, req LeafRequest)
 	if err != nil {
 		return nil, fmt.Errorf("signing a device certificate: %w", err)
 	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("parsing the certificate just signed: %w", err)
-	}
-	return &Issued{Leaf: leaf, Chain: []*x509.Certificate{e.cert, e.issuer}}, nil
+	return &Signed{DER: der, Serial: serial, NotAfter: f.notAfter.UTC(), Chain: []*x509.Certificate{e.cert, e.issuer}, ChainPEM: e.chainPEM()}, nil
 }
 
 // check validates the request and returns the key's SubjectPublicKeyInfo, the component ID

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/pem"
 	"errors"
 	"math/big"
 	"net/url"
@@ -447,5 +448,38 @@ func BenchmarkSignP256(b *testing.B) {
 		if _, err := ecdsa.SignASN1(rand.Reader, key, digest); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSignMatchesIssue checks that Sign's unparsed certificate is what Issue parses: its serial,
+// expiry and chain, and that the chain's PEM holds the chain.
+func TestSignMatchesIssue(t *testing.T) {
+	f := sqliteFixture(t)
+	tid := f.tenant.ID
+	f.ensure(tid)
+	key := newKey(t)
+	sg, err := f.a.Sign(f.ctx, tid, LeafRequest{PublicKey: &key.PublicKey, DeviceID: newDeviceID(), Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(sg.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf.SerialNumber.Cmp(sg.Serial) != 0 || !leaf.NotAfter.Equal(sg.NotAfter) || !leaf.NotAfter.Equal(f.clk.Now().Add(time.Hour).Truncate(time.Second)) {
+		t.Errorf("serial %v, NotAfter %v; the certificate has %v, %v", sg.Serial, sg.NotAfter, leaf.SerialNumber, leaf.NotAfter)
+	}
+	if err := leaf.CheckSignatureFrom(sg.Chain[0]); err != nil {
+		t.Errorf("not signed by the chain's CA: %v", err)
+	}
+	rest := sg.ChainPEM
+	for i, c := range sg.Chain {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil || b.Type != "CERTIFICATE" || !bytes.Equal(b.Bytes, c.Raw) {
+			t.Fatalf("ChainPEM block %d is not chain certificate %d", i, i)
+		}
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		t.Errorf("ChainPEM has more than the chain: %q", rest)
 	}
 }
