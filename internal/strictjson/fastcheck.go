@@ -106,3 +106,82 @@ func isDelim(c byte) bool {
 	}
 	return false
 }
+
+// member is one key and raw value of an object.
+type member struct {
+	key   string
+	value []byte
+}
+
+// objectMembers splits raw, a value of a document already checked, into its members, or
+// reports that it is not an object. It replaces decoding into a map[string]json.RawMessage,
+// which scans and copies every value again.
+func objectMembers(raw []byte) ([]member, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, false
+	}
+	var out []member
+	i := skipSpace(raw, 1)
+	for i < len(raw) && raw[i] == '"' {
+		end, plain := stringEnd(raw, i)
+		var key string
+		if plain && utf8.Valid(raw[i+1:end-1]) {
+			key = string(raw[i+1 : end-1])
+		} else if json.Unmarshal(raw[i:end], &key) != nil {
+			return nil, false
+		}
+		i = skipSpace(raw, end)
+		if i >= len(raw) || raw[i] != ':' {
+			return nil, false
+		}
+		start := skipSpace(raw, i+1)
+		i = skipValue(raw, start)
+		out = append(out, member{key: key, value: raw[start:i]})
+		if i = skipSpace(raw, i); i < len(raw) && raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+		}
+	}
+	return out, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just after the well-formed value that starts at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		end, _ := stringEnd(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i, _ = stringEnd(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(b) && !isDelim(b[i]) {
+		i++
+	}
+	return i
+}

@@ -183,24 +183,20 @@ func decodeValue(raw json.RawMessage, v reflect.Value, path string, probs *[]Pro
 		}
 		return
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
+	members, ok := objectMembers(raw)
+	if !ok {
 		*probs = append(*probs, Problem{Path: path, Message: "must be an object, not " + kindOf(raw)})
 		return
 	}
 	fields := jsonFields(t)
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		idx, ok := fields[k]
+	sort.Slice(members, func(i, j int) bool { return members[i].key < members[j].key })
+	for _, m := range members {
+		idx, ok := fields[m.key]
 		if !ok {
-			*probs = append(*probs, Problem{Path: join(path, k), Message: "unknown field"})
+			*probs = append(*probs, Problem{Path: join(path, m.key), Message: "unknown field"})
 			continue
 		}
-		decodeValue(obj[k], v.FieldByIndex(idx), join(path, k), probs)
+		decodeValue(m.value, v.FieldByIndex(idx), join(path, m.key), probs)
 	}
 }
 

@@ -188,3 +188,34 @@ func TestQuickCheck(t *testing.T) {
 		}
 	}
 }
+
+// FuzzObjectMembers holds objectMembers to encoding/json: for a document checkSyntax accepts,
+// it finds the same members, with the same raw values, as decoding into a map does.
+func FuzzObjectMembers(f *testing.F) {
+	for _, s := range []string{`{}`, ` { "a" : 1 , "b\"" : [ {"c":"}"} , "]" ] , "\u00e9" : null } `, `[1]`, `"x"`,
+		`{"a":{"b":{"c":[[],{}]}},"d":-1.5e3,"e":true}`, "{\"\xff\":1}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if checkSyntax(data) != nil {
+			return
+		}
+		var want map[string]json.RawMessage
+		werr := json.Unmarshal(data, &want)
+		got, ok := objectMembers(data)
+		if ok != (werr == nil) {
+			t.Fatalf("%q: objectMembers ok=%v, encoding/json: %v", data, ok, werr)
+		}
+		if !ok {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: %d members, encoding/json %d", data, len(got), len(want))
+		}
+		for _, m := range got {
+			if w, found := want[m.key]; !found || string(w) != string(m.value) {
+				t.Fatalf("%q: member %q = %q, encoding/json %q", data, m.key, m.value, w)
+			}
+		}
+	})
+}
