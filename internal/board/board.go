@@ -2,7 +2,7 @@
 // the applibs server drives on an application's behalf (GPIO, UART, I2C, ADC, PWM, power), Panel
 // is what the outside sees and drives (the state, button presses), and Handler serves a Panel
 // over HTTP for the agent's local API. Boards are built-ins kept in a name-keyed registry:
-// "emulated" (internal/board/emulated) today, "linux" later.
+// "emulated" (internal/board/emulated) and "linux" (internal/board/linux).
 //
 // Trust: a Board trusts its caller to have checked the application's grants (internal/applibs
 // does, against the manifest) but checks every argument itself: a peripheral the board lacks,
@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/rampart-iot/rampart/internal/registry"
@@ -227,6 +229,12 @@ type Options struct {
 	Now func() time.Time
 	// Rand returns a number in [0, 1) (default math/rand/v2's Float64): the sensors' noise.
 	Rand func() float64
+	// Dir is the description directory of a board described by files (the linux board's);
+	// Open sets it from a name of the form "linux:DIR".
+	Dir string
+	// Logger logs what a board does that an operator should know (the linux board's power
+	// requests); nil discards.
+	Logger *slog.Logger
 }
 
 // Opener makes a board; Open returns it as a Board and a Panel.
@@ -246,8 +254,15 @@ func Register(name string, open Opener) { builtins.Register(name, open) }
 // Names lists the built-in boards.
 func Names() []string { return builtins.Names() }
 
-// Open makes the built-in board called name.
+// Open makes the built-in board called name. A name may carry the board's description
+// directory after a colon ("linux:/etc/rampart/board"), which sets opts.Dir.
 func Open(name string, opts Options) (Device, error) {
+	if n, dir, ok := strings.Cut(name, ":"); ok {
+		if opts.Dir != "" && opts.Dir != dir {
+			return nil, fmt.Errorf("board %s: two description directories, %s and %s", n, opts.Dir, dir)
+		}
+		name, opts.Dir = n, dir
+	}
 	open, err := builtins.Lookup(name)
 	if err != nil {
 		return nil, err
