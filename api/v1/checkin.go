@@ -12,11 +12,12 @@ const (
 // CheckIn is what a device reports when it checks in over mutual TLS. Untrusted: the device
 // says it, and the service shows it as reported.
 type CheckIn struct {
-	AgentVersion string           `json:"agent_version" doc:"the running agent's version"`
-	Images       []InstalledImage `json:"images" doc:"the images installed on the device, at most 64"`
-	OS           *OSSlots         `json:"os,omitempty" doc:"the OS slots, on a device with A/B boot control"`
-	Update       *UpdateStatus    `json:"update,omitempty" doc:"the latest OS or app update and how it ended"`
-	Deferred     []DeferredUpdate `json:"deferred,omitempty" doc:"updates the device has learned of and not installed yet because an application deferred them (at most 2: App and System)"`
+	AgentVersion  string           `json:"agent_version" doc:"the running agent's version"`
+	Images        []InstalledImage `json:"images" doc:"the images installed on the device, at most 64"`
+	OS            *OSSlots         `json:"os,omitempty" doc:"the OS slots, on a device with A/B boot control"`
+	Update        *UpdateStatus    `json:"update,omitempty" doc:"the latest OS or app update and how it ended"`
+	UptimeSeconds int64            `json:"uptime_seconds,omitempty" doc:"how long the agent has run: the device-hours of crash-free hours"`
+	Deferred      []DeferredUpdate `json:"deferred,omitempty" doc:"updates the device has learned of and not installed yet because an application deferred them (at most 2: App and System)"`
 }
 
 // DeferredUpdate is an update an application on the device holds back (SoftwareUpdateDeferral),

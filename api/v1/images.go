@@ -32,6 +32,18 @@ type Deployment struct {
 	Current       bool      `json:"current" doc:"whether this is the group's current deployment"`
 	CreatedBy     string    `json:"created_by"`
 	CreatedAt     time.Time `json:"created_at"`
+	// Health is the deployment cohort's crash-free hours (GET of one deployment only).
+	Health *DeploymentHealth `json:"health,omitempty"`
+}
+
+// DeploymentHealth is a deployment cohort's crash-free hours: of the hours in which devices
+// running the deployment were up, the share without an application crash (AppCrash or AppOOM).
+// An hour is counted when a device checked in during it or its uptime at a check-in covers it.
+type DeploymentHealth struct {
+	Devices               int64    `json:"devices" doc:"devices that ran it"`
+	DeviceHours           int64    `json:"device_hours"`
+	CrashedHours          int64    `json:"crashed_hours" doc:"device-hours with at least one application crash"`
+	CrashFreeHoursPercent *float64 `json:"crash_free_hours_percent,omitempty" doc:"absent until a device-hour is recorded"`
 }
 
 // DeploymentCreate makes a new deployment the group's current one; the previous one is kept in

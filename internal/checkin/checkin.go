@@ -69,10 +69,29 @@ func (s *Service) CheckIn(ctx context.Context, dev store.Device, in v1.CheckIn) 
 		return v1.CheckInResult{}, fmt.Errorf("encoding the check-in report: %w", err)
 	}
 	now := s.now().UTC()
-	r := store.DeviceReport{TenantID: dev.TenantID, DeviceID: dev.ID, Report: body, CheckedInAt: now}
-	if err := s.commit.Do(ctx, func(tx store.Tx) error { return tx.PutDeviceReport(ctx, r) }); err != nil {
+	res, err := s.result(ctx, dev, now)
+	if err != nil {
 		return v1.CheckInResult{}, err
 	}
+	// The device was up since it started, or since its previous check-in at the latest
+	// (twice its interval back): those hours count for the deployment it runs now.
+	up := time.Duration(in.UptimeSeconds) * time.Second
+	up = min(up, 2*time.Duration(res.IntervalSeconds)*time.Second)
+	r := store.DeviceReport{TenantID: dev.TenantID, DeviceID: dev.ID, Report: body, CheckedInAt: now}
+	if err := s.commit.Do(ctx, func(tx store.Tx) error {
+		if err := tx.PutDeviceReport(ctx, r); err != nil {
+			return err
+		}
+		return tx.RecordDeviceHours(ctx, dev.TenantID, dev.ID, res.DeploymentID, now.Add(-up), now)
+	}); err != nil {
+		return v1.CheckInResult{}, err
+	}
+	return res, nil
+}
+
+// result is what the device is told: its interval, its deployment (the held one during a
+// rollout that has not released it yet) and where its update metadata is.
+func (s *Service) result(ctx context.Context, dev store.Device, now time.Time) (v1.CheckInResult, error) {
 	res := v1.CheckInResult{DeviceGroupID: dev.DeviceGroupID, IntervalSeconds: int64(DefaultInterval / time.Second),
 		ImagesPath: ImagesPath, ServerTime: now, ImageSigningKeys: [][]byte{}}
 	keys, err := s.store.ListSigningKeys(ctx, dev.TenantID, store.KeyImageSigning)
@@ -167,6 +186,9 @@ func Validate(in v1.CheckIn) error {
 		}
 	}
 	text("agent_version", in.AgentVersion, true)
+	if in.UptimeSeconds < 0 || in.UptimeSeconds > 20*365*24*3600 {
+		bad("uptime_seconds", "must be 0 to 20 years of seconds, not %d", in.UptimeSeconds)
+	}
 	if in.Images == nil {
 		bad("images", "is required (an empty list if nothing is installed)")
 	}

@@ -50,6 +50,7 @@ func TestValidate(t *testing.T) {
 		want   []string
 	}{
 		{"agent version", func(c *v1.CheckIn) { c.AgentVersion = "" }, []string{"agent_version"}},
+		{"uptime", func(c *v1.CheckIn) { c.UptimeSeconds = -1 }, []string{"uptime_seconds"}},
 		{"no images", func(c *v1.CheckIn) { c.Images = nil }, []string{"images"}},
 		{"twice", func(c *v1.CheckIn) { c.Images = append(c.Images, c.Images[0]) }, []string{"images[1].component_id"}},
 		{"kind", func(c *v1.CheckIn) { c.Images[0].Kind = "app" }, []string{"images[0].kind"}},

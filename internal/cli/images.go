@@ -237,8 +237,16 @@ func newDeploymentCreateCmd(a *app) *cobra.Command {
 func (a *app) showDeployment(d *v1.Deployment) error {
 	p := a.printer()
 	return p.print(d, func() error {
-		return p.fields([][2]string{{"ID", d.ID}, {"Device group", d.DeviceGroupID}, {"Images", strings.Join(d.ImageIDs, ", ")},
-			{"Current", boolCell(d.Current)}, {"Created", timeCell(d.CreatedAt)}, {"Created by", d.CreatedBy}})
+		rows := [][2]string{{"ID", d.ID}, {"Device group", d.DeviceGroupID}, {"Images", strings.Join(d.ImageIDs, ", ")},
+			{"Current", boolCell(d.Current)}, {"Created", timeCell(d.CreatedAt)}, {"Created by", d.CreatedBy}}
+		if h := d.Health; h != nil {
+			v := "no device-hours yet"
+			if h.CrashFreeHoursPercent != nil {
+				v = fmt.Sprintf("%.1f%% (%d of %d device-hours crashed; %d devices)", *h.CrashFreeHoursPercent, h.CrashedHours, h.DeviceHours, h.Devices)
+			}
+			rows = append(rows, [2]string{"Crash-free hours", v})
+		}
+		return p.fields(rows)
 	})
 }
 

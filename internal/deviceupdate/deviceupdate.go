@@ -131,6 +131,7 @@ type Loop struct {
 	osTarget *osupdate.Target
 	status   Status
 	deferred []v1.DeferredUpdate
+	started  time.Time // when the loop (the agent) started: uptime at check-in
 }
 
 // persisted is the loop's state file.
@@ -183,7 +184,7 @@ func New(cfg Config) (*Loop, error) {
 			return nil, err
 		}
 	}
-	return &Loop{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}, nil
+	return &Loop{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), started: cfg.Now()}, nil
 }
 
 // Wake makes Run check in now, for example after an application rolled back, so that the
@@ -640,7 +641,8 @@ func (l *Loop) Verify(ctx context.Context, bundle string, t osupdate.Target) err
 
 // report is the check-in report.
 func (l *Loop) report(ctx context.Context) v1.CheckIn {
-	in := v1.CheckIn{AgentVersion: l.cfg.AgentVersion, Images: []v1.InstalledImage{}}
+	in := v1.CheckIn{AgentVersion: l.cfg.AgentVersion, Images: []v1.InstalledImage{},
+		UptimeSeconds: max(int64(l.cfg.Now().Sub(l.started)/time.Second), 0)}
 	var states map[string]AppState
 	if l.cfg.AppStates != nil {
 		states = l.cfg.AppStates()

@@ -72,6 +72,9 @@ func Ingest(ctx context.Context, st store.Store, dev store.Device, b v1.ReportBa
 				return err
 			}
 		}
+		if err := markCrashedHours(ctx, tx, rs, now); err != nil {
+			return err
+		}
 		res = v1.ReportResult{Accepted: n, Duplicates: len(rs) - n}
 		if b.Dropped > 0 {
 			return tx.PutErrorReportDrops(ctx, d.TenantID, d.ID, b.Dropped, now)
@@ -122,9 +125,23 @@ const (
 )
 
 // Cleanup deletes the reports received more than retention before now (DefaultRetention if
-// retention is not positive), at most 100,000 in one call, and returns how many it deleted. The
-// janitor calls it every minute.
+// retention is not positive), at most 100,000 in one call, and returns how many it deleted;
+// then the device-hours older than the same retention. The janitor calls it every minute.
 func Cleanup(ctx context.Context, st store.Store, now time.Time, retention time.Duration) (int, error) {
+	n, err := cleanupReports(ctx, st, now, retention)
+	if err != nil {
+		return n, err
+	}
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	if _, err := st.DeleteDeviceHoursBefore(ctx, now.Add(-retention)); err != nil {
+		return n, fmt.Errorf("deleting old device-hours: %w", err)
+	}
+	return n, nil
+}
+
+func cleanupReports(ctx context.Context, st store.Store, now time.Time, retention time.Duration) (int, error) {
 	if retention <= 0 {
 		retention = DefaultRetention
 	}
@@ -141,4 +158,31 @@ func Cleanup(ctx context.Context, st store.Store, now time.Time, retention time.
 		}
 	}
 	return total, nil
+}
+
+// crashedHoursBack bounds how far back a crash's time may mark a device-hour: a device's
+// clock, or a long-queued event, cannot rewrite old cohorts' crash-free hours.
+const crashedHoursBack = 7 * 24 * time.Hour
+
+// markCrashedHours marks each hour in which an application crashed or was killed for memory,
+// for the crash-free hours of the device's deployment cohort. A retried upload marks the
+// same hours again, which changes nothing.
+func markCrashedHours(ctx context.Context, tx store.Tx, rs []store.ErrorReport, now time.Time) error {
+	seen := map[int64]bool{}
+	for _, r := range rs {
+		if r.Type != v1.EventAppCrash && r.Type != v1.EventAppOOM {
+			continue
+		}
+		at := r.Time
+		if at.Before(now.Add(-crashedHoursBack)) {
+			continue
+		}
+		if h := at.Unix() / 3600; !seen[h] {
+			seen[h] = true
+			if err := tx.MarkCrashedHour(ctx, r.TenantID, r.DeviceID, at); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -142,7 +142,23 @@ func getDeployment(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return toDeployment(d, current), nil
+	h, err := c.h.m.DeploymentHealth(c.r.Context(), c.p, d.TenantID, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := toDeployment(d, current)
+	out.Health = toHealth(h)
+	return out, nil
+}
+
+// toHealth turns a cohort's hours into crash-free hours.
+func toHealth(h store.CohortHours) *v1.DeploymentHealth {
+	out := &v1.DeploymentHealth{Devices: h.Devices, DeviceHours: h.Hours, CrashedHours: h.CrashedHours}
+	if h.Hours > 0 {
+		pct := 100 * float64(h.Hours-h.CrashedHours) / float64(h.Hours)
+		out.CrashFreeHoursPercent = &pct
+	}
+	return out
 }
 
 func exportUpdateRoot(c *call) (any, error) {

@@ -302,6 +302,17 @@ func (m *Manager) GetDeployment(ctx context.Context, p *authz.Principal, tenantI
 	return d, err == nil && cur.ID == d.ID, nil
 }
 
+// DeploymentHealth returns a deployment cohort's device-hours and crashed hours.
+func (m *Manager) DeploymentHealth(ctx context.Context, p *authz.Principal, tenantID, id string) (store.CohortHours, error) {
+	if err := m.read(ctx, p, tenantID, authz.DeploymentRead); err != nil {
+		return store.CohortHours{}, err
+	}
+	if _, err := m.store.GetDeployment(ctx, tenantID, id); err != nil {
+		return store.CohortHours{}, err
+	}
+	return m.store.CohortHours(ctx, tenantID, id)
+}
+
 // ListDeployments lists the tenant's deployments newest first, and says which are current.
 func (m *Manager) ListDeployments(ctx context.Context, p *authz.Principal, tenantID string, f store.DeploymentFilter, opt store.ListOptions) (store.Page[store.Deployment], map[string]bool, error) {
 	if err := m.read(ctx, p, tenantID, authz.DeploymentRead); err != nil {
