@@ -89,21 +89,21 @@ func (b *Board) open() error {
 	for i, g := range d.Gpio {
 		l, err := requestGPIO(g)
 		if err != nil {
-			return fmt.Errorf("Gpio[%d] (GPIO %d): %w", i, g.Gpio, err)
+			return fmt.Errorf(DescriptionFile+" Gpio[%d] (GPIO %d): %w", i, g.Gpio, err)
 		}
 		b.gpios[g.Gpio] = l
 	}
 	for i, u := range d.Uart {
 		t, err := openUART(u.Device, u.Baud)
 		if err != nil {
-			return fmt.Errorf("Uart[%d] (%s): %w", i, u.Isu, err)
+			return fmt.Errorf(DescriptionFile+" Uart[%d] (%s): %w", i, u.Isu, err)
 		}
 		b.uarts[u.Isu] = t
 	}
 	for i, c := range d.I2cMaster {
 		bus, err := openI2C(c.Device)
 		if err != nil {
-			return fmt.Errorf("I2cMaster[%d] (%s): %w", i, c.Isu, err)
+			return fmt.Errorf(DescriptionFile+" I2cMaster[%d] (%s): %w", i, c.Isu, err)
 		}
 		b.i2cs[c.Isu] = bus
 	}
@@ -111,7 +111,7 @@ func (b *Board) open() error {
 		for j, dev := range s.ChipSelects {
 			sd, err := openSPI(dev, s.Mode, s.SpeedHz)
 			if err != nil {
-				return fmt.Errorf("SpiMaster[%d] (%s chip select %d): %w", i, s.Isu, j, err)
+				return fmt.Errorf(DescriptionFile+" SpiMaster[%d] (%s chip select %d): %w", i, s.Isu, j, err)
 			}
 			b.spis[s.Isu] = append(b.spis[s.Isu], sd)
 		}
@@ -119,14 +119,14 @@ func (b *Board) open() error {
 	for i, a := range d.Adc {
 		x, err := openADC(a)
 		if err != nil {
-			return fmt.Errorf("Adc[%d] (%s): %w", i, a.Controller, err)
+			return fmt.Errorf(DescriptionFile+" Adc[%d] (%s): %w", i, a.Controller, err)
 		}
 		b.adcs[a.Controller] = x
 	}
 	for i, w := range d.Pwm {
 		x, err := openPWM(w)
 		if err != nil {
-			return fmt.Errorf("Pwm[%d] (%s): %w", i, w.Controller, err)
+			return fmt.Errorf(DescriptionFile+" Pwm[%d] (%s): %w", i, w.Controller, err)
 		}
 		b.pwms[w.Controller] = x
 	}
