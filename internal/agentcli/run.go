@@ -28,6 +28,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/attestclient"
 	"github.com/rampart-iot/rampart/internal/board"
 	_ "github.com/rampart-iot/rampart/internal/board/emulated" // the emulated board
+	_ "github.com/rampart-iot/rampart/internal/board/linux"    // the linux board
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/buildinfo"
 	"github.com/rampart-iot/rampart/internal/cloudbroker"
@@ -60,7 +61,7 @@ func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
 		" (default none: no OS updates; with one, the booted slot is the OS bundle measured)")
 	cmd.Flags().BoolVar(&f.development, "development", false, "development mode: accept images signed only with the development key")
 	cmd.Flags().BoolVar(&f.appNetwork, "app-network", false, "give apps the network their manifests grant (AllowedConnections, server ports) through a veth link and an nftables allow-list; without it apps have loopback only")
-	cmd.Flags().StringVar(&f.board, "board", "", "the board apps drive through the applibs API: "+strings.Join(board.Names(), ", ")+" (default none: peripheral calls fail; -dev uses emulated)")
+	cmd.Flags().StringVar(&f.board, "board", "", "the board apps drive through the applibs API: "+strings.Join(board.Names(), ", ")+" (linux:DIR is the Linux board described in DIR, default /etc/rampart/board; default none: peripheral calls fail; -dev uses emulated)")
 	cmd.Flags().BoolVar(&f.privilegeSplit, "privilege-split", true, "run the network-facing cloud services as a separate unprivileged, confined process (the cloud broker) that the monitor reaches over a local socket")
 	cmd.Flags().StringVar(&f.cloudUser, "cloud-user", "", "user `NAME|UID[:GID]` the cloud broker runs as (default the account "+cloudbroker.DefaultUser+", else uid and gid "+strconv.Itoa(cloudbroker.DefaultUID)+")")
 	cmd.Flags().StringVar(&f.appNetworkPool, "app-network-pool", "", "IPv4 prefix the apps' link addresses come from (default "+netpolicy.DefaultPool.String()+")")

@@ -158,7 +158,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 	var dev board.Device
 	var host apprun.Applibs
 	if f.board != "" {
-		if dev, err = board.Open(f.board, board.Options{}); err != nil {
+		if dev, err = board.Open(f.board, board.Options{Logger: log}); err != nil {
 			return nil, err
 		}
 		runDir := f.runDir
