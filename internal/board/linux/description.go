@@ -81,7 +81,7 @@ type Metadata struct {
 type GPIO struct {
 	// Gpio is the number manifests and hardware definitions use (0 to manifest.MaxGPIO).
 	Gpio int `json:"Gpio"`
-	// Chip is the GPIO character device ("/dev/gpiochip0").
+	// Chip is the GPIO character device, in /dev ("/dev/gpiochip0").
 	Chip string `json:"Chip"`
 	// Line is the line's offset on the chip.
 	Line int `json:"Line"`
@@ -308,6 +308,8 @@ func (d *Description) validate(p *problems) {
 		}
 		if err := checkPath(g.Chip); err != nil {
 			p.add(f+".Chip", "%v", err)
+		} else if !strings.HasPrefix(g.Chip, "/dev/") {
+			p.add(f+".Chip", "must be a GPIO character device in /dev, such as /dev/gpiochip0, not %q", clip(g.Chip))
 		}
 		if g.Line < 0 || g.Line > MaxLine {
 			p.add(f+".Line", "must be a line offset from 0 to %d, not %d", MaxLine, g.Line)

@@ -88,6 +88,7 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate gpio", minimal + `,"Gpio":[{"Gpio":1,"Chip":"/dev/gpiochip0","Line":1,"Direction":"input"},{"Gpio":1,"Chip":"/dev/gpiochip0","Line":2,"Direction":"input"}]}`, []string{"Gpio[1].Gpio: GPIO 1 is already mapped by Gpio[0]"}},
 		{"duplicate line", minimal + `,"Gpio":[{"Gpio":1,"Chip":"/dev/gpiochip0","Line":1,"Direction":"input"},{"Gpio":2,"Chip":"/dev/gpiochip0","Line":1,"Direction":"input"}]}`, []string{"Gpio[1].Line: line 1 of /dev/gpiochip0 is already mapped by Gpio[0]"}},
 		{"relative chip", minimal + `,"Gpio":[{"Gpio":1,"Chip":"gpiochip0","Line":1,"Direction":"input"}]}`, []string{`Gpio[0].Chip: must be an absolute path, not "gpiochip0"`}},
+		{"chip outside /dev", minimal + `,"Gpio":[{"Gpio":1,"Chip":"/sys/class/gpio/gpiochip0","Line":1,"Direction":"input"}]}`, []string{"Gpio[0].Chip: must be a GPIO character device in /dev"}},
 		{"unclean path", minimal + `,"I2cMaster":[{"Isu":"ISU1","Device":"/dev/../dev/i2c-1"}]}`, []string{"I2cMaster[0].Device: must be a clean path"}},
 		{"bad direction", minimal + `,"Gpio":[{"Gpio":1,"Chip":"/dev/gpiochip0","Line":1,"Direction":"in"}]}`, []string{`Gpio[0].Direction: must be "input" or "output", not "in"`}},
 		{"initial on an input", minimal + `,"Gpio":[{"Gpio":1,"Chip":"/dev/gpiochip0","Line":1,"Direction":"input","Initial":true}]}`, []string{"Gpio[0].Initial: is for outputs"}},

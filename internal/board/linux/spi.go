@@ -93,10 +93,10 @@ func (d *spiDevice) transfer(w, r []byte) error {
 	if len(w)+len(r) > MaxSPITransfer {
 		return fmt.Errorf("%w: SPI transfer of %d bytes: at most %d", board.ErrInvalid, len(w)+len(r), MaxSPITransfer)
 	}
-	ts := spiTransfers(w, r, d.speedHz)
-	if len(ts) == 0 {
+	if len(w)+len(r) == 0 {
 		return nil
 	}
+	// The kernel follows the pointers inside the transfers: pin everything they point to.
 	var pin runtime.Pinner
 	defer pin.Unpin()
 	if len(w) > 0 {
@@ -105,6 +105,7 @@ func (d *spiDevice) transfer(w, r []byte) error {
 	if len(r) > 0 {
 		pin.Pin(&r[0])
 	}
+	ts := spiTransfers(w, r, d.speedHz)
 	pin.Pin(&ts[0])
 	d.mu.Lock()
 	defer d.mu.Unlock()
