@@ -428,6 +428,7 @@ var funcs = template.FuncMap{
 	"pathesc": url.PathEscape,
 	"state":   deviceState,
 	"num":     num,
+	"inc":     func(i int) int { return i + 1 },
 }
 
 // num formats a figure with at most two decimals.

@@ -29,6 +29,7 @@ type groupRow struct {
 	Product    string
 	Devices    int
 	Deployment *store.Deployment // the current one, nil if none
+	Rollout    *store.Rollout    // the group's running or paused rollout, nil if none
 }
 
 type overviewView struct {
@@ -39,6 +40,7 @@ type overviewView struct {
 	Failures   []store.Device
 	Groups     []groupRow
 	MoreGroups bool
+	Rollouts   int         // active rollouts among the groups shown
 	Crashes    []bucketRow // the busiest AppCrash buckets of the last 24 hours
 	CrashesURL string
 }
@@ -110,6 +112,13 @@ func (h *Handler) overview(c *call) error {
 		if len(deps.Items) > 0 { // newest first: the group's current deployment
 			d := deps.Items[0]
 			row.Deployment = &d
+		}
+		switch r, err := h.m.ActiveRollout(ctx, c.p, c.tenant.ID, g.ID); {
+		case err == nil:
+			row.Rollout = &r
+			ov.Rollouts++
+		case !errors.Is(err, store.ErrNotFound):
+			return err
 		}
 		ov.Groups = append(ov.Groups, row)
 	}

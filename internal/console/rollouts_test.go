@@ -138,6 +138,13 @@ func TestRolloutPageAndCommands(t *testing.T) {
 		}
 	}
 
+	// The fleet overview lists the active rollout.
+	ov := b.get(base + "/")
+	if !strings.Contains(ov.body, `<p id="active-rollouts">1 active rollout(s).</p>`) ||
+		!strings.Contains(ov.body, `<a href="`+r.location+`"><span class="state running">running</span> batch 1</a>`) {
+		t.Errorf("the overview does not list the active rollout:\n%s", ov.body)
+	}
+
 	// A Reader sees the progress but no controls, and a forged command is refused and audited.
 	rb := newBrowser(t, srv)
 	rtoken := rb.login(readerToken)
@@ -189,6 +196,9 @@ func TestRolloutPageAndCommands(t *testing.T) {
 	}
 	if es := f.audit(t, "rollout.abort"); len(es) != 1 || es[0].Result != "success" {
 		t.Errorf("abort audit: %+v", es)
+	}
+	if ov := b.get(base + "/"); strings.Contains(ov.body, `id="active-rollouts"`) {
+		t.Error("the overview still lists the aborted rollout")
 	}
 
 	// The list links each deployment to its page; one without a rollout says so.

@@ -68,3 +68,12 @@ func (m *Manager) RolloutDevices(ctx context.Context, p *authz.Principal, tenant
 	}
 	return out, wait, nil
 }
+
+// ActiveRollout returns the group's running or paused rollout as stored (ErrNotFound if it has
+// none), without judging its health: the fleet overview lists it.
+func (m *Manager) ActiveRollout(ctx context.Context, p *authz.Principal, tenantID, groupID string) (store.Rollout, error) {
+	if err := m.read(ctx, p, tenantID, authz.DeploymentRead); err != nil {
+		return store.Rollout{}, err
+	}
+	return m.store.ActiveRollout(ctx, tenantID, groupID)
+}
