@@ -42,10 +42,10 @@ const (
 	EEPROMChipSelect = 0
 	EEPROMSize       = 256
 	EEPROMPage       = 16
-	ADCController = "ADC-CONTROLLER-0"
-	ADCChannels   = 8
-	ADCBits       = 12
-	ADCRefMV      = 2500
+	ADCController    = "ADC-CONTROLLER-0"
+	ADCChannels      = 8
+	ADCBits          = 12
+	ADCRefMV         = 2500
 	// LightChannel is the ADC channel of the light sensor.
 	LightChannel  = 0
 	PWMController = "PWM-CONTROLLER-0"
