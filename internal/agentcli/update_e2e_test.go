@@ -221,9 +221,27 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	deploy(app2)
 	d.waitUntil("app v2 installed", func() bool { return current(comp) == app2.ID })
 	d.waitUntil("app v2 reported running", reported(app2.ID, v1.ImageRunning, ""))
+	// v3 goes out as a health-gated rollout that aborts on install failures: the device's own
+	// rollback of v3 is such a failure, so the rollout stops by itself and returns the group
+	// to v2 (the "done when", with the real agent).
 	app3 := appPkg("3.0.0", "-crash")
-	deploy(app3)
+	dep3, err := admin.CreateDeployment(ctx, srv.TenantID, group.ID, v1.DeploymentCreate{ImageIDs: []string{app3.ID},
+		Rollout: &v1.RolloutPolicy{Batches: []v1.RolloutBatch{{Count: 1}}, SoakSeconds: 600,
+			Abort: &v1.RolloutAbort{InstallFailurePercent: 50, MinInstalls: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.waitUntil("app v3 rolled back to v2", reported(app2.ID, v1.ImageRunning, "rolled back from 3.0.0"))
+	d.waitUntil("the rollout of v3 aborted by itself", func() bool {
+		r, err := admin.GetRollout(ctx, srv.TenantID, dep3.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.State == "aborted" && r.Failed == 1 && r.RevertDeploymentID != ""
+	})
+	if r, _ := admin.GetRollout(ctx, srv.TenantID, dep3.ID); !strings.Contains(r.Reason, "install") {
+		t.Fatalf("the rollout aborted for %q, want install failures", r.Reason)
+	}
 	if current(comp) != app2.ID {
 		t.Fatalf("after the rollback the current image is %s, want v2 %s", current(comp), app2.ID)
 	}
