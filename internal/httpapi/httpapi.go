@@ -55,9 +55,13 @@ type Config struct {
 	// ReportLimit bounds each device's error-report uploads, keyed by device ID; nil for no
 	// limit.
 	ReportLimit *ratelimit.Limiter
-	Logger      *slog.Logger          // default discards
-	Registry    prometheus.Registerer // where request metrics go; nil for none
-	Now         func() time.Time      // default time.Now
+	// AuthFailureLimit bounds failed API-token authentications per client address: once an
+	// address has spent it, its requests are refused with 429 before any token is checked,
+	// so tokens cannot be guessed at speed. nil for no limit.
+	AuthFailureLimit *ratelimit.Limiter
+	Logger           *slog.Logger          // default discards
+	Registry         prometheus.Registerer // where request metrics go; nil for none
+	Now              func() time.Time      // default time.Now
 }
 
 // Handler serves /v1.
@@ -69,6 +73,7 @@ type Handler struct {
 	push     *push.Hub
 	limit    *ratelimit.Limiter
 	reports  *ratelimit.Limiter
+	authFail *ratelimit.Limiter
 	log      *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
@@ -78,7 +83,7 @@ type Handler struct {
 
 // New returns the /v1 API handler.
 func New(cfg Config) (*Handler, error) {
-	h := &Handler{m: cfg.Manager, packages: cfg.Packages, att: cfg.Attest, checkin: cfg.CheckIn, push: cfg.Push, limit: cfg.DeviceLimit, reports: cfg.ReportLimit, log: cfg.Logger, now: cfg.Now}
+	h := &Handler{m: cfg.Manager, packages: cfg.Packages, att: cfg.Attest, checkin: cfg.CheckIn, push: cfg.Push, limit: cfg.DeviceLimit, reports: cfg.ReportLimit, authFail: cfg.AuthFailureLimit, log: cfg.Logger, now: cfg.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -175,8 +180,16 @@ func (h *Handler) serve(rt route) http.HandlerFunc {
 				}
 			}
 		case !rt.public:
+			if ex, wait := h.authFail.Exhausted(clientAddr(r)); ex {
+				sw.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+				h.writeError(sw, r, problem.New(v1.CodeRateLimited, "too many failed authentications from %s; retry after %s", clientAddr(r), wait.Round(time.Second)))
+				return
+			}
 			p, err := h.authenticate(r)
 			if err != nil {
+				if pe := (*problem.Error)(nil); errors.As(err, &pe) && pe.Code == v1.CodeUnauthenticated {
+					h.authFail.Allow(clientAddr(r))
+				}
 				sw.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
 				h.writeError(sw, r, err)
 				return

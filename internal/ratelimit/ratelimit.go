@@ -88,6 +88,31 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	return false, wait
 }
 
+// Exhausted says whether key's bucket has no token left now, and how long until it has one,
+// without taking one: a limit on failures checks it before the attempt and takes a token
+// (Allow) only when the attempt fails.
+func (l *Limiter) Exhausted(key string) (bool, time.Duration) {
+	if l == nil {
+		return false, 0
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.buckets[key]
+	if !ok {
+		return false, 0
+	}
+	b := e.Value.(*bucket)
+	tokens := b.tokens
+	if el := now.Sub(b.at).Seconds(); el > 0 {
+		tokens = min(l.burst, tokens+el*l.rate)
+	}
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, time.Duration((1 - tokens) / l.rate * float64(time.Second))
+}
+
 // Len is the number of keys remembered.
 func (l *Limiter) Len() int {
 	if l == nil {

@@ -93,3 +93,34 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("%d allowed, want exactly the burst of 100", allowed)
 	}
 }
+
+// TestExhausted: Exhausted peeks without taking a token; a limit on failures takes one per
+// failure and refuses once they are spent, until the bucket refills.
+func TestExhausted(t *testing.T) {
+	now := time.Unix(0, 0)
+	l := New(1.0/60, 3, 0, func() time.Time { return now })
+	if ex, _ := l.Exhausted("a"); ex {
+		t.Fatal("an unknown key is exhausted")
+	}
+	for range 3 {
+		if ex, _ := l.Exhausted("a"); ex {
+			t.Fatal("exhausted before its burst was spent")
+		}
+		l.Allow("a")
+	}
+	ex, wait := l.Exhausted("a")
+	if !ex || wait != time.Minute {
+		t.Fatalf("after three failures: %v %v, want exhausted for a minute", ex, wait)
+	}
+	if ex, _ := l.Exhausted("b"); ex {
+		t.Fatal("another key is exhausted")
+	}
+	now = now.Add(time.Minute)
+	if ex, _ := l.Exhausted("a"); ex {
+		t.Fatal("still exhausted after a refill")
+	}
+	var nilL *Limiter
+	if ex, _ := nilL.Exhausted("a"); ex {
+		t.Fatal("a nil limiter refuses")
+	}
+}

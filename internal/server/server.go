@@ -275,8 +275,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	api, err := httpapi.New(httpapi.Config{Manager: m, Attest: att, Packages: blobs, Logger: log, Registry: reg, Now: now,
 		CheckIn: checkin.New(checkin.Config{Store: st, Now: now}), Push: hub,
-		DeviceLimit: ratelimit.New(cfg.Limits.DeviceRequestsPerSecond, cfg.Limits.DeviceBurst, 0, now),
-		ReportLimit: ratelimit.New(cfg.Limits.ReportUploadsPerMinute/60, cfg.Limits.ReportBurst, 0, now)})
+		DeviceLimit:      ratelimit.New(cfg.Limits.DeviceRequestsPerSecond, cfg.Limits.DeviceBurst, 0, now),
+		ReportLimit:      ratelimit.New(cfg.Limits.ReportUploadsPerMinute/60, cfg.Limits.ReportBurst, 0, now),
+		AuthFailureLimit: ratelimit.New(cfg.Limits.AuthFailuresPerMinute/60, cfg.Limits.AuthFailureBurst, 0, now)})
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,11 @@ type Limits struct {
 	// ReportBurst is how many uploads one device may make at once (default 20: a full queue
 	// of 1000 events is four uploads).
 	ReportBurst int `json:"report_burst"`
+	// AuthFailuresPerMinute is the steady rate of failed API-token authentications allowed
+	// per client address (default 10); AuthFailureBurst how many may fail at once (default
+	// 20). An address past it gets 429 before any token is checked. 0 turns it off.
+	AuthFailuresPerMinute float64 `json:"auth_failures_per_minute"`
+	AuthFailureBurst      int     `json:"auth_failure_burst"`
 }
 
 // Webhooks configures webhook delivery.
@@ -151,11 +156,12 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 // Default returns the defaults; dev selects development mode's.
 func Default(dev bool) Config {
 	c := Config{
-		Listen:          ":8443",
-		DataDir:         "/var/lib/rampart",
-		Store:           Store{Backend: "sqlite"},
-		Log:             Log{Level: "info", Format: "text"},
-		Limits:          Limits{DeviceRequestsPerSecond: 100, DeviceBurst: 1000, ReportUploadsPerMinute: 6, ReportBurst: 20},
+		Listen:  ":8443",
+		DataDir: "/var/lib/rampart",
+		Store:   Store{Backend: "sqlite"},
+		Log:     Log{Level: "info", Format: "text"},
+		Limits: Limits{DeviceRequestsPerSecond: 100, DeviceBurst: 1000, ReportUploadsPerMinute: 6, ReportBurst: 20,
+			AuthFailuresPerMinute: 10, AuthFailureBurst: 20},
 		Webhooks:        Webhooks{MaxAttempts: 8},
 		Reports:         Reports{RetentionDays: 90},
 		ShutdownTimeout: Duration(10 * time.Second),
@@ -277,6 +283,12 @@ func Validate(c *Config, backends []string, dev bool) error {
 	}
 	if c.Limits.ReportBurst < 0 || c.Limits.ReportBurst > 1_000_000 {
 		add("limits.report_burst: %d is outside 0 to 1000000", c.Limits.ReportBurst)
+	}
+	if c.Limits.AuthFailuresPerMinute < 0 {
+		add("limits.auth_failures_per_minute: %v must not be negative (0 turns the limit off)", c.Limits.AuthFailuresPerMinute)
+	}
+	if c.Limits.AuthFailureBurst < 0 || c.Limits.AuthFailureBurst > 1_000_000 {
+		add("limits.auth_failure_burst: %d is outside 0 to 1000000", c.Limits.AuthFailureBurst)
 	}
 	if c.Webhooks.MaxAttempts < 1 || c.Webhooks.MaxAttempts > 20 {
 		add("webhooks.max_attempts: %d is outside 1 to 20", c.Webhooks.MaxAttempts)

@@ -123,11 +123,17 @@ func TestValidateReportLimitAndWebhooks(t *testing.T) {
 	if c.Limits.ReportUploadsPerMinute != 6 || c.Limits.ReportBurst != 20 || c.Webhooks.MaxAttempts != 8 || c.Webhooks.AllowHTTPLoopback {
 		t.Fatalf("defaults: %+v %+v", c.Limits, c.Webhooks)
 	}
+	if c.Limits.AuthFailuresPerMinute != 10 || c.Limits.AuthFailureBurst != 20 {
+		t.Fatalf("auth failure defaults: %+v", c.Limits)
+	}
 	c.Limits.ReportUploadsPerMinute = -1
 	c.Limits.ReportBurst = -1
+	c.Limits.AuthFailuresPerMinute = -1
+	c.Limits.AuthFailureBurst = -1
 	c.Webhooks.MaxAttempts = 21
 	err := Validate(&c, backends, true)
-	for _, want := range []string{"limits.report_uploads_per_minute", "limits.report_burst", "webhooks.max_attempts"} {
+	for _, want := range []string{"limits.report_uploads_per_minute", "limits.report_burst", "limits.auth_failures_per_minute",
+		"limits.auth_failure_burst", "webhooks.max_attempts"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %s in %v", want, err)
 		}

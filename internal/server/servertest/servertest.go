@@ -38,6 +38,7 @@ type options struct {
 	requireEK bool
 	limits    *serverconfig.Limits
 	reports   *serverconfig.Limits
+	authFail  *serverconfig.Limits
 	same      *Server
 }
 
@@ -52,6 +53,14 @@ func EKRoots(pemFile string, require bool) Option {
 func DeviceLimits(perSecond float64, burst int) Option {
 	return func(o *options) {
 		o.limits = &serverconfig.Limits{DeviceRequestsPerSecond: perSecond, DeviceBurst: burst}
+	}
+}
+
+// AuthFailureLimits sets the per-address limit of failed API-token authentications (off
+// unless a test asks).
+func AuthFailureLimits(perMinute float64, burst int) Option {
+	return func(o *options) {
+		o.authFail = &serverconfig.Limits{AuthFailuresPerMinute: perMinute, AuthFailureBurst: burst}
 	}
 }
 
@@ -117,6 +126,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	if o.reports != nil {
 		cfg.Limits.ReportUploadsPerMinute, cfg.Limits.ReportBurst = o.reports.ReportUploadsPerMinute, o.reports.ReportBurst
+	}
+	if o.authFail != nil {
+		cfg.Limits.AuthFailuresPerMinute, cfg.Limits.AuthFailureBurst = o.authFail.AuthFailuresPerMinute, o.authFail.AuthFailureBurst
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
