@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/url"
@@ -51,8 +52,15 @@ type deploymentView struct {
 	Group      string
 	Images     []imageRef
 	Rollout    *rolloutView
+	Health     healthView
 	Error      string
 	Details    []v1.ErrorDetail
+}
+
+// healthView is a deployment cohort's crash-free hours.
+type healthView struct {
+	store.CohortHours
+	Percent string // "" until a device-hour is recorded
 }
 
 // deployment shows one deployment and, when it has one, its rollout: state, policy, the
@@ -83,6 +91,14 @@ func (h *Handler) showDeployment(c *call, status int, msg string, details []v1.E
 			return err
 		}
 		v.Images = append(v.Images, ref)
+	}
+	hours, err := h.m.DeploymentHealth(ctx, c.p, c.tenant.ID, id)
+	if err != nil {
+		return err
+	}
+	v.Health = healthView{CohortHours: hours}
+	if hours.Hours > 0 {
+		v.Health.Percent = fmt.Sprintf("%.1f%%", 100*float64(hours.Hours-hours.CrashedHours)/float64(hours.Hours))
 	}
 	r, err := h.m.GetRollout(ctx, c.p, c.tenant.ID, id)
 	switch {
