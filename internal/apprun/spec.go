@@ -64,7 +64,8 @@ func (s *Supervisor) spec(in appinstall.Installed, uid uint32, out *ring) (_ san
 		Stdout:       out,
 		Stderr:       out,
 		CgroupParent: s.cfg.CgroupParent,
-		// TODO(apprun): Devices (granted peripherals); see docs/APPS-RUN.md, "Not done".
+		// No Devices: every peripheral is brokered by the agent through the applibs API, checked
+		// against the manifest, on the emulated and the linux board alike (docs/APPS-RUN.md).
 	}
 	if ms := m.Capabilities.MutableStorage; ms != nil {
 		dir, ok := s.cfg.Apps.DataDir(in.ComponentID)
