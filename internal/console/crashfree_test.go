@@ -43,6 +43,11 @@ func TestDeploymentCrashFreeHours(t *testing.T) {
 		Type: v1.EventAppCrash, Time: time.Now().UTC(), ComponentID: img.ComponentID, ImageID: img.ID, Signal: 11}}}); err != nil {
 		t.Fatal(err)
 	}
+	// The overview sums the groups' current deployments, and shows each group's.
+	ov := b.get("/console/t/" + f.tenant + "/")
+	if !strings.Contains(ov.body, `id="fleet-crash-free">Crash-free hours of the current deployments: <strong>`) {
+		t.Fatalf("the overview lacks the fleet's crash-free hours:\n%s", ov.body)
+	}
 	p := b.get(page)
 	if !strings.Contains(p.body, "with an application crash; 1 devices)") ||
 		!(strings.Contains(p.body, "<strong>0.0%</strong> of 1 device-hours") || strings.Contains(p.body, "<strong>50.0%</strong> of 2 device-hours")) {

@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"time"
@@ -30,6 +31,7 @@ type groupRow struct {
 	Devices    int
 	Deployment *store.Deployment // the current one, nil if none
 	Rollout    *store.Rollout    // the group's running or paused rollout, nil if none
+	CrashFree  string            // the current deployment's crash-free hours, "" if none recorded
 }
 
 type overviewView struct {
@@ -40,8 +42,10 @@ type overviewView struct {
 	Failures   []store.Device
 	Groups     []groupRow
 	MoreGroups bool
-	Rollouts   int         // active rollouts among the groups shown
-	Crashes    []bucketRow // the busiest AppCrash buckets of the last 24 hours
+	Rollouts   int               // active rollouts among the groups shown
+	Hours      store.CohortHours // the current deployments' of the groups shown, summed
+	CrashFree  string            // their crash-free hours, "" if none recorded
+	Crashes    []bucketRow       // the busiest AppCrash buckets of the last 24 hours
 	CrashesURL string
 }
 
@@ -112,6 +116,14 @@ func (h *Handler) overview(c *call) error {
 		if len(deps.Items) > 0 { // newest first: the group's current deployment
 			d := deps.Items[0]
 			row.Deployment = &d
+			hours, err := h.m.DeploymentHealth(ctx, c.p, c.tenant.ID, d.ID)
+			if err != nil {
+				return err
+			}
+			row.CrashFree = crashFree(hours)
+			ov.Hours.Devices += hours.Devices
+			ov.Hours.Hours += hours.Hours
+			ov.Hours.CrashedHours += hours.CrashedHours
 		}
 		switch r, err := h.m.ActiveRollout(ctx, c.p, c.tenant.ID, g.ID); {
 		case err == nil:
@@ -122,6 +134,7 @@ func (h *Handler) overview(c *call) error {
 		}
 		ov.Groups = append(ov.Groups, row)
 	}
+	ov.CrashFree = crashFree(ov.Hours)
 	crashes, _, _, err := h.m.ErrorBuckets(ctx, c.p, c.tenant.ID, store.ErrorReportFilter{Type: v1.EventAppCrash, Since: h.now().Add(-24 * time.Hour)}, false, recentCrashes)
 	if err != nil {
 		return err
@@ -134,4 +147,12 @@ func (h *Handler) overview(c *call) error {
 	v.Data = ov
 	h.render(c.w, c.r, http.StatusOK, "overview", v)
 	return nil
+}
+
+// crashFree formats a cohort's crash-free hours, "" until an hour is recorded.
+func crashFree(h store.CohortHours) string {
+	if h.Hours == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(h.Hours-h.CrashedHours)/float64(h.Hours))
 }

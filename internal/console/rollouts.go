@@ -2,7 +2,6 @@ package console
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"net/url"
@@ -96,10 +95,7 @@ func (h *Handler) showDeployment(c *call, status int, msg string, details []v1.E
 	if err != nil {
 		return err
 	}
-	v.Health = healthView{CohortHours: hours}
-	if hours.Hours > 0 {
-		v.Health.Percent = fmt.Sprintf("%.1f%%", 100*float64(hours.Hours-hours.CrashedHours)/float64(hours.Hours))
-	}
+	v.Health = healthView{CohortHours: hours, Percent: crashFree(hours)}
 	r, err := h.m.GetRollout(ctx, c.p, c.tenant.ID, id)
 	switch {
 	case err == nil:
