@@ -153,10 +153,6 @@ type AttestationTx interface {
 	// must have a Hash and an ExpiresAt. It fails with ErrNotFound unless n.TenantID has the
 	// device n.DeviceID, and with ErrConflict if a nonce with the same hash exists.
 	CreateNonce(ctx context.Context, n Nonce) error
-	// ConsumeNonce deletes and returns the nonce with this hash if it was issued to deviceID,
-	// expired or not (the caller checks ExpiresAt); otherwise ErrNotFound, and a nonce issued
-	// to another device is left alone. Of concurrent calls for one nonce, exactly one gets it.
-	ConsumeNonce(ctx context.Context, deviceID string, hash []byte) (Nonce, error)
 	// DeleteExpiredNonces deletes the nonces whose ExpiresAt is before the given time
 	// (compared to the microsecond, as times are stored) and returns how many it deleted.
 	DeleteExpiredNonces(ctx context.Context, before time.Time) (int, error)
@@ -581,14 +577,11 @@ type Attestation struct {
 
 // Nonce is a single-use attestation challenge.
 type Nonce struct {
-	Hash     []byte // SHA-256 of the nonce value; the value itself is not stored
-	DeviceID string
-	TenantID string
-	// ActivationHash is the SHA-256 of the credential-activation secret sent with the nonce,
-	// nil if the nonce carried no activation challenge.
-	ActivationHash []byte
-	CreatedAt      time.Time
-	ExpiresAt      time.Time
+	Hash      []byte // SHA-256 of the nonce value; the value itself is not stored
+	DeviceID  string
+	TenantID  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 // OSRelease is a software release whose golden measurements the verifier accepts.

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -74,19 +73,6 @@ func (t *tx) ListAttestations(ctx context.Context, tenantID, deviceID string, op
 	return p, nil
 }
 
-const nonceCols = `hash, tenant_id, device_id, activation_hash, created_at, expires_at`
-
-func scanNonce(s scanner) (store.Nonce, error) {
-	var x store.Nonce
-	var created, expires sql.NullInt64
-	if err := s.Scan(&x.Hash, &x.TenantID, &x.DeviceID, &x.ActivationHash, &created, &expires); err != nil {
-		return store.Nonce{}, err
-	}
-	x.Hash, x.ActivationHash = bytesOf(x.Hash), bytesOf(x.ActivationHash)
-	x.CreatedAt, x.ExpiresAt = timeOf(created), timeOf(expires)
-	return x, nil
-}
-
 // CreateNonce implements store.Tx. A nonce must have a hash and an expiry time.
 func (t *tx) CreateNonce(ctx context.Context, n store.Nonce) error {
 	what := fmt.Sprintf("create nonce for device %q", n.DeviceID)
@@ -96,8 +82,8 @@ func (t *tx) CreateNonce(ctx context.Context, n store.Nonce) error {
 	if err := t.checkDevice(ctx, n.TenantID, n.DeviceID); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	rows, err := t.exec(ctx, `INSERT INTO nonces (`+nonceCols+`) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		n.Hash, n.TenantID, n.DeviceID, bytesArg(n.ActivationHash), timeArg(n.CreatedAt), timeArg(n.ExpiresAt))
+	rows, err := t.exec(ctx, `INSERT INTO nonces (hash, tenant_id, device_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`, n.Hash, n.TenantID, n.DeviceID, timeArg(n.CreatedAt), timeArg(n.ExpiresAt))
 	if err != nil {
 		return t.dbErr(err, what, store.ErrNotFound)
 	}
@@ -105,23 +91,6 @@ func (t *tx) CreateNonce(ctx context.Context, n store.Nonce) error {
 		return fmt.Errorf("%s: a nonce with the same hash exists: %w", what, store.ErrConflict)
 	}
 	return nil
-}
-
-// ConsumeNonce implements store.Tx, in one statement: of concurrent consumers of a nonce,
-// exactly one gets it.
-func (t *tx) ConsumeNonce(ctx context.Context, deviceID string, hash []byte) (store.Nonce, error) {
-	if len(hash) == 0 { // no nonce has an empty hash, and NULL would not compare
-		return store.Nonce{}, fmt.Errorf("nonce of device %q with an empty hash: %w", deviceID, store.ErrNotFound)
-	}
-	x, err := scanNonce(t.queryRow(ctx, `DELETE FROM nonces WHERE hash = ? AND device_id = ? RETURNING `+nonceCols,
-		hash, deviceID))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.Nonce{}, fmt.Errorf("nonce of device %q: %w", deviceID, store.ErrNotFound)
-	case err != nil:
-		return store.Nonce{}, t.dbErr(err, fmt.Sprintf("consume nonce of device %q", deviceID), nil)
-	}
-	return x, nil
 }
 
 // DeleteExpiredNonces implements store.Tx. Times compare at microsecond precision, as they

@@ -233,19 +233,6 @@ func (s *DB) CreateNonce(ctx context.Context, n store.Nonce) error {
 	return s.write(ctx, func(w *tx) error { return w.CreateNonce(ctx, n) })
 }
 
-// ConsumeNonce implements store.Tx.
-func (s *DB) ConsumeNonce(ctx context.Context, deviceID string, hash []byte) (n store.Nonce, err error) {
-	err = s.write(ctx, func(w *tx) error {
-		var err error
-		n, err = w.ConsumeNonce(ctx, deviceID, hash)
-		return err
-	})
-	if err != nil {
-		return store.Nonce{}, err
-	}
-	return n, nil
-}
-
 // DeleteExpiredNonces implements store.Tx.
 func (s *DB) DeleteExpiredNonces(ctx context.Context, before time.Time) (n int, err error) {
 	err = s.write(ctx, func(w *tx) error {

@@ -310,20 +310,21 @@ func testNonces(t *testing.T, s store.Store) {
 	d2 := w.claim(w.a.ID, "", 2)
 	db := w.claim(w.b.ID, "", 3)
 
-	withActivation := store.Nonce{Hash: hashOf("n1"), DeviceID: d.ID, TenantID: w.a.ID,
-		ActivationHash: hashOf("secret"), CreatedAt: at(60), ExpiresAt: at(65)}
-	plain := store.Nonce{Hash: hashOf("n2"), DeviceID: d.ID, TenantID: w.a.ID, CreatedAt: at(61), ExpiresAt: at(66)}
-	emptyActivation := store.Nonce{Hash: hashOf("n3"), DeviceID: d.ID, TenantID: w.a.ID,
-		ActivationHash: []byte{}, CreatedAt: at(62), ExpiresAt: at(67)}
+	n1 := store.Nonce{Hash: hashOf("n1"), DeviceID: d.ID, TenantID: w.a.ID, CreatedAt: at(60), ExpiresAt: at(65)}
+	n2 := store.Nonce{Hash: hashOf("n2"), DeviceID: d.ID, TenantID: w.a.ID, CreatedAt: at(61), ExpiresAt: at(66)}
 	expired := store.Nonce{Hash: hashOf("n4"), DeviceID: d2.ID, TenantID: w.a.ID, CreatedAt: at(-20), ExpiresAt: at(-10)}
 	other := store.Nonce{Hash: hashOf("n5"), DeviceID: db.ID, TenantID: w.b.ID, CreatedAt: at(60), ExpiresAt: at(65)}
-	for _, n := range []store.Nonce{withActivation, plain, emptyActivation, expired, other} {
+	for _, n := range []store.Nonce{n1, n2, expired, other} {
 		must(t, s.CreateNonce(ctx, n))
 	}
 
-	// Hashes are unique whatever the device; the device must be the tenant's.
+	// A nonce is stored once: storing its hash again is a conflict, for any device or tenant
+	// (this is what makes a nonce single-use), and an expired one is no exception.
+	for _, n := range []store.Nonce{n1, n2, expired, other} {
+		isErr(t, s.CreateNonce(ctx, n), store.ErrConflict)
+	}
 	dup := other
-	dup.DeviceID, dup.TenantID, dup.Hash = d2.ID, w.a.ID, plain.Hash
+	dup.DeviceID, dup.TenantID, dup.Hash = d2.ID, w.a.ID, n2.Hash
 	isErr(t, s.CreateNonce(ctx, dup), store.ErrConflict)
 	for _, bad := range []store.Nonce{
 		{Hash: hashOf("x1"), DeviceID: d.ID, TenantID: w.b.ID, ExpiresAt: at(65)}, // another tenant's device
@@ -342,54 +343,10 @@ func testNonces(t *testing.T, s store.Store) {
 			t.Errorf("created nonce %+v", bad)
 		}
 	}
+	// The refused nonces were not stored: their hashes are free.
 	for _, h := range []string{"x1", "x2", "x3", "x4", "x5"} {
-		for _, dev := range []string{d.ID, d2.ID, db.ID, deviceIDOf(99)} {
-			_, err := s.ConsumeNonce(ctx, dev, hashOf(h))
-			isErr(t, err, store.ErrNotFound)
-		}
+		must(t, s.CreateNonce(ctx, store.Nonce{Hash: hashOf(h), DeviceID: d.ID, TenantID: w.a.ID, ExpiresAt: at(65)}))
 	}
-
-	// The wrong device neither gets nor spends a nonce.
-	for _, dev := range []string{d2.ID, db.ID, deviceIDOf(99), ""} {
-		_, err := s.ConsumeNonce(ctx, dev, withActivation.Hash)
-		isErr(t, err, store.ErrNotFound)
-	}
-	got, err := s.ConsumeNonce(ctx, d.ID, withActivation.Hash)
-	must(t, err)
-	eq(t, got, norm(withActivation))
-	_, err = s.ConsumeNonce(ctx, d.ID, withActivation.Hash) // single use
-	isErr(t, err, store.ErrNotFound)
-
-	got, err = s.ConsumeNonce(ctx, d.ID, plain.Hash)
-	must(t, err)
-	eq(t, got, norm(plain))
-	if got.ActivationHash != nil {
-		t.Errorf("nil ActivationHash came back as %#v", got.ActivationHash)
-	}
-	got, err = s.ConsumeNonce(ctx, d.ID, emptyActivation.Hash)
-	must(t, err)
-	eq(t, got, norm(emptyActivation))
-
-	// An expired nonce is returned, expiry and all, and spent: the caller decides.
-	got, err = s.ConsumeNonce(ctx, d2.ID, expired.Hash)
-	must(t, err)
-	eq(t, got, norm(expired))
-	_, err = s.ConsumeNonce(ctx, d2.ID, expired.Hash)
-	isErr(t, err, store.ErrNotFound)
-
-	for _, h := range [][]byte{hashOf("unknown"), nil, {}} {
-		_, err = s.ConsumeNonce(ctx, d.ID, h)
-		isErr(t, err, store.ErrNotFound)
-	}
-
-	// The other tenant's nonce was left alone throughout.
-	got, err = s.ConsumeNonce(ctx, db.ID, other.Hash)
-	must(t, err)
-	eq(t, got, norm(other))
-
-	// The store keeps no record of a spent nonce: its hash may be stored again (callers make
-	// nonces from 32 random bytes, so it never is).
-	must(t, s.CreateNonce(ctx, plain))
 }
 
 func testDeleteExpiredNonces(t *testing.T, s store.Store) {
@@ -431,42 +388,40 @@ func testDeleteExpiredNonces(t *testing.T, s store.Store) {
 			t.Errorf("DeleteExpiredNonces(%v) = %d, want %d", tc.before, n, tc.want)
 		}
 	}
+	// Storing a nonce again conflicts while it is kept and succeeds once it was deleted.
 	for i, n := range ns {
-		_, err := s.ConsumeNonce(ctx, n.DeviceID, n.Hash)
+		err := s.CreateNonce(ctx, n)
 		if i >= 4 {
-			must(t, err)
+			isErr(t, err, store.ErrConflict)
 		} else {
-			isErr(t, err, store.ErrNotFound)
+			must(t, err)
 		}
 	}
 }
 
-func testConcurrentConsumeNonce(t *testing.T, s store.Store) {
+// testConcurrentCreateNonce: of concurrent stores of one nonce (an attestation and its
+// replay), exactly one succeeds; the others conflict.
+func testConcurrentCreateNonce(t *testing.T, s store.Store) {
 	w := newWorld(t, s)
 	d := w.claim(w.a.ID, "", 1)
 	for round := range 5 {
 		n := store.Nonce{Hash: hashOf(fmt.Sprint("race ", round)), DeviceID: d.ID, TenantID: w.a.ID,
 			CreatedAt: at(0), ExpiresAt: at(5)}
-		must(t, s.CreateNonce(t.Context(), n))
 		const goroutines = 8
-		got := make([]store.Nonce, goroutines)
 		errs := concurrently(t, goroutines, func(ctx context.Context, i int) error {
-			var err error
-			got[i], err = s.ConsumeNonce(ctx, d.ID, n.Hash)
-			return err
+			return s.CreateNonce(ctx, n)
 		})
 		winners := 0
 		for i, err := range errs {
 			switch {
 			case err == nil:
 				winners++
-				eq(t, got[i], norm(n))
-			case !errors.Is(err, store.ErrNotFound):
-				t.Errorf("round %d, goroutine %d: got %v, want nil or ErrNotFound", round, i, err)
+			case !errors.Is(err, store.ErrConflict):
+				t.Errorf("round %d, goroutine %d: got %v, want nil or ErrConflict", round, i, err)
 			}
 		}
 		if winners != 1 {
-			t.Fatalf("round %d: the nonce was consumed %d times, want once", round, winners)
+			t.Fatalf("round %d: the nonce was stored %d times, want once", round, winners)
 		}
 	}
 }
@@ -733,8 +688,8 @@ func testUpdateRollsBackAttestation(t *testing.T, s store.Store) {
 				return err
 			}
 		}
-		if _, err := tx.ConsumeNonce(ctx, d.ID, n.Hash); err != nil {
-			return err
+		if deleted, err := tx.DeleteExpiredNonces(ctx, at(11)); err != nil || deleted != 2 {
+			return fmt.Errorf("deleting the nonces in the transaction: %d, %w", deleted, err)
 		}
 		// The transaction sees its own writes.
 		got, err := tx.GetDeviceByID(ctx, d.ID)
@@ -759,9 +714,6 @@ func testUpdateRollsBackAttestation(t *testing.T, s store.Store) {
 	cs, err := s.ListCACertificates(ctx, "")
 	must(t, err)
 	eq(t, cs, []store.CACertificate{})
-	_, err = s.ConsumeNonce(ctx, d.ID, hashOf("new"))
-	isErr(t, err, store.ErrNotFound)
-	got, err := s.ConsumeNonce(ctx, d.ID, n.Hash) // the consumed nonce is back
-	must(t, err)
-	eq(t, got, norm(n))
+	isErr(t, s.CreateNonce(ctx, n), store.ErrConflict)                                                                 // the deleted nonce is back
+	must(t, s.CreateNonce(ctx, store.Nonce{Hash: hashOf("new"), DeviceID: d.ID, TenantID: w.a.ID, ExpiresAt: at(10)})) // the new one is not
 }

@@ -61,7 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AttestationHistoryOutlivesGroups", testAttestationHistoryOutlivesGroups},
 		{"Nonces", testNonces},
 		{"DeleteExpiredNonces", testDeleteExpiredNonces},
-		{"ConcurrentConsumeNonce", testConcurrentConsumeNonce},
+		{"ConcurrentCreateNonce", testConcurrentCreateNonce},
 		{"OSReleases", testOSReleases},
 		{"OSReleaseFeeds", testOSReleaseFeeds},
 		{"CACertificates", testCACertificates},

@@ -203,8 +203,7 @@ func RunUpgrade(t *testing.T, backend, driver, dsn string, d sqlstore.Dialect) {
 		eq(t, got, norm(x))
 	}
 	must(t, s.CreateNonce(ctx, store.Nonce{Hash: hashOf("n"), DeviceID: d2.ID, TenantID: b.ID, ExpiresAt: at(70)}))
-	_, err = s.ConsumeNonce(ctx, d2.ID, hashOf("n"))
-	must(t, err)
+	isErr(t, s.CreateNonce(ctx, store.Nonce{Hash: hashOf("n"), DeviceID: d2.ID, TenantID: b.ID, ExpiresAt: at(70)}), store.ErrConflict)
 	must(t, s.CreateOSRelease(ctx, newRelease(a.ID, "rel-1", "1.0")))
 	must(t, s.CreateCACertificate(ctx, store.CACertificate{ID: "ca-root", CertDER: []byte("root"), CreatedAt: at(0)}))
 	must(t, s.CreateCACertificate(ctx, store.CACertificate{ID: "ca-a", TenantID: a.ID, CreatedAt: at(0)}))
