@@ -18,6 +18,7 @@ type CheckIn struct {
 	Update        *UpdateStatus    `json:"update,omitempty" doc:"the latest OS or app update and how it ended"`
 	UptimeSeconds int64            `json:"uptime_seconds,omitempty" doc:"how long the agent has run: the device-hours of crash-free hours"`
 	Deferred      []DeferredUpdate `json:"deferred,omitempty" doc:"updates the device has learned of and not installed yet because an application deferred them (at most 2: App and System)"`
+	Board         *BoardState      `json:"board,omitempty" doc:"the emulated board's LEDs and buttons, for the console's live board"`
 }
 
 // DeferredUpdate is an update an application on the device holds back (SoftwareUpdateDeferral),
@@ -90,6 +91,40 @@ type CheckInResult struct {
 	// ImageSigningKeys are the tenant's image-signing public keys (DER SubjectPublicKeyInfo),
 	// which countersign every image package the device installs.
 	ImageSigningKeys [][]byte `json:"image_signing_keys"`
+	// BoardPresses are button presses asked for from the console, for an emulated board.
+	BoardPresses []string `json:"board_presses,omitempty"`
+}
+
+// Bounds on a reported board.
+const (
+	MaxBoardItems = 32
+	MaxBoardName  = 64
+)
+
+// BoardState is an emulated board's state as its device reports it: untrusted, for display.
+type BoardState struct {
+	Board   string        `json:"board"`
+	LEDs    []BoardLED    `json:"leds"`
+	Buttons []BoardButton `json:"buttons"`
+}
+
+// BoardLED is one LED.
+type BoardLED struct {
+	Name string `json:"name"`
+	GPIO int    `json:"gpio"`
+	On   bool   `json:"on"`
+}
+
+// BoardButton is one button and how often it was pressed.
+type BoardButton struct {
+	Name    string `json:"name"`
+	GPIO    int    `json:"gpio"`
+	Presses int    `json:"presses"`
+}
+
+// BoardPress asks an emulated device to press one of its board's buttons.
+type BoardPress struct {
+	Button string `json:"button"`
 }
 
 // DeviceStatus is what a device last reported at check-in, as shown to its tenant.

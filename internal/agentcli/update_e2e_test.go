@@ -330,6 +330,40 @@ func TestUpdatesEndToEnd(t *testing.T) {
 		}
 		return false
 	})
+	// The service sees the lit LED (the console's live board), and a button pressed through
+	// the service reaches the device's board.
+	d.waitUntil("the service sees the red LED on", func() bool {
+		s := show().Status
+		if s == nil || s.Report.Board == nil {
+			return false
+		}
+		for _, l := range s.Report.Board.LEDs {
+			if l.GPIO == 8 && l.On {
+				return true
+			}
+		}
+		return false
+	})
+	pressesOfA := func() int {
+		var st board.State
+		if err := json.Unmarshal([]byte(local("board", "-o", "json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range st.Buttons {
+			if b.Name == "BUTTON_A" {
+				return b.Presses
+			}
+		}
+		return -1
+	}
+	before := pressesOfA()
+	if err := admin.PressButton(ctx, srv.TenantID, rec.DeviceID, "BUTTON_A"); err != nil {
+		t.Fatal(err)
+	}
+	d.waitUntil("the press from the service on the board", func() bool { return pressesOfA() == before+1 })
+	if err := admin.PressButton(ctx, srv.TenantID, rec.DeviceID, "BUTTON_Z"); err == nil || !strings.Contains(err.Error(), "no button") {
+		t.Fatalf("pressing a button the board does not have: %v", err)
+	}
 	// Its storage quota, as `app show-quota` reads it from the running sandbox.
 	var q localapi.Quota
 	if err := json.Unmarshal([]byte(local("app", "show-quota", ledApp.ComponentID, "-o", "json")), &q); err != nil ||

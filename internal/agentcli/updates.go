@@ -197,6 +197,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 	cc := &checkinclient.Client{Server: f.server, RootCAs: roots, CertDir: f.state, Transport: transport}
 	u.loop, err = deviceupdate.New(deviceupdate.Config{Client: cc, Dir: filepath.Join(f.state, updateLoopDir), Apps: apps,
 		Boot: boot, AgentVersion: buildinfo.Version(), Development: f.development, Logger: log, Now: u.clock.Now, Deferral: coord,
+		Board: u.boardState, OnBoardPress: u.pressButton,
 		Applied: func(ctx context.Context) {
 			if err := u.apps.Reconcile(ctx); err != nil {
 				log.Warn("starting the installed applications", "error", err)
@@ -269,6 +270,7 @@ func (u *updates) run(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 	go u.watchApps(ctx)
+	go u.watchBoard(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- u.loop.Run(ctx) }()
 	select {
@@ -517,6 +519,78 @@ func (u *updates) close(log *slog.Logger) {
 	if u.network != nil {
 		if err := u.network.Close(); err != nil {
 			log.Warn("releasing the app network", "error", err)
+		}
+	}
+}
+
+// boardState is the board's LEDs and buttons for the check-in report (the console's live
+// board); nil without a board.
+func (u *updates) boardState() *v1.BoardState {
+	if u.board == nil {
+		return nil
+	}
+	st := u.board.State()
+	out := &v1.BoardState{Board: st.Board, LEDs: []v1.BoardLED{}, Buttons: []v1.BoardButton{}}
+	for i, l := range st.LEDs {
+		if i < v1.MaxBoardItems {
+			out.LEDs = append(out.LEDs, v1.BoardLED{Name: l.Name, GPIO: l.GPIO, On: l.On})
+		}
+	}
+	for i, b := range st.Buttons {
+		if i < v1.MaxBoardItems {
+			out.Buttons = append(out.Buttons, v1.BoardButton{Name: b.Name, GPIO: b.GPIO, Presses: b.Presses})
+		}
+	}
+	return out
+}
+
+// pressButton presses a button the service asked for (from the console).
+func (u *updates) pressButton(name string) error {
+	if u.board == nil {
+		return errors.New("this device has no board")
+	}
+	return u.board.Press(name)
+}
+
+// boardPoll is how often the board's LEDs are looked at; boardReports bounds how often a change
+// makes the device check in, so the console's live board follows without a flood.
+const (
+	boardPoll    = time.Second
+	boardReports = 0.5 // per second
+)
+
+// watchBoard checks in soon after the board's LEDs change, so the service (and the console's
+// live board) sees them.
+func (u *updates) watchBoard(ctx context.Context) {
+	if u.board == nil {
+		return
+	}
+	limit := ratelimit.New(boardReports, 1, 1, nil)
+	last := ""
+	t := time.NewTicker(boardPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var b strings.Builder
+		for _, l := range u.board.State().LEDs {
+			fmt.Fprintf(&b, "%d=%t,", l.GPIO, l.On)
+		}
+		now := b.String()
+		if last == "" {
+			last = now // the first check-in reports it
+			continue
+		}
+		if now != last {
+			if ok, _ := limit.Allow("board"); ok {
+				last = now
+				if u.loop != nil {
+					u.loop.Wake()
+				}
+			}
 		}
 	}
 }

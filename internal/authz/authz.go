@@ -41,6 +41,8 @@ const (
 	DeviceClaim   Action = "device.claim"
 	DeviceMove    Action = "device.move"
 	DeviceDisable Action = "device.disable" // and enable
+	// DevicePress presses a button of an emulated device's board.
+	DevicePress Action = "device.press"
 
 	OSReleaseRead   Action = "os-release.read"
 	OSReleaseCreate Action = "os-release.create"
@@ -80,7 +82,7 @@ var reads = []Action{TenantRead, RoleRead, ProductRead, DeviceGroupRead, DeviceR
 	ImageRead, DeploymentRead, ErrorReportRead, WebhookRead}
 
 var contributorWrites = []Action{ProductCreate, ProductUpdate, DeviceGroupCreate, DeviceGroupUpdate, DeviceClaim, DeviceMove,
-	DeviceDisable, OSReleaseCreate, CAProof, ImageAdd, DeploymentCreate}
+	DeviceDisable, DevicePress, OSReleaseCreate, CAProof, ImageAdd, DeploymentCreate}
 
 var adminOnly = []Action{RoleAdd, RoleDelete, TokenCreate, TokenRevoke, ProductDelete, DeviceGroupDelete, OSReleaseDelete,
 	UpdateKeyManage, WebhookManage}

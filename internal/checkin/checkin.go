@@ -14,7 +14,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
@@ -78,14 +80,25 @@ func (s *Service) CheckIn(ctx context.Context, dev store.Device, in v1.CheckIn) 
 	up := time.Duration(in.UptimeSeconds) * time.Second
 	up = min(up, 2*time.Duration(res.IntervalSeconds)*time.Second)
 	r := store.DeviceReport{TenantID: dev.TenantID, DeviceID: dev.ID, Report: body, CheckedInAt: now}
+	var presses []string
 	if err := s.commit.Do(ctx, func(tx store.Tx) error {
+		presses = nil // a retried group commit runs this again
 		if err := tx.PutDeviceReport(ctx, r); err != nil {
 			return err
 		}
-		return tx.RecordDeviceHours(ctx, dev.TenantID, dev.ID, res.DeploymentID, now.Add(-up), now)
+		if err := tx.RecordDeviceHours(ctx, dev.TenantID, dev.ID, res.DeploymentID, now.Add(-up), now); err != nil {
+			return err
+		}
+		if in.Board != nil { // only a device with a board takes presses
+			p, err := tx.TakeBoardPresses(ctx, dev.TenantID, dev.ID)
+			presses = p
+			return err
+		}
+		return nil
 	}); err != nil {
 		return v1.CheckInResult{}, err
 	}
+	res.BoardPresses = presses
 	return res, nil
 }
 
@@ -254,6 +267,27 @@ func Validate(in v1.CheckIn) error {
 		version("update.from_version", u.FromVersion, false)
 		text("update.phase", u.Phase, false)
 		text("update.reason", u.Reason, false)
+	}
+	if b := in.Board; b != nil {
+		boardName := func(field, n string) {
+			if n == "" || len(n) > v1.MaxBoardName || !utf8.ValidString(n) || strings.ContainsFunc(n, unicode.IsControl) {
+				bad(field, "must be 1 to %d printable bytes", v1.MaxBoardName)
+			}
+		}
+		boardName("board.board", b.Board)
+		if len(b.LEDs) > v1.MaxBoardItems || len(b.Buttons) > v1.MaxBoardItems {
+			bad("board", "lists more than %d LEDs or buttons", v1.MaxBoardItems)
+		} else {
+			for i, l := range b.LEDs {
+				boardName(fmt.Sprintf("board.leds[%d].name", i), l.Name)
+			}
+			for i, bt := range b.Buttons {
+				boardName(fmt.Sprintf("board.buttons[%d].name", i), bt.Name)
+				if bt.Presses < 0 {
+					bad(fmt.Sprintf("board.buttons[%d].presses", i), "must not be negative")
+				}
+			}
+		}
 	}
 	if len(in.Deferred) > 2 {
 		bad("deferred", "lists %d updates; at most 2 (App and System)", len(in.Deferred))

@@ -51,6 +51,10 @@ func TestValidate(t *testing.T) {
 	}{
 		{"agent version", func(c *v1.CheckIn) { c.AgentVersion = "" }, []string{"agent_version"}},
 		{"uptime", func(c *v1.CheckIn) { c.UptimeSeconds = -1 }, []string{"uptime_seconds"}},
+		{"board", func(c *v1.CheckIn) {
+			c.Board = &v1.BoardState{Board: "emulated", LEDs: []v1.BoardLED{{Name: "\x01"}}, Buttons: []v1.BoardButton{{Name: "A", Presses: -1}}}
+		}, []string{"board.leds[0].name", "board.buttons[0].presses"}},
+		{"board size", func(c *v1.CheckIn) { c.Board = &v1.BoardState{Board: "e", LEDs: make([]v1.BoardLED, 33)} }, []string{"board"}},
 		{"no images", func(c *v1.CheckIn) { c.Images = nil }, []string{"images"}},
 		{"twice", func(c *v1.CheckIn) { c.Images = append(c.Images, c.Images[0]) }, []string{"images[1].component_id"}},
 		{"kind", func(c *v1.CheckIn) { c.Images[0].Kind = "app" }, []string{"images[0].kind"}},

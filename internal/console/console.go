@@ -138,6 +138,7 @@ func (h *Handler) routes() {
 	mux.HandleFunc("GET "+t+"/devices", h.tenant(h.devices))
 	mux.HandleFunc("GET "+t+"/devices/{device}", h.tenant(h.device))
 	mux.HandleFunc("POST "+t+"/devices/{device}/state", h.tenantForm(h.setDeviceState))
+	mux.HandleFunc("POST "+t+"/devices/{device}/board/press", h.tenantForm(h.pressButton))
 	mux.HandleFunc("GET "+t+"/images", h.tenant(h.images))
 	mux.HandleFunc("GET "+t+"/deployments", h.tenant(h.deployments))
 	mux.HandleFunc("GET "+t+"/deployments/new", h.tenant(h.newDeployment))

@@ -156,6 +156,7 @@ type deviceView struct {
 	Status       *v1.DeviceStatus // nil if the device never checked in
 	StatusError  string
 	CanDisable   bool
+	CanPress     bool
 	AuditURL     string
 }
 
@@ -172,7 +173,7 @@ func (h *Handler) device(c *call) error {
 	if err != nil {
 		return err
 	}
-	v := deviceView{Device: d, State: deviceState(d), CanDisable: c.can(authz.DeviceDisable),
+	v := deviceView{Device: d, State: deviceState(d), CanDisable: c.can(authz.DeviceDisable), CanPress: c.can(authz.DevicePress),
 		AuditURL: c.tenantPath("audit") + "?" + url.Values{"resource": {d.ID}}.Encode()}
 	if d.DeviceGroupID != "" {
 		g, err := h.m.GetDeviceGroup(ctx, c.p, c.tenant.ID, d.DeviceGroupID)
@@ -227,6 +228,18 @@ func (h *Handler) setDeviceState(c *call) error {
 		return err
 	}
 	c.redirect(c.tenantPath("devices/" + url.PathEscape(id)))
+	return nil
+}
+
+// pressButton presses a button of an emulated device's board (POST, CSRF-checked; manage
+// authorizes and audits it); the device takes it at its next check-in, which it is asked to
+// make at once.
+func (h *Handler) pressButton(c *call) error {
+	id := c.r.PathValue("device")
+	if err := h.m.PressButton(c.r.Context(), c.p, c.tenant.ID, id, c.r.PostForm.Get("button")); err != nil {
+		return err
+	}
+	c.redirect(c.tenantPath("devices/"+url.PathEscape(id)) + "#board-h")
 	return nil
 }
 

@@ -77,6 +77,10 @@ type Config struct {
 	// AfterCheckIn, if set, runs after each check-in the service answered (the agent uploads
 	// its error reports); its error is the cycle's too.
 	AfterCheckIn func(ctx context.Context) error
+	// Board, if set, returns the emulated board's state for the check-in report (the console's
+	// live board); OnBoardPress presses a button the service asks for.
+	Board        func() *v1.BoardState
+	OnBoardPress func(button string) error
 	// Deferral, if set, is asked before an application or OS update is installed: apps with
 	// SoftwareUpdateDeferral may hold it back, within caps counted from when the loop first
 	// saw the update (kept in the state file, so a restart does not reset them).
@@ -298,6 +302,13 @@ func (l *Loop) once(ctx context.Context) (time.Duration, error) {
 	interval := time.Duration(res.IntervalSeconds) * time.Second
 	if interval <= 0 {
 		interval = time.Hour
+	}
+	if l.cfg.OnBoardPress != nil {
+		for _, b := range res.BoardPresses {
+			if err := l.cfg.OnBoardPress(b); err != nil {
+				l.log.Warn("pressing a button the service asked for", "button", b, "error", err)
+			}
+		}
 	}
 	var keys []crypto.PublicKey
 	for i, der := range res.ImageSigningKeys {
@@ -678,6 +689,9 @@ func (l *Loop) report(ctx context.Context) v1.CheckIn {
 	l.mu.Lock()
 	in.Deferred = append([]v1.DeferredUpdate(nil), l.deferred...)
 	l.mu.Unlock()
+	if l.cfg.Board != nil {
+		in.Board = l.cfg.Board()
+	}
 	if l.os != nil {
 		st := l.os.Status()
 		if st.State != osupdate.Idle {

@@ -109,6 +109,15 @@ var builders = map[string]func(b *buildCtx) request{
 	"disableDevice": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/devices/" + b.f.device + "/disable"}
 	},
+	"pressDeviceButton": func(b *buildCtx) request {
+		// The device reported an emulated board (as its check-in would).
+		rep := `{"agent_version":"1.0.0","images":[],"board":{"board":"emulated","leds":[],"buttons":[{"name":"BUTTON_A","gpio":12,"presses":0}]}}`
+		if err := b.e.srv.Store.PutDeviceReport(b.t.Context(), store.DeviceReport{TenantID: b.f.id, DeviceID: b.f.device,
+			Report: []byte(rep), CheckedInAt: time.Now()}); err != nil {
+			b.t.Fatal(err)
+		}
+		return request{path: "/v1/tenants/" + b.f.id + "/devices/" + b.f.device + "/board/press", body: v1.BoardPress{Button: "BUTTON_A"}}
+	},
 	"enableDevice": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/devices/" + b.f.device + "/enable"}
 	},

@@ -39,7 +39,8 @@ const (
 
 // routes is the whole API.
 func routes() []route {
-	return slices.Concat(managementRoutes(), attestationRoutes(), imageRoutes(), checkInRoutes(), reportRoutes(), rolloutRoutes(), webhookRoutes())
+	return slices.Concat(managementRoutes(), attestationRoutes(), imageRoutes(), checkInRoutes(), reportRoutes(), rolloutRoutes(), webhookRoutes(),
+		boardRoutes())
 }
 
 // managementRoutes are the endpoints of people and their automation.

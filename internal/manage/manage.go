@@ -100,6 +100,8 @@ type Notifier interface {
 	DeploymentCreated(tenantID, groupID, deploymentID string)
 	// DeviceMoved says a device changed group.
 	DeviceMoved(tenantID, deviceID string)
+	// WakeDevice asks one device to check in now.
+	WakeDevice(tenantID, deviceID string)
 }
 
 // Publisher publishes signed update metadata within a store transaction (internal/updatemeta).

@@ -168,6 +168,11 @@ func (h *Hub) DeploymentCreated(tenantID, groupID, deploymentID string) {
 	h.PublishGroup(tenantID, groupID, Event{Type: EventDeployment, DeploymentID: deploymentID})
 }
 
+// WakeDevice asks one device to check in now: a check-in event on its channel.
+func (h *Hub) WakeDevice(tenantID, deviceID string) {
+	h.PublishDevice(deviceID, Event{Type: EventCheckIn})
+}
+
 // DeviceMoved ends the device's channel, so that it reconnects into its new group and checks in.
 func (h *Hub) DeviceMoved(tenantID, deviceID string) { h.End(deviceID) }
 

@@ -245,6 +245,12 @@ type CheckInTx interface {
 	CohortHours(ctx context.Context, tenantID, deploymentID string) (CohortHours, error)
 	// DeleteDeviceHoursBefore deletes the hours before t and says how many went (retention).
 	DeleteDeviceHoursBefore(ctx context.Context, t time.Time) (int64, error)
+	// AddBoardPress queues a press of button for the tenant's device, taken at its next
+	// check-in; ErrConflict when MaxBoardPresses are already waiting, ErrNotFound for another
+	// tenant's device.
+	AddBoardPress(ctx context.Context, tenantID, deviceID, button string, at time.Time) error
+	// TakeBoardPresses removes and returns the device's waiting presses, oldest first.
+	TakeBoardPresses(ctx context.Context, tenantID, deviceID string) ([]string, error)
 
 	// PutTUFMetadata stores one version of one role of a repository. Versions are never
 	// rewritten: an existing (tenant, repository, role, version) is ErrConflict, and a tenant
@@ -706,6 +712,9 @@ type SigningKey struct {
 	CreatedAt     time.Time
 	RevokedAt     time.Time // zero if not revoked
 }
+
+// MaxBoardPresses bounds the button presses waiting for one device.
+const MaxBoardPresses = 16
 
 // MaxDeviceHoursPerRecord bounds the hours one RecordDeviceHours writes.
 const MaxDeviceHoursPerRecord = 24

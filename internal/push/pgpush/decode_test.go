@@ -10,6 +10,7 @@ func TestDecode(t *testing.T) {
 	good := []string{
 		`{"o":"x","k":"deployment","t":"t1","g":"g1","d":"d1"}`,
 		`{"o":"x","k":"moved","t":"t1","v":"dev1"}`,
+		`{"o":"x","k":"wake","t":"t1","v":"dev1"}`,
 	}
 	for _, p := range good {
 		if _, err := Decode(p); err != nil {
@@ -19,6 +20,7 @@ func TestDecode(t *testing.T) {
 	bad := map[string]string{
 		`{"o":"x","k":"deployment","t":"t1"}`:          "without a group",
 		`{"o":"x","k":"moved","t":"t1"}`:               "without a device",
+		`{"o":"x","k":"wake","t":"t1"}`:                "without a device",
 		`{"o":"x","k":"reboot","t":"t1","g":"g"}`:      "unknown kind",
 		`{"k":"moved","t":"t1","v":"d"}`:               "no origin",
 		`{"o":"x","k":"moved","t":"t1","v":"d","z":1}`: "unknown field",

@@ -40,6 +40,7 @@ import (
 const (
 	KindDeployment = "deployment" // a group has a new current deployment
 	KindMoved      = "moved"      // a device changed group
+	KindWake       = "wake"       // a device should check in now
 )
 
 // MaxPayload bounds a notification's payload (PostgreSQL's own limit is 8000 bytes).
@@ -77,7 +78,9 @@ func Decode(payload string) (Message, error) {
 		return Message{}, errors.New("push notification: a deployment without a group")
 	case m.Kind == KindMoved && m.DeviceID == "":
 		return Message{}, errors.New("push notification: a move without a device")
-	case m.Kind != KindDeployment && m.Kind != KindMoved:
+	case m.Kind == KindWake && m.DeviceID == "":
+		return Message{}, errors.New("push notification: a wake without a device")
+	case m.Kind != KindDeployment && m.Kind != KindMoved && m.Kind != KindWake:
 		return Message{}, fmt.Errorf("push notification: unknown kind %q", m.Kind)
 	}
 	return m, nil
@@ -142,6 +145,12 @@ func (r *Relay) DeploymentCreated(tenantID, groupID, deploymentID string) {
 func (r *Relay) DeviceMoved(tenantID, deviceID string) {
 	r.cfg.Hub.DeviceMoved(tenantID, deviceID)
 	r.send(Message{Kind: KindMoved, TenantID: tenantID, DeviceID: deviceID})
+}
+
+// WakeDevice asks the device to check in, on whichever replica holds its channel.
+func (r *Relay) WakeDevice(tenantID, deviceID string) {
+	r.cfg.Hub.WakeDevice(tenantID, deviceID)
+	r.send(Message{Kind: KindWake, TenantID: tenantID, DeviceID: deviceID})
 }
 
 // sendTimeout bounds one NOTIFY, which runs in the request that committed the change.
@@ -268,6 +277,8 @@ func (r *Relay) listen(ctx context.Context, ready func()) error {
 			r.cfg.Hub.DeploymentCreated(m.TenantID, m.GroupID, m.DeploymentID)
 		case KindMoved:
 			r.cfg.Hub.DeviceMoved(m.TenantID, m.DeviceID)
+		case KindWake:
+			r.cfg.Hub.WakeDevice(m.TenantID, m.DeviceID)
 		}
 	}
 }

@@ -79,6 +79,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateRollsBackUpdates", testUpdateRollsBackUpdates},
 		{"DeviceReports", testDeviceReports},
 		{"DeviceHours", testDeviceHours},
+		{"BoardPresses", testBoardPresses},
 		{"TUFMetadata", testTUFMetadata},
 		{"Rollouts", testRollouts},
 		{"ListTUFExpiring", testListTUFExpiring},
