@@ -354,3 +354,35 @@ func FuzzFirmwareEventLog(f *testing.F) {
 		_, _ = monitorStart(el, []int{eventlog.DefaultPCR})
 	})
 }
+
+// TestFirmwarePCRSubset: a policy may require a subset of the firmware PCRs (the server's
+// ca.firmware_pcrs); a quote over exactly that subset passes, with only those PCRs measured,
+// and the firmware log's events on other PCRs are not replayed.
+func TestFirmwarePCRSubset(t *testing.T) {
+	f, ch, ev := firmwareFixture(t)
+	subset := []int{0, 2, 4, 7}
+	f.policy.FirmwarePCRs = subset
+	pcrs := union([]int{eventlog.DefaultPCR}, subset)
+	values := map[int][]byte{}
+	for _, p := range pcrs {
+		values[p] = ev.PCRValues[p]
+	}
+	ev.PCRValues = values
+	ev.QuoteAttest, ev.QuoteSignature = f.quote(pcrs, values, QualifyingData(f.nonce, f.keys))
+	res, fl := f.verify(ch, ev)
+	if fl != nil {
+		t.Fatal(fl)
+	}
+	for _, p := range FirmwarePCRs {
+		_, measured := res.Measurements[FirmwarePCRMeasurement(p)]
+		if measured != contains(subset, p) {
+			t.Errorf("PCR %d measured %v, want %v", p, measured, contains(subset, p))
+		}
+	}
+	// The full set is now a selection policy refuses.
+	f, ch, ev = firmwareFixture(t)
+	f.policy.FirmwarePCRs = subset
+	if _, fl := f.verify(ch, ev); fl == nil || fl.Reason != ReasonPCRSelection {
+		t.Fatalf("a quote over every firmware PCR under a subset policy: %v, want %s", fl, ReasonPCRSelection)
+	}
+}
