@@ -36,7 +36,14 @@ type RolloutPolicy struct {
 	SoakSeconds int64 `json:"soak_seconds,omitempty" doc:"minimum time each batch runs before the next, and before the crash rate is judged"`
 	// Abort criteria; none if nil.
 	Abort *RolloutAbort `json:"abort,omitempty"`
+	// CanaryDeviceIDs are devices of the group to release first: they lead the device order,
+	// so the first batch takes them (size the first batch to match). The rest follow in
+	// device ID order.
+	CanaryDeviceIDs []string `json:"canary_device_ids,omitempty" doc:"devices of the group that lead the first batch"`
 }
+
+// MaxCanaryDevices bounds a rollout's canary devices.
+const MaxCanaryDevices = 1000
 
 // RolloutBatch is one batch's size: exactly one of Count and Percent.
 type RolloutBatch struct {

@@ -28,8 +28,8 @@ const (
 const maxRolloutReports = 100_000
 
 // startRollout ends the group's active rollout, if any (a new deployment supersedes it), and,
-// with a policy, starts the new deployment's rollout: the group's devices, in an order fixed
-// by the deployment, split into batches. It runs in CreateDeployment's transaction, before the
+// with a policy, starts the new deployment's rollout: the group's devices, its canaries first
+// and then by device ID, split into batches. It runs in CreateDeployment's transaction, before the
 // director is published.
 func (m *Manager) startRollout(ctx context.Context, tx store.Tx, n *note, d store.Deployment, prev *store.Deployment, policy *v1.RolloutPolicy) error {
 	if old, err := tx.ActiveRollout(ctx, d.TenantID, d.DeviceGroupID); err == nil {
@@ -63,12 +63,20 @@ func (m *Manager) startRollout(ctx context.Context, tx store.Tx, n *note, d stor
 		}
 		opt.After = page.Next
 	}
-	sizes := rollout.Plan(*policy, len(devs))
+	ids := make([]string, len(devs))
+	for i, dev := range devs {
+		ids[i] = dev.ID
+	}
+	ordered, bad := rollout.Order(*policy, ids)
+	if len(bad) > 0 {
+		return problem.Invalid(bad...)
+	}
+	sizes := rollout.Plan(*policy, len(ordered))
 	var rds []store.RolloutDevice
 	i := 0
 	for b, k := range sizes {
 		for range k {
-			rds = append(rds, store.RolloutDevice{DeviceID: devs[i].ID, Batch: b})
+			rds = append(rds, store.RolloutDevice{DeviceID: ordered[i], Batch: b})
 			i++
 		}
 	}

@@ -38,6 +38,21 @@ func Validate(p v1.RolloutPolicy) []v1.ErrorDetail {
 			bad(f, "give count or percent")
 		}
 	}
+	if len(p.CanaryDeviceIDs) > v1.MaxCanaryDevices {
+		bad("canary_device_ids", "lists %d devices; at most %d", len(p.CanaryDeviceIDs), v1.MaxCanaryDevices)
+	} else {
+		seen := map[string]bool{}
+		for i, id := range p.CanaryDeviceIDs {
+			f := fmt.Sprintf("canary_device_ids[%d]", i)
+			switch {
+			case !isDeviceID(id):
+				bad(f, "is not a device ID (64 lowercase hexadecimal characters)")
+			case seen[id]:
+				bad(f, "device %s is listed twice", id)
+			}
+			seen[id] = true
+		}
+	}
 	if p.MaxDevicesPerMinute < 0 || p.MaxDevicesPerMinute > 1_000_000 {
 		bad("max_devices_per_minute", "must be 0 (no cap) to 1000000, not %d", p.MaxDevicesPerMinute)
 	}
@@ -90,6 +105,45 @@ func Plan(p v1.RolloutPolicy, n int) []int {
 		sizes = append(sizes, left)
 	}
 	return sizes
+}
+
+func isDeviceID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Order puts the group's devices in release order: the canaries first, as the policy lists
+// them, then the others as given. It fails naming a canary that is not among devices.
+func Order(p v1.RolloutPolicy, devices []string) ([]string, []v1.ErrorDetail) {
+	in := make(map[string]bool, len(devices))
+	for _, d := range devices {
+		in[d] = true
+	}
+	var bad []v1.ErrorDetail
+	first := make(map[string]bool, len(p.CanaryDeviceIDs))
+	out := make([]string, 0, len(devices))
+	for i, c := range p.CanaryDeviceIDs {
+		if !in[c] {
+			bad = append(bad, v1.ErrorDetail{Field: fmt.Sprintf("rollout.canary_device_ids[%d]", i),
+				Message: fmt.Sprintf("device %s is not in the deployment's group", c)})
+			continue
+		}
+		first[c] = true
+		out = append(out, c)
+	}
+	for _, d := range devices {
+		if !first[d] {
+			out = append(out, d)
+		}
+	}
+	return out, bad
 }
 
 // Device is one device of a rollout and what it reported since its release.
