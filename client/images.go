@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -153,4 +154,14 @@ func (c *Client) RotateUpdateRootKey(ctx context.Context, tenant string, req v1.
 	var out v1.UpdateRootRotation
 	_, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "update-keys", "root", "rotate"}, nil, req, &out)
 	return out, err
+}
+
+// ImagesRootMetadata returns the first root metadata (1.root.json) of the tenant's image
+// repository, for a device image to ship (rampart-agent run --update-root).
+func (c *Client) ImagesRootMetadata(ctx context.Context, tenant string) ([]byte, error) {
+	var raw json.RawMessage
+	if _, err := c.do(ctx, http.MethodGet, []string{"tenants", tenant, "update-keys", "root", "metadata"}, nil, nil, &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
 }

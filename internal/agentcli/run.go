@@ -42,9 +42,9 @@ import (
 
 // runFlags are the flags of `run` and `-dev`.
 type runFlags struct {
-	rot, state, server, cacert, osBundle, policy, runDir, logLevel, bootControl, appNetworkPool, board, cloudUser string
-	pcr                                                                                                           int
-	development, appNetwork, privilegeSplit                                                                       bool
+	rot, state, server, cacert, osBundle, policy, runDir, logLevel, bootControl, appNetworkPool, board, cloudUser, updateRoot string
+	pcr                                                                                                                       int
+	development, appNetwork, privilegeSplit                                                                                   bool
 }
 
 func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
@@ -62,6 +62,7 @@ func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
 	cmd.Flags().BoolVar(&f.development, "development", false, "development mode: accept images signed only with the development key")
 	cmd.Flags().BoolVar(&f.appNetwork, "app-network", false, "give apps the network their manifests grant (AllowedConnections, server ports) through a veth link and an nftables allow-list; without it apps have loopback only")
 	cmd.Flags().StringVar(&f.board, "board", "", "the board apps drive through the applibs API: "+strings.Join(board.Names(), ", ")+" (linux:DIR is the Linux board described in DIR, default /etc/rampart/board; default none: peripheral calls fail; -dev uses emulated)")
+	cmd.Flags().StringVar(&f.updateRoot, "update-root", "", "the tenant image repository's first root metadata `file` (rampart keys root-metadata), shipped with the device: trusted on first contact instead of the service's answer")
 	cmd.Flags().BoolVar(&f.privilegeSplit, "privilege-split", true, "run the network-facing cloud services as a separate unprivileged, confined process (the cloud broker) that the monitor reaches over a local socket")
 	cmd.Flags().StringVar(&f.cloudUser, "cloud-user", "", "user `NAME|UID[:GID]` the cloud broker runs as (default the account "+cloudbroker.DefaultUser+", else uid and gid "+strconv.Itoa(cloudbroker.DefaultUID)+")")
 	cmd.Flags().StringVar(&f.appNetworkPool, "app-network-pool", "", "IPv4 prefix the apps' link addresses come from (default "+netpolicy.DefaultPool.String()+")")

@@ -3,6 +3,7 @@ package agentcli
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -195,9 +196,18 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 		return nil, err
 	}
 	cc := &checkinclient.Client{Server: f.server, RootCAs: roots, CertDir: f.state, Transport: transport}
+	var imageRoot []byte
+	if f.updateRoot != "" {
+		if imageRoot, err = os.ReadFile(f.updateRoot); err != nil {
+			return nil, fmt.Errorf("--update-root: %w", err)
+		}
+		if !json.Valid(imageRoot) {
+			return nil, &usageError{fmt.Sprintf("--update-root: %s is not JSON root metadata", f.updateRoot)}
+		}
+	}
 	u.loop, err = deviceupdate.New(deviceupdate.Config{Client: cc, Dir: filepath.Join(f.state, updateLoopDir), Apps: apps,
 		Boot: boot, AgentVersion: buildinfo.Version(), Development: f.development, Logger: log, Now: u.clock.Now, Deferral: coord,
-		Board: u.boardState, OnBoardPress: u.pressButton,
+		Board: u.boardState, OnBoardPress: u.pressButton, ImageRoot: imageRoot,
 		Applied: func(ctx context.Context) {
 			if err := u.apps.Reconcile(ctx); err != nil {
 				log.Warn("starting the installed applications", "error", err)

@@ -13,7 +13,7 @@ import (
 
 func newKeysCmd(a *app) *cobra.Command {
 	return group("keys", "Take the tenant's update-metadata root key offline, bring it back, rotate it",
-		newKeysExportRootCmd(a), newKeysImportRootCmd(a), newKeysRotateRootCmd(a))
+		newKeysExportRootCmd(a), newKeysImportRootCmd(a), newKeysRotateRootCmd(a), newKeysRootMetadataCmd(a))
 }
 
 func newKeysExportRootCmd(a *app) *cobra.Command {
@@ -143,5 +143,38 @@ in the same root version.`,
 	cmd.Flags().StringVar(&rootKey, "root-key", "", "the current root key as exported, when it is offline")
 	cmd.Flags().StringVar(&out, "out", "", "take the new root key offline: write it to this file (must not exist)")
 	cmd.Flags().BoolVar(&onlineKeys, "online-keys", false, "also replace every repository's online key")
+	return cmd
+}
+
+func newKeysRootMetadataCmd(a *app) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "root-metadata --out FILE",
+		Short: "Write the first root metadata of the tenant's image repository, for device images to ship",
+		Long: `root-metadata writes 1.root.json of the tenant's image repository (TUF) to FILE. Ship it in
+the device's image and run the agent with --update-root FILE: on first contact the device then
+trusts this root instead of whatever the service answers, and follows later root rotations from
+it. The tenant's repository exists once it uploaded its first image.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return &usageError{cmd: cmd, msg: "--out FILE is required"}
+			}
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			b, err := s.c.ImagesRootMetadata(cmd.Context(), s.tenant)
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.WriteFile(out, b, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.sys.Out, "wrote the image repository's root metadata to %s\n", out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "file to write the root metadata to")
 	return cmd
 }

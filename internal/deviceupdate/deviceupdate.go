@@ -77,6 +77,10 @@ type Config struct {
 	// AfterCheckIn, if set, runs after each check-in the service answered (the agent uploads
 	// its error reports); its error is the cycle's too.
 	AfterCheckIn func(ctx context.Context) error
+	// ImageRoot, if set, is the image repository's first root metadata (1.root.json) shipped
+	// with the device: on first contact the loop trusts it instead of fetching the root from
+	// the service, which it then cannot choose.
+	ImageRoot []byte
 	// Board, if set, returns the emulated board's state for the check-in report (the console's
 	// live board); OnBoardPress presses a button the service asks for.
 	Board        func() *v1.BoardState
@@ -532,6 +536,10 @@ func (l *Loop) refresh(ctx context.Context) ([]tufclient.Target, error) {
 		dst  *[]byte
 	}{{tufclient.Director, &cfg.DirectorRoot}, {tufclient.Image, &cfg.ImageRoot}} {
 		if _, err := os.Stat(filepath.Join(dir, string(r.repo), "root.json")); err == nil {
+			continue
+		}
+		if r.repo == tufclient.Image && l.cfg.ImageRoot != nil {
+			*r.dst = l.cfg.ImageRoot
 			continue
 		}
 		root, err := l.cfg.Client.InitialRoot(ctx, r.repo)

@@ -445,3 +445,41 @@ func TestDeferredUpdates(t *testing.T) {
 		t.Fatalf("after the resume, current %q, want %s", cur, img2.ID)
 	}
 }
+
+// TestPinnedImageRoot: a device shipped with its tenant's image-repository root trusts it on
+// first contact; one shipped with another root refuses the service's metadata and installs
+// nothing, whatever the service answers.
+func TestPinnedImageRoot(t *testing.T) {
+	f := newFleet(t)
+	comp := imagepkgtest.NewUUID(t)
+	img := f.upload(imagepkgtest.Application(t, imagepkgtest.App{ComponentID: comp, Name: "lamp", Version: "1.0.0"}))
+	f.deploy(img)
+	root, err := f.admin.ImagesRootMetadata(f.ctx, f.srv.TenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := f.device()
+	if _, err := good.loop(t, true, func(c *deviceupdate.Config) { c.ImageRoot = root }).Once(f.ctx); err != nil {
+		t.Fatalf("with the tenant's own root: %v", err)
+	}
+	if cur := good.current(t, comp); cur != img.ID {
+		t.Fatalf("current %q, want %s", cur, img.ID)
+	}
+
+	// Another service's tenant root: the metadata this service signs does not verify.
+	other := newFleet(t)
+	other.upload(imagepkgtest.Application(t, imagepkgtest.App{Name: "other", Version: "1.0.0"}))
+	otherRoot, err := other.admin.ImagesRootMetadata(other.ctx, other.srv.TenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := f.device()
+	_, err = bad.loop(t, true, func(c *deviceupdate.Config) { c.ImageRoot = otherRoot }).Once(f.ctx)
+	if err == nil {
+		t.Fatal("a device pinned to another root accepted the service's metadata")
+	}
+	t.Logf("refused as it should be: %v", err)
+	if cur := bad.current(t, comp); cur != "" {
+		t.Fatalf("the pinned device installed %s", cur)
+	}
+}

@@ -109,6 +109,11 @@ var builders = map[string]func(b *buildCtx) request{
 	"disableDevice": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/devices/" + b.f.device + "/disable"}
 	},
+	"getImagesRootMetadata": func(b *buildCtx) request {
+		// The repository exists once the tenant uploaded an image.
+		b.image()
+		return request{path: "/v1/tenants/" + b.f.id + "/update-keys/root/metadata"}
+	},
 	"pressDeviceButton": func(b *buildCtx) request {
 		// The device reported an emulated board (as its check-in would).
 		rep := `{"agent_version":"1.0.0","images":[],"board":{"board":"emulated","leds":[],"buttons":[{"name":"BUTTON_A","gpio":12,"presses":0}]}}`

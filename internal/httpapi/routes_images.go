@@ -51,6 +51,9 @@ func imageRoutes() []route {
 		{method: "POST", path: tenantPath + "/update-keys/root/rotate", op: "rotateUpdateRootKey",
 			summary: "Replace the tenant's update-metadata root key: every repository gets a root version signed by the old and the new key, which devices follow; the old key is revoked. key_pem is the current key when it is offline.",
 			action:  authz.UpdateKeyManage, in: v1.UpdateRootRotate{}, out: v1.UpdateRootRotation{}, status: 200, handle: rotateUpdateRoot},
+		{method: "GET", path: tenantPath + "/update-keys/root/metadata", op: "getImagesRootMetadata",
+			summary: "The first root metadata (1.root.json) of the tenant's image repository, for a device image to ship: a device given it (rampart-agent run --update-root) trusts that root on first contact instead of the service's answer.",
+			action:  authz.ImageRead, status: 200, produces: "application/json", handle: imagesRootMetadata},
 		{method: "GET", path: tenantPath + "/deployments", op: "listDeployments", summary: "The tenant's deployments, newest first.",
 			action: authz.DeploymentRead, out: v1.List[v1.Deployment]{}, status: 200, list: true,
 			query: []queryParam{{"device_group_id", "string", "only this group's deployments"}}, handle: listDeployments},
@@ -183,4 +186,12 @@ func rotateUpdateRoot(c *call) (any, error) {
 		return nil, err
 	}
 	return c.h.m.RotateUpdateRoot(c.r.Context(), c.p, c.param("tenant"), req)
+}
+
+func imagesRootMetadata(c *call) (any, error) {
+	b, err := c.h.m.ImagesRootMetadata(c.r.Context(), c.p, c.param("tenant"))
+	if err != nil {
+		return nil, err
+	}
+	return rawResponse{contentType: "application/json", body: b}, nil
 }

@@ -3,6 +3,7 @@ package manage
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/authz"
@@ -88,4 +89,19 @@ func (m *Manager) RotateUpdateRoot(ctx context.Context, p *authz.Principal, tena
 		return nil
 	})
 	return out, err
+}
+
+// ImagesRootMetadata returns the first root metadata (1.root.json) of the tenant's image
+// repository: what a device's image should ship so that its first contact trusts that root, not
+// whatever the service answers (the device follows later root rotations from it). ErrNotFound
+// before the tenant's first image upload made the repository.
+func (m *Manager) ImagesRootMetadata(ctx context.Context, p *authz.Principal, tenantID string) ([]byte, error) {
+	if err := m.read(ctx, p, tenantID, authz.ImageRead); err != nil {
+		return nil, err
+	}
+	md, err := m.store.GetTUFMetadata(ctx, tenantID, store.TUFImages, store.TUFRoot, 1)
+	if err != nil {
+		return nil, fmt.Errorf("the tenant's image repository root: %w", err)
+	}
+	return md.Body, nil
 }
