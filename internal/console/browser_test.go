@@ -13,6 +13,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/enrollment"
+	"github.com/rampart-iot/rampart/enrollment/enrollmenttest"
 	"github.com/rampart-iot/rampart/internal/server/servertest"
 )
 
@@ -183,9 +185,24 @@ func TestBrowser(t *testing.T) {
 	}
 	shot("8-rollout-paused")
 
+	// Claim a device by pasting its enrollment record into the devices page's form.
+	rec := enrollmenttest.Record(t)
+	claimed, err := enrollment.Parse(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do("claim a device through the form", chromedp.Navigate(base+"/devices"), chromedp.WaitVisible(chromedp.ID("q")),
+		chromedp.Click(chromedp.CSS("#claim-box summary")), chromedp.WaitVisible(chromedp.ID("enrollment")),
+		chromedp.SetValue(chromedp.ID("enrollment"), string(rec)), chromedp.Click(chromedp.ID("claim")),
+		chromedp.WaitVisible(chromedp.ID("id-h")))
+	if got := location(); got != base+"/devices/"+claimed.DeviceID {
+		t.Fatalf("after the claim form, the browser is at %s", got)
+	}
+	shot("9-claimed-device")
+
 	// An error-report bucket and its chart, drawn as SVG with an accessible name.
 	do("error reports", chromedp.Navigate(base+"/error-reports?range=24h"), chromedp.WaitVisible(chromedp.ID("buckets")))
-	shot("9-error-reports")
+	shot("9b-error-reports")
 	do("a bucket", chromedp.Click(chromedp.CSS(`#buckets tbody tr:first-child a`)), chromedp.WaitVisible(chromedp.CSS("figure.chart-box svg")))
 	label, err := chromedp.Run(tctx, chromedp.Evaluate[string](`(() => { const s = document.querySelector("figure.chart-box svg"); const r = s.getBoundingClientRect();
 		return s.getAttribute("role") + "|" + document.getElementById("bucket-title").textContent + "|" + (r.width > 100 && r.height > 30) + "|" + s.querySelectorAll("rect").length })()`))

@@ -137,6 +137,7 @@ func (h *Handler) routes() {
 	mux.HandleFunc("GET "+t+"/products", h.tenant(h.products))
 	mux.HandleFunc("GET "+t+"/devices", h.tenant(h.devices))
 	mux.HandleFunc("GET "+t+"/devices/{device}", h.tenant(h.device))
+	mux.HandleFunc("POST "+t+"/devices/claim", h.tenantForm(h.claimDevice))
 	mux.HandleFunc("POST "+t+"/devices/{device}/state", h.tenantForm(h.setDeviceState))
 	mux.HandleFunc("POST "+t+"/devices/{device}/board/press", h.tenantForm(h.pressButton))
 	mux.HandleFunc("GET "+t+"/images", h.tenant(h.images))

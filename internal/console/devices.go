@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -37,13 +38,24 @@ type devicesView struct {
 	NextURL         string
 	Scanned         int
 	Stopped         bool // the scan budget ran out before the page filled
+	CanClaim        bool
+	Claim           claimForm
+}
+
+// claimForm is the claim form's input and, after a refused claim, its error.
+type claimForm struct {
+	Record, Group string
+	Error         string
+	Details       []v1.ErrorDetail
 }
 
 // devices lists devices, searched by ID prefix and filtered by group and state, one bounded
 // page at a time (keyset paging by device ID).
-func (h *Handler) devices(c *call) error {
+func (h *Handler) devices(c *call) error { return h.showDevices(c, http.StatusOK, claimForm{}) }
+
+func (h *Handler) showDevices(c *call, status int, claim claimForm) error {
 	ctx := c.r.Context()
-	var v devicesView
+	v := devicesView{CanClaim: c.can(authz.DeviceClaim), Claim: claim}
 	var err error
 	after, err := c.query("after")
 	if err != nil {
@@ -134,7 +146,7 @@ func (h *Handler) devices(c *call) error {
 	}
 	vw := h.view(c, "Devices", "devices")
 	vw.Data = v
-	h.render(c.w, c.r, http.StatusOK, "devices", vw)
+	h.render(c.w, c.r, status, "devices", vw)
 	return nil
 }
 
@@ -228,6 +240,40 @@ func (h *Handler) setDeviceState(c *call) error {
 		return err
 	}
 	c.redirect(c.tenantPath("devices/" + url.PathEscape(id)))
+	return nil
+}
+
+// claimDevice claims a device from the enrollment record `rampart-agent enroll` wrote (POST,
+// CSRF-checked; manage authorizes, validates and audits it, as the API does), optionally into a
+// group, and opens its page; a refused record is shown in place with the form as typed.
+func (h *Handler) claimDevice(c *call) error {
+	form := claimForm{Record: c.r.PostForm.Get("enrollment"), Group: c.r.PostForm.Get("group")}
+	refuse := func(msg string, details []v1.ErrorDetail) error {
+		form.Error, form.Details = msg, details
+		return h.showDevices(c, http.StatusUnprocessableEntity, form)
+	}
+	rec := strings.TrimSpace(form.Record)
+	if rec == "" {
+		return refuse("Paste the device's enrollment record (the JSON that rampart-agent enroll wrote).", nil)
+	}
+	if !json.Valid([]byte(rec)) {
+		return refuse("The enrollment record is not JSON: paste the whole file that rampart-agent enroll wrote.", nil)
+	}
+	out, err := h.m.Claim(c.r.Context(), c.p, c.tenant.ID, []json.RawMessage{json.RawMessage(rec)}, form.Group)
+	if err != nil {
+		var pe *problem.Error
+		if errors.As(err, &pe) && pe.Code == v1.CodeValidation {
+			return refuse(pe.Message, pe.Details)
+		}
+		return err
+	}
+	if len(out) != 1 {
+		return fmt.Errorf("claim: %d outcomes for one record", len(out))
+	}
+	if o := out[0]; o.Result == v1.ClaimFailed {
+		return refuse("The device was not claimed: "+o.Err.Error(), nil)
+	}
+	c.redirect(c.tenantPath("devices/" + url.PathEscape(out[0].DeviceID)))
 	return nil
 }
 
