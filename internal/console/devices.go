@@ -170,7 +170,13 @@ type deviceView struct {
 	CanDisable   bool
 	CanPress     bool
 	AuditURL     string
+	Certificates []store.Attestation // the passes on this page of attestations: the certificates issued
+	Events       []store.ErrorReport // the device's latest error-report events
+	CanEvents    bool
 }
+
+// deviceEvents is how many of a device's latest error-report events its page shows.
+const deviceEvents = 20
 
 // device shows one device: identity, attestation history, what it reported at its latest
 // check-in, and the disable/enable control for roles that may use it.
@@ -204,6 +210,19 @@ func (h *Handler) device(c *call) error {
 		return err
 	}
 	v.Attestations = atts.Items
+	for _, a := range atts.Items {
+		if a.Result == store.AttestationPass && a.CertificateSerial != "" {
+			v.Certificates = append(v.Certificates, a)
+		}
+	}
+	if c.can(authz.ErrorReportRead) {
+		v.CanEvents = true
+		evs, err := h.m.ListErrorReports(ctx, c.p, c.tenant.ID, store.ErrorReportFilter{DeviceID: d.ID}, store.ListOptions{Limit: deviceEvents})
+		if err != nil {
+			return err
+		}
+		v.Events = evs.Items
+	}
 	if atts.Next != "" {
 		v.AttNextURL = c.tenantPath("devices/"+url.PathEscape(d.ID)) + "?" + url.Values{"att_after": {atts.Next}}.Encode()
 	}
