@@ -208,7 +208,7 @@ func run(t *testing.T, s *apprun.Supervisor) (stop func() error) {
 // only bounds a hang; no test asserts on how long anything took.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second) // generous: a loaded CI machine makes storage images slowly
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting until %s", what)
