@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/enrollment"
 	"github.com/rampart-iot/rampart/enrollment/enrollmenttest"
+	"github.com/rampart-iot/rampart/internal/checkinclient"
 	"github.com/rampart-iot/rampart/internal/server/servertest"
 )
 
@@ -60,11 +62,9 @@ func TestBrowser(t *testing.T) {
 	f.addHostileRecords(t)
 	f.addCrashes(t)
 	img := f.withRollout(t)
-	rolled, err := f.admin.CreateDeployment(t.Context(), f.tenant, f.group.ID, v1.DeploymentCreate{ImageIDs: []string{img.ID},
-		Rollout: &v1.RolloutPolicy{Batches: []v1.RolloutBatch{{Count: 1}}, SoakSeconds: 3600}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The rollout's canary: an attested device whose check-ins the test makes.
+	canary := srv.AttestedDevice(t, f.admin, f.tenant, f.group.ID)
+	canaryClient := &checkinclient.Client{Server: srv.URL, RootCAs: canary.RootCAs, CertDir: canary.Dir}
 	dir := artifactDir(t)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
@@ -165,20 +165,43 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("audit of the browser's disable: %+v", es)
 	}
 
-	// The rollout's batch progress, and pausing it through its form.
-	do("rollout page", chromedp.Navigate(base+"/deployments/"+rolled.ID), chromedp.WaitVisible(chromedp.ID("batches")))
-	state, err := chromedp.Run(tctx, chromedp.Text(chromedp.ID("rollout-state")))
+	// A deployment with a rollout, made with the console's form: the canary leads batch 1.
+	do("new deployment with a rollout", chromedp.Navigate(base+"/deployments/new"), chromedp.WaitVisible(chromedp.ID("group")),
+		chromedp.SetValue(chromedp.ID("group"), f.group.ID), chromedp.Click(chromedp.ID("img-"+img.ID)),
+		chromedp.Click(chromedp.ID("rollout")), chromedp.SetValue(chromedp.ID("batches"), "1"),
+		chromedp.SetValue(chromedp.ID("soak_seconds"), "0"), chromedp.SetValue(chromedp.ID("canary_device_ids"), canary.ID),
+		chromedp.Submit(chromedp.ID("batches")), chromedp.WaitVisible(chromedp.ID("rollout-batch")))
+	depID := strings.TrimPrefix(location(), base+"/deployments/")
+	rolled, err := f.admin.GetDeployment(t.Context(), f.tenant, depID)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the form's deployment %q: %v", depID, err)
 	}
-	batch, err := chromedp.Run(tctx, chromedp.Text(chromedp.ID("rollout-batch")))
-	if err != nil {
-		t.Fatal(err)
+	readRollout := func() (state, batch string) {
+		t.Helper()
+		var err error
+		if state, err = chromedp.Run(tctx, chromedp.Text(chromedp.ID("rollout-state"))); err != nil {
+			t.Fatal(err)
+		}
+		if batch, err = chromedp.Run(tctx, chromedp.Text(chromedp.ID("rollout-batch"))); err != nil {
+			t.Fatal(err)
+		}
+		return state, batch
 	}
-	if state != "running" || batch != "1 of 2" {
-		t.Fatalf("rollout page shows %q, batch %q", state, batch)
+	if state, batch := readRollout(); state != "running" || batch != "1 of 2" {
+		t.Fatalf("the new rollout's page shows %q, batch %q", state, batch)
 	}
 	shot("7-rollout")
+	// The canary reports the new image running: batch 1 is healthy, and with no soak the
+	// rollout advances at once; a reload shows batch 2.
+	if _, err := canaryClient.CheckIn(t.Context(), v1.CheckIn{AgentVersion: "1.0.0", Images: []v1.InstalledImage{{
+		ComponentID: img.ComponentID, ImageID: img.ID, Kind: img.Kind, Version: img.Version, State: v1.ImageRunning}}}); err != nil {
+		t.Fatal(err)
+	}
+	do("the rollout after the canary's check-in", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("rollout-batch")))
+	if state, batch := readRollout(); state != "running" || batch != "2 of 2" {
+		t.Fatalf("after the canary's healthy check-in the page shows %q, batch %q, want batch 2 of 2", state, batch)
+	}
+	shot("7b-rollout-advanced")
 	do("pause the rollout", chromedp.Click(chromedp.ID("pause")), chromedp.WaitVisible(chromedp.ID("resume")))
 	if st, err := f.admin.GetRollout(t.Context(), f.tenant, rolled.ID); err != nil || st.State != v1.RolloutPaused {
 		t.Fatalf("after the pause button: %+v %v", st, err)

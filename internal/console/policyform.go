@@ -23,6 +23,7 @@ type policyForm struct {
 	CrashRateRatio        string
 	MinDeviceHours        string
 	MinCrashes            string
+	Canaries              string // device IDs, separated by commas or white space
 }
 
 // maxBatchesText bounds the batch list as typed (the policy's own bound is checked by
@@ -41,6 +42,7 @@ func readPolicyForm(f url.Values) policyForm {
 		CrashRateRatio:        f.Get("crash_rate_ratio"),
 		MinDeviceHours:        f.Get("min_device_hours"),
 		MinCrashes:            f.Get("min_crashes"),
+		Canaries:              f.Get("canary_device_ids"),
 	}
 }
 
@@ -97,8 +99,16 @@ func (pf policyForm) policy() (*v1.RolloutPolicy, []v1.ErrorDetail) {
 	if a != (v1.RolloutAbort{}) {
 		p.Abort = &a
 	}
+	if len(pf.Canaries) > maxCanariesText {
+		bad("canary_device_ids", "is longer than %d characters", maxCanariesText)
+	} else {
+		p.CanaryDeviceIDs = strings.FieldsFunc(strings.ToLower(pf.Canaries), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+	}
 	return &p, d
 }
+
+// maxCanariesText bounds the canary list as typed (the form itself is at most 64 KiB).
+const maxCanariesText = 60000
 
 // parseBatches reads a comma-separated list of batch sizes: a count ("5") or a percent
 // ("10%"). An empty list is one batch of every device.
@@ -150,6 +160,9 @@ func fieldInput(field string) string {
 	rest = strings.TrimPrefix(rest, "abort.")
 	if strings.HasPrefix(rest, "batches") {
 		return "batches"
+	}
+	if strings.HasPrefix(rest, "canary_device_ids") {
+		return "canary_device_ids"
 	}
 	return rest
 }

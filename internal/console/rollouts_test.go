@@ -78,6 +78,16 @@ func TestRolloutPolicyFormErrorsInPlace(t *testing.T) {
 		}
 	}
 
+	// A canary that is not in the group is refused next to its field, as typed.
+	stranger := strings.Repeat("ab", 32)
+	form = rolloutForm(token, f.group.ID, img.ID)
+	form.Set("canary_device_ids", stranger)
+	r = b.post(base+"/deployments", form)
+	mustStatus(t, "a canary outside the group", r, http.StatusUnprocessableEntity)
+	if !strings.Contains(r.body, "is not in the deployment&#39;s group") || !strings.Contains(r.body, ">"+stranger+"</textarea>") {
+		t.Errorf("the canary problem is not shown in place:\n%s", r.body)
+	}
+
 	// A group with no deployment yet cannot take a rollout.
 	groups, err := f.admin.AllProductDeviceGroups(t.Context(), f.tenant, f.product.ID, client.DeviceGroupListOptions{})
 	if err != nil {
