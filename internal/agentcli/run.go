@@ -25,6 +25,7 @@ import (
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/client"
 	"github.com/rampart-iot/rampart/internal/agent"
+	"github.com/rampart-iot/rampart/internal/apprun"
 	"github.com/rampart-iot/rampart/internal/attestclient"
 	"github.com/rampart-iot/rampart/internal/board"
 	_ "github.com/rampart-iot/rampart/internal/board/emulated" // the emulated board
@@ -44,6 +45,7 @@ import (
 type runFlags struct {
 	rot, state, server, cacert, osBundle, policy, runDir, logLevel, bootControl, appNetworkPool, board, cloudUser, updateRoot string
 	pcr                                                                                                                       int
+	appHealthyAfter                                                                                                           time.Duration
 	development, appNetwork, privilegeSplit                                                                                   bool
 }
 
@@ -63,6 +65,7 @@ func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
 	cmd.Flags().BoolVar(&f.appNetwork, "app-network", false, "give apps the network their manifests grant (AllowedConnections, server ports) through a veth link and an nftables allow-list; without it apps have loopback only")
 	cmd.Flags().StringVar(&f.board, "board", "", "the board apps drive through the applibs API: "+strings.Join(board.Names(), ", ")+" (linux:DIR is the Linux board described in DIR, default /etc/rampart/board; default none: peripheral calls fail; -dev uses emulated)")
 	cmd.Flags().StringVar(&f.updateRoot, "update-root", "", "the tenant image repository's first root metadata `file` (rampart keys root-metadata), shipped with the device: trusted on first contact instead of the service's answer")
+	cmd.Flags().DurationVar(&f.appHealthyAfter, "app-healthy-after", apprun.DefaultHealthyAfter, "how long an app must run to count as healthy: an app that keeps crashing sooner after an update is rolled back by the device")
 	cmd.Flags().BoolVar(&f.privilegeSplit, "privilege-split", true, "run the network-facing cloud services as a separate unprivileged, confined process (the cloud broker) that the monitor reaches over a local socket")
 	cmd.Flags().StringVar(&f.cloudUser, "cloud-user", "", "user `NAME|UID[:GID]` the cloud broker runs as (default the account "+cloudbroker.DefaultUser+", else uid and gid "+strconv.Itoa(cloudbroker.DefaultUID)+")")
 	cmd.Flags().StringVar(&f.appNetworkPool, "app-network-pool", "", "IPv4 prefix the apps' link addresses come from (default "+netpolicy.DefaultPool.String()+")")
@@ -199,6 +202,9 @@ func startBroker(ctx context.Context, f *runFlags, log *slog.Logger) (*cloudbrok
 }
 
 func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log *slog.Logger) error {
+	if f.appHealthyAfter < 0 {
+		return &usageError{"--app-healthy-after must not be negative"}
+	}
 	roots, err := f.roots()
 	if err != nil {
 		return err

@@ -43,7 +43,8 @@ func (d *emulated) start() {
 	d.cancel = cancel
 	go func() {
 		d.exits <- Run(ctx, []string{"run", "--rot", "software", "--state", d.state, "--server", d.srv.URL,
-			"--cacert", d.srv.CACertFile, "--boot-control", "dir", "--development", "--board", "emulated", "--log-level", "debug"},
+			"--cacert", d.srv.CACertFile, "--boot-control", "dir", "--development", "--board", "emulated", "--log-level", "debug",
+			"--app-healthy-after", "1s"},
 			IO{Out: d.log, Err: d.log, Getenv: func(string) string { return "" }})
 	}()
 }
@@ -221,12 +222,35 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	deploy(app2)
 	d.waitUntil("app v2 installed", func() bool { return current(comp) == app2.ID })
 	d.waitUntil("app v2 reported running", reported(app2.ID, v1.ImageRunning, ""))
+	// 2.5.0 crashes in the field: it runs past its healthy second, so the device does not roll
+	// it back, and then keeps crashing. It goes out as a rollout to our device first (a second
+	// device, which never checks in, holds the next batch) that aborts on the crash rate
+	// against 2.0.0's cohort: the crash reports abort it, and the group returns to 2.0.0.
+	_ = srv.AttestedDevice(t, admin, srv.TenantID, group.ID)
+	app25 := appPkg("2.5.0", "-crash-after", "2s")
+	dep25, err := admin.CreateDeployment(ctx, srv.TenantID, group.ID, v1.DeploymentCreate{ImageIDs: []string{app25.ID},
+		Rollout: &v1.RolloutPolicy{Batches: []v1.RolloutBatch{{Count: 1}}, SoakSeconds: 1, CanaryDeviceIDs: []string{rec.DeviceID},
+			Abort: &v1.RolloutAbort{CrashRateRatio: 1, MinCrashes: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.waitUntil("the rollout of 2.5.0 aborted on its crash rate", func() bool {
+		r, err := admin.GetRollout(ctx, srv.TenantID, dep25.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.State == "aborted" && strings.Contains(r.Reason, "crash rate") && r.NewCrashes >= 1
+	})
+	d.waitUntil("the device back on 2.0.0 through the revert deployment", func() bool {
+		return current(comp) == app2.ID && reported(app2.ID, v1.ImageRunning, "")()
+	})
+
 	// v3 goes out as a health-gated rollout that aborts on install failures: the device's own
 	// rollback of v3 is such a failure, so the rollout stops by itself and returns the group
 	// to v2 (the "done when", with the real agent).
 	app3 := appPkg("3.0.0", "-crash")
 	dep3, err := admin.CreateDeployment(ctx, srv.TenantID, group.ID, v1.DeploymentCreate{ImageIDs: []string{app3.ID},
-		Rollout: &v1.RolloutPolicy{Batches: []v1.RolloutBatch{{Count: 1}}, SoakSeconds: 600,
+		Rollout: &v1.RolloutPolicy{Batches: []v1.RolloutBatch{{Count: 1}}, SoakSeconds: 600, CanaryDeviceIDs: []string{rec.DeviceID},
 			Abort: &v1.RolloutAbort{InstallFailurePercent: 50, MinInstalls: 1}}})
 	if err != nil {
 		t.Fatal(err)

@@ -179,7 +179,8 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 		return nil, err
 	}
 	u.apps, err = apprun.New(apprun.Config{Apps: apps, StateDir: filepath.Join(f.state, appRunDir), Logger: log, Network: network,
-		Applibs: host,
+		HealthyAfter: f.appHealthyAfter,
+		Applibs:      host,
 		Events: func(e apprun.Event) {
 			log.Info("application event", "kind", e.Kind, "component", e.ComponentID, "name", e.Name, "version", e.Version,
 				"exit", exitText(e), "restarts", e.Restarts, "reason", e.Reason)

@@ -2,7 +2,8 @@
 // and runs until SIGTERM, or, given -crash, exits with status 1 at once, as a broken release
 // would. Given -led, it turns the board's red LED (GPIO 8) on through the applibs API. Given
 // -defer, it defers every update announced to it by 600 minutes, and resumes them when button
-// B (GPIO 13) is pressed.
+// B (GPIO 13) is pressed. Given -crash-after D, it runs for D and then exits with status 1, as a
+// release that crashes in the field (not on start) would.
 package main
 
 import (
@@ -32,6 +33,14 @@ func main() {
 			}
 		}
 		fmt.Println("led:", err)
+	}
+	if i := slices.Index(os.Args, "-crash-after"); i > 0 && i+1 < len(os.Args) {
+		if d, err := time.ParseDuration(os.Args[i+1]); err == nil {
+			time.AfterFunc(d, func() {
+				fmt.Println("crashing after", d)
+				os.Exit(1)
+			})
+		}
 	}
 	if slices.Contains(os.Args[1:], "-defer") {
 		go deferUpdates()
