@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/apprun"
+	"github.com/rampart-iot/rampart/internal/atomicfile"
 	"github.com/rampart-iot/rampart/internal/eventqueue"
 	"github.com/rampart-iot/rampart/internal/osupdate"
 )
@@ -19,9 +22,19 @@ import (
 // durable queue (STATE/events), which the update loop uploads after each check-in.
 
 const (
-	eventsDir   = "events"
-	runningMark = "agent.running" // present while an agent runs; found at start, the last one did not stop cleanly
+	eventsDir    = "events"
+	runningMark  = "agent.running" // present while an agent runs; found at start, the last one did not stop cleanly
+	watchdogMark = "watchdog.boot" // the boot whose watchdog reset was reported, so it is reported once
 )
+
+// Where the kernel tells of watchdogs and of this boot; tests point them elsewhere.
+var (
+	sysRoot    = "/sys"
+	bootIDFile = "/proc/sys/kernel/random/boot_id"
+)
+
+// wdiofCardReset is WDIOF_CARDRESET: the watchdog reset the machine last time.
+const wdiofCardReset = 0x0020
 
 // reporter turns the agent's happenings into error-report events.
 type reporter struct {
@@ -52,6 +65,40 @@ func (r *reporter) started(state string) {
 	}
 	if err := os.WriteFile(mark, []byte(fmt.Sprintln(os.Getpid())), 0o600); err != nil {
 		r.log.Warn("cannot mark the agent running", "error", err)
+	}
+	r.watchdog(state)
+}
+
+// watchdog records a WatchdogReset, once per boot, when a hardware watchdog says it reset the
+// device (WDIOF_CARDRESET in /sys/class/watchdog/*/bootstatus).
+func (r *reporter) watchdog(state string) {
+	files, _ := filepath.Glob(filepath.Join(sysRoot, "class", "watchdog", "*", "bootstatus"))
+	var which string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 0, 32)
+		if err == nil && v&wdiofCardReset != 0 {
+			which = filepath.Base(filepath.Dir(f))
+			break
+		}
+	}
+	if which == "" {
+		return
+	}
+	boot, err := os.ReadFile(bootIDFile)
+	if err != nil {
+		r.log.Warn("cannot read the boot ID: the watchdog reset may be reported again", "error", err)
+	}
+	mark := filepath.Join(state, watchdogMark)
+	if prev, err := os.ReadFile(mark); err == nil && len(boot) > 0 && string(prev) == string(boot) {
+		return // this boot's reset is reported already
+	}
+	r.add(v1.ReportEvent{Type: v1.EventWatchdogReset, Message: which + " reset the device"})
+	if err := atomicfile.WriteFile(mark, boot, 0o600); err != nil {
+		r.log.Warn("cannot record the reported watchdog reset", "error", err)
 	}
 }
 
