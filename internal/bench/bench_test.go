@@ -97,7 +97,7 @@ func TestBenchReport(t *testing.T) {
 	fmt.Printf("rampart bench: %d workers, %s windows, median of %d interleaved rounds, GOMAXPROCS=%d, %s\n\n",
 		workers, window, rounds, runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("%-48s %12s   %-36s %12s %7s\n", "figure", "value", "ceiling (same run)", "ceiling", "ratio")
-	// RAMPART_BENCH_ONLY=api, =attest, =update, =console or =apps runs one group, for quick iterations.
+	// RAMPART_BENCH_ONLY=api, =attest, =update, =reports, =console or =apps runs one group, for quick iterations.
 	only := os.Getenv("RAMPART_BENCH_ONLY")
 	var figs []figure
 	if only == "" || only == "api" {
@@ -110,6 +110,9 @@ func TestBenchReport(t *testing.T) {
 	}
 	if only == "" || only == "update" {
 		figs = append(figs, updateFigures(t)...)
+	}
+	if only == "" || only == "reports" {
+		figs = append(figs, reportFigures(t)...)
 	}
 	{
 		for _, f := range figs {
