@@ -102,7 +102,9 @@ func (pf policyForm) policy() (*v1.RolloutPolicy, []v1.ErrorDetail) {
 	if len(pf.Canaries) > maxCanariesText {
 		bad("canary_device_ids", "is longer than %d characters", maxCanariesText)
 	} else {
-		p.CanaryDeviceIDs = strings.FieldsFunc(strings.ToLower(pf.Canaries), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+		if ids := strings.FieldsFunc(strings.ToLower(pf.Canaries), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' }); len(ids) > 0 {
+			p.CanaryDeviceIDs = ids
+		}
 	}
 	return &p, d
 }
