@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -221,6 +222,40 @@ type Power struct {
 	PowerDowns int           `json:"powerDowns"`
 	Last       *PowerRequest `json:"last,omitempty"`
 	LastAt     time.Time     `json:"lastAt,omitzero"`
+}
+
+// CheckPower says whether a power request is well formed: a known action, a power-down's
+// residency within bounds, a known profile.
+func CheckPower(req PowerRequest) error {
+	switch req.Action {
+	case PowerForceReboot:
+	case PowerForcePowerDown:
+		if req.Seconds < 1 || req.Seconds > MaxPowerDownSeconds {
+			return fmt.Errorf("%w: power-down residency %d s: want 1 to %d", ErrInvalid, req.Seconds, MaxPowerDownSeconds)
+		}
+	case PowerSetPowerProfile:
+		if !slices.Contains(PowerProfiles, req.Profile) {
+			return fmt.Errorf("%w: power profile %q: want one of %v", ErrInvalid, req.Profile, PowerProfiles)
+		}
+	default:
+		return fmt.Errorf("%w: power action %q", ErrInvalid, req.Action)
+	}
+	return nil
+}
+
+// Record counts a checked power request in p, made at at: boards record requests rather than
+// carry them out.
+func (p *Power) Record(req PowerRequest, at time.Time) {
+	switch req.Action {
+	case PowerForceReboot:
+		p.Reboots++
+	case PowerForcePowerDown:
+		p.PowerDowns++
+	case PowerSetPowerProfile:
+		p.Profile = req.Profile
+	}
+	p.Last = &req
+	p.LastAt = at
 }
 
 // Options are what a built-in board is made with.

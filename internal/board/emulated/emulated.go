@@ -16,7 +16,6 @@ import (
 	"io/fs"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -360,31 +359,12 @@ func (b *Board) PWMApply(controller string, channel int, s board.PWMState) error
 
 // Power implements board.Board: the request is recorded in the state, not carried out.
 func (b *Board) Power(req board.PowerRequest) error {
-	switch req.Action {
-	case board.PowerForceReboot:
-	case board.PowerForcePowerDown:
-		if req.Seconds < 1 || req.Seconds > board.MaxPowerDownSeconds {
-			return fmt.Errorf("%w: power-down residency %d s: want 1 to %d", board.ErrInvalid, req.Seconds, board.MaxPowerDownSeconds)
-		}
-	case board.PowerSetPowerProfile:
-		if !slices.Contains(board.PowerProfiles, req.Profile) {
-			return fmt.Errorf("%w: power profile %q: want one of %v", board.ErrInvalid, req.Profile, board.PowerProfiles)
-		}
-	default:
-		return fmt.Errorf("%w: power action %q", board.ErrInvalid, req.Action)
+	if err := board.CheckPower(req); err != nil {
+		return err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch req.Action {
-	case board.PowerForceReboot:
-		b.power.Reboots++
-	case board.PowerForcePowerDown:
-		b.power.PowerDowns++
-	case board.PowerSetPowerProfile:
-		b.power.Profile = req.Profile
-	}
-	b.power.Last = &req
-	b.power.LastAt = b.now()
+	b.power.Record(req, b.now())
 	return nil
 }
 

@@ -265,31 +265,12 @@ func (b *Board) PWMApply(controller string, channel int, s board.PWMState) error
 // Power implements board.Board: the request is checked, recorded in the state and logged,
 // not carried out (the agent does not reboot or power down the machine for an application).
 func (b *Board) Power(req board.PowerRequest) error {
-	switch req.Action {
-	case board.PowerForceReboot:
-	case board.PowerForcePowerDown:
-		if req.Seconds < 1 || req.Seconds > board.MaxPowerDownSeconds {
-			return fmt.Errorf("%w: power-down residency %d s: want 1 to %d", board.ErrInvalid, req.Seconds, board.MaxPowerDownSeconds)
-		}
-	case board.PowerSetPowerProfile:
-		if !slices.Contains(board.PowerProfiles, req.Profile) {
-			return fmt.Errorf("%w: power profile %q: want one of %v", board.ErrInvalid, req.Profile, board.PowerProfiles)
-		}
-	default:
-		return fmt.Errorf("%w: power action %q", board.ErrInvalid, req.Action)
+	if err := board.CheckPower(req); err != nil {
+		return err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch req.Action {
-	case board.PowerForceReboot:
-		b.power.Reboots++
-	case board.PowerForcePowerDown:
-		b.power.PowerDowns++
-	case board.PowerSetPowerProfile:
-		b.power.Profile = req.Profile
-	}
-	b.power.Last = &req
-	b.power.LastAt = b.now()
+	b.power.Record(req, b.now())
 	b.log.Warn("linux board: power request recorded, not carried out", "action", req.Action, "by", req.By, "seconds", req.Seconds, "profile", req.Profile)
 	return nil
 }
