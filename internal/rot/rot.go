@@ -46,6 +46,26 @@ type RootOfTrust interface {
 	Close() error
 }
 
+// Counter is the anti-rollback counter a root of trust may keep: a number that only goes up,
+// held where writing the agent's state directory cannot lower it. The OS update machine keeps
+// its security-version floor in it. A backend that has one implements Counter beside
+// RootOfTrust; callers find it with a type assertion.
+//
+// The TPM backends keep it in an NV counter index, whose value the TPM never lets go down, and
+// which a redefined index resumes from at or above its highest value; the software backend
+// keeps it in a sealed file, which resists editing but not putting back an older copy.
+type Counter interface {
+	// ReadCounter returns the counter: 0 until it is first advanced.
+	ReadCounter(ctx context.Context) (uint64, error)
+	// AdvanceCounter raises the counter to v. A v at or below the counter changes nothing; a v
+	// more than MaxCounterStep above it is refused, so a bad value cannot wear the TPM's NV
+	// or take an hour of increments.
+	AdvanceCounter(ctx context.Context, v uint64) error
+}
+
+// MaxCounterStep is the most one AdvanceCounter call raises a Counter by.
+const MaxCounterStep = 1 << 12
+
 // Quote is a TPM quote: the marshalled TPMS_ATTEST and the TPMT_SIGNATURE over it.
 type Quote struct {
 	Attest    []byte
