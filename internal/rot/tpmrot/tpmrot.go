@@ -19,6 +19,10 @@
 // STATE/rot-tpm-sim for the simulator. Each operation loads what it needs and flushes it before
 // returning. Commands answered with a retry warning are retried (see Retry).
 //
+// TPM also keeps the anti-rollback counter (rot.Counter) in two NV indices of the owner
+// hierarchy, 0x01300001 (an NV counter) and 0x01300002 (its base); see counter.go for the
+// design and what it resists.
+//
 // Trust: the TPM keeps the private keys; this package trusts ak.json only as far as the TPM
 // accepts the blob, and checks that the AK it describes is an attestation key. It assumes empty
 // owner and endorsement hierarchy authorizations, as a provisioned-by-default TPM has. Commands
