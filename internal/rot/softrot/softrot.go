@@ -13,6 +13,10 @@
 // Its PCRs live in memory and start afresh with each process, as a PC Client TPM's do at boot:
 // 0 to 16 and 23 all zeros, 17 to 22 all ones. No firmware measured anything before the agent
 // started, so a quote from this root proves nothing about how the device booted.
+//
+// Its anti-rollback counter (rot.Counter) is a file sealed with a key derived from the EK,
+// STATE/rot-software/antirollback: it resists editing, not putting back an older copy, and
+// whoever reads the state directory has the key (see counter.go).
 package softrot
 
 import (
@@ -56,6 +60,7 @@ func init() {
 // Software is the software root of trust. It is safe for concurrent use.
 type Software struct {
 	start time.Time // the "TPM" clock counts milliseconds from here
+	dir   string    // STATE/rot-software
 
 	// Immutable after Open.
 	ek       *ecdsa.PrivateKey
@@ -68,6 +73,8 @@ type Software struct {
 
 	mu   sync.Mutex
 	pcrs [rot.NumPCRs][sha256.Size]byte
+
+	counterMu sync.Mutex // serializes the anti-rollback counter's read and write
 }
 
 // Open loads the keys under stateDir/rot-software, creating them on first use. rnd is passed to
@@ -81,7 +88,7 @@ func Open(stateDir string, rnd io.Reader) (*Software, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("software root of trust: %w", err)
 	}
-	s := &Software{start: time.Now()}
+	s := &Software{start: time.Now(), dir: dir}
 	var err error
 	if s.ek, err = loadOrCreate(filepath.Join(dir, "ek.pem"), rnd); err != nil {
 		return nil, err
