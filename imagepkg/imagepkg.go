@@ -68,6 +68,8 @@ const (
 	MaxNameLength = 128
 	// MaxMeasurements bounds the golden measurements of an OS bundle.
 	MaxMeasurements = 16
+	// MaxSecurityVersion bounds an OS bundle's security version.
+	MaxSecurityVersion = 1 << 20
 )
 
 // OSComponentID is the component ID of the OS bundle unless pack-os is told otherwise: every
@@ -149,6 +151,12 @@ type Metadata struct {
 	// Measurements are the golden measurements (lower-case hex SHA-256) a device running this
 	// OS bundle reports; OS bundles only, and MeasurementOSBundle is required.
 	Measurements map[string]string `json:"measurements,omitempty"`
+	// SecurityVersion is an OS bundle's security version, 0 to MaxSecurityVersion, as MCUboot's
+	// security counter or Android's rollback index: a device that committed an OS bundle
+	// advances its root of trust's anti-rollback counter to it, and never installs one with a
+	// lower security version again. A release raises it when the releases before it must never
+	// run again (a fixed vulnerability), not with every version. 0 (absent) for other kinds.
+	SecurityVersion uint64 `json:"security_version,omitempty"`
 	// Development is true when the package is signed with the development key alone.
 	Development bool `json:"development"`
 }
@@ -171,6 +179,7 @@ type wireMetadata struct {
 	Payload      *wirePayload       `json:"payload"`
 	Manifest     json.RawMessage    `json:"manifest"`
 	Measurements *map[string]string `json:"measurements"`
+	Security     *uint64            `json:"security_version"`
 	Development  *bool              `json:"development"`
 }
 
@@ -347,6 +356,14 @@ func parseMetadata(data []byte) (*Metadata, error) {
 			} else if !isDigest(m.Measurements[k]) {
 				add("measurements."+k, "must be 64 lower-case hex digits")
 			}
+		}
+	}
+	if w.Security != nil {
+		switch m.SecurityVersion = *w.Security; {
+		case kindOK && m.Kind != KindOS:
+			add("security_version", "is only for OS bundles")
+		case m.SecurityVersion > MaxSecurityVersion:
+			add("security_version", "must be 0 to %d, not %d", MaxSecurityVersion, m.SecurityVersion)
 		}
 	}
 	if required("development", w.Development != nil) {

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -50,14 +51,17 @@ func TestKinds(t *testing.T) {
 	payload := tarOf(fstest.MapFS{"boot/kernel": {Data: []byte("kernel")}})
 	board := osMetadata()
 	board.Kind, board.ComponentID, board.Name, board.Measurements = KindBoardConfig, "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b", "ethernet", nil
-	for _, meta := range []*Metadata{osMetadata(), board, goldenMetadata(t, Payload{})} {
-		t.Run(string(meta.Kind), func(t *testing.T) {
+	secure := osMetadata()
+	secure.SecurityVersion = 7
+	for i, meta := range []*Metadata{osMetadata(), board, goldenMetadata(t, Payload{}), secure} {
+		t.Run(fmt.Sprint(i, meta.Kind), func(t *testing.T) {
 			data := build(t, meta, payload, testKey(t))
 			p, _, err := openAndVerify(data, []crypto.PublicKey{testKey(t).Public()}, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Metadata.Kind != meta.Kind || p.Metadata.ImageVersion != meta.ImageVersion || len(p.Metadata.Measurements) != len(meta.Measurements) {
+			if p.Metadata.Kind != meta.Kind || p.Metadata.ImageVersion != meta.ImageVersion || len(p.Metadata.Measurements) != len(meta.Measurements) ||
+				p.Metadata.SecurityVersion != meta.SecurityVersion {
 				t.Errorf("metadata = %+v", p.Metadata)
 			}
 			dst := t.TempDir()
@@ -230,6 +234,10 @@ func TestWriteRejects(t *testing.T) {
 		{"manifest on OS", func(m *Metadata) { m.Manifest = goldenMetadata(t, Payload{}).Manifest }, "manifest: is only for applications"},
 		{"app without manifest", func(m *Metadata) { m.Kind, m.Measurements = KindApplication, nil }, "manifest: is required"},
 		{"app with measurements", func(m *Metadata) { m.Kind, m.Manifest = KindApplication, goldenMetadata(t, Payload{}).Manifest }, "measurements: is only for OS bundles"},
+		{"security version too high", func(m *Metadata) { m.SecurityVersion = MaxSecurityVersion + 1 }, "security_version: must be 0 to 1048576"},
+		{"app with security version", func(m *Metadata) {
+			m.Kind, m.Measurements, m.Manifest, m.SecurityVersion = KindApplication, nil, goldenMetadata(t, Payload{}).Manifest, 2
+		}, "security_version: is only for OS bundles"},
 		{"manifest component", func(m *Metadata) {
 			m.Kind, m.Measurements, m.Manifest = KindApplication, nil, goldenMetadata(t, Payload{}).Manifest
 		}, "manifest.ComponentId: is 2a4f1e0c"},

@@ -229,7 +229,8 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 		}
 		in.OSBundle = slotDir
 	}
-	u, err := newUpdates(ctx, f, roots, transport, boot, log)
+	counter, _ := r.(rot.Counter) // the TPM's NV counter, or the software root's sealed file
+	u, err := newUpdates(ctx, f, roots, transport, boot, counter, log)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/netpolicy"
 	"github.com/rampart-iot/rampart/internal/osupdate"
 	"github.com/rampart-iot/rampart/internal/ratelimit"
+	"github.com/rampart-iot/rampart/internal/rot"
 )
 
 // Directories under the agent's state directory.
@@ -121,10 +122,11 @@ func bootSlot(ctx context.Context, spec, state, provisionFrom string, log *slog.
 	return boot, boot.Path(slot), nil
 }
 
-// newUpdates opens the update machinery. boot may be nil (no OS updates).
+// newUpdates opens the update machinery. boot may be nil (no OS updates); counter, the root of
+// trust's anti-rollback counter, nil if it has none (the OS update state file keeps it then).
 // With the privilege split, transport is the cloud broker's; nil means the monitor speaks TLS
 // itself.
-func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transport http.RoundTripper, boot bootctl.Controller, log *slog.Logger) (*updates, error) {
+func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transport http.RoundTripper, boot bootctl.Controller, counter rot.Counter, log *slog.Logger) (*updates, error) {
 	apps, err := appinstall.Open(appinstall.Config{Dir: filepath.Join(f.state, appsDir), Logger: log})
 	if err != nil {
 		return nil, err
@@ -235,7 +237,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 		return u, nil
 	}
 	u.os, err = osupdate.Open(osupdate.Config{Dir: filepath.Join(f.state, osUpdateDir), Boot: boot, Client: cc.HTTPClient(),
-		Source: u.loop, Verifier: u.loop, Logger: log, HealthInterval: healthInterval,
+		Source: u.loop, Verifier: u.loop, Logger: log, HealthInterval: healthInterval, Counter: counter,
 		Health: osupdate.HealthFunc(func(context.Context) error {
 			if u.attested.Load() {
 				return nil

@@ -188,6 +188,7 @@ func checkEntryPoint(dir, entryPoint string) error {
 func newImagePackagePackOSCmd(a *app) *cobra.Command {
 	var pf packFlags
 	var dir, componentID, agentBinary, policyFile string
+	var securityVersion uint64
 	cmd := &cobra.Command{
 		Use:   "pack-os --os-directory DIR --output-file F",
 		Short: "Pack an OS bundle directory into a signed image package with its golden measurement",
@@ -237,14 +238,18 @@ ID unless --component-id gives another.`,
 				return usagef(cmd, "--policy needs --agent-binary: a release names the agent and the policy together")
 			}
 			meta := &imagepkg.Metadata{
-				Version:      imagepkg.MetadataVersion,
-				ComponentID:  id,
-				Kind:         imagepkg.KindOS,
-				Name:         "os",
-				ImageVersion: version,
-				CreatedAt:    a.now().UTC().Truncate(time.Second),
-				Measurements: measurements,
-				Development:  dev,
+				Version:         imagepkg.MetadataVersion,
+				ComponentID:     id,
+				Kind:            imagepkg.KindOS,
+				Name:            "os",
+				ImageVersion:    version,
+				CreatedAt:       a.now().UTC().Truncate(time.Second),
+				Measurements:    measurements,
+				SecurityVersion: securityVersion,
+				Development:     dev,
+			}
+			if securityVersion > imagepkg.MaxSecurityVersion {
+				return usagef(cmd, "--security-version %d is above %d", securityVersion, imagepkg.MaxSecurityVersion)
 			}
 			if err := a.pack(pf.output, dir, meta, signer); err != nil {
 				return err
@@ -262,6 +267,7 @@ ID unless --component-id gives another.`,
 	cmd.Flags().StringVar(&agentBinary, "agent-binary", "", "the rampart-agent binary devices run with this bundle: its digest and the policy's join the golden measurements, which makes the upload an OS release")
 	cmd.Flags().StringVar(&policyFile, "policy", "", "the security policy devices run with this bundle (default: the built-in policy; needs --agent-binary)")
 	cmd.Flags().StringVar(&componentID, "component-id", imagepkg.OSComponentID, "the OS bundle's component ID")
+	cmd.Flags().Uint64Var(&securityVersion, "security-version", 0, "the bundle's security version: a device that commits it advances its anti-rollback counter to it and never installs a bundle with a lower one again; raise it when the releases before must never run again")
 	pf.register(cmd)
 	return cmd
 }
@@ -424,6 +430,9 @@ func packageRows(v packageView) [][2]string {
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.Measurements)) {
 		rows = append(rows, [2]string{"Measurement " + name, m.Measurements[name]})
+	}
+	if m.Kind == imagepkg.KindOS {
+		rows = append(rows, [2]string{"Security version", strconv.FormatUint(m.SecurityVersion, 10)})
 	}
 	for i, s := range v.Signatures {
 		who := "key " + s.KeyID

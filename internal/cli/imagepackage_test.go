@@ -165,7 +165,7 @@ func TestImagePackagePackOS(t *testing.T) {
 	if v.Metadata.Measurements[imagepkg.MeasurementOSBundle] != hex.EncodeToString(want) {
 		t.Errorf("os-bundle measurement %s, want %x", v.Metadata.Measurements[imagepkg.MeasurementOSBundle], want)
 	}
-	if v.Metadata.Kind != imagepkg.KindOS || v.Metadata.ComponentID != imagepkg.OSComponentID || v.Metadata.ImageVersion != "2.0.0" {
+	if v.Metadata.Kind != imagepkg.KindOS || v.Metadata.ComponentID != imagepkg.OSComponentID || v.Metadata.ImageVersion != "2.0.0" || v.Metadata.SecurityVersion != 0 {
 		t.Errorf("metadata %+v", v.Metadata)
 	}
 	// Installed, the bundle measures as recorded.
@@ -191,6 +191,14 @@ func TestImagePackagePackOS(t *testing.T) {
 	res = r.run(t, "image-package", "pack-os", "--os-directory", dir, "--output-file", out, "--component-id", "5E6F7A8B-9C0D-4E1F-8A2B-3C4D5E6F7A8B")
 	if res.code != 0 || showJSON(t, r, out).Metadata.ComponentID != "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b" {
 		t.Errorf("--component-id: %d %s", res.code, res.err)
+	}
+	// A security version.
+	res = r.run(t, "image-package", "pack-os", "--os-directory", dir, "--output-file", out, "--security-version", "3")
+	if res.code != 0 || showJSON(t, r, out).Metadata.SecurityVersion != 3 {
+		t.Errorf("--security-version: %d %s", res.code, res.err)
+	}
+	if res = r.run(t, "image-package", "show", out); !strings.Contains(res.out, "Security version") {
+		t.Errorf("show does not print the security version:\n%s", res.out)
 	}
 }
 
@@ -237,6 +245,7 @@ func TestImagePackageErrors(t *testing.T) {
 		{"bad signing key", []string{"pack-application", "--package-directory", app, "--output-file", out, "--hardware-definitions", hw, "--signing-key", keyFile}, exitError, "--signing-key"},
 		{"os no directory", []string{"pack-os", "--output-file", out}, exitUsage, "missing flag --os-directory"},
 		{"os bad component", []string{"pack-os", "--os-directory", app, "--output-file", out, "--component-id", "os"}, exitUsage, "--component-id"},
+		{"os security version", []string{"pack-os", "--os-directory", app, "--output-file", out, "--security-version", "1048577"}, exitUsage, "--security-version 1048577 is above"},
 		{"os not a directory", []string{"pack-os", "--os-directory", filepath.Join(app, "app_manifest.json"), "--output-file", out}, exitError, "not a directory"},
 		{"show nothing", []string{"show"}, exitUsage, "missing argument F"},
 		{"show not a package", []string{"show", filepath.Join(app, "app_manifest.json")}, exitError, "magic: not an image package"},

@@ -366,7 +366,7 @@ func (l *Loop) once(ctx context.Context) (time.Duration, error) {
 				continue
 			}
 			osTarget = &osupdate.Target{Version: t.Version, SHA256: t.SHA256, Size: t.Length,
-				URL: l.cfg.Client.PackageURL(t.ImageID), Measurement: t.Measurement}
+				URL: l.cfg.Client.PackageURL(t.ImageID), Measurement: t.Measurement, SecurityVersion: t.SecurityVersion}
 		default:
 			l.log.Info("skipping an image of a kind this device does not install", "target", t.Path, "kind", t.Kind)
 		}

@@ -2,9 +2,40 @@ package osupdate
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/rampart-iot/rampart/imagepkg"
 )
+
+// stateCounter keeps the anti-rollback counter in the state file (Status.SecurityCounter),
+// for a device whose root of trust has no counter. Like stateFloor it protects against a
+// server that offers old releases, not against someone who can write the state directory.
+type stateCounter struct{ m *Machine }
+
+func (c stateCounter) ReadCounter(context.Context) (uint64, error) {
+	return c.m.st.SecurityCounter, nil
+}
+
+func (c stateCounter) AdvanceCounter(_ context.Context, v uint64) error {
+	if v <= c.m.st.SecurityCounter {
+		return nil
+	}
+	next := c.m.st
+	next.SecurityCounter = v
+	return c.m.save(next, "counter")
+}
+
+// belowCounter says why t may not be installed under the anti-rollback counter, "" if it may.
+func (m *Machine) belowCounter(ctx context.Context, t *Target) (string, error) {
+	c, err := m.counter.ReadCounter(ctx)
+	if err != nil {
+		return "", fmt.Errorf("reading the anti-rollback counter: %w", err)
+	}
+	if t.SecurityVersion < c {
+		return fmt.Sprintf("version %s has security version %d, below the anti-rollback counter %d", t.Version, t.SecurityVersion, c), nil
+	}
+	return "", nil
+}
 
 // stateFloor keeps the anti-rollback floor in the state file (Status.Floor). It protects
 // against a server that offers old releases, not against someone who can write the state

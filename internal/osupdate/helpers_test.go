@@ -28,11 +28,18 @@ type osBundle struct {
 	pkg         []byte
 	sha256      string
 	measurement string // the golden OS-bundle measurement: the tree digest of the slot
+	security    uint64 // the package's security version
 }
 
 // makeBundle builds an OS image package for version, signed with the development key, whose
 // tree holds a file of size pseudo-random bytes.
 func makeBundle(t testing.TB, version string, size int) osBundle {
+	t.Helper()
+	return makeSecureBundle(t, version, size, 0)
+}
+
+// makeSecureBundle is makeBundle with a security version in the package's metadata.
+func makeSecureBundle(t testing.TB, version string, size int, security uint64) osBundle {
 	t.Helper()
 	tree := t.TempDir()
 	r := rand.New(rand.NewPCG(uint64(size), uint64(len(version))))
@@ -49,13 +56,14 @@ func makeBundle(t testing.TB, version string, size int) osBundle {
 	must(t, os.Mkdir(filepath.Join(tree, "var", "empty"), 0o555))
 	sum, err := measure.TreeDigest(tree)
 	must(t, err)
-	b := osBundle{version: version, measurement: hex.EncodeToString(sum)}
+	b := osBundle{version: version, measurement: hex.EncodeToString(sum), security: security}
 
 	var tarball bytes.Buffer
 	meta := &imagepkg.Metadata{
 		Version: imagepkg.MetadataVersion, ImageID: "6f1c2d4e-8a9b-4c3d-9e8f-0a1b2c3d4e5f", ComponentID: imagepkg.OSComponentID,
 		Kind: imagepkg.KindOS, Name: "os", ImageVersion: version, CreatedAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
 		Measurements: map[string]string{imagepkg.MeasurementOSBundle: b.measurement}, Development: true,
+		SecurityVersion: security,
 	}
 	meta.Payload, err = imagepkg.PackDir(&tarball, tree)
 	must(t, err)
@@ -69,7 +77,7 @@ func makeBundle(t testing.TB, version string, size int) osBundle {
 
 func (b osBundle) target(base string) *osupdate.Target {
 	return &osupdate.Target{Version: b.version, SHA256: b.sha256, Size: int64(len(b.pkg)),
-		URL: base + "/bundles/" + b.sha256, Measurement: b.measurement}
+		URL: base + "/bundles/" + b.sha256, Measurement: b.measurement, SecurityVersion: b.security}
 }
 
 // fill is a write function for bootctl that unpacks b.

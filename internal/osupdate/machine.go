@@ -45,9 +45,10 @@ import (
 // Machine runs OS updates. It is not safe for concurrent use, and one process at a time owns
 // a device's update state.
 type Machine struct {
-	cfg   Config
-	floor Floor
-	st    Status
+	cfg     Config
+	floor   Floor
+	counter Counter
+	st      Status
 }
 
 // Result is where Resume or Update left the machine.
@@ -70,9 +71,12 @@ func Open(cfg Config) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Machine{cfg: cfg, st: st, floor: cfg.Floor}
+	m := &Machine{cfg: cfg, st: st, floor: cfg.Floor, counter: cfg.Counter}
 	if m.floor == nil {
 		m.floor = stateFloor{m}
+	}
+	if m.counter == nil {
+		m.counter = stateCounter{m}
 	}
 	return m, nil
 }
@@ -144,14 +148,19 @@ func (m *Machine) Update(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("reading the anti-rollback floor: %w", err)
 	}
+	below, err := m.belowCounter(ctx, t)
+	if err != nil {
+		return res, err
+	}
 	next := Status{State: Downloading, Target: t, Slot: bs.Active.Other(), FromVersion: running,
-		Attempt: m.st.Attempt + 1, Floor: m.st.Floor}
-	var refused string
+		Attempt: m.st.Attempt + 1, Floor: m.st.Floor, SecurityCounter: m.st.SecurityCounter}
+	refused := below
 	switch aboveFloor, ferr := compareVersions(t.Version, floor); {
 	case verr != nil:
 		refused = verr.Error()
 	case newer < 0:
 		refused = fmt.Sprintf("version %s is older than the running %s", t.Version, running)
+	case refused != "":
 	case floor != "" && (ferr != nil || aboveFloor < 0):
 		refused = fmt.Sprintf("version %s is older than the anti-rollback floor %s", t.Version, floor)
 	}
@@ -307,6 +316,11 @@ func (m *Machine) trialBoot(ctx context.Context, bs bootctl.State) (reboot bool,
 	if c, err := compareVersions(m.st.Target.Version, floor); floor != "" && (err != nil || c < 0) {
 		return false, m.fail(PhaseCheck, fmt.Errorf("version %s is older than the anti-rollback floor %s", m.st.Target.Version, floor))
 	}
+	if below, err := m.belowCounter(ctx, m.st.Target); err != nil {
+		return false, err
+	} else if below != "" {
+		return false, m.fail(PhaseCheck, errors.New(below))
+	}
 	if err := m.cfg.Boot.StartTrial(ctx, slot, m.cfg.TrialTries); err != nil {
 		if errors.Is(err, bootctl.ErrNotInstalled) {
 			return false, m.fail(PhaseInstall, err)
@@ -378,6 +392,10 @@ func (m *Machine) committed(ctx context.Context) error {
 	if err := m.floor.Raise(ctx, m.st.Target.Version); err != nil {
 		return fmt.Errorf("raising the anti-rollback floor: %w", err)
 	}
+	if err := m.counter.AdvanceCounter(ctx, m.st.Target.SecurityVersion); err != nil {
+		return fmt.Errorf("advancing the anti-rollback counter: %w", err)
+	}
+	m.step("counter-advanced")
 	next := m.st
 	next.State, next.At = Committed, m.cfg.Clock.Now()
 	return m.save(next, string(Committed))

@@ -27,6 +27,7 @@ type fixture struct {
 	health   osupdate.Health
 	verifier osupdate.Verifier
 	floor    osupdate.Floor
+	counter  osupdate.Counter
 	sink     osupdate.Sink
 	clock    *fakeClock
 	events   string
@@ -59,7 +60,7 @@ func (f *fixture) open() *osupdate.Machine {
 	m, err := osupdate.Open(osupdate.Config{
 		Dir: filepath.Join(f.state, "update"), Boot: f.boot, Client: f.srv.Client(),
 		Source: f.src, Verifier: f.verifier, Health: f.health, Sink: f.sink, Floor: f.floor,
-		Clock: f.clock, Unpack: f.unpack, VerifyTimeout: time.Minute, HealthInterval: 10 * time.Second,
+		Counter: f.counter, Clock: f.clock, Unpack: f.unpack, VerifyTimeout: time.Minute, HealthInterval: 10 * time.Second,
 	})
 	must(f.t, err)
 	return m
@@ -541,4 +542,105 @@ func TestTrialDisarmedUnderneathRollsBack(t *testing.T) {
 	res, err = f.open().Resume(ctx)
 	f.expect(res, err, osupdate.RolledBack, false)
 	f.settledChecks("1.0.0")
+}
+
+// memCounter is a root of trust's anti-rollback counter in memory.
+type memCounter struct {
+	v       uint64
+	readErr error
+}
+
+func (c *memCounter) ReadCounter(context.Context) (uint64, error) { return c.v, c.readErr }
+
+func (c *memCounter) AdvanceCounter(_ context.Context, v uint64) error {
+	c.v = max(c.v, v)
+	return nil
+}
+
+func TestAntiRollbackCounter(t *testing.T) {
+	f := newFixture(t)
+	counter := &memCounter{}
+	f.counter = counter
+	f.v2 = makeSecureBundle(t, "2.0.0", 100_000, 2)
+	f.srv.add(f.v2)
+	f.src.t = f.v2.target(f.srv.URL)
+	res, err := f.open().Update(ctx)
+	f.expect(res, err, osupdate.TrialBoot, true)
+	if counter.v != 0 {
+		t.Fatalf("the counter moved to %d before the commit", counter.v)
+	}
+	f.reboot(bootctl.B)
+	res, err = f.open().Resume(ctx)
+	f.expect(res, err, osupdate.Committed, false)
+	if counter.v != 2 {
+		t.Fatalf("after committing security version 2 the counter is %d", counter.v)
+	}
+	if st := f.open().Status(); st.SecurityCounter != 0 {
+		t.Fatalf("the state file keeps the counter (%d) although the root of trust has one", st.SecurityCounter)
+	}
+
+	// A newer version whose security version is lower is refused before download, and not installed.
+	v3 := makeSecureBundle(t, "3.0.0", 1000, 1)
+	f.srv.add(v3)
+	f.src.t = v3.target(f.srv.URL)
+	res, err = f.open().Update(ctx)
+	f.expect(res, err, osupdate.Failed, false)
+	evs := readEvents(t, f.events)
+	if last := evs[len(evs)-1]; last.Kind != osupdate.UpdateFailed || last.Phase != osupdate.PhaseCheck ||
+		!strings.Contains(last.Reason, "security version 1, below the anti-rollback counter 2") {
+		t.Fatalf("event %+v", last)
+	}
+	if st := f.bootState(); st.Slots[bootctl.A].Version != "1.0.0" || st.Active != bootctl.B {
+		t.Fatalf("the refused bundle touched the slots: %+v", st)
+	}
+
+	// A target that claims a higher security version than its signed package has is refused by
+	// the verifier.
+	v4 := makeSecureBundle(t, "4.0.0", 1000, 1)
+	f.srv.add(v4)
+	lie := v4.target(f.srv.URL)
+	lie.SecurityVersion = 3
+	f.src.t = lie
+	res, err = f.open().Update(ctx)
+	f.expect(res, err, osupdate.Failed, false)
+	evs = readEvents(t, f.events)
+	if last := evs[len(evs)-1]; last.Phase != osupdate.PhaseVerify || !strings.Contains(last.Reason, "the package's security version is 1; the target's is 3") {
+		t.Fatalf("event %+v", last)
+	}
+
+	// A counter that cannot be read stops the update before anything is saved.
+	counter.readErr = errors.New("TPM gone")
+	v5 := makeSecureBundle(t, "5.0.0", 1000, 2)
+	f.srv.add(v5)
+	f.src.t = v5.target(f.srv.URL)
+	before := f.open().Status()
+	if _, err := f.open().Update(ctx); err == nil || !strings.Contains(err.Error(), "reading the anti-rollback counter: TPM gone") {
+		t.Fatalf("Update with an unreadable counter = %v", err)
+	}
+	if after := f.open().Status(); after.State != before.State || after.Attempt != before.Attempt {
+		t.Fatalf("the state moved from %+v to %+v", before, after)
+	}
+}
+
+func TestAntiRollbackCounterInTheStateFile(t *testing.T) {
+	f := newFixture(t)
+	f.v2 = makeSecureBundle(t, "2.0.0", 100_000, 4)
+	f.srv.add(f.v2)
+	f.src.t = f.v2.target(f.srv.URL)
+	res, err := f.open().Update(ctx)
+	f.expect(res, err, osupdate.TrialBoot, true)
+	f.reboot(bootctl.B)
+	res, err = f.open().Resume(ctx)
+	f.expect(res, err, osupdate.Committed, false)
+	if st := f.open().Status(); st.SecurityCounter != 4 || st.Floor != "2.0.0" {
+		t.Fatalf("status %+v", st)
+	}
+	v3 := makeSecureBundle(t, "3.0.0", 1000, 3)
+	f.srv.add(v3)
+	f.src.t = v3.target(f.srv.URL)
+	res, err = f.open().Update(ctx)
+	f.expect(res, err, osupdate.Failed, false)
+	if st := f.open().Status(); st.Phase != osupdate.PhaseCheck || !strings.Contains(st.Reason, "below the anti-rollback counter 4") || st.SecurityCounter != 4 {
+		t.Fatalf("status %+v", st)
+	}
 }

@@ -39,6 +39,10 @@ type Target struct {
 	// Measurement, if not empty, is the lowercase hex digest the installed slot must measure to
 	// (the release's golden OS-bundle measurement); the slot is not selectable otherwise.
 	Measurement string `json:"measurement,omitempty"`
+	// SecurityVersion is the release's security version (imagepkg.Metadata.SecurityVersion):
+	// a target below the anti-rollback counter is refused, and committing one advances the
+	// counter to it.
+	SecurityVersion uint64 `json:"security_version,omitempty"`
 }
 
 // MaxBundleSize bounds Target.Size.
@@ -60,6 +64,9 @@ func (t *Target) check() error {
 	}
 	if t.Measurement != "" && !isDigest(t.Measurement) {
 		errs = append(errs, fmt.Errorf("measurement %q is not 64 lowercase hex digits", t.Measurement))
+	}
+	if t.SecurityVersion > imagepkg.MaxSecurityVersion {
+		errs = append(errs, fmt.Errorf("security version %d is above %d", t.SecurityVersion, imagepkg.MaxSecurityVersion))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid target: %w", errors.Join(errs...))
@@ -165,13 +172,22 @@ type Event struct {
 	Reason      string       `json:"reason,omitempty"`
 }
 
-// Floor is the anti-rollback floor: no version older than it is installed. The default keeps
-// it in the state file; a TPM NV counter will replace that.
+// Floor is the version floor: no version older than it is installed. It is kept in the state
+// file (Config.Floor nil); the hardware-backed part of anti-rollback is the Counter.
 type Floor interface {
 	// Get returns the floor, "" if none was ever set.
 	Get(ctx context.Context) (string, error)
 	// Raise raises the floor to version; a version not above the floor changes nothing.
 	Raise(ctx context.Context, version string) error
+}
+
+// Counter is the anti-rollback counter, in security versions: no target whose
+// SecurityVersion is below it is installed, and a committed target advances it. rot.Counter
+// satisfies it: the TPM backends keep it in an NV counter, which no write to the state
+// directory can lower.
+type Counter interface {
+	ReadCounter(ctx context.Context) (uint64, error)
+	AdvanceCounter(ctx context.Context, v uint64) error
 }
 
 // Defaults.
@@ -194,8 +210,11 @@ type Config struct {
 	Verifier Verifier
 	Health   Health
 	Sink     Sink
-	// Floor is the anti-rollback floor; nil keeps it in the state file.
+	// Floor is the version floor; nil keeps it in the state file.
 	Floor Floor
+	// Counter is the anti-rollback counter; nil keeps it in the state file
+	// (Status.SecurityCounter), which only a root of trust's counter makes tamper-proof.
+	Counter Counter
 	// Clock is nil for the system clock.
 	Clock Clock
 	// Unpack fills an empty slot directory from a verified bundle; nil means UnpackPackage.

@@ -11,8 +11,9 @@ import (
 
 // PackageVerifier verifies that a downloaded bundle is an OS image package (imagepkg) signed
 // by at least Threshold of the Trusted keys (imagepkg.TrustedKeys), for the target's version,
-// whose golden OS-bundle measurement is the target's measurement when the target names one, and
-// whose payload matches the digest in its signed metadata.
+// whose golden OS-bundle measurement is the target's measurement when the target names one,
+// whose security version is the target's (the one the anti-rollback counter was checked
+// against), and whose payload matches the digest in its signed metadata.
 type PackageVerifier struct {
 	Trusted   []crypto.PublicKey
 	Threshold int // 0 means 1
@@ -37,6 +38,9 @@ func (v PackageVerifier) Verify(ctx context.Context, bundle string, t Target) er
 	}
 	if golden := md.Measurements[imagepkg.MeasurementOSBundle]; t.Measurement != "" && golden != t.Measurement {
 		return fmt.Errorf("the package's OS-bundle measurement is %s; the target's is %s", golden, t.Measurement)
+	}
+	if md.SecurityVersion != t.SecurityVersion {
+		return fmt.Errorf("the package's security version is %d; the target's is %d", md.SecurityVersion, t.SecurityVersion)
 	}
 	return p.VerifyPayload()
 }

@@ -71,8 +71,11 @@ type Status struct {
 	At     time.Time `json:"at,omitzero"`
 	// Reported is set once the sink has taken the settled update's events.
 	Reported bool `json:"reported,omitempty"`
-	// Floor is the anti-rollback floor, when the state file keeps it (Config.Floor is nil).
+	// Floor is the version floor, when the state file keeps it (Config.Floor is nil).
 	Floor string `json:"floor,omitempty"`
+	// SecurityCounter is the anti-rollback counter, when the state file keeps it
+	// (Config.Counter is nil).
+	SecurityCounter uint64 `json:"security_counter,omitempty"`
 }
 
 // ReadStatus reads the state file of the machine whose directory is dir. A missing file is

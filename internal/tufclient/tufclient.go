@@ -102,6 +102,8 @@ type Target struct {
 	SHA256      string        // lower-case hex digest of the image package
 	Development bool          // signed only with the development key: development-mode devices only
 	Measurement string        // an OS image's golden OS-bundle measurement, "" if none
+	// SecurityVersion is an OS image's security version, 0 if none (tufrepo.Target).
+	SecurityVersion uint64
 }
 
 // New returns a Client, storing the initial roots in Dir if it has none yet. It checks that
@@ -387,7 +389,7 @@ func match(director, image *metadata.Metadata[metadata.TargetsType]) ([]Target, 
 
 func custom(t Target) tufrepo.Custom {
 	return tufrepo.Custom{ComponentID: t.ComponentID, ImageID: t.ImageID, Kind: string(t.Kind), Version: t.Version,
-		Development: t.Development, Measurement: t.Measurement}
+		Development: t.Development, Measurement: t.Measurement, SecurityVersion: t.SecurityVersion}
 }
 
 // target reads a listed target: its custom fields, path, length and SHA-256.
@@ -406,7 +408,7 @@ func target(path string, f *metadata.TargetFiles) (Target, error) {
 		return Target{}, errors.New("no sha256 hash")
 	}
 	t := tufrepo.Target{ComponentID: c.ComponentID, ImageID: c.ImageID, Kind: imagepkg.Kind(c.Kind), Version: c.Version, Length: f.Length,
-		SHA256: hex.EncodeToString(sum), Development: c.Development, Measurement: c.Measurement}
+		SHA256: hex.EncodeToString(sum), Development: c.Development, Measurement: c.Measurement, SecurityVersion: c.SecurityVersion}
 	if err := t.Check(); err != nil {
 		return Target{}, err
 	}
@@ -414,5 +416,5 @@ func target(path string, f *metadata.TargetFiles) (Target, error) {
 		return Target{}, fmt.Errorf("listed as %q but its custom fields name %q", path, t.Path())
 	}
 	return Target{Path: path, ComponentID: t.ComponentID, ImageID: t.ImageID, Kind: t.Kind, Version: t.Version, Length: t.Length,
-		SHA256: t.SHA256, Development: t.Development, Measurement: t.Measurement}, nil
+		SHA256: t.SHA256, Development: t.Development, Measurement: t.Measurement, SecurityVersion: t.SecurityVersion}, nil
 }

@@ -27,6 +27,9 @@ type Target struct {
 	// Measurement is an OS image's golden OS-bundle measurement (64 lower-case hex digits), ""
 	// if none: the installed slot must measure to it.
 	Measurement string
+	// SecurityVersion is an OS image's security version (imagepkg.Metadata.SecurityVersion),
+	// 0 if none: a device refuses an OS image below its anti-rollback counter.
+	SecurityVersion uint64
 }
 
 // Path is the target's TUF path: "<component_id>/<image_id>".
@@ -34,12 +37,13 @@ func (t Target) Path() string { return t.ComponentID + "/" + t.ImageID }
 
 // Custom is the custom object of every target, as it appears in targets.json.
 type Custom struct {
-	ComponentID string `json:"component_id"`
-	ImageID     string `json:"image_id"`
-	Kind        string `json:"kind"`
-	Version     string `json:"version"`
-	Development bool   `json:"development,omitempty"`
-	Measurement string `json:"measurement,omitempty"`
+	ComponentID     string `json:"component_id"`
+	ImageID         string `json:"image_id"`
+	Kind            string `json:"kind"`
+	Version         string `json:"version"`
+	Development     bool   `json:"development,omitempty"`
+	Measurement     string `json:"measurement,omitempty"`
+	SecurityVersion uint64 `json:"security_version,omitempty"`
 }
 
 // Check reports the first way t is malformed, or nil.
@@ -66,6 +70,12 @@ func (t Target) Check() error {
 	}
 	if b, err := hex.DecodeString(t.Measurement); t.Measurement != "" && (err != nil || len(b) != 32 || hex.EncodeToString(b) != t.Measurement) {
 		return fmt.Errorf("%w: %s: measurement %q is not 64 lower-case hex digits", ErrTarget, t.Path(), t.Measurement)
+	}
+	switch {
+	case t.SecurityVersion > imagepkg.MaxSecurityVersion:
+		return fmt.Errorf("%w: %s: security version %d is above %d", ErrTarget, t.Path(), t.SecurityVersion, imagepkg.MaxSecurityVersion)
+	case t.SecurityVersion != 0 && t.Kind != imagepkg.KindOS:
+		return fmt.Errorf("%w: %s: a %s image has no security version", ErrTarget, t.Path(), t.Kind)
 	}
 	return nil
 }
@@ -97,7 +107,7 @@ func (o *Online) Publish(s *State, targets []Target, now time.Time) (*State, err
 		}
 		sum, _ := hex.DecodeString(tg.SHA256)
 		custom, err := json.Marshal(Custom{ComponentID: tg.ComponentID, ImageID: tg.ImageID, Kind: string(tg.Kind), Version: tg.Version,
-			Development: tg.Development, Measurement: tg.Measurement})
+			Development: tg.Development, Measurement: tg.Measurement, SecurityVersion: tg.SecurityVersion})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", tg.Path(), err)
 		}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/rampart-iot/rampart/imagepkg"
 	"strings"
 	"testing"
 	"time"
@@ -156,6 +157,8 @@ func TestPublishRefusesBadTargets(t *testing.T) {
 		{"too long", mod(func(t *tufrepo.Target) { t.Length = tufrepo.MaxTargetLength + 1 }), "length"},
 		{"digest", mod(func(t *tufrepo.Target) { t.SHA256 = strings.ToUpper(t.SHA256) }), "SHA-256"},
 		{"short digest", mod(func(t *tufrepo.Target) { t.SHA256 = t.SHA256[:62] }), "SHA-256"},
+		{"security version too high", mod(func(t *tufrepo.Target) { t.Kind, t.SecurityVersion = imagepkg.KindOS, imagepkg.MaxSecurityVersion+1 }), "security version 1048577 is above"},
+		{"app security version", mod(func(t *tufrepo.Target) { t.Kind, t.SecurityVersion = imagepkg.KindApplication, 1 }), "has no security version"},
 		{"twice", []tufrepo.Target{tufrepotest.Target(1), tufrepotest.Target(1)}, "listed twice"},
 		{"too many", many, "the limit is 4096"},
 	} {

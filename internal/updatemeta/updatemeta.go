@@ -292,10 +292,11 @@ func target(img store.Image) tufrepo.Target {
 		Version: img.Version, Length: img.PackageSize, SHA256: img.PackageSHA256, Development: img.Development}
 	if img.Kind == store.ImageOS {
 		var md struct {
-			Measurements map[string]string `json:"measurements"`
+			Measurements    map[string]string `json:"measurements"`
+			SecurityVersion uint64            `json:"security_version"`
 		}
 		if json.Unmarshal(img.Metadata, &md) == nil {
-			t.Measurement = md.Measurements[imagepkg.MeasurementOSBundle]
+			t.Measurement, t.SecurityVersion = md.Measurements[imagepkg.MeasurementOSBundle], md.SecurityVersion
 		}
 	}
 	return t

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,11 +80,16 @@ func uuid(n int, salt byte) string {
 
 // image adds an image of kind and publishes the image repository, as manage does.
 func (f *fixture) image(kind, version string) store.Image {
+	return f.imageWith(kind, version, nil)
+}
+
+// imageWith is image with the package's metadata as the upload stored it.
+func (f *fixture) imageWith(kind, version string, metadata []byte) store.Image {
 	f.n++
 	sum := sha256.Sum256([]byte(fmt.Sprint(f.n)))
 	img := store.Image{ID: uuid(f.n, 1), TenantID: tenant, ComponentID: uuid(f.n, 2), Kind: kind, Name: "img",
 		Version: version, PayloadSHA256: hex.EncodeToString(sum[:]), PayloadSize: 10, PackageSHA256: hex.EncodeToString(sum[:]),
-		PackageSize: int64(100 + f.n), UploadedBy: "u", CreatedAt: f.clock.now()}
+		PackageSize: int64(100 + f.n), UploadedBy: "u", CreatedAt: f.clock.now(), Metadata: metadata}
 	must(f.t, f.st.Update(f.ctx, func(tx store.Tx) error {
 		if err := tx.CreateImage(f.ctx, img); err != nil {
 			return err
@@ -391,5 +397,20 @@ func TestGroupsFollowTheirFeed(t *testing.T) {
 	must(t, err)
 	if fmt.Sprint(ids(got)) != fmt.Sprint([]string{other.ID}) {
 		t.Fatalf("a deployment's OS image did not override the feed: %v", ids(got))
+	}
+}
+
+// An OS image's golden measurement and security version reach the device in the signed
+// targets, from the metadata the upload verified.
+func TestOSTargetsCarryMeasurementAndSecurityVersion(t *testing.T) {
+	f := newFixture(t)
+	f.group("retail")
+	golden := strings.Repeat("ab", 32)
+	img := f.imageWith(store.ImageOS, "6.0.0", []byte(`{"measurements":{"os-bundle":"`+golden+`"},"security_version":3}`))
+	must(t, f.deploy("retail", img))
+	got, err := f.device("retail", "retail", f.clock.now).Refresh(f.ctx)
+	must(t, err)
+	if len(got) != 1 || got[0].Measurement != golden || got[0].SecurityVersion != 3 {
+		t.Fatalf("targets %+v", got)
 	}
 }
