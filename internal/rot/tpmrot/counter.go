@@ -32,6 +32,10 @@ package tpmrot
 // TPMA_NV_POLICY_DELETE) that owner authorization cannot delete. A base that reads above the
 // counter cannot arise from crashes, only from tampering, and is an error.
 //
+// On "tpm-sim" the counter is worth no more than the rest of the simulator: its NV is in the
+// process's memory and is manufactured afresh whenever the simulator starts (see sim.go), so the
+// counter reads 0 again after the agent restarts.
+//
 // Every increment is an NV write, and TPM NV wears out (TPMs promise some hundreds of thousands
 // of writes to a counter, and rate-limit them): a caller advances the counter rarely and by
 // small steps, at most rot.MaxCounterStep at a time. The OS update machine advances it only

@@ -422,3 +422,18 @@ func TestCounterSimCancelled(t *testing.T) {
 	}
 	checkSettled(t, r, 10)
 }
+
+// TestCounterSimForgetsOnRestart: the simulator's NV is manufactured afresh when it starts
+// again, as the package doc says, so its counter is 0 again.
+func TestCounterSimForgetsOnRestart(t *testing.T) {
+	dir := t.TempDir()
+	r := openSimT(t, dir)
+	if err := r.AdvanceCounter(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	checkSettled(t, r, 3)
+	r.Close()
+	r = openSimT(t, dir)
+	defer r.Close()
+	checkSettled(t, r, 0)
+}
