@@ -56,6 +56,7 @@ type OSSlots struct {
 	Trial            string   `json:"trial,omitempty" enum:"a,b" doc:"the slot armed for trial boots, if any"`
 	CommittedVersion string   `json:"committed_version" doc:"the OS version of the active slot"`
 	Slots            []OSSlot `json:"slots"`
+	SecurityCounter  uint64   `json:"security_counter,omitempty" doc:"the anti-rollback counter: the device installs no OS bundle whose security version is lower"`
 }
 
 // OSSlot is one installed OS slot.

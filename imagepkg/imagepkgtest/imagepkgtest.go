@@ -109,6 +109,12 @@ func OS(t testing.TB, componentID, version string, files map[string]string, key 
 // service register the image as an OS release).
 func OSMeasured(t testing.TB, componentID, version string, files, measurements map[string]string, key *ecdsa.PrivateKey) Built {
 	t.Helper()
+	return OSSecure(t, componentID, version, files, measurements, key, 0)
+}
+
+// OSSecure is OSMeasured with a security version, as pack-os --security-version makes.
+func OSSecure(t testing.TB, componentID, version string, files, measurements map[string]string, key *ecdsa.PrivateKey, security uint64) Built {
+	t.Helper()
 	if componentID == "" {
 		componentID = NewUUID(t)
 	}
@@ -123,7 +129,8 @@ func OSMeasured(t testing.TB, componentID, version string, files, measurements m
 		ms[k] = v
 	}
 	meta := &imagepkg.Metadata{Version: imagepkg.MetadataVersion, ComponentID: componentID, Kind: imagepkg.KindOS,
-		Name: "os", ImageVersion: version, CreatedAt: time.Now().UTC().Truncate(time.Second), Measurements: ms}
+		Name: "os", ImageVersion: version, CreatedAt: time.Now().UTC().Truncate(time.Second), Measurements: ms,
+		SecurityVersion: security}
 	return build(t, meta, dir, key)
 }
 

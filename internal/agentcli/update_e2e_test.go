@@ -24,6 +24,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/measure"
 	"github.com/rampart-iot/rampart/internal/osupdate"
+	"github.com/rampart-iot/rampart/internal/rot/softrot"
 	"github.com/rampart-iot/rampart/internal/server/servertest"
 )
 
@@ -450,7 +451,7 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(os3dir, "VERSION"), []byte("os 3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	os3 := upload(imagepkgtest.OSMeasured(t, osComp, "3.0.0", map[string]string{"VERSION": "os 3\n"}, d.measurements(os3dir), nil))
+	os3 := upload(imagepkgtest.OSSecure(t, osComp, "3.0.0", map[string]string{"VERSION": "os 3\n"}, d.measurements(os3dir), nil, 1))
 	rels, err := admin.AllOSReleases(ctx, srv.TenantID)
 	if err != nil {
 		t.Fatal(err)
@@ -494,9 +495,34 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	d.waitUntil("OS 3 reported", func() bool {
 		s := show().Status
 		return s != nil && s.Report.OS != nil && s.Report.OS.Active == "b" && s.Report.OS.CommittedVersion == "3.0.0" &&
-			len(s.Report.Deferred) == 0
+			len(s.Report.Deferred) == 0 && s.Report.OS.SecurityCounter == 1
 	})
 	local("sideload", "delete", deferApp.ComponentID)
+
+	// 4. OS 3 has security version 1, so committing it advanced the root of trust's
+	// anti-rollback counter (the software root's sealed file here). A newer release whose
+	// security version is 0 is refused before download, and the slots stay as they are.
+	sw, err := softrot.Open(d.state, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := sw.ReadCounter(ctx); err != nil || c != 1 {
+		t.Fatalf("the root of trust's anti-rollback counter is %d, %v; want 1", c, err)
+	}
+	os4dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(os4dir, "VERSION"), []byte("os 4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os4 := upload(imagepkgtest.OSMeasured(t, osComp, "4.0.0", map[string]string{"VERSION": "os 4\n"}, d.measurements(os4dir), nil))
+	deploy(app2, os4)
+	d.waitUntil("OS 4 refused by the anti-rollback counter", func() bool {
+		s := show().Status
+		return s != nil && s.Report.Update != nil && s.Report.Update.Version == "4.0.0" && s.Report.Update.Phase == osupdate.PhaseCheck &&
+			strings.Contains(s.Report.Update.Reason, "security version 0, below the anti-rollback counter 1")
+	})
+	if bs, err := boot.State(ctx); err != nil || bs.Active != bootctl.B || bs.Slots[bootctl.A].Version == "4.0.0" {
+		t.Fatalf("boot state after the refused OS 4: %+v %v", bs, err)
+	}
 }
 
 // buildApp builds testdata/app as a static binary and returns its bytes.

@@ -241,6 +241,9 @@ func Validate(in v1.CheckIn) error {
 			bad("os.trial", "must be a, b or empty, not %q", clip(os.Trial))
 		}
 		version("os.committed_version", os.CommittedVersion, false)
+		if os.SecurityCounter > imagepkg.MaxSecurityVersion {
+			bad("os.security_counter", "must be 0 to %d, not %d", imagepkg.MaxSecurityVersion, os.SecurityCounter)
+		}
 		if len(os.Slots) > 2 {
 			bad("os.slots", "lists %d slots; at most 2", len(os.Slots))
 		}

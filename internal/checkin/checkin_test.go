@@ -63,6 +63,7 @@ func TestValidate(t *testing.T) {
 		{"utf8", func(c *v1.CheckIn) { c.Images[0].LastError = "\xff" }, []string{"images[0].last_error"}},
 		{"slots", func(c *v1.CheckIn) { c.OS.Booted, c.OS.Trial = "x", "y" }, []string{"os.booted", "os.trial"}},
 		{"three slots", func(c *v1.CheckIn) { c.OS.Slots = append(c.OS.Slots, c.OS.Slots[0]) }, []string{"os.slots"}},
+		{"security counter", func(c *v1.CheckIn) { c.OS.SecurityCounter = 1<<20 + 1 }, []string{"os.security_counter"}},
 		{"digest", func(c *v1.CheckIn) { c.OS.Slots[0].Digest = strings.Repeat("0F", 32) }, []string{"os.slots[0].digest"}},
 		{"update", func(c *v1.CheckIn) { c.Update.State, c.Update.ImageID = "", "nope" }, []string{"update.state", "update.image_id"}},
 		{"deferred type", func(c *v1.CheckIn) { c.Deferred[0].UpdateType = "Firmware" }, []string{"deferred[0].update_type"}},

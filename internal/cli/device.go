@@ -382,7 +382,8 @@ func (a *app) showDevice(ctx context.Context, s *session, d *v1.Device) error {
 				rows = append(rows, [2]string{"Image", v})
 			}
 			if o := st.Report.OS; o != nil {
-				v := "active " + o.Active + ", booted " + o.Booted + ", committed " + o.CommittedVersion
+				v := "active " + o.Active + ", booted " + o.Booted + ", committed " + o.CommittedVersion +
+					", anti-rollback counter " + strconv.FormatUint(o.SecurityCounter, 10)
 				if o.Trial != "" {
 					v += ", trial " + o.Trial
 				}

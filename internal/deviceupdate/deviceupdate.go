@@ -686,6 +686,13 @@ func (l *Loop) report(ctx context.Context) v1.CheckIn {
 			if o.Booted == "" {
 				o.Booted = o.Active
 			}
+			if l.os != nil {
+				c, err := l.os.SecurityCounter(ctx)
+				if err != nil {
+					l.log.Warn("reading the anti-rollback counter for the check-in", "error", err)
+				}
+				o.SecurityCounter = c
+			}
 			for _, s := range []bootctl.Slot{bootctl.A, bootctl.B} {
 				if info, ok := bs.Slots[s]; ok {
 					o.Slots = append(o.Slots, v1.OSSlot{Name: string(s), Version: info.Version, Digest: info.Digest})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/rampart-iot/rampart/imagepkg"
+	"github.com/rampart-iot/rampart/internal/rot"
 )
 
 // stateCounter keeps the anti-rollback counter in the state file (Status.SecurityCounter),
@@ -25,14 +26,47 @@ func (c stateCounter) AdvanceCounter(_ context.Context, v uint64) error {
 	return c.m.save(next, "counter")
 }
 
+// bothCounters keeps the anti-rollback counter in the root of trust and in the state file, and
+// reads the higher: the state file's copy covers a root of trust that forgets (the TPM
+// simulator starts afresh with each process, a cleared TPM), the root of trust's covers a
+// state file put back or edited.
+type bothCounters struct {
+	state stateCounter
+	rot   Counter
+}
+
+func (c bothCounters) ReadCounter(ctx context.Context) (uint64, error) {
+	r, err := c.rot.ReadCounter(ctx)
+	if err != nil {
+		return 0, err
+	}
+	s, _ := c.state.ReadCounter(ctx)
+	return max(r, s), nil
+}
+
+func (c bothCounters) AdvanceCounter(ctx context.Context, v uint64) error {
+	if err := c.rot.AdvanceCounter(ctx, v); err != nil {
+		return err
+	}
+	return c.state.AdvanceCounter(ctx, v)
+}
+
+// MaxSecurityStep is the most one update raises the anti-rollback counter by: a target
+// further above the counter is refused, since a root of trust advances its counter one step
+// at a time (rot.MaxCounterStep) and a commit must not fail after boot control committed.
+const MaxSecurityStep = rot.MaxCounterStep
+
 // belowCounter says why t may not be installed under the anti-rollback counter, "" if it may.
 func (m *Machine) belowCounter(ctx context.Context, t *Target) (string, error) {
 	c, err := m.counter.ReadCounter(ctx)
 	if err != nil {
 		return "", fmt.Errorf("reading the anti-rollback counter: %w", err)
 	}
-	if t.SecurityVersion < c {
+	switch {
+	case t.SecurityVersion < c:
 		return fmt.Sprintf("version %s has security version %d, below the anti-rollback counter %d", t.Version, t.SecurityVersion, c), nil
+	case t.SecurityVersion-c > MaxSecurityStep:
+		return fmt.Sprintf("version %s has security version %d, more than %d above the anti-rollback counter %d", t.Version, t.SecurityVersion, MaxSecurityStep, c), nil
 	}
 	return "", nil
 }

@@ -75,10 +75,16 @@ func Open(cfg Config) (*Machine, error) {
 	if m.floor == nil {
 		m.floor = stateFloor{m}
 	}
-	if m.counter == nil {
-		m.counter = stateCounter{m}
+	m.counter = stateCounter{m}
+	if cfg.Counter != nil {
+		m.counter = bothCounters{stateCounter{m}, cfg.Counter}
 	}
 	return m, nil
+}
+
+// SecurityCounter reads the anti-rollback counter.
+func (m *Machine) SecurityCounter(ctx context.Context) (uint64, error) {
+	return m.counter.ReadCounter(ctx)
 }
 
 // Status returns the machine's state as saved.

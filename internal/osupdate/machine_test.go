@@ -3,6 +3,7 @@ package osupdate_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -575,8 +576,8 @@ func TestAntiRollbackCounter(t *testing.T) {
 	if counter.v != 2 {
 		t.Fatalf("after committing security version 2 the counter is %d", counter.v)
 	}
-	if st := f.open().Status(); st.SecurityCounter != 0 {
-		t.Fatalf("the state file keeps the counter (%d) although the root of trust has one", st.SecurityCounter)
+	if st := f.open().Status(); st.SecurityCounter != 2 {
+		t.Fatalf("the state file's copy of the counter is %d, not 2", st.SecurityCounter)
 	}
 
 	// A newer version whose security version is lower is refused before download, and not installed.
@@ -606,6 +607,39 @@ func TestAntiRollbackCounter(t *testing.T) {
 	evs = readEvents(t, f.events)
 	if last := evs[len(evs)-1]; last.Phase != osupdate.PhaseVerify || !strings.Contains(last.Reason, "the package's security version is 1; the target's is 3") {
 		t.Fatalf("event %+v", last)
+	}
+
+	// The higher of the two counters holds: a root of trust that forgot (a restarted simulator,
+	// a cleared TPM) is covered by the state file, an edited state file by the root of trust.
+	v6 := makeSecureBundle(t, "6.0.0", 1000, 1)
+	f.srv.add(v6)
+	f.src.t = v6.target(f.srv.URL)
+	counter.v = 0
+	res, err = f.open().Update(ctx)
+	f.expect(res, err, osupdate.Failed, false)
+	if st := f.open().Status(); !strings.Contains(st.Reason, "below the anti-rollback counter 2") {
+		t.Fatalf("with the root's counter at 0: %+v", st)
+	}
+	counter.v = 2
+	st := f.open().Status()
+	st.SecurityCounter, st.Target, st.State = 0, nil, osupdate.Idle
+	b, err := json.Marshal(st)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(f.state, "update", osupdate.StateFile), b, 0o644))
+	res, err = f.open().Update(ctx)
+	f.expect(res, err, osupdate.Failed, false)
+	if st := f.open().Status(); !strings.Contains(st.Reason, "below the anti-rollback counter 2") {
+		t.Fatalf("with the state file's counter at 0: %+v", st)
+	}
+
+	// A step the root of trust could not take at commit is refused before download.
+	far := makeSecureBundle(t, "7.0.0", 1000, 2+osupdate.MaxSecurityStep+1)
+	f.srv.add(far)
+	f.src.t = far.target(f.srv.URL)
+	res, err = f.open().Update(ctx)
+	f.expect(res, err, osupdate.Failed, false)
+	if st := f.open().Status(); st.Phase != osupdate.PhaseCheck || !strings.Contains(st.Reason, "more than 4096 above the anti-rollback counter 2") {
+		t.Fatalf("a step of %d: %+v", osupdate.MaxSecurityStep+1, st)
 	}
 
 	// A counter that cannot be read stops the update before anything is saved.
