@@ -1,0 +1,108 @@
+// Package landlockaudit reads the kernel's Landlock denial records (Linux 6.15 and later,
+// Landlock ABI 7) from the audit subsystem's read-only multicast group and parses them: an
+// AUDIT_LANDLOCK_ACCESS record (1423) says which domain denied what (blockers such as
+// "fs.write_file", and the object: a path, an address and port, a process), and the
+// AUDIT_LANDLOCK_DOMAIN record (1424) that follows a domain's first logged denial says which
+// process created that domain (its host pid and executable). A Reader joins the two into
+// Denials.
+//
+// It owns no file; it opens a NETLINK_AUDIT socket (CAP_AUDIT_READ) joined to
+// AUDIT_NLGRP_READLOG, which does not disturb an audit daemon. Enable turns the kernel's audit
+// on when it is off (CAP_AUDIT_CONTROL): without it the kernel logs no Landlock denial.
+//
+// Trust: the records come from the kernel, but their contents (paths, command names) are chosen
+// by the sandboxed programs whose denials they describe, so every record is parsed strictly and
+// with bounds, and a Denial's strings are untrusted text. A domain's creator pid is the
+// kernel's; it names a process only while that process lives (pids are reused).
+package landlockaudit
+
+import (
+	"errors"
+	"time"
+)
+
+// Audit record types (include/uapi/linux/audit.h).
+const (
+	TypeAccess = 1423 // AUDIT_LANDLOCK_ACCESS
+	TypeDomain = 1424 // AUDIT_LANDLOCK_DOMAIN
+)
+
+// MaxRecord is the longest record text the parser accepts: the kernel's
+// MAX_AUDIT_MESSAGE_LENGTH (8970) less the netlink header.
+const MaxRecord = 8970
+
+// ErrSyntax is wrapped by every parse error.
+var ErrSyntax = errors.New("malformed landlock audit record")
+
+// Stamp is a record's audit stamp: records with the same stamp belong to one audit event.
+type Stamp struct {
+	Time   time.Time
+	Serial uint64
+}
+
+// Access is an AUDIT_LANDLOCK_ACCESS record: one denied request. Its strings are untrusted.
+type Access struct {
+	Stamp
+	// Domain is the ID of the youngest domain that denied the request.
+	Domain uint64
+	// Blockers are the missing rights, such as "fs.write_file", "net.connect_tcp",
+	// "scope.signal" or "ptrace"; at least one.
+	Blockers []string
+	// Path, Dev and Ino name a file, for file-system denials ("path" or "name").
+	Path string
+	Dev  string
+	Ino  uint64
+	// Addr and Port name a network endpoint (the local one for a bind, else the remote one).
+	Addr string
+	Port int
+	// OPid and OComm name the target process of a denied signal or ptrace.
+	OPid  int
+	OComm string
+	// Other holds any other fields, as logged (a newer kernel may add some).
+	Other map[string]string
+}
+
+// Domain is an AUDIT_LANDLOCK_DOMAIN record: a domain's description, logged with its first
+// logged denial (Status "allocated"), or its end (Status "deallocated").
+type Domain struct {
+	Stamp
+	ID     uint64
+	Status string // "allocated" or "deallocated"
+	// Allocated: Mode ("enforcing"), and the process that created the domain, when it did:
+	// its host pid, uid, executable and command name (untrusted).
+	Mode string
+	Pid  int
+	UID  uint32
+	Exe  string
+	Comm string
+	// Deallocated: how many denials the domain logged.
+	Denials uint64
+}
+
+// Denial is an Access joined with the domain that denied it.
+type Denial struct {
+	Access
+	// Pid is the host pid of the process that created the denying domain; 0 if its domain
+	// record was not seen (the domain's first denial came before the Reader opened). Exe is
+	// that process's executable then.
+	Pid int
+	Exe string
+}
+
+// Object describes what was denied, for people: the path, the address and port, or the
+// target process; "" if the record names none.
+func (a *Access) Object() string {
+	switch {
+	case a.Path != "":
+		return a.Path
+	case a.Addr != "" && a.Port != 0:
+		return a.Addr + " port " + itoa(a.Port)
+	case a.Addr != "":
+		return a.Addr
+	case a.Port != 0:
+		return "port " + itoa(a.Port)
+	case a.OPid != 0:
+		return "process " + itoa(a.OPid) + " (" + a.OComm + ")"
+	}
+	return ""
+}
