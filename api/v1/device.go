@@ -115,7 +115,9 @@ type OSRelease struct {
 	Measurements map[string]string `json:"measurements" doc:"measurement name (policy, agent, os-bundle) to lowercase hex SHA-256"`
 	Feed         string            `json:"feed" enum:",Unpublished,RetailEval,Retail,Withdrawn" doc:"'' for a release registered by hand (every group); a release made from an OS image is Unpublished until published to RetailEval (groups that follow it) or Retail (every group); Withdrawn: offered to no group, accepted only from devices that already run it"`
 	ImageID      string            `json:"image_id,omitempty" doc:"the OS image the release was made from"`
-	CreatedAt    time.Time         `json:"created_at"`
+	// SecurityVersion is the release's security version, from its image's signed metadata.
+	SecurityVersion uint64    `json:"security_version" doc:"from the OS image's signed metadata (0 for a release registered by hand): devices that committed a higher one may not run this release"`
+	CreatedAt       time.Time `json:"created_at"`
 }
 
 // OSReleasePublish publishes a release made from an OS image to a feed.

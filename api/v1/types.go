@@ -202,6 +202,9 @@ type Device struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 	Disabled      bool      `json:"disabled"`
 	AKActivated   bool      `json:"ak_activated" doc:"credential activation proved the AK and EK share one TPM"`
+	// SecurityCounter is the highest anti-rollback counter the device reported: attestation
+	// refuses it while it runs an OS release with a lower security version.
+	SecurityCounter uint64 `json:"security_counter" doc:"the highest anti-rollback counter the device has reported: attestation refuses an OS release with a lower security version"`
 	// LastAttestation is the device's latest attestation, absent if it never attested.
 	LastAttestation *AttestationSummary `json:"last_attestation,omitempty"`
 	// Status is what the device reported at its latest check-in, absent if it never checked in.

@@ -492,10 +492,11 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	if bs, err := boot.State(ctx); err != nil || bs.Active != bootctl.B || bs.Trial != "" || bs.Slots[bootctl.B].Version != "3.0.0" {
 		t.Fatalf("boot state after OS 3: %+v %v", bs, err)
 	}
-	d.waitUntil("OS 3 reported", func() bool {
-		s := show().Status
+	d.waitUntil("OS 3 reported, with the anti-rollback counter the service now holds", func() bool {
+		dev := show()
+		s := dev.Status
 		return s != nil && s.Report.OS != nil && s.Report.OS.Active == "b" && s.Report.OS.CommittedVersion == "3.0.0" &&
-			len(s.Report.Deferred) == 0 && s.Report.OS.SecurityCounter == 1
+			len(s.Report.Deferred) == 0 && s.Report.OS.SecurityCounter == 1 && dev.SecurityCounter == 1
 	})
 	local("sideload", "delete", deferApp.ComponentID)
 

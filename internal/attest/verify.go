@@ -44,6 +44,7 @@ const (
 	ReasonMeasurementRefused  = "measurement_not_allowed"
 	ReasonKeysInvalid         = "keys_invalid"
 	ReasonMeasurementsMissing = "measurements_missing"
+	ReasonRolledBack          = "os_rolled_back" // the release's security version is below the device's counter
 	// Firmware evidence (see firmware.go).
 	ReasonPCRValuesMismatch    = "pcr_values_mismatch"          // the PCR values sent are not the quoted ones
 	ReasonFirmwareLogMalformed = "firmware_event_log_malformed" // too large, or not a TCG log with SHA-256 digests
@@ -73,6 +74,9 @@ type Device struct {
 	// AK is AKPublic already parsed, if the caller keeps it (it must come from AKPublic).
 	AK       *enrollment.AKPublic
 	Disabled bool
+	// SecurityCounter is the highest anti-rollback counter the device has reported: it may
+	// not run a release whose SecurityVersion is lower.
+	SecurityCounter uint64
 }
 
 // Challenge is what the service issued for this attestation (trusted).
@@ -106,6 +110,9 @@ type Release struct {
 	ID           string
 	Version      string
 	Measurements map[string]string // name -> lowercase hex SHA-256
+	// SecurityVersion is the release's security version; a device whose SecurityCounter is
+	// higher may not run it.
+	SecurityVersion uint64
 }
 
 // Policy is the tenant's and service's rules for this verification (trusted).
@@ -258,6 +265,11 @@ func (v *Verifier) Verify(dev Device, ch Challenge, ev Evidence, pol Policy) (*R
 	rel, f := matchRelease(res.Measurements, pol.Releases)
 	if f != nil {
 		return nil, f
+	}
+	if rel.SecurityVersion < dev.SecurityCounter {
+		return nil, fail(ReasonRolledBack, "the device runs OS release %s, security version %d, but it had committed security version %d: "+
+			"its OS was put back to an older release; only a release with security version %[3]d or higher attests",
+			rel.Version, rel.SecurityVersion, dev.SecurityCounter)
 	}
 	res.Release = rel
 	return res, nil

@@ -118,6 +118,15 @@ func TestVerifyPasses(t *testing.T) {
 	if res.Release.ID != "r1" || res.Measurements["agent"] != hexsum("v1 agent") || res.Activated {
 		t.Fatalf("result %+v", res)
 	}
+	// A release at or above the device's anti-rollback counter passes.
+	for _, counter := range []uint64{0, 3} {
+		f := newFixture(t)
+		f.policy.Releases[1].SecurityVersion, f.dev.SecurityCounter = 3, counter
+		ch, ev := f.evidence()
+		if _, fl := f.verify(ch, ev); fl != nil {
+			t.Fatalf("security version 3, counter %d: %v", counter, fl)
+		}
+	}
 }
 
 func TestVerifyFailures(t *testing.T) {
@@ -193,6 +202,9 @@ func TestVerifyFailures(t *testing.T) {
 			_ = f.log.Append(eventlog.DefaultPCR, "agent", "", sum("v0 agent"))
 			_ = f.log.Append(eventlog.DefaultPCR, "os-bundle", "", sum("v1 os-bundle"))
 			*ch, *ev = f.evidence()
+		}},
+		{"release below the device's counter", ReasonRolledBack, func(f *fixture, ch *Challenge, ev *Evidence) {
+			f.policy.Releases[1].SecurityVersion, f.dev.SecurityCounter = 2, 3
 		}},
 		{"no releases", ReasonMeasurementRefused, func(f *fixture, ch *Challenge, ev *Evidence) { f.policy.Releases = nil }},
 		{"missing measurement", ReasonMeasurementRefused, func(f *fixture, ch *Challenge, ev *Evidence) {

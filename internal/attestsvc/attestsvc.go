@@ -239,7 +239,7 @@ func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.Att
 	}
 	res, fl := s.verifier.Verify(
 		attest.Device{ID: dev.ID, RootOfTrust: dev.RootOfTrust, EKPublic: dev.EKPublic, EKCertificate: dev.EKCertificate,
-			AKPublic: dev.AKPublic, AK: s.aks.get(dev), Disabled: dev.Disabled},
+			AKPublic: dev.AKPublic, AK: s.aks.get(dev), Disabled: dev.Disabled, SecurityCounter: dev.SecurityCounter},
 		attest.Challenge{Nonce: req.Nonce, ExpiresAt: t.expires, ActivationHash: t.activationHash},
 		attest.Evidence{ActivationSecret: req.ActivationSecret, QuoteAttest: req.Quote.Attest, QuoteSignature: req.Quote.Signature,
 			EventLog: req.EventLog, Keys: keys, FirmwareEventLog: req.FirmwareEventLog, PCRValues: req.PCRValues},
@@ -410,9 +410,9 @@ func (s *Service) releases(ctx context.Context, dev store.Device, group store.De
 		}
 		for _, r := range page.Items {
 			if r.For(feed) {
-				out = append(out, attest.Release{ID: r.ID, Version: r.Version, Measurements: r.Measurements})
+				out = append(out, attest.Release{ID: r.ID, Version: r.Version, Measurements: r.Measurements, SecurityVersion: r.SecurityVersion})
 			} else if r.Feed == store.FeedWithdrawn {
-				withdrawn[r.ID] = attest.Release{ID: r.ID, Version: r.Version, Measurements: r.Measurements}
+				withdrawn[r.ID] = attest.Release{ID: r.ID, Version: r.Version, Measurements: r.Measurements, SecurityVersion: r.SecurityVersion}
 			}
 		}
 		if page.Next == "" {

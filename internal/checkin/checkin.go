@@ -89,6 +89,13 @@ func (s *Service) CheckIn(ctx context.Context, dev store.Device, in v1.CheckIn) 
 		if err := tx.RecordDeviceHours(ctx, dev.TenantID, dev.ID, res.DeploymentID, now.Add(-up), now); err != nil {
 			return err
 		}
+		// The device's anti-rollback counter only goes up here too: attestation refuses a
+		// release below it, so a disk put back to an older release does not attest.
+		if in.OS != nil && in.OS.SecurityCounter > dev.SecurityCounter {
+			if err := tx.RaiseDeviceSecurityCounter(ctx, dev.TenantID, dev.ID, in.OS.SecurityCounter); err != nil {
+				return err
+			}
+		}
 		if in.Board != nil { // only a device with a board takes presses
 			p, err := tx.TakeBoardPresses(ctx, dev.TenantID, dev.ID)
 			presses = p

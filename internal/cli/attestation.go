@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -183,9 +184,9 @@ func newOSReleaseListCmd(a *app) *cobra.Command {
 					if feed == "" {
 						feed = "(every group)"
 					}
-					rows[i] = []string{r.ID, r.Version, feed, strings.Join(names, ","), timeCell(r.CreatedAt)}
+					rows[i] = []string{r.ID, r.Version, feed, strconv.FormatUint(r.SecurityVersion, 10), strings.Join(names, ","), timeCell(r.CreatedAt)}
 				}
-				return p.table([]string{"ID", "VERSION", "FEED", "MEASUREMENTS", "CREATED"}, rows)
+				return p.table([]string{"ID", "VERSION", "FEED", "SECURITY", "MEASUREMENTS", "CREATED"}, rows)
 			})
 		},
 	}

@@ -57,7 +57,7 @@ func toDevice(d store.Device) v1.Device {
 	out := v1.Device{ID: d.ID, TenantID: d.TenantID, ProductID: d.ProductID, DeviceGroupID: d.DeviceGroupID,
 		RootOfTrust: d.RootOfTrust, AgentVersion: d.AgentVersion, EKCertificate: len(d.EKCertificate) > 0,
 		ClaimedAt: d.ClaimedAt, ClaimedBy: d.ClaimedBy, UpdatedAt: d.UpdatedAt,
-		Disabled: d.Disabled, AKActivated: !d.AKActivated.IsZero()}
+		Disabled: d.Disabled, AKActivated: !d.AKActivated.IsZero(), SecurityCounter: d.SecurityCounter}
 	if !d.LastAttestation.IsZero() {
 		out.LastAttestation = &v1.AttestationSummary{Time: d.LastAttestation, Result: d.LastResult, Reason: d.LastReason,
 			Message: d.LastMessage, CertificateExpires: d.CertificateExpires}
@@ -76,7 +76,8 @@ func toAttestation(a store.Attestation) v1.Attestation {
 
 func toOSRelease(r store.OSRelease) v1.OSRelease {
 	return v1.OSRelease{ID: r.ID, TenantID: r.TenantID, Version: r.Version, Description: r.Description,
-		Measurements: r.Measurements, Feed: string(r.Feed), ImageID: r.ImageID, CreatedAt: r.CreatedAt}
+		Measurements: r.Measurements, Feed: string(r.Feed), ImageID: r.ImageID, SecurityVersion: r.SecurityVersion,
+		CreatedAt: r.CreatedAt}
 }
 
 func toAudit(e store.AuditEntry) v1.AuditEntry {

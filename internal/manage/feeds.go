@@ -27,7 +27,8 @@ func releaseFromImage(img store.Image, id string) (store.OSRelease, bool) {
 		return store.OSRelease{}, false
 	}
 	var md struct {
-		Measurements map[string]string `json:"measurements"`
+		Measurements    map[string]string `json:"measurements"`
+		SecurityVersion uint64            `json:"security_version"`
 	}
 	if json.Unmarshal(img.Metadata, &md) != nil {
 		return store.OSRelease{}, false
@@ -39,7 +40,7 @@ func releaseFromImage(img store.Image, id string) (store.OSRelease, bool) {
 	}
 	return store.OSRelease{ID: id, TenantID: img.TenantID, Version: img.Version,
 		Description: "made from OS image " + img.ID, Measurements: md.Measurements, Feed: store.FeedUnpublished,
-		ImageID: img.ID, CreatedBy: img.UploadedBy, CreatedAt: img.CreatedAt}, true
+		ImageID: img.ID, SecurityVersion: md.SecurityVersion, CreatedBy: img.UploadedBy, CreatedAt: img.CreatedAt}, true
 }
 
 // addImageRelease registers the release an OS image makes, within the upload's transaction.

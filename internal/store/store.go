@@ -131,6 +131,9 @@ type AttestationTx interface {
 	// SetDeviceDisabled enables or disables a device of the tenant and sets its UpdatedAt to
 	// at. It fails with ErrNotFound if the tenant has no such device.
 	SetDeviceDisabled(ctx context.Context, tenantID, deviceID string, disabled bool, at time.Time) error
+	// RaiseDeviceSecurityCounter raises a device's SecurityCounter to v; a v at or below it
+	// changes nothing and is not an error. UpdatedAt is not touched.
+	RaiseDeviceSecurityCounter(ctx context.Context, tenantID, deviceID string, v uint64) error
 	// SetDeviceAKActivated records that credential activation proved the device's AK and EK
 	// share one TPM. It is set once; later calls keep the first time. It does not change the
 	// device's UpdatedAt, and fails with ErrNotFound if there is no such device.
@@ -515,6 +518,10 @@ type Device struct {
 	LastReason         string
 	LastMessage        string
 	CertificateExpires time.Time // of the latest certificate issued, zero if none
+	// SecurityCounter is the highest anti-rollback counter the device has reported at
+	// check-in (RaiseDeviceSecurityCounter): the security version of the newest OS release it
+	// committed. It never goes down.
+	SecurityCounter uint64
 }
 
 // DeviceFilter selects devices. Unassigned selects only devices in no group.
@@ -604,9 +611,13 @@ type OSRelease struct {
 	// every group; OSFeedRetailEval: groups that follow RetailEval).
 	Feed OSFeed
 	// ImageID is the OS image the release was made from, "" for a release registered by hand.
-	ImageID   string
-	CreatedBy string
-	CreatedAt time.Time
+	ImageID string
+	// SecurityVersion is the release's security version, from its image's signed metadata (0
+	// for a release registered by hand): attestation refuses a device that runs a release
+	// below the security version it has committed (Device.SecurityCounter).
+	SecurityVersion uint64
+	CreatedBy       string
+	CreatedAt       time.Time
 }
 
 // For reports whether a device of a group that follows groupFeed may run the release: a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/rampart-iot/rampart/internal/store"
@@ -13,18 +14,23 @@ import (
 const deviceCols = `d.id, d.tenant_id, COALESCE(d.device_group_id, ''), COALESCE(g.product_id, ''),
 	d.root_of_trust, d.agent_version, d.ek_public, d.ek_certificate, d.ak_public, d.enrollment,
 	d.claimed_by, d.claimed_at, d.updated_at, d.disabled, d.ak_activated, d.last_attestation, d.last_result,
-	d.last_reason, d.last_message, d.certificate_expires`
+	d.last_reason, d.last_message, d.certificate_expires, d.security_counter`
 
 const deviceFrom = ` FROM devices d LEFT JOIN device_groups g ON g.id = d.device_group_id`
 
 func scanDevice(s scanner) (store.Device, error) {
 	var x store.Device
 	var claimed, updated, activated, attested, expires sql.NullInt64
+	var counter int64
 	if err := s.Scan(&x.ID, &x.TenantID, &x.DeviceGroupID, &x.ProductID, &x.RootOfTrust, &x.AgentVersion,
 		&x.EKPublic, &x.EKCertificate, &x.AKPublic, &x.Enrollment, &x.ClaimedBy, &claimed, &updated,
-		&x.Disabled, &activated, &attested, &x.LastResult, &x.LastReason, &x.LastMessage, &expires); err != nil {
+		&x.Disabled, &activated, &attested, &x.LastResult, &x.LastReason, &x.LastMessage, &expires, &counter); err != nil {
 		return store.Device{}, err
 	}
+	if counter < 0 {
+		return store.Device{}, fmt.Errorf("device %q: security counter %d is negative", x.ID, counter)
+	}
+	x.SecurityCounter = uint64(counter)
 	x.EKPublic, x.EKCertificate = bytesOf(x.EKPublic), bytesOf(x.EKCertificate)
 	x.AKPublic, x.Enrollment = bytesOf(x.AKPublic), bytesOf(x.Enrollment)
 	x.ClaimedAt, x.UpdatedAt = timeOf(claimed), timeOf(updated)
@@ -127,6 +133,24 @@ func (t *tx) SetDeviceDisabled(ctx context.Context, tenantID, deviceID string, d
 	}
 	if n == 0 {
 		return fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// RaiseDeviceSecurityCounter implements store.Tx.
+func (t *tx) RaiseDeviceSecurityCounter(ctx context.Context, tenantID, deviceID string, v uint64) error {
+	if v > math.MaxInt64 {
+		return fmt.Errorf("raise the security counter of device %q: %d is too large", deviceID, v)
+	}
+	n, err := t.exec(ctx, `UPDATE devices SET security_counter = ? WHERE tenant_id = ? AND id = ? AND security_counter < ?`,
+		int64(v), tenantID, deviceID, int64(v))
+	if err != nil {
+		return t.dbErr(err, fmt.Sprintf("raise the security counter of device %q", deviceID), nil)
+	}
+	if n == 0 { // at or above v already, or no such device
+		if _, err := t.GetDevice(ctx, tenantID, deviceID); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -212,6 +212,11 @@ func (s *DB) SetDeviceDisabled(ctx context.Context, tenantID, deviceID string, d
 	return s.write(ctx, func(w *tx) error { return w.SetDeviceDisabled(ctx, tenantID, deviceID, disabled, at) })
 }
 
+// RaiseDeviceSecurityCounter implements store.Tx.
+func (s *DB) RaiseDeviceSecurityCounter(ctx context.Context, tenantID, deviceID string, v uint64) error {
+	return s.write(ctx, func(w *tx) error { return w.RaiseDeviceSecurityCounter(ctx, tenantID, deviceID, v) })
+}
+
 // SetDeviceAKActivated implements store.Tx.
 func (s *DB) SetDeviceAKActivated(ctx context.Context, deviceID string, at time.Time) error {
 	return s.write(ctx, func(w *tx) error { return w.SetDeviceAKActivated(ctx, deviceID, at) })

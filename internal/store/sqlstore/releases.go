@@ -5,11 +5,12 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 
 	"github.com/rampart-iot/rampart/internal/store"
 )
 
-const releaseCols = `r.id, r.tenant_id, r.version, r.description, r.measurements, r.feed, r.image_id, r.created_by, r.created_at`
+const releaseCols = `r.id, r.tenant_id, r.version, r.description, r.measurements, r.feed, r.image_id, r.created_by, r.created_at, r.security_version`
 
 func scanRelease(s scanner) (store.OSRelease, error) {
 	var x store.OSRelease
@@ -17,9 +18,14 @@ func scanRelease(s scanner) (store.OSRelease, error) {
 	var created sql.NullInt64
 	var feed string
 	var image sql.NullString
-	if err := s.Scan(&x.ID, &x.TenantID, &x.Version, &x.Description, &measurements, &feed, &image, &x.CreatedBy, &created); err != nil {
+	var security int64
+	if err := s.Scan(&x.ID, &x.TenantID, &x.Version, &x.Description, &measurements, &feed, &image, &x.CreatedBy, &created, &security); err != nil {
 		return store.OSRelease{}, err
 	}
+	if security < 0 {
+		return store.OSRelease{}, fmt.Errorf("OS release %q: security version %d is negative", x.ID, security)
+	}
+	x.SecurityVersion = uint64(security)
 	if err := json.Unmarshal([]byte(measurements), &x.Measurements); err != nil {
 		return store.OSRelease{}, fmt.Errorf("OS release %q: measurements: %w", x.ID, err)
 	}
@@ -44,10 +50,13 @@ func (t *tx) CreateOSRelease(ctx context.Context, r store.OSRelease) error {
 			return fmt.Errorf("create OS release %q: %w", r.ID, err)
 		}
 	}
+	if r.SecurityVersion > math.MaxInt64 {
+		return fmt.Errorf("create OS release %q: security version %d is too large", r.ID, r.SecurityVersion)
+	}
 	n, err := t.exec(ctx, `INSERT INTO os_releases (id, tenant_id, version, description, measurements, feed, image_id, created_by,
-			created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			created_at, security_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		r.ID, r.TenantID, r.Version, r.Description, string(measurements), string(r.Feed), stringArg(r.ImageID), r.CreatedBy,
-		timeArg(r.CreatedAt))
+		timeArg(r.CreatedAt), int64(r.SecurityVersion))
 	if err != nil {
 		return t.dbErr(err, fmt.Sprintf("create OS release %q", r.ID), store.ErrNotFound)
 	}

@@ -446,6 +446,8 @@ func testOSReleases(t *testing.T, s store.Store) {
 	r3.Measurements = map[string]string{}
 	r4 := newRelease(w.b.ID, "rel-4", "1.0.0") // versions are unique per tenant only
 	r4.Measurements = map[string]string{"os-bundle": "00", `quote "and" \ slash`: "ünïcode"}
+	r4.SecurityVersion = 1 << 20
+	r2.SecurityVersion = 3
 	for _, r := range []store.OSRelease{r3, r1, r4, r2} {
 		must(t, s.CreateOSRelease(ctx, r))
 	}
@@ -716,4 +718,38 @@ func testUpdateRollsBackAttestation(t *testing.T, s store.Store) {
 	eq(t, cs, []store.CACertificate{})
 	isErr(t, s.CreateNonce(ctx, n), store.ErrConflict)                                                                 // the deleted nonce is back
 	must(t, s.CreateNonce(ctx, store.Nonce{Hash: hashOf("new"), DeviceID: d.ID, TenantID: w.a.ID, ExpiresAt: at(10)})) // the new one is not
+}
+
+func testRaiseDeviceSecurityCounter(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := newWorld(t, s)
+	d := w.claim(w.a.ID, "", 1)
+	db := w.claim(w.b.ID, "", 2)
+	eq(t, w.device(w.a.ID, d.ID).SecurityCounter, uint64(0))
+
+	must(t, s.RaiseDeviceSecurityCounter(ctx, w.a.ID, d.ID, 3))
+	want := d
+	want.SecurityCounter = 3
+	eq(t, w.device(w.a.ID, d.ID), norm(want)) // UpdatedAt untouched
+	got, err := s.GetDeviceByID(ctx, d.ID)
+	must(t, err)
+	eq(t, got.SecurityCounter, uint64(3))
+
+	must(t, s.RaiseDeviceSecurityCounter(ctx, w.a.ID, d.ID, 2)) // lower: nothing, no error
+	must(t, s.RaiseDeviceSecurityCounter(ctx, w.a.ID, d.ID, 3)) // the same: nothing, no error
+	eq(t, w.device(w.a.ID, d.ID), norm(want))
+	must(t, s.RaiseDeviceSecurityCounter(ctx, w.a.ID, d.ID, 1<<20))
+	want.SecurityCounter = 1 << 20
+	eq(t, w.device(w.a.ID, d.ID), norm(want))
+
+	isErr(t, s.RaiseDeviceSecurityCounter(ctx, w.b.ID, d.ID, 9), store.ErrNotFound) // another tenant's
+	isErr(t, s.RaiseDeviceSecurityCounter(ctx, w.a.ID, deviceIDOf(99), 9), store.ErrNotFound)
+	if err := s.RaiseDeviceSecurityCounter(ctx, w.a.ID, d.ID, 1<<63); err == nil {
+		t.Fatal("a counter above the largest SQL integer was accepted")
+	}
+	eq(t, w.device(w.a.ID, d.ID), norm(want))
+	eq(t, w.device(w.b.ID, db.ID), norm(db))
+	// In a transaction too.
+	must(t, s.Update(ctx, func(tx store.Tx) error { return tx.RaiseDeviceSecurityCounter(ctx, w.b.ID, db.ID, 5) }))
+	eq(t, w.device(w.b.ID, db.ID).SecurityCounter, uint64(5))
 }

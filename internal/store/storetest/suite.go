@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimIgnoresAttestationFields", testClaimIgnoresAttestationFields},
 		{"SetDeviceDisabled", testSetDeviceDisabled},
 		{"SetDeviceAKActivated", testSetDeviceAKActivated},
+		{"RaiseDeviceSecurityCounter", testRaiseDeviceSecurityCounter},
 		{"RecordAttestation", testRecordAttestation},
 		{"ListAttestations", testListAttestations},
 		{"AttestationHistoryOutlivesGroups", testAttestationHistoryOutlivesGroups},
