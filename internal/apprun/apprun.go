@@ -14,7 +14,8 @@
 // Config.Network is set, only as the manifest grants it (internal/netpolicy). With Config.Applibs,
 // each run gets its own applibs socket, whose server checks every call against the manifest
 // (internal/applibs). Peripheral device nodes are not given to applications yet
-// (docs/APPS-RUN.md).
+// (docs/APPS-RUN.md). With Config.Denials, what Landlock refuses an application is reported as
+// coalesced events, attributed by the pid of the sandbox that created the denying domain.
 package apprun
 
 import (
@@ -74,8 +75,9 @@ type Config struct {
 	// Logger is nil for no logging.
 	Logger *slog.Logger
 	// Events, if set, receives every event (see Event). It is called from the supervisor's
-	// goroutines, one event at a time per application, never with a lock held: it must be safe
-	// for concurrent use and should not block for long.
+	// goroutines, one event at a time per application (EventDenied from a goroutine of its
+	// own), never with a lock held: it must be safe for concurrent use and should not block
+	// for long.
 	Events func(Event)
 	// Now and After are the clock (defaults time.Now and time.After): Now stamps events and
 	// measures how long an application ran; After times backoff and the healthy mark.
@@ -114,6 +116,12 @@ type Config struct {
 	// its own, mounted in its sandbox at applibs.SocketPath (*applibs.Host; docs/APPLIBS.md).
 	// Nil: applications get no applibs socket.
 	Applibs Applibs
+	// Denials, if set, is read while Run runs for the kernel's Landlock denials
+	// (*landlockaudit.Reader); each denial by an application's domain becomes an
+	// EventDenied, at most one per application and set of blockers per DenialWindow (default
+	// DefaultDenialWindow), which counts the others. Nil: denials are not reported.
+	Denials      Denials
+	DenialWindow time.Duration
 }
 
 // Applibs serves the applibs API to one run of an application; *applibs.Host has it. stop is
@@ -202,6 +210,9 @@ const (
 	// EventFailed: the application cannot be started (Error), for example because it is a
 	// real-time capable application or no uid is left.
 	EventFailed EventKind = "app-failed"
+	// EventDenied: the application's sandbox refused it something (Denied), Denied.Count
+	// times since the last such event. The application is not stopped: it got an error.
+	EventDenied EventKind = "app-denied"
 )
 
 // Event is a structured event for failure reports.
@@ -228,6 +239,8 @@ type Event struct {
 	FromVersion string `json:"fromVersion,omitempty"`
 	Reason      string `json:"reason,omitempty"`
 	Error       string `json:"error,omitempty"`
+	// Denied is what was refused (EventDenied).
+	Denied *Denied `json:"denied,omitempty"`
 }
 
 // Supervisor runs the installed applications. It is safe for concurrent use.
@@ -246,6 +259,7 @@ type Supervisor struct {
 	runners map[string]*runner
 	status  map[string]*AppStatus
 	logs    map[string]*ring
+	procs   map[int]proc // each application's sandbox init, by host pid, for Denials
 }
 
 // New returns a supervisor for cfg; it reads the state file but starts nothing until Run.
@@ -265,6 +279,7 @@ func New(cfg Config) (*Supervisor, error) {
 		runners: map[string]*runner{},
 		status:  map[string]*AppStatus{},
 		logs:    map[string]*ring{},
+		procs:   map[int]proc{},
 	}, nil
 }
 
@@ -324,6 +339,12 @@ func (c *Config) defaults() error {
 	}
 	if c.LogSize == 0 {
 		c.LogSize = DefaultLogSize
+	}
+	if c.DenialWindow == 0 {
+		c.DenialWindow = DefaultDenialWindow
+	}
+	if c.DenialWindow < 0 {
+		bad("DenialWindow %v: negative", c.DenialWindow)
 	}
 	if c.LogSize < 0 {
 		bad("LogSize %d: negative", c.LogSize)
@@ -428,6 +449,9 @@ func (s *Supervisor) emit(ev Event) {
 	}
 	if ev.Error != "" {
 		attrs = append(attrs, "err", ev.Error)
+	}
+	if d := ev.Denied; d != nil {
+		attrs = append(attrs, "by", d.By, "blockers", strings.Join(d.Blockers, ","), "object", d.Object, "count", d.Count)
 	}
 	level := slog.LevelInfo
 	if ev.Kind != EventExited || ev.Exit == nil || failed(ev.Exit) {

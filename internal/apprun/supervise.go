@@ -33,6 +33,16 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	s.running, s.runCtx = true, ctx
 	s.mu.Unlock()
+	denialsDone := make(chan struct{})
+	if s.cfg.Denials != nil {
+		go func() {
+			defer close(denialsDone)
+			s.watchDenials(ctx)
+		}()
+	} else {
+		close(denialsDone)
+	}
+	defer func() { <-denialsDone }()
 
 	if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("starting applications", "err", err)
@@ -360,6 +370,8 @@ func (s *Supervisor) runOnce(ctx context.Context, r *runner, st *AppStatus, spec
 	if err != nil {
 		return nil, 0, err, false
 	}
+	s.trackProc(p.Pid(), st)
+	defer s.untrackProc(p.Pid())
 	s.mu.Lock()
 	imageID := st.ImageID
 	st.State, st.Pid, st.Since, st.NextStart, st.Error = StateRunning, p.Pid(), start, time.Time{}, ""

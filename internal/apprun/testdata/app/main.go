@@ -17,6 +17,7 @@ func main() {
 	write := flag.String("write", "", "write this to /storage/data")
 	read := flag.Bool("read", false, "print /storage/data")
 	fill := flag.Int("fill", 0, "write this many KiB to /storage/fill (synced)")
+	deny := flag.Int("deny", 0, "try this many times to write /proc/self/comm, which Landlock denies")
 	flag.Parse()
 
 	term := make(chan os.Signal, 1)
@@ -43,6 +44,15 @@ func main() {
 			f.Close()
 		}
 		fmt.Println("filled", *fill, err)
+	}
+	for i := range *deny {
+		f, err := os.OpenFile("/proc/self/comm", os.O_WRONLY, 0)
+		if err == nil {
+			f.Close()
+		}
+		if i == 0 {
+			fmt.Println("denied:", err)
+		}
 	}
 	if *read {
 		b, err := os.ReadFile("/storage/data")

@@ -1,0 +1,74 @@
+package apprun_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-iot/rampart/internal/apprun"
+	"github.com/rampart-iot/rampart/internal/landlockaudit"
+)
+
+// TestLandlockDenialsAreReported: an app in its real sandbox tries 5 times to write
+// /proc/self/comm, which only Landlock forbids; the kernel's audit records reach the
+// supervisor, which attributes them to that app (not to the other app running beside it) and
+// reports them as two events: the first denial at once, the other 4 counted when the window
+// ends.
+func TestLandlockDenialsAreReported(t *testing.T) {
+	needRoot(t)
+	r, err := landlockaudit.Open(landlockaudit.Config{EnableAudit: true})
+	if errors.Is(err, landlockaudit.ErrUnavailable) {
+		t.Skipf("this kernel cannot report Landlock denials: %v", err)
+	}
+	must(t, err)
+	defer r.Close()
+
+	d := newDevice(t)
+	bad, good := newUUID(t), newUUID(t)
+	badImage := d.install(t, image{component: bad, name: "prober", version: "1.0.0", args: []string{"-deny", "5"}})
+	d.install(t, image{component: good, name: "quiet", version: "1.0.0"})
+	s := d.supervisor(t, func(c *apprun.Config) {
+		c.Denials = r
+		c.DenialWindow = 2 * time.Second
+	})
+	stop := run(t, s)
+
+	waitFor(t, "the prober was denied", func() bool { return logHas(s, bad, "denied: open /proc/self/comm: permission denied") })
+	count := func() int {
+		n := 0
+		for _, ev := range d.events.of(apprun.EventDenied, bad) {
+			n += ev.Denied.Count
+		}
+		return n
+	}
+	waitFor(t, "5 denials are reported", func() bool { return count() >= 5 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	evs := d.events.of(apprun.EventDenied, bad)
+	if len(evs) != 2 || evs[0].Denied.Count != 1 || evs[1].Denied.Count != 4 {
+		t.Errorf("got %d events: %s; want two, counting 1 and 4", len(evs), denials(evs))
+	}
+	for _, ev := range evs {
+		dn := ev.Denied
+		if ev.ImageID != badImage || ev.Name != "prober" || ev.Version != "1.0.0" || dn.By != "landlock" ||
+			!slices.Equal(dn.Blockers, []string{"fs.write_file"}) || !strings.HasSuffix(dn.Object, "/comm") {
+			t.Errorf("event %+v (denied %+v): want landlock fs.write_file on /proc/.../comm by prober 1.0.0 %s", ev, dn, badImage)
+		}
+	}
+	if evs := d.events.of(apprun.EventDenied, good); len(evs) != 0 {
+		t.Errorf("the quiet app got denial events: %+v", evs)
+	}
+}
+
+func denials(evs []apprun.Event) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "%+v; ", *ev.Denied)
+	}
+	return b.String()
+}
