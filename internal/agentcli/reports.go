@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/apprun"
@@ -140,11 +142,43 @@ func (r *reporter) app(e apprun.Event) {
 		ev.Type, ev.ImageID, ev.Reason = v1.EventRollbackPerformed, e.FromImageID, "crash-on-start"
 		ev.Message = fmt.Sprintf("rolled back from %s to %s: %s", e.FromVersion, e.Version, e.Reason)
 	case apprun.EventFailed:
-		ev.Type, ev.Reason, ev.Message = v1.EventSandboxDenied, "cannot-start", e.Reason
+		ev.Type, ev.Reason, ev.Message = v1.EventSandboxDenied, "cannot-start", e.Error
+	case apprun.EventDenied:
+		d := e.Denied
+		if d == nil {
+			return
+		}
+		ev.Type, ev.Reason = v1.EventSandboxDenied, d.By
+		ev.Message = fmt.Sprintf("%s: %s denied", d.By, strings.Join(d.Blockers, ","))
+		if obj := d.Object; obj != "" {
+			if strings.ContainsFunc(obj, func(r rune) bool { return r == utf8.RuneError || !unicode.IsPrint(r) }) {
+				obj = strconv.Quote(obj) // the app chose the name
+			}
+			ev.Message += " on " + obj
+		}
+		if d.Count > 1 {
+			ev.Message += fmt.Sprintf(" (%d times)", d.Count)
+		}
+		ev.Message = clipMessage(ev.Message)
 	default:
 		return
 	}
 	r.add(ev)
+}
+
+// maxMessage is the longest ReportEvent.Message the service takes, in bytes.
+const maxMessage = 512
+
+// clipMessage cuts m to maxMessage bytes, on a UTF-8 boundary, marking the cut.
+func clipMessage(m string) string {
+	if len(m) <= maxMessage {
+		return m
+	}
+	cut := maxMessage - len("...")
+	for cut > 0 && !utf8.RuneStart(m[cut]) {
+		cut--
+	}
+	return m[:cut] + "..."
 }
 
 // osEvent reports an OS update event; it is the OS update machine's Sink.

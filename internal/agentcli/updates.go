@@ -26,6 +26,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/checkinclient"
 	"github.com/rampart-iot/rampart/internal/deferral"
 	"github.com/rampart-iot/rampart/internal/deviceupdate"
+	"github.com/rampart-iot/rampart/internal/landlockaudit"
 	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/netpolicy"
 	"github.com/rampart-iot/rampart/internal/osupdate"
@@ -61,11 +62,12 @@ type updates struct {
 	installer   *appinstall.Apps
 	development bool
 	rep         *reporter
-	crashFlush  *ratelimit.Limiter // a crash is reported early, at most once a minute
-	network     *netpolicy.Manager // nil without --app-network
-	board       board.Device       // nil without --board
-	appsDone    chan struct{}      // closed when the supervisor has stopped every app
-	running     atomic.Bool        // run started the supervisor
+	crashFlush  *ratelimit.Limiter    // a crash is reported early, at most once a minute
+	network     *netpolicy.Manager    // nil without --app-network
+	board       board.Device          // nil without --board
+	appsDone    chan struct{}         // closed when the supervisor has stopped every app
+	denials     *landlockaudit.Reader // the kernel's Landlock denials; nil if it cannot report them
+	running     atomic.Bool           // run started the supervisor
 	os          *osupdate.Machine
 	boot        bootctl.Controller
 	attested    atomic.Bool            // since this start: the trial's health check
@@ -180,9 +182,17 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 	if err := os.MkdirAll(filepath.Join(f.state, appRunDir), 0o700); err != nil {
 		return nil, err
 	}
+	// Best effort, like Landlock itself: apps' denials are reported where the kernel logs them.
+	var denials apprun.Denials
+	if u.denials, err = landlockaudit.Open(landlockaudit.Config{EnableAudit: true, Logger: log}); err != nil {
+		log.Info("Landlock denials of applications are not reported", "reason", err)
+	} else {
+		denials = u.denials
+	}
 	u.apps, err = apprun.New(apprun.Config{Apps: apps, StateDir: filepath.Join(f.state, appRunDir), Logger: log, Network: network,
 		HealthyAfter: f.appHealthyAfter,
 		Applibs:      host,
+		Denials:      denials,
 		Events: func(e apprun.Event) {
 			log.Info("application event", "kind", e.Kind, "component", e.ComponentID, "name", e.Name, "version", e.Version,
 				"exit", exitText(e), "restarts", e.Restarts, "reason", e.Reason)
@@ -266,6 +276,9 @@ func (u *updates) run(ctx context.Context, log *slog.Logger) error {
 	u.running.Store(true)
 	go func() {
 		defer close(u.appsDone)
+		if u.denials != nil {
+			defer u.denials.Close()
+		}
 		if err := u.apps.Run(ctx); err != nil && ctx.Err() == nil {
 			log.Error("the application supervisor stopped", "error", err)
 		}

@@ -1,0 +1,63 @@
+package agentcli
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+
+	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/internal/apprun"
+	"github.com/rampart-iot/rampart/internal/sandbox"
+)
+
+// TestAppEventsBecomeReports: how the supervisor's events become error-report events: a
+// Landlock denial and a seccomp kill are SandboxDenied with their layer as the reason, an app
+// that cannot start is SandboxDenied "cannot-start" with the error, and every one names the
+// component and image.
+func TestAppEventsBecomeReports(t *testing.T) {
+	const cid, img = "0f0e0d0c-0000-4000-8000-000000000001", "0f0e0d0c-0000-4000-8000-000000000002"
+	app := apprun.Event{ComponentID: cid, ImageID: img}
+	with := func(f func(*apprun.Event)) apprun.Event { e := app; f(&e); return e }
+	long := "/data/" + strings.Repeat("x", 600)
+	for _, tc := range []struct {
+		name                string
+		ev                  apprun.Event
+		typ, reason, prefix string
+		signal              int
+	}{
+		{"landlock denial", with(func(e *apprun.Event) {
+			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "landlock", Blockers: []string{"fs.write_file"}, Object: "/data/x", Count: 1}
+		}), v1.EventSandboxDenied, "landlock", "landlock: fs.write_file denied on /data/x", 0},
+		{"counted denials", with(func(e *apprun.Event) {
+			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "landlock", Blockers: []string{"fs.read_file", "fs.read_dir"}, Object: "/etc", Count: 12}
+		}), v1.EventSandboxDenied, "landlock", "landlock: fs.read_file,fs.read_dir denied on /etc (12 times)", 0},
+		{"an unprintable object is quoted", with(func(e *apprun.Event) {
+			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "landlock", Blockers: []string{"fs.make_reg"}, Object: "/tmp/a\nb\xff", Count: 1}
+		}), v1.EventSandboxDenied, "landlock", `landlock: fs.make_reg denied on "/tmp/a\nb\xff"`, 0},
+		{"a long object is cut", with(func(e *apprun.Event) {
+			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "landlock", Blockers: []string{"fs.write_file"}, Object: long, Count: 1}
+		}), v1.EventSandboxDenied, "landlock", "landlock: fs.write_file denied on /data/xxx", 0},
+		{"seccomp kill", with(func(e *apprun.Event) {
+			e.Kind, e.Exit = apprun.EventExited, &sandbox.Exit{Signal: 31, SeccompKilled: true}
+		}), v1.EventSandboxDenied, "seccomp", "", 31},
+		{"cannot start", with(func(e *apprun.Event) {
+			e.Kind, e.Error = apprun.EventFailed, "no uid is left in the range"
+		}), v1.EventSandboxDenied, "cannot-start", "no uid is left in the range", 0},
+	} {
+		r, err := openReporter(t.TempDir(), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.app(tc.ev)
+		evs, _ := r.q.Peek(10)
+		if len(evs) != 1 {
+			t.Fatalf("%s: %d events queued, want 1", tc.name, len(evs))
+		}
+		got := evs[0]
+		if got.Type != tc.typ || got.Reason != tc.reason || got.ComponentID != cid || got.ImageID != img ||
+			got.Signal != tc.signal || !strings.HasPrefix(got.Message, tc.prefix) || len(got.Message) > maxMessage {
+			t.Errorf("%s: queued %+v, want %s %q with a message starting %q", tc.name, got, tc.typ, tc.reason, tc.prefix)
+		}
+		r.stopped(t.TempDir())
+	}
+}
