@@ -156,6 +156,14 @@ func (c *Client) RotateUpdateRootKey(ctx context.Context, tenant string, req v1.
 	return out, err
 }
 
+// UpdateRootStatus returns the tenant's update-metadata root key and when each repository's
+// root expires.
+func (c *Client) UpdateRootStatus(ctx context.Context, tenant string) (v1.UpdateRootStatus, error) {
+	var out v1.UpdateRootStatus
+	_, err := c.do(ctx, http.MethodGet, []string{"tenants", tenant, "update-keys", "root"}, nil, nil, &out)
+	return out, err
+}
+
 // ImagesRootMetadata returns the first root metadata (1.root.json) of the tenant's image
 // repository, for a device image to ship (rampart-agent run --update-root).
 func (c *Client) ImagesRootMetadata(ctx context.Context, tenant string) ([]byte, error) {

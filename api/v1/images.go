@@ -81,6 +81,23 @@ type UpdateRootRotation struct {
 	Repositories []RotatedRepository `json:"repositories" doc:"the repositories now at a new root version"`
 }
 
+// UpdateRootStatus is the state of a tenant's update-metadata root: its key, and when each
+// repository's root expires.
+type UpdateRootStatus struct {
+	KeyID              string           `json:"key_id,omitempty" doc:"the current root key; empty before the tenant's first repository"`
+	Online             bool             `json:"online" doc:"whether the service holds the root key; only then does it renew roots itself"`
+	RenewBeforeSeconds int64            `json:"renew_before_seconds" doc:"how long before its expiry a root is renewed (key online) or reported as due (key offline)"`
+	Repositories       []RepositoryRoot `json:"repositories" doc:"soonest expiry first"`
+}
+
+// RepositoryRoot is one repository's newest root.
+type RepositoryRoot struct {
+	Repository  string    `json:"repository" doc:"images, director/GROUP_ID or director/GROUP_ID/held"`
+	RootVersion int64     `json:"root_version"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	Due         bool      `json:"due" doc:"inside the renewal window: with the key offline, run 'rampart keys rotate-root --root-key FILE' before it expires"`
+}
+
 // RotatedRepository is one repository a root rotation re-signed.
 type RotatedRepository struct {
 	Repository  string `json:"repository" doc:"images, director/GROUP_ID or director/GROUP_ID/held"`

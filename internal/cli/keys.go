@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"time"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 
@@ -13,7 +15,7 @@ import (
 
 func newKeysCmd(a *app) *cobra.Command {
 	return group("keys", "Take the tenant's update-metadata root key offline, bring it back, rotate it",
-		newKeysExportRootCmd(a), newKeysImportRootCmd(a), newKeysRotateRootCmd(a), newKeysRootMetadataCmd(a))
+		newKeysExportRootCmd(a), newKeysImportRootCmd(a), newKeysRotateRootCmd(a), newKeysRootMetadataCmd(a), newKeysStatusCmd(a))
 }
 
 func newKeysExportRootCmd(a *app) *cobra.Command {
@@ -144,6 +146,49 @@ in the same root version.`,
 	cmd.Flags().StringVar(&out, "out", "", "take the new root key offline: write it to this file (must not exist)")
 	cmd.Flags().BoolVar(&onlineKeys, "online-keys", false, "also replace every repository's online key")
 	return cmd
+}
+
+func newKeysStatusCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the update-metadata root key and when each repository's root expires",
+		Long: `status shows whether the service holds the tenant's update-metadata root key (online) and,
+for each repository, its newest root version and when it expires. While the key is online the
+service renews each root itself a quarter of its lifetime before it expires. With the key
+offline it cannot: a root marked DUE must be renewed with 'rampart keys rotate-root --root-key
+FILE' before it expires, or devices refuse every update after that.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			st, err := s.c.UpdateRootStatus(cmd.Context(), s.tenant)
+			if err != nil {
+				return err
+			}
+			p := a.printer()
+			return p.print(st, func() error {
+				where := "offline"
+				if st.Online {
+					where = "online: the service renews roots itself"
+				}
+				if err := p.fields([][2]string{{"Root key", st.KeyID}, {"Held", where},
+					{"Renewal window", (time.Duration(st.RenewBeforeSeconds) * time.Second).String()}}); err != nil {
+					return err
+				}
+				rows := make([][]string, len(st.Repositories))
+				for i, r := range st.Repositories {
+					due := ""
+					if r.Due {
+						due = "DUE"
+					}
+					rows[i] = []string{r.Repository, strconv.FormatInt(r.RootVersion, 10), timeCell(r.ExpiresAt), due}
+				}
+				return p.table([]string{"REPOSITORY", "ROOT VERSION", "EXPIRES", "RENEW"}, rows)
+			})
+		},
+	}
 }
 
 func newKeysRootMetadataCmd(a *app) *cobra.Command {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,15 @@ func TestE2EKeysRotateRoot(t *testing.T) {
 	r.ok(t, "product", "create", "--name", "Lamp")
 	r.ok(t, "deployment", "create", "--product", "Lamp", "--device-group", "Field Test", "--images", img.ID)
 
+	var st v1.UpdateRootStatus
+	r.json(t, &st, "keys", "status")
+	if !st.Online || st.KeyID == "" || len(st.Repositories) != 2 || st.Repositories[0].RootVersion != 1 || st.Repositories[0].Due ||
+		st.RenewBeforeSeconds != 365*24*3600/4 {
+		t.Fatalf("keys status: %+v", st)
+	}
+	if out := r.ok(t, "keys", "status"); !strings.Contains(out, "online: the service renews roots itself") || !strings.Contains(out, "director/") {
+		t.Fatalf("keys status printed %q", out)
+	}
 	var rot v1.UpdateRootRotation
 	r.json(t, &rot, "keys", "rotate-root", "--online-keys")
 	if len(rot.Repositories) != 2 || rot.Repositories[0].Repository != "images" || rot.Repositories[0].RootVersion != 2 ||
@@ -41,6 +51,10 @@ func TestE2EKeysRotateRoot(t *testing.T) {
 	}
 	if st, err := os.Stat(newKey); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("new key file: %v %v", st, err)
+	}
+	r.json(t, &st, "keys", "status")
+	if st.Online || st.KeyID != rot2ID(t, r) || st.Repositories[0].RootVersion != 3 {
+		t.Fatalf("keys status with the key offline: %+v", st)
 	}
 	r.fails(t, "exists", "keys", "rotate-root", "--root-key", newKey, "--out", newKey)
 	r.fails(t, "not the tenant's current root key", "keys", "rotate-root", "--root-key", oldKey)
@@ -62,4 +76,21 @@ func TestE2EKeysRotateRoot(t *testing.T) {
 	if rotations != 2 {
 		t.Fatalf("audited rotations: %d in %+v", rotations, audit)
 	}
+}
+
+// rot2ID is the key ID of the newest root key, as the audit log of the last rotation names it.
+func rot2ID(t *testing.T, r *runner) string {
+	t.Helper()
+	var audit []v1.AuditEntry
+	r.json(t, &audit, "audit", "list", "--action", "update-key.manage")
+	for _, a := range audit {
+		var d struct {
+			NewKeyID string `json:"new_key_id"`
+		}
+		if strings.Contains(a.Message, "rotated") && json.Unmarshal(a.Details, &d) == nil && d.NewKeyID != "" {
+			return d.NewKeyID // newest first
+		}
+	}
+	t.Fatal("no rotation in the audit log")
+	return ""
 }

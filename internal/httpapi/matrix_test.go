@@ -109,6 +109,10 @@ var builders = map[string]func(b *buildCtx) request{
 	"disableDevice": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/devices/" + b.f.device + "/disable"}
 	},
+	"getUpdateRootStatus": func(b *buildCtx) request {
+		b.image()
+		return request{path: "/v1/tenants/" + b.f.id + "/update-keys/root"}
+	},
 	"getImagesRootMetadata": func(b *buildCtx) request {
 		// The repository exists once the tenant uploaded an image.
 		b.image()

@@ -51,6 +51,9 @@ func imageRoutes() []route {
 		{method: "POST", path: tenantPath + "/update-keys/root/rotate", op: "rotateUpdateRootKey",
 			summary: "Replace the tenant's update-metadata root key: every repository gets a root version signed by the old and the new key, which devices follow; the old key is revoked. key_pem is the current key when it is offline.",
 			action:  authz.UpdateKeyManage, in: v1.UpdateRootRotate{}, out: v1.UpdateRootRotation{}, status: 200, handle: rotateUpdateRoot},
+		{method: "GET", path: tenantPath + "/update-keys/root", op: "getUpdateRootStatus",
+			summary: "The tenant's update-metadata root key (online or offline) and when each repository's root expires. The service renews roots itself while the key is online; with it offline, a root inside its renewal window must be renewed with rotate-root before it expires.",
+			action:  authz.ImageRead, out: v1.UpdateRootStatus{}, status: 200, handle: updateRootStatus},
 		{method: "GET", path: tenantPath + "/update-keys/root/metadata", op: "getImagesRootMetadata",
 			summary: "The first root metadata (1.root.json) of the tenant's image repository, for a device image to ship: a device given it (rampart-agent run --update-root) trusts that root on first contact instead of the service's answer.",
 			action:  authz.ImageRead, status: 200, produces: "application/json", handle: imagesRootMetadata},
@@ -186,6 +189,10 @@ func rotateUpdateRoot(c *call) (any, error) {
 		return nil, err
 	}
 	return c.h.m.RotateUpdateRoot(c.r.Context(), c.p, c.param("tenant"), req)
+}
+
+func updateRootStatus(c *call) (any, error) {
+	return c.h.m.UpdateRootStatus(c.r.Context(), c.p, c.param("tenant"))
 }
 
 func imagesRootMetadata(c *call) (any, error) {

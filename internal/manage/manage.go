@@ -116,6 +116,8 @@ type Publisher interface {
 	ImportRoot(ctx context.Context, tx store.Tx, tenantID string, keyPEM []byte) error
 	// RotateRoot replaces the tenant's root key in every repository.
 	RotateRoot(ctx context.Context, tx store.Tx, tenantID string, opt updatemeta.RotateOptions) (updatemeta.Rotation, error)
+	// RootStatus reports the tenant's root key and when each repository's root expires.
+	RootStatus(ctx context.Context, tx store.Tx, tenantID string) (updatemeta.RootStatus, error)
 }
 
 // Store returns the manager's store, for read paths that need no authorization (health checks).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/authz"
@@ -89,6 +90,29 @@ func (m *Manager) RotateUpdateRoot(ctx context.Context, p *authz.Principal, tena
 		return nil
 	})
 	return out, err
+}
+
+// UpdateRootStatus reports the tenant's update-metadata root key and when each repository's
+// root expires.
+func (m *Manager) UpdateRootStatus(ctx context.Context, p *authz.Principal, tenantID string) (v1.UpdateRootStatus, error) {
+	if err := m.read(ctx, p, tenantID, authz.ImageRead); err != nil {
+		return v1.UpdateRootStatus{}, err
+	}
+	if m.meta == nil {
+		return v1.UpdateRootStatus{}, errors.New("update metadata is not configured on this server")
+	}
+	rs, err := m.meta.RootStatus(ctx, m.store, tenantID)
+	if err != nil {
+		return v1.UpdateRootStatus{}, err
+	}
+	out := v1.UpdateRootStatus{KeyID: rs.KeyID, Online: rs.Online, RenewBeforeSeconds: int64(rs.RenewBefore / time.Second),
+		Repositories: []v1.RepositoryRoot{}}
+	now := m.now()
+	for _, r := range rs.Repositories {
+		out.Repositories = append(out.Repositories, v1.RepositoryRoot{Repository: r.Repository, RootVersion: r.Version,
+			ExpiresAt: r.Expires, Due: r.Expires.Sub(now) < rs.RenewBefore})
+	}
+	return out, nil
 }
 
 // ImagesRootMetadata returns the first root metadata (1.root.json) of the tenant's image

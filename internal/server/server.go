@@ -286,8 +286,12 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	info.ConsoleURL = info.URL + console.Prefix
+	rootsDue := prometheus.NewGauge(prometheus.GaugeOpts{Name: "rampart_update_roots_due_offline",
+		Help: "Update-metadata roots inside their renewal window whose tenant's root key is offline: renew them with 'rampart keys rotate-root --root-key FILE' before they expire, or devices stop taking updates."})
+	reg.MustRegister(rootsDue)
 	jan := &janitor{log: log, st: st, att: att, authority: authority, meta: meta, mgr: m, now: now,
-		retention: time.Duration(cfg.Reports.RetentionDays) * 24 * time.Hour, blobs: &blobGC{blobs: blobs, st: st}}
+		retention: time.Duration(cfg.Reports.RetentionDays) * 24 * time.Hour, blobs: &blobGC{blobs: blobs, st: st},
+		rootsDue: rootsDue, rootWarned: map[[2]string]time.Time{}}
 	go jan.run(ctx)
 	hooks, err := webhook.NewWorker(webhook.Config{Store: st, Secrets: hookSeal, AllowLoopbackHTTP: opts.Dev || cfg.Webhooks.AllowHTTPLoopback,
 		MaxAttempts: cfg.Webhooks.MaxAttempts, Now: now, Rand: rnd, Logger: log})
@@ -373,6 +377,10 @@ type janitor struct {
 	now       func() time.Time
 	retention time.Duration
 	blobs     *blobGC
+	// rootsDue counts the roots RenewRoots could not renew (their key is offline); rootWarned
+	// is when each was last logged, so that the warning comes daily, not every tick.
+	rootsDue   prometheus.Gauge
+	rootWarned map[[2]string]time.Time
 }
 
 func (j *janitor) run(ctx context.Context) {
@@ -385,6 +393,29 @@ func (j *janitor) run(ctx context.Context) {
 		case <-t.C:
 			j.tick(ctx)
 		}
+	}
+}
+
+// renewRoots renews the roots nearing expiry whose key is online, and warns, once a day each,
+// of those whose key is offline.
+func (j *janitor) renewRoots(ctx context.Context) {
+	n, offline, err := j.meta.RenewRoots(ctx, j.st, 1000)
+	if err != nil {
+		j.log.Error("renewing update-metadata roots", "error", err)
+	}
+	if n > 0 {
+		j.log.Info("renewed update-metadata roots before they expire", "repositories", n)
+	}
+	j.rootsDue.Set(float64(len(offline)))
+	now := j.now()
+	for _, r := range offline {
+		k := [2]string{r.TenantID, r.Repository}
+		if last, ok := j.rootWarned[k]; ok && now.Sub(last) < 24*time.Hour {
+			continue
+		}
+		j.rootWarned[k] = now
+		j.log.Warn("an update-metadata root expires soon and its key is offline: renew it with 'rampart keys rotate-root --root-key FILE', or devices stop taking updates when it expires",
+			"tenant", r.TenantID, "repository", r.Repository, "root_version", r.Version, "expires", r.Expires)
 	}
 }
 
@@ -402,6 +433,7 @@ func (j *janitor) tick(ctx context.Context) {
 	} else if n > 0 {
 		j.log.Info("renewed update metadata", "repositories", n)
 	}
+	j.renewRoots(ctx)
 	if n, err := j.mgr.AdvanceRollouts(ctx); err != nil {
 		j.log.Error("advancing rollouts", "error", err)
 	} else if n > 0 {
