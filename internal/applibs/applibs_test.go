@@ -3,7 +3,14 @@ package applibs
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,15 +199,48 @@ func TestDeviceAuth(t *testing.T) {
 	if err := os.MkdirAll(certs, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for name, v := range map[string]string{"app-" + cid + ".crt": "CERT", "app-" + cid + ".key": "KEY", attestclient.ChainFile: "CHAIN"} {
-		if err := os.WriteFile(filepath.Join(certs, name), []byte(v), 0o600); err != nil {
-			t.Fatal(err)
+	write := func(tenant string) string {
+		t.Helper()
+		crt := appCertPEM(t, "spiffe://"+tenant+"/device/"+strings.Repeat("ab", 32)+"/app/"+cid)
+		for name, v := range map[string]string{"app-" + cid + ".crt": crt, "app-" + cid + ".key": "KEY", attestclient.ChainFile: "CHAIN"} {
+			if err := os.WriteFile(filepath.Join(certs, name), []byte(v), 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
+		return crt
 	}
+	crt := write("6f8c1a2b-3d4e-4f50-8a6b-7c8d9e0f1a2b")
 	got, err := c.DeviceAuth()
-	if err != nil || got.Certificate != "CERT" || got.PrivateKey != "KEY" || got.Chain != "CHAIN" {
+	if err != nil || got.Certificate != crt || got.PrivateKey != "KEY" || got.Chain != "CHAIN" {
 		t.Fatal(got, err)
 	}
+	// A device of another tenant: the manifest's tenant is not the certificate's.
+	write("0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70")
+	_, err = c.DeviceAuth()
+	wantCode(t, "another tenant", err, sdk.ErrPermission, "DeviceAuthentication")
+	if err == nil || !strings.Contains(err.Error(), "0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70") || !strings.Contains(err.Error(), "6f8c1a2b-3d4e-4f50-8a6b-7c8d9e0f1a2b") {
+		t.Fatalf("the error does not name both tenants: %v", err)
+	}
+}
+
+// appCertPEM is a self-signed certificate naming uri, as an application certificate names its
+// SPIFFE ID.
+func appCertPEM(t *testing.T, uri string) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), URIs: []*url.URL{u}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
 // TestBounds: malformed and out-of-range requests are refused before anything happens.

@@ -520,7 +520,14 @@ func (s *server) act(ctx context.Context, req any) (any, error) {
 		if s.h.cfg.Certificates == nil {
 			return nil, fmt.Errorf("%w: this agent issues no application certificates", ErrNotAvailable)
 		}
-		return s.h.cfg.Certificates.AppCertificate(s.app.ComponentID)
+		c, err := s.h.cfg.Certificates.AppCertificate(s.app.ComponentID)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkTenant(c, s.caps.DeviceAuthentication); err != nil {
+			return nil, err
+		}
+		return c, nil
 	case *sdk.PowerRequest:
 		return nil, b.Power(board.PowerRequest{Action: r.Action, By: s.app.ComponentID, Seconds: r.Seconds, Profile: r.Profile})
 	}
