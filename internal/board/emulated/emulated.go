@@ -27,7 +27,12 @@ import (
 const Name = "emulated"
 
 func init() {
-	board.Register(Name, func(opts board.Options) (board.Device, error) { return New(opts), nil })
+	board.Register(Name, func(opts board.Options) (board.Device, error) {
+		if opts.Dir != "" {
+			return nil, fmt.Errorf("board %s takes no description directory (%s): its peripherals are built in; use linux:%s for a described board", Name, opts.Dir, opts.Dir)
+		}
+		return New(opts), nil
+	})
 }
 
 // The board's peripherals.

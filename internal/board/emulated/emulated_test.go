@@ -227,3 +227,15 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("POST /v1/board: %d", resp.StatusCode)
 	}
 }
+
+// TestOpenRefusesADirectory: the emulated board's peripherals are built in, so a description
+// directory (emulated:DIR) is refused rather than ignored.
+func TestOpenRefusesADirectory(t *testing.T) {
+	if _, err := board.Open("emulated", board.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := board.Open("emulated:/etc/rampart/board", board.Options{})
+	if err == nil || !strings.Contains(err.Error(), "takes no description directory (/etc/rampart/board)") {
+		t.Fatalf("emulated:DIR = %v", err)
+	}
+}
