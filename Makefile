@@ -18,9 +18,15 @@ dev:
 # directory for `rampart image-package pack-application`: static, since a sandbox has no libc.
 EXAMPLES        := blink telemetry mutual-auth
 
-## build: build the binaries into bin/, and the example apps into bin/examples/
+# The agent as a device ships it, bin/device/rampart-agent: without cgo, so without the tpm-sim
+# root of trust (a development backend; tpm, swtpm: and software remain) and the libcrypto it
+# links, and stripped. It is what `make bench` measures for idle memory (docs/PERFORMANCE.md).
+AGENT_DEVICE_FLAGS := -trimpath -ldflags='-s -w'
+
+## build: build the binaries into bin/, the device agent into bin/device/, and the example apps into bin/examples/
 build:
 	$(GO) build -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build $(AGENT_DEVICE_FLAGS) -o bin/device/rampart-agent ./cmd/rampart-agent
 	@for e in $(EXAMPLES); do \
 		mkdir -p bin/examples/$$e/bin && \
 		CGO_ENABLED=0 $(GO) build -o bin/examples/$$e/bin/$$e ./examples/$$e && \
