@@ -32,6 +32,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -189,7 +190,9 @@ type wirePayload struct {
 	Format *string `json:"format"`
 }
 
-var measurementName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+// measurementName is compiled on first use: its bounded repetition makes a large program,
+// which a process that never reads a package (the device agent at idle) should not carry.
+var measurementName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`) })
 
 // parseMetadata parses and validates the metadata. On error it returns a *manifest.Error that
 // lists every problem, each at its JSON path.
@@ -351,7 +354,7 @@ func parseMetadata(data []byte) (*Metadata, error) {
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			if !measurementName.MatchString(k) {
+			if !measurementName().MatchString(k) {
 				add("measurements", "name %q must be 1 to 64 of a-z, 0-9, '.', '_' and '-'", truncate(k))
 			} else if !isDigest(m.Measurements[k]) {
 				add("measurements."+k, "must be 64 lower-case hex digits")

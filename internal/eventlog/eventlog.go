@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"sync"
 
 	"github.com/rampart-iot/rampart/internal/strictjson"
 )
@@ -71,7 +72,9 @@ type Content struct {
 	Description string `json:"description,omitempty"`
 }
 
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+// namePattern is compiled on first use: its bounded repetition makes a large program, which a
+// process that never validates a log (the cloud broker) should not carry.
+var namePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`) })
 
 // New returns an empty log.
 func New() *Log { return &Log{Version: Version, Records: []Record{}} }
@@ -137,7 +140,7 @@ func (l *Log) checkRecord(i int, r Record, names map[string]bool) error {
 		return fmt.Errorf("event log record %d: content type %q, want %q", i, r.ContentType, ContentType)
 	case len(r.Digests) != 1 || r.Digests[0].HashAlg != "sha256":
 		return fmt.Errorf("event log record %d: want exactly one sha256 digest", i)
-	case !namePattern.MatchString(r.Content.Name):
+	case !namePattern().MatchString(r.Content.Name):
 		return fmt.Errorf("event log record %d: measurement name %q is not 1-32 of [a-z0-9-]", i, r.Content.Name)
 	case len(r.Content.Description) > 256:
 		return fmt.Errorf("event log record %d: description longer than 256 bytes", i)
