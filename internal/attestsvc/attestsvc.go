@@ -1,7 +1,9 @@
 // Package attestsvc is the device-facing side of remote attestation. It issues single-use
 // nonces (with a credential-activation challenge until a device has answered one), gathers
-// what the verifier needs (the device record, the consumed nonce, the tenant's OS releases),
-// asks the verifier to decide, asks the CA to sign when it passes, and records every outcome.
+// what the verifier needs (the device record, the consumed nonce, the tenant's OS releases and
+// the device's group, the last two kept per tenant for as long as the tenant's policy
+// generation is unchanged), asks the verifier to decide, asks the CA to sign when it passes,
+// and records every outcome.
 // It also authenticates devices on mutual TLS.
 //
 // Trust: every request is hostile and arrives unauthenticated; the evidence itself is the
@@ -21,7 +23,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -86,6 +90,7 @@ type Service struct {
 	verifier *attest.Verifier
 	results  *prometheus.CounterVec
 	aks      akCache
+	policies policyCache
 }
 
 // akCache keeps parsed attestation keys, so the hot path does not parse a TPMT_PUBLIC on every
@@ -212,7 +217,7 @@ func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.Att
 	if len(req.Nonce) != TicketSize {
 		return v1.AttestationResult{}, problem.Invalid(v1.ErrorDetail{Field: "nonce", Message: fmt.Sprintf("must be the %d-byte nonce the service issued", TicketSize)})
 	}
-	dev, err := s.st.GetDeviceByID(ctx, req.DeviceID)
+	dev, gen, err := s.st.GetDeviceByIDWithGeneration(ctx, req.DeviceID)
 	if errors.Is(err, store.ErrNotFound) {
 		s.count(attest.ReasonDeviceUnknown)
 		return v1.AttestationResult{}, failure(attest.ReasonDeviceUnknown, "device "+req.DeviceID+" is not claimed by any tenant")
@@ -225,11 +230,12 @@ func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.Att
 		return v1.AttestationResult{}, s.refuse(ctx, dev, &attest.Failure{Reason: attest.ReasonNonceUnknown, Message: err.Error()}, nil)
 	}
 	used := nonceRecord(dev, req.Nonce, t.expires)
-	group, err := s.group(ctx, dev)
+	pol := s.policies.get(dev.TenantID, gen)
+	group, err := s.group(ctx, dev, pol)
 	if err != nil {
 		return v1.AttestationResult{}, err
 	}
-	releases, err := s.releases(ctx, dev, group)
+	releases, err := s.releases(ctx, dev, group, pol)
 	if err != nil {
 		return v1.AttestationResult{}, err
 	}
@@ -252,17 +258,21 @@ func (s *Service) Attest(ctx context.Context, req v1.AttestationRequest) (v1.Att
 	return s.issue(ctx, dev, group, res, used)
 }
 
-// group reads the device's group, once per attestation: its feed chooses the releases and its
-// lifetime the certificates'. A device in no group gets the zero group (Retail, default
-// lifetime).
-func (s *Service) group(ctx context.Context, dev store.Device) (store.DeviceGroup, error) {
+// group returns the device's group, from the tenant's policy as of the generation read with the
+// device, or else from the store: its feed chooses the releases and its lifetime the
+// certificates'. A device in no group gets the zero group (Retail, default lifetime).
+func (s *Service) group(ctx context.Context, dev store.Device, pol *policy) (store.DeviceGroup, error) {
 	if dev.DeviceGroupID == "" {
 		return store.DeviceGroup{OSFeed: store.OSFeedRetail}, nil
+	}
+	if g, ok := pol.group(dev.DeviceGroupID); ok {
+		return g, nil
 	}
 	g, err := s.st.GetDeviceGroup(ctx, dev.TenantID, dev.DeviceGroupID)
 	if err != nil {
 		return store.DeviceGroup{}, fmt.Errorf("reading the device's group: %w", err)
 	}
+	pol.setGroup(g)
 	return g, nil
 }
 
@@ -398,31 +408,23 @@ func (s *Service) count(reason string) {
 // withdrawn release is for the devices that already passed an attestation with it (they run
 // it and cannot go back; refusing them would cut them off from the next release), so a trial
 // boot of it fails and rolls back.
-func (s *Service) releases(ctx context.Context, dev store.Device, group store.DeviceGroup) ([]attest.Release, error) {
-	feed := group.OSFeed
-	var out []attest.Release
-	withdrawn := map[string]attest.Release{}
-	opt := store.ListOptions{Limit: store.MaxLimit}
-	for {
-		page, err := s.st.ListOSReleases(ctx, dev.TenantID, opt)
+//
+// The tenant's release list comes from pol, as of the generation read with the device, or is
+// read from the store and kept there. What is returned may be shared: it is not to be changed.
+func (s *Service) releases(ctx context.Context, dev store.Device, group store.DeviceGroup, pol *policy) ([]attest.Release, error) {
+	if !pol.hasReleases() {
+		all, err := s.listReleases(ctx, dev.TenantID)
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range page.Items {
-			if r.For(feed) {
-				out = append(out, attest.Release{ID: r.ID, Version: r.Version, Measurements: r.Measurements, SecurityVersion: r.SecurityVersion})
-			} else if r.Feed == store.FeedWithdrawn {
-				withdrawn[r.ID] = attest.Release{ID: r.ID, Version: r.Version, Measurements: r.Measurements, SecurityVersion: r.SecurityVersion}
-			}
-		}
-		if page.Next == "" {
-			break
-		}
-		opt.After = page.Next
+		pol.setReleases(all)
 	}
+	out, withdrawn := pol.forFeed(group.OSFeed)
 	if len(withdrawn) == 0 {
 		return out, nil
 	}
+	out = slices.Clone(out)
+	withdrawn = maps.Clone(withdrawn)
 	// The device's attestation history, newest first, as far as maxWithdrawnHistory records.
 	hopt := store.ListOptions{Limit: store.MaxLimit}
 	for seen := 0; seen < maxWithdrawnHistory && len(withdrawn) > 0; {
@@ -443,6 +445,23 @@ func (s *Service) releases(ctx context.Context, dev store.Device, group store.De
 		hopt.After = page.Next
 	}
 	return out, nil
+}
+
+// listReleases reads every OS release of the tenant.
+func (s *Service) listReleases(ctx context.Context, tenantID string) ([]store.OSRelease, error) {
+	var all []store.OSRelease
+	opt := store.ListOptions{Limit: store.MaxLimit}
+	for {
+		page, err := s.st.ListOSReleases(ctx, tenantID, opt)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Items...)
+		if page.Next == "" {
+			return all, nil
+		}
+		opt.After = page.Next
+	}
 }
 
 // maxWithdrawnHistory bounds how many of a device's past attestations are read to learn

@@ -128,6 +128,17 @@ type AttestationTx interface {
 	// GetDeviceByID returns a device whatever its tenant: for the device-facing service, which
 	// learns the tenant from the device. Management code must use GetDevice.
 	GetDeviceByID(ctx context.Context, id string) (Device, error)
+	// GetDeviceByIDWithGeneration returns what GetDeviceByID returns and, read in the same
+	// statement, the PolicyGeneration of the device's tenant.
+	GetDeviceByIDWithGeneration(ctx context.Context, id string) (Device, int64, error)
+	// PolicyGeneration returns the tenant's attestation policy generation, a number that
+	// every write to the tenant's OS releases (CreateOSRelease, SetOSReleaseFeed,
+	// DeleteOSRelease) or device groups (CreateDeviceGroup, UpdateDeviceGroup,
+	// DeleteDeviceGroup, DeleteProduct) raises in its own transaction. A reader that keeps a
+	// copy of releases or groups may use it only while the generation it read before them is
+	// unchanged, so a change is seen by every replica at its next read of the generation. It
+	// fails with ErrNotFound if there is no such tenant.
+	PolicyGeneration(ctx context.Context, tenantID string) (int64, error)
 	// SetDeviceDisabled enables or disables a device of the tenant and sets its UpdatedAt to
 	// at. It fails with ErrNotFound if the tenant has no such device.
 	SetDeviceDisabled(ctx context.Context, tenantID, deviceID string, disabled bool, at time.Time) error

@@ -207,6 +207,16 @@ func (s *DB) GetDeviceByID(ctx context.Context, id string) (store.Device, error)
 	return s.read.GetDeviceByID(ctx, id)
 }
 
+// GetDeviceByIDWithGeneration implements store.Tx.
+func (s *DB) GetDeviceByIDWithGeneration(ctx context.Context, id string) (store.Device, int64, error) {
+	return s.read.GetDeviceByIDWithGeneration(ctx, id)
+}
+
+// PolicyGeneration implements store.Tx.
+func (s *DB) PolicyGeneration(ctx context.Context, tenantID string) (int64, error) {
+	return s.read.PolicyGeneration(ctx, tenantID)
+}
+
 // SetDeviceDisabled implements store.Tx.
 func (s *DB) SetDeviceDisabled(ctx context.Context, tenantID, deviceID string, disabled bool, at time.Time) error {
 	return s.write(ctx, func(w *tx) error { return w.SetDeviceDisabled(ctx, tenantID, deviceID, disabled, at) })

@@ -29,7 +29,8 @@ func scanGroup(s scanner) (store.DeviceGroup, error) {
 // seconds is how a check-in interval and a certificate lifetime are stored.
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }
 
-// CreateDeviceGroup implements store.Tx.
+// CreateDeviceGroup implements store.Tx. Like every group write, it raises the tenant's
+// policy generation.
 func (t *tx) CreateDeviceGroup(ctx context.Context, g store.DeviceGroup) error {
 	if err := t.checkProduct(ctx, g.TenantID, g.ProductID); err != nil {
 		return fmt.Errorf("create device group %q: %w", g.ID, err)
@@ -47,7 +48,7 @@ func (t *tx) CreateDeviceGroup(ctx context.Context, g store.DeviceGroup) error {
 		return t.insertConflict(ctx, "device_groups", "device group", g.ID,
 			fmt.Sprintf("a device group named %q already exists in product %q", g.Name, g.ProductID))
 	}
-	return nil
+	return t.raisePolicyGeneration(ctx, g.TenantID)
 }
 
 // GetDeviceGroup implements store.Tx.
@@ -97,7 +98,7 @@ func (t *tx) UpdateDeviceGroup(ctx context.Context, g store.DeviceGroup) error {
 	if err != nil {
 		return t.dbErr(err, fmt.Sprintf("update device group %q", g.ID), nil)
 	}
-	return nil
+	return t.raisePolicyGeneration(ctx, g.TenantID)
 }
 
 // DeleteDeviceGroup implements store.Tx. A group that holds a device, or has a deployment, is
@@ -123,7 +124,7 @@ func (t *tx) DeleteDeviceGroup(ctx context.Context, tenantID, id string) error {
 	if _, err := t.exec(ctx, `DELETE FROM device_groups WHERE tenant_id = ? AND id = ?`, tenantID, id); err != nil {
 		return t.dbErr(err, fmt.Sprintf("delete device group %q", id), store.ErrNotEmpty)
 	}
-	return nil
+	return t.raisePolicyGeneration(ctx, tenantID)
 }
 
 // ListDeviceGroups implements store.Tx.

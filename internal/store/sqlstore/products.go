@@ -110,7 +110,7 @@ func (t *tx) DeleteProduct(ctx context.Context, tenantID, id string) error {
 	if _, err := t.exec(ctx, `DELETE FROM products WHERE tenant_id = ? AND id = ?`, tenantID, id); err != nil {
 		return t.dbErr(err, what, store.ErrNotEmpty)
 	}
-	return nil
+	return t.raisePolicyGeneration(ctx, tenantID) // its groups went with it
 }
 
 // ListProducts implements store.Tx.

@@ -64,7 +64,7 @@ func (t *tx) CreateOSRelease(ctx context.Context, r store.OSRelease) error {
 		return t.insertConflict(ctx, "os_releases", "OS release", r.ID,
 			fmt.Sprintf("an OS release with version %q already exists", r.Version))
 	}
-	return nil
+	return t.raisePolicyGeneration(ctx, r.TenantID)
 }
 
 // GetOSRelease implements store.Tx.
@@ -77,7 +77,8 @@ func (t *tx) GetOSRelease(ctx context.Context, tenantID, id string) (store.OSRel
 	return x, nil
 }
 
-// SetOSReleaseFeed implements store.Tx.
+// SetOSReleaseFeed implements store.Tx. Like every release write, it raises the tenant's
+// policy generation.
 func (t *tx) SetOSReleaseFeed(ctx context.Context, tenantID, id string, feed store.OSFeed) error {
 	n, err := t.exec(ctx, `UPDATE os_releases SET feed = ? WHERE tenant_id = ? AND id = ?`, string(feed), tenantID, id)
 	if err != nil {
@@ -86,7 +87,7 @@ func (t *tx) SetOSReleaseFeed(ctx context.Context, tenantID, id string, feed sto
 	if n == 0 {
 		return fmt.Errorf("OS release %q: %w", id, store.ErrNotFound)
 	}
-	return nil
+	return t.raisePolicyGeneration(ctx, tenantID)
 }
 
 // DeleteOSRelease implements store.Tx. Attestations that name the release keep its ID.
@@ -98,7 +99,7 @@ func (t *tx) DeleteOSRelease(ctx context.Context, tenantID, id string) error {
 	if n == 0 {
 		return fmt.Errorf("OS release %q: %w", id, store.ErrNotFound)
 	}
-	return nil
+	return t.raisePolicyGeneration(ctx, tenantID)
 }
 
 // ListOSReleases implements store.Tx.

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentCreateNonce", testConcurrentCreateNonce},
 		{"OSReleases", testOSReleases},
 		{"OSReleaseFeeds", testOSReleaseFeeds},
+		{"PolicyGeneration", testPolicyGeneration},
 		{"CACertificates", testCACertificates},
 		{"UpdateCACertificate", testUpdateCACertificate},
 		{"DeviceGroupCertLifetime", testDeviceGroupCertLifetime},

@@ -276,6 +276,8 @@ func testUpdateEveryMethod(t *testing.T, s store.Store) {
 				return err
 			},
 			func() error { _, err := tx.GetDeviceByID(ctx, deviceIDOf(1)); return err },
+			func() error { _, _, err := tx.GetDeviceByIDWithGeneration(ctx, deviceIDOf(1)); return err },
+			func() error { _, err := tx.PolicyGeneration(ctx, "tenant-a"); return err },
 			func() error { return tx.SetDeviceDisabled(ctx, "tenant-a", deviceIDOf(1), true, at(2)) },
 			func() error { return tx.SetDeviceAKActivated(ctx, deviceIDOf(1), at(2)) },
 			func() error {
