@@ -61,7 +61,9 @@ type Config struct {
 	// application (DefaultPool). At most a /30.
 	Pool netip.Prefix
 	// HostNetNS is the path of the host's network namespace, where the host end of each link
-	// and the host's table live; "" means the agent's own (tests use another).
+	// and the host's table live; "" means the agent's own: that of the thread that calls New,
+	// not /proc/self/ns/net, which is the main thread's, and a goroutine that locked the main
+	// thread and entered another namespace leaves it there (tests use another).
 	HostNetNS string
 	// Resolver resolves allowed names; nil means net.DefaultResolver. It is asked for IPv4
 	// addresses only.
@@ -141,11 +143,7 @@ func New(cfg Config) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	path := cfg.HostNetNS
-	if path == "" {
-		path = "/proc/self/ns/net"
-	}
-	hostNS, err := netns.GetFromPath(path)
+	hostNS, err := hostNetNS(cfg.HostNetNS)
 	if err != nil {
 		return nil, fmt.Errorf("netpolicy: opening the host's network namespace: %w", err)
 	}
@@ -155,6 +153,18 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("netpolicy: %w", err)
 	}
 	return m, nil
+}
+
+// hostNetNS opens the namespace at path, or with "" the calling thread's. A thread that runs
+// goroutines unlocked is in the process's own namespace: the runtime ends a locked thread with
+// its goroutine, or, the main thread, never runs anything on it again.
+func hostNetNS(path string) (netns.NsHandle, error) {
+	if path != "" {
+		return netns.GetFromPath(path)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return netns.Get()
 }
 
 func (m *Manager) prepareHost() error {

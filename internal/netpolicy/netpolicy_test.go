@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -397,5 +398,62 @@ func TestRefreshFollowsTheName(t *testing.T) {
 	}
 	if !reach(deniedIP) {
 		t.Error("the new address is no longer reachable")
+	}
+}
+
+// TestNewTakesTheCallersNamespace: with no HostNetNS, the host's namespace is that of the
+// thread that calls New, not /proc/self/ns/net (the main thread's, which a goroutine that
+// locked it may have moved into another namespace for good).
+func TestNewTakesTheCallersNamespace(t *testing.T) {
+	needRoot(t)
+	// First the main thread goes for good into a namespace of its own, as it does when a
+	// goroutine that locked it enters one and ends: New must not take that one.
+	moved := func() bool { // the main thread is not where a thread running goroutines is
+		c := make(chan bool)
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			main, err1 := os.Readlink("/proc/self/ns/net")
+			this, err2 := os.Readlink("/proc/thread-self/ns/net")
+			c <- err1 == nil && err2 == nil && main != this
+		}()
+		return <-c
+	}
+	for i := 0; i < 20 && !moved(); i++ {
+		newNS(t)
+	}
+	if !moved() {
+		t.Skip("the runtime never ran a namespace-making goroutine on the main thread, so nothing moved it")
+	}
+	host := newNS(t)
+	var m *Manager
+	must(t, inNetNS(host.h, func() (err error) {
+		m, err = New(Config{Resolver: testResolver()})
+		return err
+	}))
+	hasTable := func() bool {
+		c, err := nftables.New(nftables.WithNetNSFd(int(host.h)))
+		must(t, err)
+		tabs, err := c.ListTables()
+		must(t, err)
+		for _, tab := range tabs {
+			if tab.Name == TableName && tab.Family == nftables.TableFamilyIPv4 {
+				return true
+			}
+		}
+		return false
+	}
+	if !hasTable() {
+		t.Error("New made no table in the namespace of the thread that called it")
+	}
+	if got := readForward(t, host); got != "1" {
+		t.Errorf("ip_forward in the caller's namespace = %s, want 1", got)
+	}
+	must(t, m.Close())
+	if hasTable() {
+		t.Error("the table is still there after Close")
+	}
+	if got := readForward(t, host); got != "0" {
+		t.Errorf("ip_forward after Close = %s, want 0", got)
 	}
 }
