@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -139,6 +140,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 	}
 	var network apprun.Network
 	var manager *netpolicy.Manager
+	opened := false // set once nothing can fail any more
 	if f.appNetwork {
 		cfg := netpolicy.Config{Logger: log}
 		if f.appNetworkPool != "" {
@@ -146,11 +148,24 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 				return nil, &usageError{fmt.Sprintf("--app-network-pool: %v", err)}
 			}
 		}
+		if f.appNetworkDNS != "" {
+			if cfg.Resolver, err = dnsResolver(f.appNetworkDNS); err != nil {
+				return nil, &usageError{fmt.Sprintf("--app-network-dns: %v", err)}
+			}
+		}
 		nm, err := netpolicy.New(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("app networking: %w", err)
 		}
 		network, manager = nm, nm
+		// A later failure must not leave the host's table behind, nor forwarding turned on.
+		defer func() {
+			if !opened {
+				if err := nm.Close(); err != nil {
+					log.Warn("releasing the app network", "error", err)
+				}
+			}
+		}()
 	}
 	// Apps with SystemEventNotifications see updates announced; with SoftwareUpdateDeferral
 	// they may defer them, within caps, on the trusted clock.
@@ -244,6 +259,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 		return nil, err
 	}
 	if boot == nil {
+		opened = true
 		return u, nil
 	}
 	u.os, err = osupdate.Open(osupdate.Config{Dir: filepath.Join(f.state, osUpdateDir), Boot: boot, Client: cc.HTTPClient(),
@@ -265,7 +281,19 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 		return nil, err
 	}
 	u.loop.SetOS(u.os)
+	opened = true
 	return u, nil
+}
+
+// dnsResolver is a resolver that asks only the DNS server at hostport (--app-network-dns).
+func dnsResolver(hostport string) (*net.Resolver, error) {
+	if _, err := netip.ParseAddrPort(hostport); err != nil {
+		return nil, fmt.Errorf("%q is not an IP address and port: %w", hostport, err)
+	}
+	var d net.Dialer
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, hostport)
+	}}, nil
 }
 
 // run resumes an OS update in flight (a trial waits here until the new system attested, which
