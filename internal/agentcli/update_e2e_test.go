@@ -37,15 +37,17 @@ type emulated struct {
 	cancel context.CancelFunc
 	exits  chan int
 	log    *lockedBuffer
+	// args are added to the agent's command line.
+	args []string
 }
 
 func (d *emulated) start() {
 	ctx, cancel := context.WithCancel(d.t.Context())
 	d.cancel = cancel
 	go func() {
-		d.exits <- Run(ctx, []string{"run", "--rot", "software", "--state", d.state, "--server", d.srv.URL,
+		d.exits <- Run(ctx, append([]string{"run", "--rot", "software", "--state", d.state, "--server", d.srv.URL,
 			"--cacert", d.srv.CACertFile, "--boot-control", "dir", "--development", "--board", "emulated", "--log-level", "debug",
-			"--app-healthy-after", "1s"},
+			"--app-healthy-after", "1s"}, d.args...),
 			IO{Out: d.log, Err: d.log, Getenv: func(string) string { return "" }})
 	}()
 }
@@ -70,6 +72,17 @@ func (d *emulated) stop() {
 	case <-d.exits:
 	case <-time.After(time.Minute):
 	}
+}
+
+// local runs a local command (rampart-agent ARGS --state STATE), which talks to the running
+// agent, and returns its output.
+func (d *emulated) local(args ...string) string {
+	d.t.Helper()
+	var out lockedBuffer
+	if code := Run(d.t.Context(), append(args, "--state", d.state), IO{Out: &out, Err: &out}); code != 0 {
+		d.t.Fatalf("rampart-agent %s: exit %d: %s", strings.Join(args, " "), code, out.String())
+	}
+	return out.String()
 }
 
 func (d *emulated) measurements(osDir string) map[string]string {
@@ -289,14 +302,7 @@ func TestUpdatesEndToEnd(t *testing.T) {
 	})
 
 	// Locally, through the running agent: list, stop and start, sideload and delete.
-	local := func(args ...string) string {
-		t.Helper()
-		var out lockedBuffer
-		if code := Run(ctx, append(args, "--state", d.state), IO{Out: &out, Err: &out}); code != 0 {
-			t.Fatalf("rampart-agent %s: exit %d: %s", strings.Join(args, " "), code, out.String())
-		}
-		return out.String()
-	}
+	local := d.local
 	appState := func(component string) string {
 		var apps []localapi.App
 		if err := json.Unmarshal([]byte(local("app", "list", "-o", "json")), &apps); err != nil {
@@ -529,8 +535,14 @@ func TestUpdatesEndToEnd(t *testing.T) {
 // buildApp builds testdata/app as a static binary and returns its bytes.
 func buildApp(t *testing.T) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "app")
-	cmd := exec.Command("go", "build", "-o", out, "./testdata/app")
+	return buildProgram(t, "app")
+}
+
+// buildProgram builds testdata/NAME as a static binary and returns its bytes.
+func buildProgram(t *testing.T, name string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", out, "./testdata/"+name)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the test app: %v\n%s", err, b)
