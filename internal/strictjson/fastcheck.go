@@ -14,6 +14,9 @@ import (
 // Anything it does not accept goes to checkSyntax, which finds and describes the problem, so
 // the two never disagree on what is accepted (FuzzQuickCheck holds them to it).
 
+// smallObject is how many keys an object may have before quickCheck keeps them in a map.
+const smallObject = 16
+
 // quickCheck reports whether data is certainly a document checkSyntax accepts.
 func quickCheck(data []byte) bool {
 	if !json.Valid(data) {
@@ -21,12 +24,15 @@ func quickCheck(data []byte) bool {
 	}
 	type frame struct {
 		object bool
-		nkeys  int
-		first  string
-		keys   map[string]struct{} // made at an object's second key
+		start  int                 // where the object's keys begin in keys
+		set    map[string]struct{} // the keys, once the object has more than smallObject
 	}
 	var stackBuf [16]frame
 	stack := stackBuf[:0]
+	// The keys of the open objects that have at most smallObject, innermost last, compared
+	// in place: most objects are small, and a key then costs no allocation.
+	var keyBuf [64][]byte
+	keys := keyBuf[:0]
 	expectKey := false
 	for i := 0; i < len(data); {
 		switch c := data[i]; c {
@@ -39,35 +45,46 @@ func quickCheck(data []byte) bool {
 			if len(stack) >= MaxDepth {
 				return false
 			}
-			stack = append(stack, frame{object: c == '{'})
+			stack = append(stack, frame{object: c == '{', start: len(keys)})
 			expectKey = c == '{'
 			i++
 		case '}', ']':
+			keys = keys[:stack[len(stack)-1].start]
 			stack = stack[:len(stack)-1]
 			expectKey = false
 			i++
 		case '"':
 			end, plain := stringEnd(data, i)
 			if expectKey {
-				var key string
-				if plain && utf8.Valid(data[i+1:end-1]) {
-					key = string(data[i+1 : end-1])
-				} else if json.Unmarshal(data[i:end], &key) != nil {
-					return false
-				}
-				top := &stack[len(stack)-1]
-				if top.nkeys == 0 {
-					top.first = key
-				} else {
-					if top.keys == nil {
-						top.keys = map[string]struct{}{top.first: {}}
-					}
-					if _, dup := top.keys[key]; dup {
+				key := data[i+1 : end-1]
+				if !plain || !utf8.Valid(key) {
+					var s string
+					if json.Unmarshal(data[i:end], &s) != nil {
 						return false
 					}
-					top.keys[key] = struct{}{}
+					key = []byte(s)
 				}
-				top.nkeys++
+				top := &stack[len(stack)-1]
+				if top.set == nil {
+					for _, k := range keys[top.start:] {
+						if bytes.Equal(k, key) {
+							return false
+						}
+					}
+					keys = append(keys, key)
+					if len(keys)-top.start > smallObject {
+						top.set = make(map[string]struct{}, 2*smallObject)
+						for _, k := range keys[top.start:] {
+							top.set[string(k)] = struct{}{}
+						}
+						keys = keys[:top.start]
+					}
+				} else {
+					if _, dup := top.set[string(key)]; dup {
+						return false
+					}
+					top.set[string(key)] = struct{}{}
+				}
 			}
 			i = end
 			expectKey = false

@@ -11,8 +11,9 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // MaxDepth bounds the nesting of objects and arrays in a document.
@@ -175,6 +176,9 @@ func decodeValue(raw json.RawMessage, v reflect.Value, path string, probs *[]Pro
 		v.SetBytes(append([]byte(nil), bytes.TrimSpace(raw)...))
 		return
 	}
+	if decodeLeaf(raw, v) {
+		return
+	}
 	if t.Kind() != reflect.Struct || t == rawMessageType || implementsUnmarshaler(t) || implementsUnmarshaler(reflect.PointerTo(t)) {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
@@ -189,14 +193,18 @@ func decodeValue(raw json.RawMessage, v reflect.Value, path string, probs *[]Pro
 		return
 	}
 	fields := jsonFields(t)
-	sort.Slice(members, func(i, j int) bool { return members[i].key < members[j].key })
+	slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
 	for _, m := range members {
 		idx, ok := fields[m.key]
 		if !ok {
 			*probs = append(*probs, Problem{Path: join(path, m.key), Message: "unknown field"})
 			continue
 		}
-		decodeValue(m.value, v.FieldByIndex(idx), join(path, m.key), probs)
+		f := v.FieldByIndex(idx)
+		if decodeLeaf(m.value, f) {
+			continue // a plain leaf, decoded without building its path
+		}
+		decodeValue(m.value, f, join(path, m.key), probs)
 	}
 }
 
@@ -211,9 +219,23 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
+// fieldsOf caches jsonFields by type: the types decoded are the program's own, so it is
+// bounded by the code.
+var fieldsOf sync.Map // reflect.Type -> map[string][]int
+
 // jsonFields maps the JSON names of t's exported fields to their indexes, as encoding/json
-// names them (tag name, else field name; "-" skipped). Embedded structs are flattened.
+// names them (tag name, else field name; "-" skipped). Embedded structs are flattened. The
+// map is shared: callers must not change it.
 func jsonFields(t reflect.Type) map[string][]int {
+	if m, ok := fieldsOf.Load(t); ok {
+		return m.(map[string][]int)
+	}
+	m := structFields(t)
+	fieldsOf.Store(t, m)
+	return m
+}
+
+func structFields(t reflect.Type) map[string][]int {
 	out := map[string][]int{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -223,7 +245,7 @@ func jsonFields(t reflect.Type) map[string][]int {
 		}
 		name, _, _ := strings.Cut(tag, ",")
 		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
-			for k, idx := range jsonFields(f.Type) {
+			for k, idx := range structFields(f.Type) {
 				out[k] = append([]int{i}, idx...)
 			}
 			continue

@@ -23,6 +23,8 @@ type sample struct {
 	When    time.Time       `json:"when"`
 	Skip    string          `json:"-"`
 	NoTag   string
+	Blob    []byte `json:"blob"`
+	Small   int8   `json:"small"`
 }
 
 func TestDecodeValid(t *testing.T) {
@@ -125,7 +127,8 @@ func TestDecodeNeedsPointer(t *testing.T) {
 // (which is laxer) accepts too and decodes to the same value.
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{`{}`, `{"name":"a","count":1}`, `{"store":{"dsn":"x"}}`, `{"a":1,"a":2}`,
-		`{"raw":[{"x":{}}]}`, `[`, `{"tags":["a"]}`, `{"opt":null}`} {
+		`{"raw":[{"x":{}}]}`, `[`, `{"tags":["a"]}`, `{"opt":null}`, `{"blob":"AAEC/w=="}`, `{"blob":"AAE"}`,
+		`{"blob":"AA\u003d="}`, `{"blob":[1,2]}`, `{"small":-128}`, `{"small":128}`, `{"count":1e3}`, "{\"name\":\"\xff\"}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -220,4 +223,36 @@ func FuzzObjectMembers(f *testing.F) {
 			}
 		}
 	})
+}
+
+type benchQuote struct {
+	Attest    []byte `json:"attest"`
+	Signature []byte `json:"signature"`
+}
+type benchKey struct {
+	Component string `json:"component"`
+	PublicKey []byte `json:"public_key"`
+}
+type benchReq struct {
+	DeviceID string          `json:"device_id"`
+	Nonce    []byte          `json:"nonce"`
+	Quote    benchQuote      `json:"quote"`
+	EventLog json.RawMessage `json:"event_log"`
+	Keys     []benchKey      `json:"keys"`
+}
+
+// BenchmarkDecodeRequest decodes a document shaped like an attestation request: base64
+// fields, a raw measurement log, a list of keys.
+func BenchmarkDecodeRequest(b *testing.B) {
+	r := benchReq{DeviceID: strings.Repeat("ab", 32), Nonce: make([]byte, 80), Quote: benchQuote{make([]byte, 145), make([]byte, 72)},
+		EventLog: json.RawMessage(`{"version":1,"records":[` + strings.Repeat(`{"recnum":0,"pcr":16,"digests":[{"hashAlg":"sha256","digest":"`+strings.Repeat("a", 64)+`"}],"content_type":"rampart","content":{"name":"agent","description":"x"}},`, 3) + `{}]}`),
+		Keys:     []benchKey{{"", make([]byte, 91)}}}
+	data, _ := json.Marshal(r)
+	b.ReportAllocs()
+	for b.Loop() {
+		var out benchReq
+		if err := Decode(data, &out); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
