@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -155,9 +156,11 @@ func attestationFigures(t *testing.T) []figure {
 			}
 			// The process's CPU time per attestation (the service's and the devices' ends of
 			// the connections), which the machine's other load changes less than the rate.
+			stop := startProfile(t)
 			cpu0, t0 := cpuTime(), time.Now()
 			v := count(t, len(devices), per, func(w, i int) error { _, err := devices[w].Send(ctx, reqs[w][i]); return err })
 			cpu, wall := cpuTime()-cpu0, time.Since(t0)
+			stop()
 			t.Logf("service side: %d attestations, process CPU %v each, %.2f cores busy", len(devices)*per,
 				(cpu / time.Duration(len(devices)*per)).Round(time.Microsecond), cpu.Seconds()/wall.Seconds())
 			return v
@@ -172,6 +175,33 @@ func attestationFigures(t *testing.T) []figure {
 		ceiling: ceiling,
 	}}
 }
+
+// startProfile starts a CPU profile of the service-side timed window when
+// RAMPART_BENCH_CPUPROFILE names a file (each round appends its number to the name), and
+// returns the function that stops it.
+func startProfile(t *testing.T) func() {
+	name := os.Getenv("RAMPART_BENCH_CPUPROFILE")
+	if name == "" {
+		return func() {}
+	}
+	profileRound++
+	f, err := os.Create(fmt.Sprintf("%s.%d", name, profileRound))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// profileRound numbers the profiles startProfile writes.
+var profileRound int
 
 // cpuTime is the CPU time this process has used, user and system.
 func cpuTime() time.Duration {
