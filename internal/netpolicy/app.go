@@ -12,6 +12,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/rampart-iot/rampart/internal/nflog"
 )
 
 // appNet is one application's network.
@@ -25,6 +27,10 @@ type appNet struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the refresh loop ends
 	dns    net.PacketConn
+	// nflog reads what the ruleset logs (nil without it); logDone is closed when its
+	// goroutine ends.
+	nflog   *nflog.Reader
+	logDone chan struct{}
 
 	linkMade, hostRules, loopStarted bool
 
@@ -127,7 +133,10 @@ func (a *appNet) startDNS(ctx context.Context) error {
 		return fmt.Errorf("opening the DNS answerer's socket: %w", err)
 	}
 	a.dns = pc
-	ans := &answerer{allows: a.pol.allows, lookup: a.lookup, ttl: uint32(a.m.cfg.Refresh / time.Second)}
+	ans := &answerer{allows: a.pol.allows, lookup: a.lookup, ttl: uint32(a.m.cfg.Refresh / time.Second),
+		denied: func(name string) {
+			a.m.deny(Denial{App: a.name, By: DeniedByDNS, Object: name, Capability: "AllowedConnections"})
+		}}
 	go func() {
 		buf := make([]byte, 1500)
 		for {
@@ -157,6 +166,10 @@ func (a *appNet) teardown() error {
 		var errs []error
 		if a.dns != nil {
 			errs = append(errs, a.dns.Close())
+		}
+		if a.nflog != nil {
+			errs = append(errs, a.nflog.Close())
+			<-a.logDone
 		}
 		if a.hostRules {
 			if c, err := nftables.New(nftables.WithNetNSFd(int(a.m.hostNS))); err != nil {

@@ -21,6 +21,8 @@ type answerer struct {
 	lookup func(ctx context.Context, name string) ([]netip.Addr, error)
 	// ttl is the time to live of every answer, in seconds.
 	ttl uint32
+	// denied, if set, is told of each name refused (NXDOMAIN because it is not allowed).
+	denied func(name string)
 }
 
 // answer returns the reply to one query, or nil when there is nothing to reply to (the
@@ -31,7 +33,8 @@ type answerer struct {
 // now); any other type of query for an allowed name gets no records (NOERROR); a name the
 // application may not resolve gets NXDOMAIN, so the application learns nothing from the
 // outside world about it; more than one question gets FORMERR, an opcode other than QUERY
-// NOTIMP, a class other than IN REFUSED.
+// NOTIMP, a class other than IN REFUSED. Each name refused because the application may not
+// resolve it is told to denied.
 func (a *answerer) answer(ctx context.Context, msg []byte) []byte {
 	var p dnsmessage.Parser
 	h, err := p.Start(msg)
@@ -61,6 +64,9 @@ func (a *answerer) answer(ctx context.Context, msg []byte) []byte {
 		case !a.allows(name):
 			rh.RCode = dnsmessage.RCodeNameError
 			rh.Authoritative = true
+			if a.denied != nil && name != "" {
+				a.denied(name)
+			}
 		case q.Type == dnsmessage.TypeA:
 			addrs, err = a.lookup(ctx, name)
 			if err != nil || len(addrs) == 0 {

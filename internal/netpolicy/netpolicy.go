@@ -4,18 +4,23 @@
 // lets the application send only to the addresses of its AllowedConnections (IPv4 literals as
 // they are, names as the agent resolves them), accept connections only on its
 // AllowedTcpServerPorts and AllowedUdpServerPorts, and reach no DNS server but the agent's
-// own answerer, which resolves only the names the manifest allows. docs/SANDBOX.md, "Network",
-// has the whole picture.
+// own answerer, which resolves only the names the manifest allows. What it refuses an
+// application, a packet its ruleset rejects (logged by the kernel, rate-limited, and read in
+// the application's namespace through internal/nflog) or a name the answerer will not
+// resolve, comes out of NextDenial attributed to it. docs/SANDBOX.md, "Network", has the
+// whole picture.
 //
 // The package owns, in the host's network namespace, the nftables table "rampart" (family ip)
 // and every interface whose name starts with LinkPrefix; in each application's namespace, the
-// link AppLink, its addresses and routes, and the table "rampart" (family inet). It turns IPv4
-// forwarding on in the host's namespace if it is off, and back off when the Manager closes.
+// link AppLink, its addresses and routes, the table "rampart" (family inet), and the netlink
+// log group LogGroup. It turns IPv4 forwarding on in the host's namespace if it is off, and
+// back off when the Manager closes.
 //
 // Trust: it trusts the capabilities it is given (the caller takes them from a verified
 // manifest) and the Resolver it is given (the agent's own view of DNS). It trusts nothing that
-// comes from the application: DNS queries are parsed as hostile input, and every decision is
-// made by the kernel's ruleset in a namespace the application holds no capability in.
+// comes from the application: DNS queries and logged packets are parsed as hostile input, and
+// every decision is made by the kernel's ruleset in a namespace the application holds no
+// capability in (so it cannot bind the log group itself, nor log packets of its choosing).
 package netpolicy
 
 import (
@@ -29,6 +34,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
@@ -94,6 +100,11 @@ type Manager struct {
 	// forwardOff is true when IPv4 forwarding was off and the Manager turned it on.
 	forwardOff bool
 
+	// denials queue what the applications' networks refused, for NextDenial; lostDenials
+	// counts those dropped because it was full.
+	denials     chan Denial
+	lostDenials atomic.Int64
+
 	mu     sync.Mutex
 	used   map[slot]string
 	apps   map[string]*appNet
@@ -147,7 +158,8 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netpolicy: opening the host's network namespace: %w", err)
 	}
-	m := &Manager{cfg: cfg, log: log, hostNS: hostNS, used: map[slot]string{}, apps: map[string]*appNet{}}
+	m := &Manager{cfg: cfg, log: log, hostNS: hostNS, used: map[slot]string{}, apps: map[string]*appNet{},
+		denials: make(chan Denial, maxPendingDenials)}
 	if err := m.prepareHost(); err != nil {
 		hostNS.Close()
 		return nil, fmt.Errorf("netpolicy: %w", err)
@@ -327,13 +339,24 @@ func (m *Manager) setup(ctx context.Context, netnsPath, app string, pol Policy) 
 	}
 	a.mu.Lock()
 	want := a.wanted()
-	err = installAppRules(a.nft, want, pol.TCPPorts, pol.UDPPorts)
+	logging := true
+	err = installAppRules(a.nft, want, pol.TCPPorts, pol.UDPPorts, logging)
+	if err != nil {
+		// A kernel without nft's log or limit expressions: the rules without them.
+		if err2 := installAppRules(a.nft, want, pol.TCPPorts, pol.UDPPorts, false); err2 == nil {
+			m.log.Warn("refused packets of this app are not reported: the kernel refused the log rules", "app", app, "err", err)
+			logging, err = false, nil
+		}
+	}
 	if err == nil {
 		a.inSet = want
 	}
 	a.mu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	if logging {
+		a.openLog(life)
 	}
 	if err := a.startDNS(life); err != nil {
 		return nil, err

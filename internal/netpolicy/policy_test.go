@@ -105,7 +105,13 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func testAnswerer() (*answerer, *[]string) {
-	var looked []string
+	a, looked, _ := testAnswererDenied()
+	return a, looked
+}
+
+// testAnswererDenied is testAnswerer, which also records the names it refuses.
+func testAnswererDenied() (*answerer, *[]string, *[]string) {
+	var looked, denied []string
 	p := NewPolicy(manifest.Capabilities{AllowedConnections: []string{"ok.test", "*.wild.test", "down.test"}})
 	return &answerer{
 		allows: p.allows,
@@ -123,8 +129,9 @@ func testAnswerer() (*answerer, *[]string) {
 			}
 			return []netip.Addr{netip.MustParseAddr("192.0.2.200")}, nil
 		},
-		ttl: 60,
-	}, &looked
+		ttl:    60,
+		denied: func(name string) { denied = append(denied, name) },
+	}, &looked, &denied
 }
 
 func query(t *testing.T, h dnsmessage.Header, qs ...dnsmessage.Question) []byte {
@@ -144,7 +151,7 @@ func q(name string, typ dnsmessage.Type) dnsmessage.Question {
 }
 
 func TestAnswer(t *testing.T) {
-	a, looked := testAnswerer()
+	a, looked, denied := testAnswererDenied()
 	ctx := context.Background()
 	h := dnsmessage.Header{ID: 9, RecursionDesired: true}
 	for _, tc := range []struct {
@@ -178,6 +185,11 @@ func TestAnswer(t *testing.T) {
 	}
 	if slices.Contains(*looked, "evil.test") || slices.Contains(*looked, "wild.test") {
 		t.Errorf("looked up a name that is not allowed: %v", *looked)
+	}
+	// The names refused because they are not allowed are told, once per query; a wrong class
+	// or a malformed query is not a refused name.
+	if !slices.Equal(*denied, []string{"wild.test", "evil.test"}) {
+		t.Errorf("refused names told: %v; want wild.test, evil.test", *denied)
 	}
 	// Not a query, or garbage: no reply at all.
 	resp := query(t, dnsmessage.Header{ID: 9, Response: true}, q("ok.test.", dnsmessage.TypeA))

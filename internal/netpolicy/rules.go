@@ -55,6 +55,7 @@ const (
 //	    ip daddr 127.0.0.0/8 accept          # loopback, and DNS after the redirect
 //	    ct state established,related accept
 //	    ip daddr @allowed accept
+//	    meta nfproto ipv4 limit rate 10/second burst 10 packets log prefix "out" group 0x5250 snaplen 128
 //	    meta l4proto tcp reject with tcp reset
 //	    reject with icmpx admin-prohibited }
 //	  chain in { type filter hook input priority 0; policy drop
@@ -62,12 +63,19 @@ const (
 //	    ct state established,related accept
 //	    tcp dport @tcp-in accept
 //	    udp dport @udp-in accept
+//	    meta nfproto ipv4 meta pkttype host limit rate 10/second burst 10 packets log prefix "in" group 0x5250 snaplen 128
 //	    meta l4proto tcp reject with tcp reset
 //	    reject with icmpx admin-prohibited }
 //	}
 //
 // IPv6 reaches only loopback: the link has no IPv6 route and the chains accept nothing else.
-func installAppRules(c *nftables.Conn, allowed []netip.Addr, tcp, udp []uint16) error {
+//
+// With logging, the two log rules hand what is about to be refused to the agent (LogGroup,
+// read in the namespace: denials.go), at most logRate packets a second each. Only IPv4 is
+// logged: the application cannot route IPv6 anywhere, so what IPv6 reaches these chains is
+// the kernel's own (neighbour discovery, multicast listener reports). Inbound, only unicast to
+// the application is: broadcasts and multicasts on the link are none of its doing.
+func installAppRules(c *nftables.Conn, allowed []netip.Addr, tcp, udp []uint16, logging bool) error {
 	t := appTable()
 	// Start from nothing: add then delete the table, so a leftover is gone either way.
 	c.AddTable(t)
@@ -111,6 +119,9 @@ func installAppRules(c *nftables.Conn, allowed []netip.Addr, tcp, udp []uint16) 
 	c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: concat(established(), accept())})
 	c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: concat(ipv4(), daddr(),
 		[]expr.Any{&expr.Lookup{SourceRegister: 1, SetName: sAllowed.Name, SetID: sAllowed.ID}}, accept())})
+	if logging {
+		c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: concat(ipv4(), logRefused(logOut))})
+	}
 	reject(c, t, out)
 
 	in := c.AddChain(&nftables.Chain{Name: "in", Table: t, Type: nftables.ChainTypeFilter,
@@ -124,11 +135,45 @@ func installAppRules(c *nftables.Conn, allowed []netip.Addr, tcp, udp []uint16) 
 		c.AddRule(&nftables.Rule{Table: t, Chain: in, Exprs: concat(l4proto(s.proto), dport(),
 			[]expr.Any{&expr.Lookup{SourceRegister: 1, SetName: s.set.Name, SetID: s.set.ID}}, accept())})
 	}
+	if logging {
+		c.AddRule(&nftables.Rule{Table: t, Chain: in, Exprs: concat(ipv4(), []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyPKTTYPE, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.PACKET_HOST}},
+		}, logRefused(logIn))})
+	}
 	reject(c, t, in)
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("installing the ruleset in the application's namespace: %w", err)
 	}
 	return nil
+}
+
+// LogGroup is the netlink log group the rules of every application's namespace log refused
+// packets to ("RP"); each namespace has its own groups, and the agent binds this one in each.
+const LogGroup = 0x5250
+
+// The prefixes of the log rules: a packet the application sent, and one sent to it.
+const (
+	logOut = "out"
+	logIn  = "in"
+)
+
+// logRate bounds the packets each log rule logs, per second (and its burst): what the agent
+// reads of one application's refused traffic, whatever the application sends.
+const logRate = 10
+
+// logSnaplen is how much of a logged packet the kernel copies: enough for the IPv4 header and
+// the ports.
+const logSnaplen = 128
+
+// logRefused is "limit rate 10/second burst 10 packets log prefix P group LogGroup snaplen
+// 128".
+func logRefused(prefix string) []expr.Any {
+	return []expr.Any{
+		&expr.Limit{Type: expr.LimitTypePkts, Rate: logRate, Unit: expr.LimitTimeSecond, Burst: logRate},
+		&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
+			Group: LogGroup, Data: []byte(prefix), Snaplen: logSnaplen},
+	}
 }
 
 // reject ends a chain: TCP gets a reset, anything else an ICMP administratively prohibited,
