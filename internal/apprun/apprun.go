@@ -15,7 +15,8 @@
 // each run gets its own applibs socket, whose server checks every call against the manifest
 // (internal/applibs). Peripheral device nodes are not given to applications yet
 // (docs/APPS-RUN.md). With Config.Denials, what Landlock refuses an application is reported as
-// coalesced events, attributed by the pid of the sandbox that created the denying domain.
+// coalesced events, attributed by the pid of the sandbox that created the denying domain; with
+// Config.NetworkDenials, so is what an application's network refuses it.
 package apprun
 
 import (
@@ -122,6 +123,11 @@ type Config struct {
 	// DefaultDenialWindow), which counts the others. Nil: denials are not reported.
 	Denials      Denials
 	DenialWindow time.Duration
+	// NetworkDenials, if set, is read while Run runs for what the applications' networks
+	// refused them (*netpolicy.Manager, the same as Network): each becomes an EventDenied
+	// (By "network" or "dns"), at most one per application, kind and destination or name per
+	// DenialWindow, which counts the others. Nil: they are not reported.
+	NetworkDenials NetworkDenials
 }
 
 // Applibs serves the applibs API to one run of an application; *applibs.Host has it. stop is

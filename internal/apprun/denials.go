@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rampart-iot/rampart/internal/landlockaudit"
+	"github.com/rampart-iot/rampart/internal/netpolicy"
 )
 
 // DefaultDenialWindow is Config.DenialWindow's default.
@@ -20,24 +21,51 @@ type Denials interface {
 
 var _ Denials = (*landlockaudit.Reader)(nil)
 
+// NetworkDenials is a source of what applications' networks refused them, each already
+// attributed to an application by its component ID; *netpolicy.Manager has it.
+type NetworkDenials interface {
+	NextDenial(ctx context.Context) (netpolicy.Denial, error)
+}
+
+var _ NetworkDenials = (*netpolicy.Manager)(nil)
+
 // Denied is what an application's sandbox refused it (EventDenied).
 type Denied struct {
-	// By is the layer that refused: "landlock".
+	// By is the layer that refused: "landlock", "network" (the application's ruleset) or
+	// "dns" (the agent's DNS answerer).
 	By string `json:"by"`
-	// Blockers are the rights the application lacked, such as "fs.write_file".
+	// Blockers are the rights the application lacked: Landlock's, such as "fs.write_file";
+	// for the network and DNS, the manifest field that would have allowed it, such as
+	// "AllowedConnections".
 	Blockers []string `json:"blockers"`
 	// Object is what it tried to reach (a path as the application sees it, an address and
-	// port, a process), as the kernel logged it: untrusted text. With Count > 1 it is the
-	// latest one's.
+	// port, a process; "tcp to 198.18.0.3:9000", "inbound udp to port 5000"; a DNS name), as
+	// the kernel logged it or the application asked: untrusted text. For Landlock, with Count
+	// > 1, it is the latest one's; for the network and DNS it is part of what is counted.
 	Object string `json:"object,omitempty"`
 	// Count is how many such denials this event stands for: 1 for the first in a window, or
 	// how many came since the last event.
 	Count int `json:"count"`
 }
 
-// maxDenialSlots bounds the (application, blockers) pairs the coalescer tracks at once; the
-// denials of further pairs are dropped (and logged) until a window ends.
-const maxDenialSlots = 1024
+// maxDenialSlots bounds the (application, what) pairs the coalescer tracks at once, and
+// maxAppDenialSlots those of one application (the network's objects are the application's
+// choice); the denials of further pairs are dropped (and logged) until a window ends.
+const (
+	maxDenialSlots    = 1024
+	maxAppDenialSlots = 64
+)
+
+// what is what denials are counted under, besides the application: for Landlock the blockers
+// (the objects vary: a program that walks a directory), for the network and DNS the blockers
+// and the object (one count per destination or name).
+func (d *Denied) what() string {
+	w := d.By + " " + strings.Join(d.Blockers, ",")
+	if d.By != "landlock" {
+		w += " " + d.Object
+	}
+	return w
+}
 
 // maxLaterDenials bounds the unattributed denials kept to be tried again.
 const maxLaterDenials = 64
@@ -73,41 +101,47 @@ func (s *Supervisor) untrackProc(pid int) {
 	}
 }
 
-// watchDenials reads Config.Denials until ctx ends, attributes each denial to the application
-// whose sandbox created the denying Landlock domain, and emits EventDenied, coalesced: at most
-// one event per application and set of blockers per DenialWindow, counting the rest.
+// watchDenials reads Config.Denials and Config.NetworkDenials until ctx ends, attributes each
+// Landlock denial to the application whose sandbox created the denying domain (a network
+// denial names its application), and emits EventDenied, coalesced: at most one event per
+// application and what was refused (Denied.what) per DenialWindow, counting the rest.
 func (s *Supervisor) watchDenials(ctx context.Context) {
-	in := make(chan landlockaudit.Denial, 64)
-	go func() {
-		defer close(in)
-		for {
-			d, err := s.cfg.Denials.Next(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.log.Warn("reading Landlock denials stopped", "err", err)
-				}
-				return
-			}
-			select {
-			case in <- d:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	in := readDenials(ctx, s, "Landlock", s.cfg.Denials != nil, func(ctx context.Context) (landlockaudit.Denial, error) {
+		return s.cfg.Denials.Next(ctx)
+	})
+	netIn := readDenials(ctx, s, "network", s.cfg.NetworkDenials != nil, func(ctx context.Context) (netpolicy.Denial, error) {
+		return s.cfg.NetworkDenials.NextDenial(ctx)
+	})
 	c := newCoalescer(s.cfg.DenialWindow)
 	tick := s.cfg.After(s.cfg.DenialWindow)
 	// A denial read before runOnce recorded its sandbox's pid (the application was denied
 	// as it started) is tried again when the window ends.
 	var later []landlockaudit.Denial
 	for {
+		if in == nil && netIn == nil {
+			for _, ev := range c.flush(s.cfg.Now(), true) {
+				s.emit(ev)
+			}
+			return
+		}
 		select {
+		case d, ok := <-netIn:
+			if !ok {
+				netIn = nil
+				continue
+			}
+			ev, ok := s.networkDenialEvent(d)
+			if !ok {
+				s.log.Debug("a network denial of no application", "app", d.App, "by", d.By, "object", d.Object)
+				continue
+			}
+			if out := c.add(s.cfg.Now(), ev); out != nil {
+				s.emit(*out)
+			}
 		case d, ok := <-in:
 			if !ok {
-				for _, ev := range c.flush(s.cfg.Now(), true) {
-					s.emit(ev)
-				}
-				return
+				in = nil
+				continue
 			}
 			ev, ok := s.denialEvent(d)
 			if !ok {
@@ -136,11 +170,51 @@ func (s *Supervisor) watchDenials(ctx context.Context) {
 				s.emit(ev)
 			}
 			if n := c.takeDropped(); n > 0 {
-				s.log.Warn("Landlock denials not reported: too many kinds at once", "dropped", n)
+				s.log.Warn("denials not reported: too many kinds at once", "dropped", n)
 			}
 			tick = s.cfg.After(s.cfg.DenialWindow)
 		}
 	}
+}
+
+// readDenials reads a source of denials while ctx lasts (if on), into the channel it returns,
+// which it closes when the source fails or ctx ends; nil if the source is off.
+func readDenials[D any](ctx context.Context, s *Supervisor, name string, on bool, next func(context.Context) (D, error)) chan D {
+	if !on {
+		return nil
+	}
+	in := make(chan D, 64)
+	go func() {
+		defer close(in)
+		for {
+			d, err := next(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("reading "+name+" denials stopped", "err", err)
+				}
+				return
+			}
+			select {
+			case in <- d:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return in
+}
+
+// networkDenialEvent makes an event of d, attributed already: its App is a component ID.
+func (s *Supervisor) networkDenialEvent(d netpolicy.Denial) (Event, bool) {
+	s.mu.Lock()
+	st := s.status[d.App]
+	var ev Event
+	if st != nil {
+		ev = Event{Kind: EventDenied, ComponentID: st.ComponentID, Name: st.Name, ImageID: st.ImageID, Version: st.Version,
+			Restarts: st.Restarts, Denied: &Denied{By: d.By, Blockers: []string{d.Capability}, Object: d.Object, Count: 1}}
+	}
+	s.mu.Unlock()
+	return ev, st != nil
 }
 
 // denialEvent attributes d: the domain's creator is an application's sandbox init.
@@ -162,16 +236,17 @@ func (s *Supervisor) denialEvent(d landlockaudit.Denial) (Event, bool) {
 		Restarts: restarts, Denied: &Denied{By: "landlock", Blockers: d.Blockers, Object: d.Object(), Count: 1}}, true
 }
 
-// coalescer bounds denial events: the first denial of an (application, blockers) pair is
-// reported at once; the pair's later ones in its window are counted and reported as one
-// event when the window ends.
+// coalescer bounds denial events: the first denial of an (application, what) pair (see
+// Denied.what) is reported at once; the pair's later ones in its window are counted and
+// reported as one event when the window ends.
 type coalescer struct {
 	window  time.Duration
 	slots   map[denialKey]*denialSlot
+	perApp  map[string]int // slots of each application
 	dropped int
 }
 
-type denialKey struct{ cid, blockers string }
+type denialKey struct{ cid, what string }
 
 type denialSlot struct {
 	last  Event     // the latest denial
@@ -180,21 +255,22 @@ type denialSlot struct {
 }
 
 func newCoalescer(window time.Duration) *coalescer {
-	return &coalescer{window: window, slots: map[denialKey]*denialSlot{}}
+	return &coalescer{window: window, slots: map[denialKey]*denialSlot{}, perApp: map[string]int{}}
 }
 
 // add takes a denial event (Denied.Count 1) and returns it if it is to be emitted now.
 func (c *coalescer) add(now time.Time, ev Event) *Event {
-	k := denialKey{ev.ComponentID, strings.Join(ev.Denied.Blockers, ",")}
+	k := denialKey{ev.ComponentID, ev.Denied.what()}
 	if sl, ok := c.slots[k]; ok {
 		sl.last, sl.count = ev, sl.count+1
 		return nil
 	}
-	if len(c.slots) >= maxDenialSlots {
+	if len(c.slots) >= maxDenialSlots || c.perApp[k.cid] >= maxAppDenialSlots {
 		c.dropped++
 		return nil
 	}
 	c.slots[k] = &denialSlot{last: ev, next: now.Add(c.window)}
+	c.perApp[k.cid]++
 	return &ev
 }
 
@@ -208,6 +284,9 @@ func (c *coalescer) flush(now time.Time, all bool) []Event {
 		}
 		if sl.count == 0 {
 			delete(c.slots, k)
+			if c.perApp[k.cid]--; c.perApp[k.cid] == 0 {
+				delete(c.perApp, k.cid)
+			}
 			continue
 		}
 		ev := sl.last
@@ -218,8 +297,7 @@ func (c *coalescer) flush(now time.Time, all bool) []Event {
 		sl.count, sl.next = 0, now.Add(c.window)
 	}
 	slices.SortFunc(out, func(a, b Event) int {
-		return cmp.Or(cmp.Compare(a.ComponentID, b.ComponentID),
-			cmp.Compare(strings.Join(a.Denied.Blockers, ","), strings.Join(b.Denied.Blockers, ",")))
+		return cmp.Or(cmp.Compare(a.ComponentID, b.ComponentID), cmp.Compare(a.Denied.what(), b.Denied.what()))
 	})
 	return out
 }

@@ -1,9 +1,16 @@
 package apprun
 
 import (
+	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/netpolicy"
+	"github.com/rampart-iot/rampart/manifest"
 )
 
 func denialEv(cid, blocker, object string) Event {
@@ -66,5 +73,154 @@ func TestCoalescerBound(t *testing.T) {
 	}
 	if emitted != maxDenialSlots || c.takeDropped() != 10 || c.takeDropped() != 0 {
 		t.Fatalf("emitted %d, want %d and 10 dropped", emitted, maxDenialSlots)
+	}
+}
+
+func netEv(cid, by, object string) Event {
+	return Event{Kind: EventDenied, ComponentID: cid, Denied: &Denied{By: by, Blockers: []string{"AllowedConnections"}, Object: object, Count: 1}}
+}
+
+// TestCoalescerNetwork: network and DNS denials are counted per destination or name (one
+// event per (app, kind, destination) per window), Landlock's per blockers as before, and one
+// application cannot take more than maxAppDenialSlots of the slots.
+func TestCoalescerNetwork(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := newCoalescer(time.Minute)
+	if c.add(t0, netEv("a", "network", "tcp to 198.18.0.3:9000")) == nil ||
+		c.add(t0, netEv("a", "network", "tcp to 198.18.0.4:9000")) == nil ||
+		c.add(t0, netEv("a", "dns", "denied.test")) == nil {
+		t.Fatal("the first denial of a destination or name was held back")
+	}
+	for range 3 {
+		if ev := c.add(t0, netEv("a", "network", "tcp to 198.18.0.3:9000")); ev != nil {
+			t.Fatalf("a repeat went out at once: %+v", ev)
+		}
+	}
+	if ev := c.add(t0, netEv("a", "dns", "denied.test")); ev != nil {
+		t.Fatalf("a repeated name went out at once: %+v", ev)
+	}
+	// Landlock: the object is not part of what is counted.
+	if c.add(t0, denialEv("a", "fs.write_file", "/x")) == nil || c.add(t0, denialEv("a", "fs.write_file", "/y")) != nil {
+		t.Fatal("Landlock denials are no longer counted by blockers")
+	}
+	out := c.flush(t0.Add(time.Minute), false)
+	got := map[string]int{}
+	for _, ev := range out {
+		got[ev.Denied.By+" "+ev.Denied.Object] = ev.Denied.Count
+	}
+	want := map[string]int{"network tcp to 198.18.0.3:9000": 3, "dns denied.test": 1, "landlock /y": 1}
+	if len(got) != len(want) {
+		t.Fatalf("flushed %v, want %v", got, want)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("flushed %v, want %v", got, want)
+		}
+	}
+
+	// One application's many destinations take at most maxAppDenialSlots slots; another
+	// application still gets its own.
+	c = newCoalescer(time.Minute)
+	emitted := 0
+	for i := range maxAppDenialSlots + 5 {
+		if c.add(t0, netEv("noisy", "network", fmt.Sprintf("udp to 10.0.0.%d:53", i))) != nil {
+			emitted++
+		}
+	}
+	if emitted != maxAppDenialSlots || c.takeDropped() != 5 {
+		t.Errorf("emitted %d for one app, want %d and 5 dropped", emitted, maxAppDenialSlots)
+	}
+	if c.add(t0, netEv("quiet", "dns", "x.test")) == nil {
+		t.Error("another app's denial was dropped")
+	}
+	// Quiet windows free the noisy app's slots.
+	c.flush(t0.Add(time.Minute), false)
+	if c.add(t0.Add(time.Minute), netEv("noisy", "network", "udp to 10.0.1.1:53")) == nil {
+		t.Error("the noisy app's slots were not freed after a quiet window")
+	}
+}
+
+// fakeNetDenials hands out fixed denials once start is closed, then blocks until its context
+// ends; called tells how many calls it has had.
+type fakeNetDenials struct {
+	ds     []netpolicy.Denial
+	start  chan struct{}
+	called chan int
+	n      int
+}
+
+func (f *fakeNetDenials) NextDenial(ctx context.Context) (netpolicy.Denial, error) {
+	select {
+	case <-f.start:
+	case <-ctx.Done():
+		return netpolicy.Denial{}, ctx.Err()
+	}
+	f.n++
+	f.called <- f.n
+	if f.n <= len(f.ds) {
+		return f.ds[f.n-1], nil
+	}
+	<-ctx.Done()
+	return netpolicy.Denial{}, ctx.Err()
+}
+
+// TestNetworkDenialsAreReported: Config.NetworkDenials' denials become EventDenied of the
+// application they name, with its name and image, coalesced per destination; a denial naming
+// no application the supervisor knows is dropped. No root: the app cannot start (real-time
+// capable), but the supervisor knows it.
+func TestNetworkDenialsAreReported(t *testing.T) {
+	src := &fakeNetDenials{start: make(chan struct{}), called: make(chan int, 10), ds: []netpolicy.Denial{
+		{App: compA, By: "network", Object: "tcp to 198.18.0.3:9000", Capability: "AllowedConnections"},
+		{App: compA, By: "network", Object: "tcp to 198.18.0.3:9000", Capability: "AllowedConnections"},
+		{App: compA, By: "dns", Object: "denied.test", Capability: "AllowedConnections"},
+		{App: "not-an-app", By: "dns", Object: "x.test", Capability: "AllowedConnections"},
+		{App: compA, By: "network", Object: "tcp to 198.18.0.3:9000", Capability: "AllowedConnections"},
+	}}
+	var mu sync.Mutex
+	var events []Event
+	failed := make(chan struct{}, 1)
+	s, err := New(Config{
+		Apps:     fakeApps{installed: []appinstall.Installed{installed(t, compA, manifest.ApplicationTypeRealTimeCapable)}},
+		StateDir: t.TempDir(), NetworkDenials: src,
+		Events: func(ev Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			events = append(events, ev)
+			if ev.Kind == EventFailed {
+				failed <- struct{}{}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	<-failed // the supervisor knows the app now
+	close(src.start)
+	for n := range src.called {
+		if n > len(src.ds) { // every denial handed over
+			break
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range events {
+		if ev.Kind != EventDenied {
+			continue
+		}
+		if ev.ComponentID != compA || ev.ImageID != "0b1c2d3e-0000-4000-8000-000000000001" || ev.Version != "1.0.0" ||
+			!slices.Equal(ev.Denied.Blockers, []string{"AllowedConnections"}) {
+			t.Errorf("event %+v (denied %+v)", ev, ev.Denied)
+		}
+		got = append(got, fmt.Sprintf("%s %s x%d", ev.Denied.By, ev.Denied.Object, ev.Denied.Count))
+	}
+	want := []string{"network tcp to 198.18.0.3:9000 x1", "dns denied.test x1", "network tcp to 198.18.0.3:9000 x2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("denial events %q, want %q", got, want)
 	}
 }

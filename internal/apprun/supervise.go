@@ -34,7 +34,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	s.running, s.runCtx = true, ctx
 	s.mu.Unlock()
 	denialsDone := make(chan struct{})
-	if s.cfg.Denials != nil {
+	if s.cfg.Denials != nil || s.cfg.NetworkDenials != nil {
 		go func() {
 			defer close(denialsDone)
 			s.watchDenials(ctx)
