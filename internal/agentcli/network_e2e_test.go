@@ -23,7 +23,9 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/net/dns/dnsmessage"
 
+	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/imagepkg/imagepkgtest"
+	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/netpolicy"
 	"github.com/rampart-iot/rampart/internal/server/servertest"
 )
@@ -312,8 +314,10 @@ type outcome struct {
 // resolved by the agent); an unlisted name does not resolve, and an unlisted address, the
 // machine itself and IPv6 are refused; a raw socket is refused; a DNS query to a server of
 // the app's own is answered by the agent and never reaches that server; inbound, the declared
-// port answers and an undeclared one the app also listens on is refused. When the agent stops,
-// the links and the table it made are gone and IP forwarding is as it was.
+// port answers and an undeclared one the app also listens on is refused. Each refused attempt
+// but the raw socket is reported as a SandboxDenied event of the app (reason network or dns).
+// When the agent stops, the links and the table it made are gone and IP forwarding is as it
+// was.
 func TestAppNetworkThroughTheAgent(t *testing.T) {
 	netPrereqs(t)
 	forwardBefore := readIPForward(t)
@@ -482,6 +486,46 @@ func TestAppNetworkThroughTheAgent(t *testing.T) {
 	for _, c := range tcp {
 		if !want[c] {
 			t.Errorf("the world's servers saw %s; want only the allowed host, from %s", c, worldGateway)
+		}
+	}
+
+	// 7. The refused attempts are reported: SandboxDenied events of the app in the agent's
+	// error-report queue (the emulated device is not enrolled, so nothing is uploaded), one
+	// per destination or name, the first at once. The raw socket is not: the kernel refuses
+	// it for want of CAP_NET_RAW and tells no one (docs/SANDBOX.md).
+	wantDenied := map[string]string{
+		"network: " + fmt.Sprintf("tcp to %s refused", netip.AddrPortFrom(worldOther, worldPort)):   "network", // other-ip
+		"network: " + fmt.Sprintf("tcp to %s refused", netip.AddrPortFrom(worldGateway, worldPort)): "network", // machine
+		"dns: denied.test not in AllowedConnections":                                                "dns",     // denied-name, dns-denied
+		fmt.Sprintf("network: inbound tcp to port %d refused", appUndecl):                           "network", // from the machine
+	}
+	times := regexp.MustCompile(` \(\d+ times\)$`)
+	var denied []v1.ReportEvent
+	d.waitUntil("the refused attempts reported", func() bool {
+		var evs localapi.Events
+		if err := json.Unmarshal([]byte(d.local("events", "list", "-o", "json")), &evs); err != nil {
+			t.Fatalf("events list: %v", err)
+		}
+		denied = denied[:0]
+		seen := map[string]bool{}
+		for _, ev := range evs.Events {
+			if ev.Type == v1.EventSandboxDenied {
+				denied = append(denied, ev)
+				seen[times.ReplaceAllString(ev.Message, "")] = true
+			}
+		}
+		for m := range wantDenied {
+			if !seen[m] {
+				return false
+			}
+		}
+		return true
+	})
+	for _, ev := range denied {
+		m := times.ReplaceAllString(ev.Message, "")
+		t.Logf("reported: %s %s", ev.Reason, ev.Message)
+		if reason, ok := wantDenied[m]; !ok || ev.Reason != reason || ev.ComponentID != app.ComponentID || ev.ImageID != app.ImageID {
+			t.Errorf("reported %+v; want only the refused attempts, as %v, of component %s image %s", ev, wantDenied, app.ComponentID, app.ImageID)
 		}
 	}
 

@@ -149,12 +149,16 @@ func (r *reporter) app(e apprun.Event) {
 			return
 		}
 		ev.Type, ev.Reason = v1.EventSandboxDenied, d.By
-		ev.Message = fmt.Sprintf("%s: %s denied", d.By, strings.Join(d.Blockers, ","))
-		if obj := d.Object; obj != "" {
-			if strings.ContainsFunc(obj, func(r rune) bool { return r == utf8.RuneError || !unicode.IsPrint(r) }) {
-				obj = strconv.Quote(obj) // the app chose the name
+		switch d.By {
+		case "network": // "network: tcp to 198.18.0.3:9000 refused"
+			ev.Message = fmt.Sprintf("%s: %s refused", d.By, printable(d.Object))
+		case "dns": // "dns: denied.test not in AllowedConnections"
+			ev.Message = fmt.Sprintf("%s: %s not in %s", d.By, printable(d.Object), strings.Join(d.Blockers, ","))
+		default: // "landlock: fs.write_file denied on /data/x"
+			ev.Message = fmt.Sprintf("%s: %s denied", d.By, strings.Join(d.Blockers, ","))
+			if d.Object != "" {
+				ev.Message += " on " + printable(d.Object)
 			}
-			ev.Message += " on " + obj
 		}
 		if d.Count > 1 {
 			ev.Message += fmt.Sprintf(" (%d times)", d.Count)
@@ -164,6 +168,14 @@ func (r *reporter) app(e apprun.Event) {
 		return
 	}
 	r.add(ev)
+}
+
+// printable is s, quoted if it holds anything but printable UTF-8: the app chose it.
+func printable(s string) string {
+	if strings.ContainsFunc(s, func(r rune) bool { return r == utf8.RuneError || !unicode.IsPrint(r) }) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // maxMessage is the longest ReportEvent.Message the service takes, in bytes.

@@ -37,6 +37,15 @@ func TestAppEventsBecomeReports(t *testing.T) {
 		{"a long object is cut", with(func(e *apprun.Event) {
 			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "landlock", Blockers: []string{"fs.write_file"}, Object: long, Count: 1}
 		}), v1.EventSandboxDenied, "landlock", "landlock: fs.write_file denied on /data/xxx", 0},
+		{"refused packets", with(func(e *apprun.Event) {
+			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "network", Blockers: []string{"AllowedConnections"}, Object: "tcp to 198.18.0.3:9000", Count: 3}
+		}), v1.EventSandboxDenied, "network", "network: tcp to 198.18.0.3:9000 refused (3 times)", 0},
+		{"a refused name", with(func(e *apprun.Event) {
+			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "dns", Blockers: []string{"AllowedConnections"}, Object: "denied.test", Count: 1}
+		}), v1.EventSandboxDenied, "dns", "dns: denied.test not in AllowedConnections", 0},
+		{"a refused name, quoted", with(func(e *apprun.Event) {
+			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "dns", Blockers: []string{"AllowedConnections"}, Object: "a\x00b.test\n", Count: 2}
+		}), v1.EventSandboxDenied, "dns", `dns: "a\x00b.test\n" not in AllowedConnections (2 times)`, 0},
 		{"seccomp kill", with(func(e *apprun.Event) {
 			e.Kind, e.Exit = apprun.EventExited, &sandbox.Exit{Signal: 31, SeccompKilled: true}
 		}), v1.EventSandboxDenied, "seccomp", "", 31},

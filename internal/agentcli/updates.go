@@ -139,6 +139,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 		return nil, err
 	}
 	var network apprun.Network
+	var netDenials apprun.NetworkDenials // what the app network refuses apps, reported
 	var manager *netpolicy.Manager
 	opened := false // set once nothing can fail any more
 	if f.appNetwork {
@@ -157,7 +158,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 		if err != nil {
 			return nil, fmt.Errorf("app networking: %w", err)
 		}
-		network, manager = nm, nm
+		network, netDenials, manager = nm, nm, nm
 		// A later failure must not leave the host's table behind, nor forwarding turned on.
 		defer func() {
 			if !opened {
@@ -203,11 +204,17 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 		log.Info("Landlock denials of applications are not reported", "reason", err)
 	} else {
 		denials = u.denials
+		defer func() {
+			if !opened {
+				u.denials.Close() // run closes it; a start that fails here must too
+			}
+		}()
 	}
 	u.apps, err = apprun.New(apprun.Config{Apps: apps, StateDir: filepath.Join(f.state, appRunDir), Logger: log, Network: network,
-		HealthyAfter: f.appHealthyAfter,
-		Applibs:      host,
-		Denials:      denials,
+		HealthyAfter:   f.appHealthyAfter,
+		Applibs:        host,
+		Denials:        denials,
+		NetworkDenials: netDenials,
 		Events: func(e apprun.Event) {
 			log.Info("application event", "kind", e.Kind, "component", e.ComponentID, "name", e.Name, "version", e.Version,
 				"exit", exitText(e), "restarts", e.Restarts, "reason", e.Reason)
