@@ -18,7 +18,7 @@ func TestAppEventsBecomeReports(t *testing.T) {
 	const cid, img = "0f0e0d0c-0000-4000-8000-000000000001", "0f0e0d0c-0000-4000-8000-000000000002"
 	app := apprun.Event{ComponentID: cid, ImageID: img}
 	with := func(f func(*apprun.Event)) apprun.Event { e := app; f(&e); return e }
-	long := "/data/" + strings.Repeat("x", 600)
+	long := "/data/" + strings.Repeat("a", 600)
 	for _, tc := range []struct {
 		name                string
 		ev                  apprun.Event
@@ -36,7 +36,7 @@ func TestAppEventsBecomeReports(t *testing.T) {
 		}), v1.EventSandboxDenied, "landlock", `landlock: fs.make_reg denied on "/tmp/a\nb\xff"`, 0},
 		{"a long object is cut", with(func(e *apprun.Event) {
 			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "landlock", Blockers: []string{"fs.write_file"}, Object: long, Count: 1}
-		}), v1.EventSandboxDenied, "landlock", "landlock: fs.write_file denied on /data/xxx", 0},
+		}), v1.EventSandboxDenied, "landlock", "landlock: fs.write_file denied on /data/aaaa", 0},
 		{"refused packets", with(func(e *apprun.Event) {
 			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "network", Blockers: []string{"AllowedConnections"}, Object: "tcp to 198.18.0.3:9000", Count: 3}
 		}), v1.EventSandboxDenied, "network", "network: tcp to 198.18.0.3:9000 refused (3 times)", 0},

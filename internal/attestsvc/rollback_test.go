@@ -1,7 +1,6 @@
 package attestsvc_test
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -23,25 +22,9 @@ func TestRolledBackOSRefused(t *testing.T) {
 	dev := w.newDevice(true)
 	other := w.newDevice(true)
 	pkg := imagepkgtest.OSSecure(t, "", "7.0.0", nil, dev.log.Measurements(), nil, 1)
-	img, err := w.admin.AddImage(ctx, w.srv.TenantID, bytes.NewReader(pkg.Bytes), int64(len(pkg.Bytes)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rels, err := w.admin.AllOSReleases(ctx, w.srv.TenantID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rel v1.OSRelease
-	for _, r := range rels {
-		if r.ImageID == img.ID {
-			rel = r
-		}
-	}
-	if rel.ID == "" || rel.SecurityVersion != 1 {
+	rel := w.publishRelease(pkg)
+	if rel.SecurityVersion != 1 {
 		t.Fatalf("the OS image's release: %+v", rel)
-	}
-	if _, err := w.admin.PublishOSRelease(ctx, w.srv.TenantID, rel.ID, "Retail"); err != nil {
-		t.Fatal(err)
 	}
 	if res, err := dev.c.Attest(ctx); err != nil || res.OSRelease != "7.0.0" {
 		t.Fatalf("attesting at security version 1 with counter 0: %+v %v", res, err)
@@ -70,7 +53,7 @@ func TestRolledBackOSRefused(t *testing.T) {
 		t.Fatalf("attesting at security version 1 with counter 1: %v", err)
 	}
 	checkIn(2) // it committed a release with security version 2, then its disk was put back
-	_, err = dev.c.Attest(ctx)
+	_, err := dev.c.Attest(ctx)
 	if r := reasonOf(t, err); r != attest.ReasonRolledBack || !strings.Contains(err.Error(), "security version 1, but it had committed security version 2") {
 		t.Fatalf("a device back on an older release: %s: %v", r, err)
 	}

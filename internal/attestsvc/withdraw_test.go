@@ -20,26 +20,7 @@ func TestWithdrawnReleaseOnlyForDevicesRunningIt(t *testing.T) {
 	running := w.newDevice(true)
 	fresh := w.newDevice(true) // the same OS, agent and policy: the same measurements
 	pkg := imagepkgtest.OSMeasured(t, "", "7.0.0", nil, running.log.Measurements(), nil)
-	img, err := w.admin.AddImage(ctx, w.srv.TenantID, bytes.NewReader(pkg.Bytes), int64(len(pkg.Bytes)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rels, err := w.admin.AllOSReleases(ctx, w.srv.TenantID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rel v1.OSRelease
-	for _, r := range rels {
-		if r.ImageID == img.ID {
-			rel = r
-		}
-	}
-	if rel.ID == "" {
-		t.Fatalf("the OS image registered no release: %+v", rels)
-	}
-	if _, err := w.admin.PublishOSRelease(ctx, w.srv.TenantID, rel.ID, "Retail"); err != nil {
-		t.Fatal(err)
-	}
+	rel := w.publishRelease(pkg)
 	if res, err := running.c.Attest(ctx); err != nil || res.OSRelease != "7.0.0" {
 		t.Fatalf("attesting to a published release: %+v %v", res, err)
 	}
@@ -65,4 +46,33 @@ func TestWithdrawnReleaseOnlyForDevicesRunningIt(t *testing.T) {
 	if _, err := fresh.c.Attest(ctx); err != nil {
 		t.Fatalf("after publishing again: %v", err)
 	}
+}
+
+// publishRelease uploads an OS image package, finds the release its upload registered, and
+// publishes it to Retail.
+func (w *world) publishRelease(pkg imagepkgtest.Built) v1.OSRelease {
+	t := w.t
+	t.Helper()
+	ctx := context.Background()
+	img, err := w.admin.AddImage(ctx, w.srv.TenantID, bytes.NewReader(pkg.Bytes), int64(len(pkg.Bytes)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rels, err := w.admin.AllOSReleases(ctx, w.srv.TenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rel v1.OSRelease
+	for _, r := range rels {
+		if r.ImageID == img.ID {
+			rel = r
+		}
+	}
+	if rel.ID == "" {
+		t.Fatalf("the OS image registered no release: %+v", rels)
+	}
+	if _, err := w.admin.PublishOSRelease(ctx, w.srv.TenantID, rel.ID, "Retail"); err != nil {
+		t.Fatal(err)
+	}
+	return rel
 }
