@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 		helperAgent()
 		return
 	}
+	if os.Getenv(filteredEnv) != "" {
+		filteredExec()
+	}
 	code := m.Run()
 	if appDir != "" {
 		os.RemoveAll(appDir)

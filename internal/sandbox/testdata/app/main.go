@@ -33,6 +33,8 @@ func main() {
 		out(map[string]any{"keep": string(b), "err": errno(err)})
 	case "syscall":
 		forbidden(args[0])
+	case "sockets":
+		out(sockets())
 	case "alloc":
 		alloc()
 	case "forkbomb":
@@ -215,6 +217,35 @@ func forbidden(name string) {
 		err = nil
 	}
 	out(map[string]any{"survived": true, "err": errno(err)})
+}
+
+// socketKinds are the sockets "sockets" tries: family, type, protocol.
+var socketKinds = map[string][3]int{
+	"inet-raw":       {syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP},
+	"inet-raw-flags": {syscall.AF_INET, syscall.SOCK_RAW | syscall.SOCK_NONBLOCK | syscall.SOCK_CLOEXEC, syscall.IPPROTO_ICMP},
+	"inet6-raw":      {syscall.AF_INET6, syscall.SOCK_RAW, syscall.IPPROTO_ICMPV6},
+	"inet-packet":    {syscall.AF_INET, 10 /* SOCK_PACKET */, 0},
+	"packet-dgram":   {syscall.AF_PACKET, syscall.SOCK_DGRAM, 0},
+	"packet-raw":     {syscall.AF_PACKET, syscall.SOCK_RAW, 0},
+	"inet-stream":    {syscall.AF_INET, syscall.SOCK_STREAM | syscall.SOCK_CLOEXEC, 0},
+	"inet-dgram":     {syscall.AF_INET, syscall.SOCK_DGRAM, 0},
+	"inet6-stream":   {syscall.AF_INET6, syscall.SOCK_STREAM, 0},
+	"unix-stream":    {syscall.AF_UNIX, syscall.SOCK_STREAM, 0},
+	"netlink-route":  {syscall.AF_NETLINK, syscall.SOCK_RAW | syscall.SOCK_CLOEXEC, syscall.NETLINK_ROUTE},
+	"netlink-dgram":  {syscall.AF_NETLINK, syscall.SOCK_DGRAM, syscall.NETLINK_ROUTE},
+}
+
+// sockets tries each of socketKinds and reports the errno of each (0: it was made).
+func sockets() map[string]int {
+	res := map[string]int{}
+	for name, k := range socketKinds {
+		fd, _, e := syscall.RawSyscall(syscall.SYS_SOCKET, uintptr(k[0]), uintptr(k[1]), uintptr(k[2]))
+		res[name] = int(e)
+		if e == 0 {
+			syscall.Close(int(fd))
+		}
+	}
+	return res
 }
 
 func alloc() {

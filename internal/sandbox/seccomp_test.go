@@ -1,0 +1,204 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"testing"
+
+	"github.com/elastic/go-seccomp-bpf/arch"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// filteredEnv makes the test binary load the apps' seccomp filters and exec the command the
+// variable holds (a JSON argv) on the host: as root, with every capability, so that what is
+// refused is refused by the filters and not by a missing capability.
+const filteredEnv = "RAMPART_SANDBOX_TEST_FILTERED"
+
+func filteredExec() {
+	var argv []string
+	if err := json.Unmarshal([]byte(os.Getenv(filteredEnv)), &argv); err != nil || len(argv) == 0 {
+		os.Stderr.WriteString("bad " + filteredEnv + "\n")
+		os.Exit(2)
+	}
+	runtime.LockOSThread()
+	if err := loadSeccomp(); err != nil {
+		os.Stderr.WriteString("seccomp: " + err.Error() + "\n")
+		os.Exit(2)
+	}
+	err := unix.Exec(argv[0], argv, []string{"GOTRACEBACK=none"})
+	os.Stderr.WriteString("exec: " + err.Error() + "\n")
+	os.Exit(2)
+}
+
+// runFiltered runs the test app with args on the host, under the apps' filters if filtered.
+func runFiltered(t *testing.T, filtered bool, args ...string) (*exec.Cmd, []byte, error) {
+	t.Helper()
+	argv := append([]string{testApp(t)}, args...)
+	var cmd *exec.Cmd
+	if filtered {
+		b, _ := json.Marshal(argv)
+		cmd = exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), filteredEnv+"="+string(b))
+	} else {
+		cmd = exec.Command(argv[0], argv[1:]...)
+	}
+	out, err := cmd.Output()
+	return cmd, out, err
+}
+
+// wantSockets is what the argument filter does to each of the test app's socket kinds: EPERM
+// for raw and packet sockets, nothing to the rest.
+var wantSockets = map[string]syscall.Errno{
+	"inet-raw": syscall.EPERM, "inet-raw-flags": syscall.EPERM, "inet6-raw": syscall.EPERM,
+	"inet-packet": syscall.EPERM, "packet-dgram": syscall.EPERM, "packet-raw": syscall.EPERM,
+	"inet-stream": 0, "inet-dgram": 0, "inet6-stream": 0, "unix-stream": 0,
+	"netlink-route": 0, "netlink-dgram": 0,
+}
+
+// TestArgumentFilterOnTheHost runs the test app as root on the host under the apps' filters:
+// raw and packet sockets fail with EPERM although root may make them (the control run without
+// the filters makes them), other sockets work, clone with a namespace flag fails with EPERM,
+// and the main filter still kills, refuses and falls back as before.
+func TestArgumentFilterOnTheHost(t *testing.T) {
+	needRoot(t)
+	_, out, err := runFiltered(t, false, "sockets")
+	if err != nil {
+		t.Fatalf("control run: %v", err)
+	}
+	var control map[string]int
+	if err := json.Unmarshal(out, &control); err != nil {
+		t.Fatalf("control run printed %q: %v", out, err)
+	}
+	for _, k := range []string{"inet-raw", "packet-dgram"} {
+		if control[k] != 0 {
+			t.Fatalf("without the filters, root could not make a %s socket (errno %d): the test shows nothing here", k, control[k])
+		}
+	}
+
+	_, out, err = runFiltered(t, true, "sockets")
+	if err != nil {
+		t.Fatalf("filtered run: %v", err)
+	}
+	var got map[string]int
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("filtered run printed %q: %v", out, err)
+	}
+	if len(got) != len(wantSockets) {
+		t.Errorf("the app tried %d socket kinds, the test knows %d", len(got), len(wantSockets))
+	}
+	for k, want := range wantSockets {
+		if e, ok := got[k]; !ok || syscall.Errno(e) != want {
+			t.Errorf("socket %s: errno %d (%v), want %d (%v)", k, e, syscall.Errno(e), int(want), want)
+		}
+	}
+
+	for name, want := range map[string]syscall.Errno{"clone-newuser": syscall.EPERM, "io_uring_setup": syscall.EPERM, "clone3": syscall.ENOSYS} {
+		_, out, err := runFiltered(t, true, "syscall", name)
+		var res struct {
+			Survived bool
+			Err      int
+		}
+		if err != nil || json.Unmarshal(out, &res) != nil || !res.Survived || syscall.Errno(res.Err) != want {
+			t.Errorf("%s: %v, printed %q; want it to fail with %v", name, err, out, want)
+		}
+	}
+	for _, name := range []string{"ptrace", "unshare", "mount"} {
+		_, out, err := runFiltered(t, true, "syscall", name)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGSYS {
+			t.Errorf("%s: %v, printed %q; want killed by SIGSYS", name, err, out)
+		}
+	}
+}
+
+// TestSeccompSockets: in a real sandbox, raw and packet sockets fail with EPERM and the others
+// work.
+func TestSeccompSockets(t *testing.T) {
+	needRoot(t)
+	var got map[string]int
+	runJSON(t, baseSpec(t, "sockets"), &got)
+	for k, want := range wantSockets {
+		if e, ok := got[k]; !ok || syscall.Errno(e) != want {
+			t.Errorf("socket %s: errno %d (%v), want %d (%v)", k, e, syscall.Errno(e), int(want), want)
+		}
+	}
+}
+
+// TestArgumentFilterProgram checks the assembled argument filter with the BPF interpreter of
+// x/net/bpf, for every architecture Rampart runs on: the system call number and architecture
+// tests, the masks, and that every other system call is allowed.
+func TestArgumentFilterProgram(t *testing.T) {
+	for _, info := range []*arch.Info{arch.X86_64, arch.AARCH64, arch.ARM} {
+		t.Run(info.Name, func(t *testing.T) {
+			prog, err := argumentFilter(info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm, err := bpf.NewVM(prog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run := func(archID uint32, nr int, args ...uint64) uint32 {
+				t.Helper()
+				data := make([]byte, 64)
+				// The interpreter loads words big-endian; the filter's offsets are the
+				// kernel's for this machine, so write what it will read where it reads it.
+				put := func(off int, v uint32) {
+					data[off], data[off+1], data[off+2], data[off+3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+				}
+				put(dataNr, uint32(nr))
+				put(dataArch, archID)
+				for i, a := range args {
+					lo := argLo(uint32(i))
+					hi := lo + 4
+					if bigEndian {
+						hi = lo - 4
+					}
+					put(int(lo), uint32(a))
+					put(int(hi), uint32(a>>32))
+				}
+				n, err := vm.Run(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return uint32(n)
+			}
+			const allow, eperm = unix.SECCOMP_RET_ALLOW, unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
+			id := uint32(info.ID)
+			socket, clone := info.SyscallNames["socket"], info.SyscallNames["clone"]
+			cases := []struct {
+				name string
+				arch uint32
+				nr   int
+				args []uint64
+				want uint32
+			}{
+				{"inet raw", id, socket, []uint64{unix.AF_INET, unix.SOCK_RAW, 1}, eperm},
+				{"inet raw nonblock cloexec", id, socket, []uint64{unix.AF_INET, unix.SOCK_RAW | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC, 1}, eperm},
+				{"inet raw, high bits set", id, socket, []uint64{unix.AF_INET | 1<<40, unix.SOCK_RAW | 1<<33, 1}, eperm},
+				{"inet6 raw", id, socket, []uint64{unix.AF_INET6, unix.SOCK_RAW, 58}, eperm},
+				{"inet SOCK_PACKET", id, socket, []uint64{unix.AF_INET, sockPacket, 0}, eperm},
+				{"packet dgram", id, socket, []uint64{unix.AF_PACKET, unix.SOCK_DGRAM, 0}, eperm},
+				{"inet stream", id, socket, []uint64{unix.AF_INET, unix.SOCK_STREAM | unix.SOCK_CLOEXEC, 0}, allow},
+				{"inet dgram", id, socket, []uint64{unix.AF_INET, unix.SOCK_DGRAM, 0}, allow},
+				{"netlink raw", id, socket, []uint64{unix.AF_NETLINK, unix.SOCK_RAW | unix.SOCK_CLOEXEC, 0}, allow},
+				{"unix stream", id, socket, []uint64{unix.AF_UNIX, unix.SOCK_STREAM, 0}, allow},
+				{"clone thread", id, clone, []uint64{unix.CLONE_VM | unix.CLONE_THREAD | unix.CLONE_SIGHAND}, allow},
+				{"clone newuser", id, clone, []uint64{unix.CLONE_NEWUSER | uint64(unix.SIGCHLD)}, eperm},
+				{"clone newnet", id, clone, []uint64{unix.CLONE_NEWNET}, eperm},
+				{"another system call, raw-looking arguments", id, info.SyscallNames["read"], []uint64{unix.AF_PACKET, unix.SOCK_RAW}, allow},
+				{"socket of another ABI", id ^ 1, socket, []uint64{unix.AF_INET, unix.SOCK_RAW}, allow},
+			}
+			for _, c := range cases {
+				if got := run(c.arch, c.nr, c.args...); got != c.want {
+					t.Errorf("%s: %#x, want %#x", c.name, got, c.want)
+				}
+			}
+		})
+	}
+}
