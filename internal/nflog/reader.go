@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/rampart-iot/rampart/internal/netlinksock"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,17 +37,13 @@ type Config struct {
 // Reader reads the packets logged to one group in one network namespace. Next is for one
 // goroutine at a time; Close may be called at any time.
 type Reader struct {
-	f     *os.File
-	rc    syscall.RawConn
+	c     *netlinksock.Conn
 	group uint16
 	log   *slog.Logger
 	buf   []byte
 	out   []Packet // parsed, not yet returned
 	// datagram, if set, sees every datagram read (tests capture real messages with it).
 	datagram func([]byte)
-
-	closeOnce sync.Once
-	closed    atomic.Bool
 }
 
 // Open binds a NETLINK_NETFILTER socket to cfg.Group in the calling thread's network
@@ -64,23 +57,13 @@ func Open(cfg Config) (*Reader, error) {
 	if cfg.CopyRange == 0 {
 		cfg.CopyRange = DefaultCopyRange
 	}
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
+	c, err := netlinksock.Open(unix.NETLINK_NETFILTER, 0)
 	if err != nil {
-		return nil, fmt.Errorf("nflog: netfilter socket: %w", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("nflog: binding the netfilter socket: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "nflog")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("nflog: %w", err)
 	}
-	r := &Reader{f: f, rc: rc, group: cfg.Group, log: log, buf: make([]byte, maxDatagram)}
+	r := &Reader{c: c, group: cfg.Group, log: log, buf: make([]byte, maxDatagram)}
 	if err := r.configure(cfg.CopyRange); err != nil {
-		f.Close()
+		c.Close()
 		return nil, fmt.Errorf("nflog: binding log group %d: %w", cfg.Group, err)
 	}
 	return r, nil
@@ -100,21 +83,13 @@ func (r *Reader) configure(copyRange uint32) error {
 	msg = appendAttr(msg, cfgMode, append(binary.BigEndian.AppendUint32(nil, copyRange), copyPacket, 0))
 	msg = appendAttr(msg, cfgQThresh, binary.BigEndian.AppendUint32(nil, 1))
 	binary.NativeEndian.PutUint32(msg[0:4], uint32(len(msg)))
-	var werr error
-	err := r.rc.Write(func(fd uintptr) bool {
-		werr = unix.Sendto(int(fd), msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-		return werr != unix.EAGAIN
-	})
-	if err == nil {
-		err = werr
-	}
-	if err != nil {
+	if err := r.c.Send(msg); err != nil {
 		return err
 	}
-	_ = r.f.SetReadDeadline(time.Now().Add(ackTimeout))
-	defer r.f.SetReadDeadline(time.Time{})
+	ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
+	defer cancel()
 	for {
-		b, err := r.recv()
+		b, err := r.recv(ctx)
 		if err != nil {
 			return fmt.Errorf("waiting for the kernel's answer: %w", err)
 		}
@@ -139,35 +114,18 @@ func appendAttr(b []byte, typ uint16, v []byte) []byte {
 }
 
 // Close closes the socket, which unbinds the group; a Next in progress returns os.ErrClosed.
-func (r *Reader) Close() error {
-	var err error
-	r.closeOnce.Do(func() {
-		r.closed.Store(true)
-		err = r.f.Close()
-	})
-	return err
-}
+func (r *Reader) Close() error { return r.c.Close() }
 
 // Next returns the next logged packet. It returns ctx's error when ctx ends, and os.ErrClosed
 // after Close. Messages it cannot parse are logged and skipped; packets the kernel dropped
 // because this reader fell behind are logged as lost.
 func (r *Reader) Next(ctx context.Context) (Packet, error) {
-	stop := context.AfterFunc(ctx, func() { _ = r.f.SetReadDeadline(time.Unix(1, 0)) })
-	defer func() {
-		if !stop() {
-			_ = r.f.SetReadDeadline(time.Time{})
-		}
-	}()
 	for len(r.out) == 0 {
-		b, err := r.recv()
+		b, err := r.recv(ctx)
 		switch {
 		case errors.Is(err, unix.ENOBUFS):
 			r.log.Warn("logged packets lost: the socket's buffer overflowed", "group", r.group)
 			continue
-		case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil:
-			return Packet{}, ctx.Err()
-		case err != nil && r.closed.Load():
-			return Packet{}, os.ErrClosed
 		case err != nil:
 			return Packet{}, err
 		}
@@ -187,27 +145,15 @@ func (r *Reader) Next(ctx context.Context) (Packet, error) {
 }
 
 // recv returns the next datagram the kernel sent.
-func (r *Reader) recv() ([]byte, error) {
+func (r *Reader) recv(ctx context.Context) ([]byte, error) {
 	for {
-		var n int
-		var from unix.Sockaddr
-		var rerr error
-		err := r.rc.Read(func(fd uintptr) bool {
-			n, from, rerr = unix.Recvfrom(int(fd), r.buf, unix.MSG_TRUNC)
-			return rerr != unix.EAGAIN
-		})
-		if err == nil {
-			err = rerr
+		n, err := r.c.Receive(ctx, r.buf)
+		if errors.Is(err, netlinksock.ErrTruncated) {
+			r.log.Warn("skipping an nflog datagram longer than the read buffer", "group", r.group, "err", err)
+			continue
 		}
 		if err != nil {
 			return nil, err
-		}
-		if nl, ok := from.(*unix.SockaddrNetlink); !ok || nl.Pid != 0 {
-			continue // only the kernel's messages count
-		}
-		if n > len(r.buf) {
-			r.log.Warn("skipping an nflog datagram longer than the read buffer", "group", r.group, "bytes", n)
-			continue
 		}
 		if r.datagram != nil {
 			r.datagram(r.buf[:n])

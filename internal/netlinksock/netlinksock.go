@@ -1,0 +1,126 @@
+// Package netlinksock is a netlink socket that talks to the kernel and whose reads end with a
+// context or Close: the one piece of plumbing the agent's kernel readers (internal/kernelaudit,
+// internal/nflog) share. It opens and binds the socket, sends a message to the kernel, and
+// reads one datagram at a time into the caller's buffer, keeping only the kernel's (port 0).
+//
+// It owns no protocol: what the datagrams mean is the caller's. It trusts nothing in them; a
+// datagram longer than the caller's buffer is reported as such, not read past.
+package netlinksock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Conn is a bound netlink socket. Receive is for one goroutine at a time; Send and Close may be
+// called at any time.
+type Conn struct {
+	f  *os.File
+	rc syscall.RawConn
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+}
+
+// Open opens a NETLINK protocol socket (unix.NETLINK_AUDIT, ...) in the calling thread's
+// network namespace, bound to the multicast groups in the groups bit mask (0 for none).
+func Open(protocol int, groups uint32) (*Conn, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, protocol)
+	if err != nil {
+		return nil, fmt.Errorf("netlink socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("binding the netlink socket: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "netlink")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Conn{f: f, rc: rc}, nil
+}
+
+// Send sends msg, one or more netlink messages, to the kernel.
+func (c *Conn) Send(msg []byte) error {
+	var serr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		return serr != unix.EAGAIN
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil && c.closed.Load() {
+		return os.ErrClosed
+	}
+	return err
+}
+
+// ErrTruncated is returned by Receive for a datagram longer than the buffer; the datagram is
+// gone, and the next Receive reads the one after it.
+var ErrTruncated = errors.New("netlink datagram longer than the read buffer")
+
+// Receive reads the next datagram the kernel sent into buf and returns its length. Datagrams
+// from other sockets are skipped. It returns ctx's error when ctx ends (also by its deadline),
+// os.ErrClosed after Close, an error wrapping ErrTruncated (with the datagram's length) for a
+// datagram longer than buf, and unix.ENOBUFS when the kernel dropped datagrams because the
+// socket's buffer was full (the socket stays usable).
+func (c *Conn) Receive(ctx context.Context, buf []byte) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.f.SetReadDeadline(time.Unix(1, 0)) })
+	defer func() {
+		if !stop() {
+			_ = c.f.SetReadDeadline(time.Time{})
+		}
+	}()
+	for {
+		var n int
+		var from unix.Sockaddr
+		var rerr error
+		err := c.rc.Read(func(fd uintptr) bool {
+			n, from, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_TRUNC)
+			return rerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = rerr
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil:
+			return 0, ctx.Err()
+		case c.closed.Load():
+			return 0, os.ErrClosed
+		default:
+			return 0, err
+		}
+		if nl, ok := from.(*unix.SockaddrNetlink); !ok || nl.Pid != 0 {
+			continue // only the kernel's datagrams count
+		}
+		if n > len(buf) {
+			return 0, fmt.Errorf("%w: %d bytes, buffer %d", ErrTruncated, n, len(buf))
+		}
+		return n, nil
+	}
+}
+
+// Close closes the socket; a Receive in progress returns os.ErrClosed.
+func (c *Conn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		err = c.f.Close()
+	})
+	return err
+}

@@ -1,0 +1,78 @@
+package netlinksock
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// getLink is an RTM_GETLINK dump request: the kernel answers it for anyone.
+func getLink() []byte {
+	msg := make([]byte, unix.NLMSG_HDRLEN+unix.SizeofIfInfomsg)
+	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.NativeEndian.PutUint16(msg[4:], unix.RTM_GETLINK)
+	binary.NativeEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint32(msg[8:], 7)
+	msg[unix.NLMSG_HDRLEN] = unix.AF_UNSPEC
+	return msg
+}
+
+func TestSendAndReceive(t *testing.T) {
+	c, err := Open(unix.NETLINK_ROUTE, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Send(getLink()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // bounds a hang only
+	defer cancel()
+	buf := make([]byte, 64<<10)
+	n, err := c.Receive(ctx, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < unix.NLMSG_HDRLEN || binary.NativeEndian.Uint32(buf[8:12]) != 7 {
+		t.Fatalf("received %d bytes %x; want the answer to request 7", n, buf[:min(n, 32)])
+	}
+}
+
+func TestReceiveReportsATruncatedDatagram(t *testing.T) {
+	c, err := Open(unix.NETLINK_ROUTE, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Send(getLink()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Receive(ctx, make([]byte, 8)); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("Receive into 8 bytes: %v, want ErrTruncated", err)
+	}
+}
+
+func TestReceiveEndsWithItsContextAndClose(t *testing.T) {
+	c, err := Open(unix.NETLINK_ROUTE, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	if _, err := c.Receive(ctx, buf); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Receive after its context ended: %v, want context.Canceled", err)
+	}
+	// The deadline it set is gone: a later Receive waits again, until Close.
+	go func() { time.Sleep(50 * time.Millisecond); c.Close() }()
+	if _, err := c.Receive(t.Context(), buf); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("Receive after Close: %v, want os.ErrClosed", err)
+	}
+}
