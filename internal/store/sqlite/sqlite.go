@@ -60,6 +60,9 @@ var dialect = sqlstore.Dialect{
 	Migrations:            mustSub(migrations, "migrations"),
 	IsUniqueViolation:     hasCode(sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY),
 	IsForeignKeyViolation: hasCode(sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY),
+	// Foreign keys are checked at once (not deferred), and a statement that breaks one or a
+	// uniqueness constraint is rolled back alone (ON CONFLICT ABORT, the default).
+	FailedStatementKeepsTx: true,
 }
 
 // Open opens (creating if need be) and migrates the SQLite database that dsn names.

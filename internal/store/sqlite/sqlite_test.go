@@ -56,6 +56,10 @@ func BenchmarkListDevices(b *testing.B) {
 	storetest.BenchmarkListDevices(b, storetest.Open(b, "sqlite", storetest.SQLiteDSN(b)))
 }
 
+func BenchmarkAttestationWrite(b *testing.B) {
+	storetest.BenchmarkAttestationWrite(b, storetest.Open(b, "sqlite", storetest.SQLiteDSN(b)))
+}
+
 func BenchmarkClaimDevice(b *testing.B) {
 	storetest.BenchmarkClaimDevice(b, storetest.Open(b, "sqlite", storetest.SQLiteDSN(b)))
 }

@@ -25,6 +25,10 @@ type Dialect struct {
 	IsUniqueViolation func(error) bool
 	// IsForeignKeyViolation reports whether err is the violation of a foreign key.
 	IsForeignKeyViolation func(error) bool
+	// FailedStatementKeepsTx says a statement that fails on a constraint undoes only itself and
+	// leaves its transaction usable (SQLite). Where it aborts the whole transaction
+	// (PostgreSQL), rules are checked with queries before the statement that would break them.
+	FailedStatementKeepsTx bool
 }
 
 func (d *Dialect) validate() error {

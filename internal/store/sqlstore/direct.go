@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/rampart-iot/rampart/internal/store"
@@ -12,7 +11,7 @@ import (
 // each write runs in its own write transaction, exactly as if called inside Update.
 
 func (s *DB) write(ctx context.Context, fn func(*tx) error) error {
-	return s.inWriteTx(ctx, func(sqlTx *sql.Tx) error { return fn(&tx{d: s.d, q: sqlTx}) })
+	return s.inWriteTx(ctx, func(q querier) error { return fn(&tx{d: s.d, q: q}) })
 }
 
 // CreateTenant implements store.Tx.

@@ -27,10 +27,10 @@ type DB struct {
 	d      *Dialect
 	writer *sql.DB
 	reader *sql.DB
-	// Prepared statements of the reader pool. Writes run in transactions on the writer, whose
-	// single connection a transaction holds, so they are not prepared ahead.
-	readStmts *stmts
-	read      *tx // direct reads, each in its own implicit transaction
+	// Prepared statements of the reader pool, and of write transactions on the writer.
+	readStmts  *stmts
+	writeStmts *writeStmts
+	read       *tx // direct reads, each in its own implicit transaction
 }
 
 var _ store.Store = (*DB)(nil)
@@ -40,7 +40,7 @@ var _ store.Store = (*DB)(nil)
 // pools: Close closes them, or New itself if it fails. It returns an error wrapping
 // store.ErrSchemaTooNew if the database was migrated by a newer binary.
 func New(ctx context.Context, d Dialect, writer, reader *sql.DB) (_ *DB, err error) {
-	s := &DB{d: &d, writer: writer, reader: reader, readStmts: newStmts(reader)}
+	s := &DB{d: &d, writer: writer, reader: reader, readStmts: newStmts(reader), writeStmts: newWriteStmts(writer)}
 	s.read = &tx{d: s.d, q: prepared{cache: s.readStmts}}
 	defer func() {
 		if err != nil {
@@ -58,14 +58,16 @@ func New(ctx context.Context, d Dialect, writer, reader *sql.DB) (_ *DB, err err
 
 // Update runs fn in one write transaction, holding the write lock.
 func (s *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return s.inWriteTx(ctx, func(sqlTx *sql.Tx) error {
-		return fn(&tx{d: s.d, q: sqlTx})
+	return s.inWriteTx(ctx, func(q querier) error {
+		return fn(&tx{d: s.d, q: q})
 	})
 }
 
 // inWriteTx runs fn in a transaction on the writer that holds the write lock, and commits if
-// fn returns nil. It rolls back on error and on panic.
-func (s *DB) inWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
+// fn returns nil. It rolls back on error and on panic. fn's queries go through the write
+// statement cache, which prepares before the transaction what earlier ones ran unprepared.
+func (s *DB) inWriteTx(ctx context.Context, fn func(querier) error) error {
+	s.writeStmts.prepareWanted(ctx)
 	sqlTx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin %s transaction: %w", s.d.Name, err)
@@ -81,7 +83,7 @@ func (s *DB) inWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
 			return fmt.Errorf("take %s write lock: %w", s.d.Name, err)
 		}
 	}
-	if err := fn(sqlTx); err != nil {
+	if err := fn(inTx{tx: sqlTx, cache: s.writeStmts}); err != nil {
 		return err
 	}
 	done = true
@@ -106,7 +108,7 @@ func (s *DB) Ping(ctx context.Context) error {
 
 // Close closes both pools.
 func (s *DB) Close() error {
-	err := errors.Join(s.readStmts.close(), s.writer.Close())
+	err := errors.Join(s.readStmts.close(), s.writeStmts.close(), s.writer.Close())
 	if s.reader != s.writer {
 		err = errors.Join(err, s.reader.Close())
 	}
