@@ -154,6 +154,11 @@ func (r *reporter) app(e apprun.Event) {
 			ev.Message = fmt.Sprintf("%s: %s refused", d.By, printable(d.Object))
 		case "dns": // "dns: denied.test not in AllowedConnections"
 			ev.Message = fmt.Sprintf("%s: %s not in %s", d.By, printable(d.Object), strings.Join(d.Blockers, ","))
+		case "seccomp": // "seccomp: socket refused: raw or packet socket"
+			ev.Message = fmt.Sprintf("%s: %s refused", d.By, strings.Join(d.Blockers, ","))
+			if d.Object != "" {
+				ev.Message += ": " + printable(d.Object)
+			}
 		default: // "landlock: fs.write_file denied on /data/x"
 			ev.Message = fmt.Sprintf("%s: %s denied", d.By, strings.Join(d.Blockers, ","))
 			if d.Object != "" {

@@ -1,6 +1,7 @@
 package agentcli
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,7 +12,7 @@ import (
 )
 
 // TestAppEventsBecomeReports: how the supervisor's events become error-report events: a
-// Landlock denial and a seccomp kill are SandboxDenied with their layer as the reason, an app
+// Landlock denial, a seccomp refusal and a seccomp kill are SandboxDenied with their layer as the reason, an app
 // that cannot start is SandboxDenied "cannot-start" with the error, and every one names the
 // component and image.
 func TestAppEventsBecomeReports(t *testing.T) {
@@ -46,6 +47,12 @@ func TestAppEventsBecomeReports(t *testing.T) {
 		{"a refused name, quoted", with(func(e *apprun.Event) {
 			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "dns", Blockers: []string{"AllowedConnections"}, Object: "a\x00b.test\n", Count: 2}
 		}), v1.EventSandboxDenied, "dns", `dns: "a\x00b.test\n" not in AllowedConnections (2 times)`, 0},
+		{"seccomp refusals", with(func(e *apprun.Event) {
+			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "seccomp", Blockers: []string{"socket"}, Object: "raw or packet socket", Count: 4}
+		}), v1.EventSandboxDenied, "seccomp", "seccomp: socket refused: raw or packet socket (4 times)", 0},
+		{"a seccomp refusal of an unknown call", with(func(e *apprun.Event) {
+			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "seccomp", Blockers: []string{"syscall 999"}, Count: 1}
+		}), v1.EventSandboxDenied, "seccomp", "seccomp: syscall 999 refused", 0},
 		{"seccomp kill", with(func(e *apprun.Event) {
 			e.Kind, e.Exit = apprun.EventExited, &sandbox.Exit{Signal: 31, SeccompKilled: true}
 		}), v1.EventSandboxDenied, "seccomp", "", 31},
@@ -68,5 +75,18 @@ func TestAppEventsBecomeReports(t *testing.T) {
 			t.Errorf("%s: queued %+v, want %s %q with a message starting %q", tc.name, got, tc.typ, tc.reason, tc.prefix)
 		}
 		r.stopped(t.TempDir())
+	}
+}
+
+// TestKernelAuditFlag: --kernel-audit off opens nothing, and a value other than on, auto and
+// off is a usage error.
+func TestKernelAuditFlag(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	if r, err := openKernelAudit("off", log); r != nil || err != nil {
+		t.Errorf("off: %v, %v; want nothing opened", r, err)
+	}
+	var ue *usageError
+	if _, err := openKernelAudit("yes", log); !errors.As(err, &ue) {
+		t.Errorf("yes: %v; want a usage error", err)
 	}
 }

@@ -44,7 +44,7 @@ import (
 // runFlags are the flags of `run` and `-dev`.
 type runFlags struct {
 	rot, state, server, cacert, osBundle, policy, runDir, logLevel, bootControl, appNetworkPool, board, cloudUser, updateRoot string
-	appNetworkDNS                                                                                                             string
+	appNetworkDNS, kernelAudit                                                                                                string
 	pcr                                                                                                                       int
 	appHealthyAfter                                                                                                           time.Duration
 	development, appNetwork, privilegeSplit                                                                                   bool
@@ -70,6 +70,7 @@ func (f *runFlags) add(cmd *cobra.Command, rotDefault string) {
 	cmd.Flags().BoolVar(&f.privilegeSplit, "privilege-split", true, "run the network-facing cloud services as a separate unprivileged, confined process (the cloud broker) that the monitor reaches over a local socket")
 	cmd.Flags().StringVar(&f.cloudUser, "cloud-user", "", "user `NAME|UID[:GID]` the cloud broker runs as (default the account "+cloudbroker.DefaultUser+", else uid and gid "+strconv.Itoa(cloudbroker.DefaultUID)+")")
 	cmd.Flags().StringVar(&f.appNetworkPool, "app-network-pool", "", "IPv4 prefix the apps' link addresses come from (default "+netpolicy.DefaultPool.String()+")")
+	cmd.Flags().StringVar(&f.kernelAudit, "kernel-audit", "on", "reporting what the kernel refuses apps (Landlock denials, seccomp refusals), read from its audit log: on (turn the kernel's audit on if it is off), auto (only if audit is on already) or off")
 	cmd.Flags().StringVar(&f.appNetworkDNS, "app-network-dns", "", "DNS server `HOST:PORT` the agent asks for the addresses of the names apps may reach (default the system's resolver)")
 }
 

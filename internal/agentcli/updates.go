@@ -27,7 +27,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/checkinclient"
 	"github.com/rampart-iot/rampart/internal/deferral"
 	"github.com/rampart-iot/rampart/internal/deviceupdate"
-	"github.com/rampart-iot/rampart/internal/landlockaudit"
+	"github.com/rampart-iot/rampart/internal/kernelaudit"
 	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/netpolicy"
 	"github.com/rampart-iot/rampart/internal/osupdate"
@@ -63,12 +63,12 @@ type updates struct {
 	installer   *appinstall.Apps
 	development bool
 	rep         *reporter
-	crashFlush  *ratelimit.Limiter    // a crash is reported early, at most once a minute
-	network     *netpolicy.Manager    // nil without --app-network
-	board       board.Device          // nil without --board
-	appsDone    chan struct{}         // closed when the supervisor has stopped every app
-	denials     *landlockaudit.Reader // the kernel's Landlock denials; nil if it cannot report them
-	running     atomic.Bool           // run started the supervisor
+	crashFlush  *ratelimit.Limiter  // a crash is reported early, at most once a minute
+	network     *netpolicy.Manager  // nil without --app-network
+	board       board.Device        // nil without --board
+	appsDone    chan struct{}       // closed when the supervisor has stopped every app
+	denials     *kernelaudit.Reader // the kernel's Landlock denials and seccomp refusals; nil if it cannot report them
+	running     atomic.Bool         // run started the supervisor
 	os          *osupdate.Machine
 	boot        bootctl.Controller
 	attested    atomic.Bool            // since this start: the trial's health check
@@ -200,9 +200,10 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 	}
 	// Best effort, like Landlock itself: apps' denials are reported where the kernel logs them.
 	var denials apprun.Denials
-	if u.denials, err = landlockaudit.Open(landlockaudit.Config{EnableAudit: true, Logger: log}); err != nil {
-		log.Info("Landlock denials of applications are not reported", "reason", err)
-	} else {
+	if u.denials, err = openKernelAudit(f.kernelAudit, log); err != nil {
+		return nil, err
+	}
+	if u.denials != nil {
 		denials = u.denials
 		defer func() {
 			if !opened {
@@ -290,6 +291,31 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 	u.loop.SetOS(u.os)
 	opened = true
 	return u, nil
+}
+
+// openKernelAudit opens the reader of the kernel's denials as --kernel-audit says: on (turning
+// the kernel's audit on if it is off), auto (only if it is on) or off. It returns nil, and logs
+// why, when they cannot be read; an error only for a bad flag.
+func openKernelAudit(mode string, log *slog.Logger) (*kernelaudit.Reader, error) {
+	switch mode {
+	case "off":
+		log.Info("denials of applications are not reported: --kernel-audit off")
+		return nil, nil
+	case "on", "auto":
+	default:
+		return nil, &usageError{fmt.Sprintf("--kernel-audit %q: want on, auto or off", mode)}
+	}
+	r, err := kernelaudit.Open(kernelaudit.Config{EnableAudit: mode == "on", Logger: log})
+	if err != nil {
+		log.Info("Landlock denials and seccomp refusals of applications are not reported", "reason", err)
+		return nil, nil
+	}
+	if landlock, seccomp := r.Logged(); !landlock {
+		log.Info("Landlock denials of applications are not reported: the kernel does not log them (Landlock ABI 7, Linux 6.15)")
+	} else if !seccomp {
+		log.Info("seccomp refusals of applications are not reported: the kernel does not log them (no errno in /proc/sys/kernel/seccomp/actions_logged)")
+	}
+	return r, nil
 }
 
 // dnsResolver is a resolver that asks only the DNS server at hostport (--app-network-dns).

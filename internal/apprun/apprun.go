@@ -15,8 +15,10 @@
 // each run gets its own applibs socket, whose server checks every call against the manifest
 // (internal/applibs). Peripheral device nodes are not given to applications yet
 // (docs/APPS-RUN.md). With Config.Denials, what Landlock refuses an application is reported as
-// coalesced events, attributed by the pid of the sandbox that created the denying domain; with
-// Config.NetworkDenials, so is what an application's network refuses it.
+// coalesced events, attributed by the pid of the sandbox that created the denying domain, and
+// so is what the sandbox's seccomp argument filter refuses it (a raw socket), attributed by
+// the application's uid; with Config.NetworkDenials, so is what an application's network
+// refuses it.
 package apprun
 
 import (
@@ -117,10 +119,11 @@ type Config struct {
 	// its own, mounted in its sandbox at applibs.SocketPath (*applibs.Host; docs/APPLIBS.md).
 	// Nil: applications get no applibs socket.
 	Applibs Applibs
-	// Denials, if set, is read while Run runs for the kernel's Landlock denials
-	// (*landlockaudit.Reader); each denial by an application's domain becomes an
-	// EventDenied, at most one per application and set of blockers per DenialWindow (default
-	// DefaultDenialWindow), which counts the others. Nil: denials are not reported.
+	// Denials, if set, is read while Run runs for the kernel's Landlock denials and seccomp
+	// refusals (*kernelaudit.Reader); each denial by an application's domain, and each
+	// refusal of a call by an application's uid, becomes an EventDenied, at most one per
+	// application and set of blockers (system call) per DenialWindow (default
+	// DefaultDenialWindow), which counts the others. Nil: they are not reported.
 	Denials      Denials
 	DenialWindow time.Duration
 	// NetworkDenials, if set, is read while Run runs for what the applications' networks

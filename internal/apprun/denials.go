@@ -4,22 +4,25 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/rampart-iot/rampart/internal/landlockaudit"
+	"github.com/rampart-iot/rampart/internal/kernelaudit"
 	"github.com/rampart-iot/rampart/internal/netpolicy"
+	"github.com/rampart-iot/rampart/internal/sandbox"
 )
 
 // DefaultDenialWindow is Config.DenialWindow's default.
 const DefaultDenialWindow = time.Minute
 
-// Denials is a source of the kernel's Landlock denials; *landlockaudit.Reader has it.
+// Denials is a source of the kernel's Landlock denials and seccomp refusals;
+// *kernelaudit.Reader has it.
 type Denials interface {
-	Next(ctx context.Context) (landlockaudit.Denial, error)
+	Next(ctx context.Context) (kernelaudit.Denial, error)
 }
 
-var _ Denials = (*landlockaudit.Reader)(nil)
+var _ Denials = (*kernelaudit.Reader)(nil)
 
 // NetworkDenials is a source of what applications' networks refused them, each already
 // attributed to an application by its component ID; *netpolicy.Manager has it.
@@ -31,16 +34,18 @@ var _ NetworkDenials = (*netpolicy.Manager)(nil)
 
 // Denied is what an application's sandbox refused it (EventDenied).
 type Denied struct {
-	// By is the layer that refused: "landlock", "network" (the application's ruleset) or
-	// "dns" (the agent's DNS answerer).
+	// By is the layer that refused: "landlock", "seccomp" (the sandbox's argument filter),
+	// "network" (the application's ruleset) or "dns" (the agent's DNS answerer).
 	By string `json:"by"`
 	// Blockers are the rights the application lacked: Landlock's, such as "fs.write_file";
-	// for the network and DNS, the manifest field that would have allowed it, such as
-	// "AllowedConnections".
+	// for seccomp, the system call ("socket"); for the network and DNS, the manifest field
+	// that would have allowed it, such as "AllowedConnections".
 	Blockers []string `json:"blockers"`
 	// Object is what it tried to reach (a path as the application sees it, an address and
 	// port, a process; "tcp to 198.18.0.3:9000", "inbound udp to port 5000"; a DNS name), as
-	// the kernel logged it or the application asked: untrusted text. For Landlock, with Count
+	// the kernel logged it or the application asked: untrusted text. For seccomp it is what
+	// the filter refuses of the system call ("raw or packet socket": the kernel does not log
+	// the arguments), the platform's text. For Landlock, with Count
 	// > 1, it is the latest one's; for the network and DNS it is part of what is counted.
 	Object string `json:"object,omitempty"`
 	// Count is how many such denials this event stands for: 1 for the first in a window, or
@@ -102,11 +107,12 @@ func (s *Supervisor) untrackProc(pid int) {
 }
 
 // watchDenials reads Config.Denials and Config.NetworkDenials until ctx ends, attributes each
-// Landlock denial to the application whose sandbox created the denying domain (a network
-// denial names its application), and emits EventDenied, coalesced: at most one event per
+// Landlock denial to the application whose sandbox created the denying domain, each seccomp
+// refusal to the application whose uid made the call (a network denial names its
+// application), and emits EventDenied, coalesced: at most one event per
 // application and what was refused (Denied.what) per DenialWindow, counting the rest.
 func (s *Supervisor) watchDenials(ctx context.Context) {
-	in := readDenials(ctx, s, "Landlock", s.cfg.Denials != nil, func(ctx context.Context) (landlockaudit.Denial, error) {
+	in := readDenials(ctx, s, "kernel", s.cfg.Denials != nil, func(ctx context.Context) (kernelaudit.Denial, error) {
 		return s.cfg.Denials.Next(ctx)
 	})
 	netIn := readDenials(ctx, s, "network", s.cfg.NetworkDenials != nil, func(ctx context.Context) (netpolicy.Denial, error) {
@@ -116,7 +122,7 @@ func (s *Supervisor) watchDenials(ctx context.Context) {
 	tick := s.cfg.After(s.cfg.DenialWindow)
 	// A denial read before runOnce recorded its sandbox's pid (the application was denied
 	// as it started) is tried again when the window ends.
-	var later []landlockaudit.Denial
+	var later []kernelaudit.LandlockDenial
 	for {
 		if in == nil && netIn == nil {
 			for _, ev := range c.flush(s.cfg.Now(), true) {
@@ -138,11 +144,24 @@ func (s *Supervisor) watchDenials(ctx context.Context) {
 			if out := c.add(s.cfg.Now(), ev); out != nil {
 				s.emit(*out)
 			}
-		case d, ok := <-in:
+		case kd, ok := <-in:
 			if !ok {
 				in = nil
 				continue
 			}
+			if kd.Seccomp != nil {
+				ev, ok := s.seccompEvent(kd.Seccomp)
+				if !ok {
+					s.log.Debug("a seccomp refusal of no application", "pid", kd.Seccomp.Pid, "uid", kd.Seccomp.UID, "syscall", kd.Seccomp.Syscall)
+				} else if out := c.add(s.cfg.Now(), ev); out != nil {
+					s.emit(*out)
+				}
+				continue
+			}
+			if kd.Landlock == nil {
+				continue
+			}
+			d := *kd.Landlock
 			ev, ok := s.denialEvent(d)
 			if !ok {
 				if d.Pid != 0 && len(later) < maxLaterDenials {
@@ -217,8 +236,27 @@ func (s *Supervisor) networkDenialEvent(d netpolicy.Denial) (Event, bool) {
 	return ev, st != nil
 }
 
+// seccompEvent attributes a seccomp refusal by the caller's uid: each application has its own,
+// never another's, and every process of the application (its children too, and after they
+// exited) runs as it, while pids are the host's, reused, and of any process of the app.
+func (s *Supervisor) seccompEvent(d *kernelaudit.Seccomp) (Event, bool) {
+	name := d.SyscallName()
+	if name == "" {
+		name = "syscall " + strconv.Itoa(d.Syscall)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.status {
+		if st.UID != 0 && st.UID == d.UID {
+			return Event{Kind: EventDenied, ComponentID: st.ComponentID, Name: st.Name, ImageID: st.ImageID, Version: st.Version,
+				Restarts: st.Restarts, Denied: &Denied{By: "seccomp", Blockers: []string{name}, Object: sandbox.ArgumentRefusal(name), Count: 1}}, true
+		}
+	}
+	return Event{}, false
+}
+
 // denialEvent attributes d: the domain's creator is an application's sandbox init.
-func (s *Supervisor) denialEvent(d landlockaudit.Denial) (Event, bool) {
+func (s *Supervisor) denialEvent(d kernelaudit.LandlockDenial) (Event, bool) {
 	if d.Pid == 0 {
 		return Event{}, false
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/rampart-iot/rampart/internal/apprun"
-	"github.com/rampart-iot/rampart/internal/landlockaudit"
+	"github.com/rampart-iot/rampart/internal/kernelaudit"
 )
 
 // TestLandlockDenialsAreReported: an app in its real sandbox tries 5 times to write
@@ -19,8 +19,8 @@ import (
 // ends.
 func TestLandlockDenialsAreReported(t *testing.T) {
 	needRoot(t)
-	r, err := landlockaudit.Open(landlockaudit.Config{EnableAudit: true})
-	if errors.Is(err, landlockaudit.ErrUnavailable) {
+	r, err := kernelaudit.Open(kernelaudit.Config{EnableAudit: true})
+	if errors.Is(err, kernelaudit.ErrUnavailable) {
 		t.Skipf("this kernel cannot report Landlock denials: %v", err)
 	}
 	must(t, err)
@@ -71,4 +71,62 @@ func denials(evs []apprun.Event) string {
 		fmt.Fprintf(&b, "%+v; ", *ev.Denied)
 	}
 	return b.String()
+}
+
+// TestSeccompRefusalsAreReported: an app in its real sandbox tries 3 raw sockets itself and 2
+// in a child process it starts; the seccomp argument filter refuses each and the kernel logs
+// it; the supervisor attributes all 5 to that app by its uid (not to the other app running
+// beside it) and reports them as two events, counting 1 and 4.
+func TestSeccompRefusalsAreReported(t *testing.T) {
+	needRoot(t)
+	r, err := kernelaudit.Open(kernelaudit.Config{EnableAudit: true})
+	if errors.Is(err, kernelaudit.ErrUnavailable) {
+		t.Skipf("this kernel cannot report denials: %v", err)
+	}
+	must(t, err)
+	defer r.Close()
+	if _, seccomp := r.Logged(); !seccomp {
+		t.Skip("this kernel does not log seccomp refusals")
+	}
+
+	d := newDevice(t)
+	bad, good := newUUID(t), newUUID(t)
+	badImage := d.install(t, image{component: bad, name: "raw", version: "1.0.0", args: []string{"-raw", "3", "-raw-child", "2"}})
+	d.install(t, image{component: good, name: "quiet", version: "1.0.0"})
+	s := d.supervisor(t, func(c *apprun.Config) {
+		c.Denials = r
+		c.DenialWindow = 2 * time.Second
+	})
+	stop := run(t, s)
+
+	waitFor(t, "the app's child was refused", func() bool { return logHas(s, bad, `raw child: "started 1.0.0`) })
+	if !logHas(s, bad, "raw: operation not permitted") {
+		t.Errorf("the app's raw socket was not refused with EPERM: %q", s.Log(bad))
+	}
+	count := func() int {
+		n := 0
+		for _, ev := range d.events.of(apprun.EventDenied, bad) {
+			n += ev.Denied.Count
+		}
+		return n
+	}
+	waitFor(t, "5 refusals are reported", func() bool { return count() >= 5 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	evs := d.events.of(apprun.EventDenied, bad)
+	if len(evs) != 2 || evs[0].Denied.Count != 1 || evs[1].Denied.Count != 4 {
+		t.Errorf("got %d events: %s; want two, counting 1 and 4", len(evs), denials(evs))
+	}
+	for _, ev := range evs {
+		dn := ev.Denied
+		if ev.ImageID != badImage || ev.Name != "raw" || dn.By != "seccomp" ||
+			!slices.Equal(dn.Blockers, []string{"socket"}) || dn.Object != "raw or packet socket" {
+			t.Errorf("event %+v (denied %+v): want seccomp socket, raw or packet socket, by raw 1.0.0 %s", ev, dn, badImage)
+		}
+	}
+	if evs := d.events.of(apprun.EventDenied, good); len(evs) != 0 {
+		t.Errorf("the quiet app got denial events: %+v", evs)
+	}
 }

@@ -10,7 +10,7 @@ import (
 // them here with no rules would forbid even loopback TCP. BestEffort: on an older kernel the
 // sandbox uses what the kernel has (nothing, without Landlock) and relies on the other layers.
 // The app's denials are logged to the kernel's audit (ABI 7, when audit is on), where the agent
-// reads them (internal/landlockaudit): by default the kernel logs only the denials of the
+// reads them (internal/kernelaudit): by default the kernel logs only the denials of the
 // program that restricted itself, and the init execs the app.
 var landlockConfig = func() landlock.Config {
 	c := landlock.V7

@@ -380,3 +380,16 @@ func ConfineProcess(deny ...string) error {
 	}
 	return nil
 }
+
+// ArgumentRefusal says what the argument filter refuses of the named system call, for
+// reports of its refusals (the kernel's records of them name the system call but not its
+// arguments): "raw or packet socket" for socket, "new namespace" for clone, "" for any other.
+func ArgumentRefusal(syscall string) string {
+	switch syscall {
+	case "socket":
+		return "raw or packet socket"
+	case "clone":
+		return "new namespace"
+	}
+	return ""
+}

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -18,11 +20,26 @@ func main() {
 	read := flag.Bool("read", false, "print /storage/data")
 	fill := flag.Int("fill", 0, "write this many KiB to /storage/fill (synced)")
 	deny := flag.Int("deny", 0, "try this many times to write /proc/self/comm, which Landlock denies")
+	raw := flag.Int("raw", 0, "try this many times to make a raw socket, which seccomp refuses")
+	rawChild := flag.Int("raw-child", 0, "run a child process of this program that tries -raw this many times")
 	flag.Parse()
 
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	fmt.Printf("started %s uid=%d\n", os.Getenv("RAMPART_IMAGE_VERSION"), os.Getuid())
+	for i := range *raw {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP)
+		if err == nil {
+			syscall.Close(fd)
+		}
+		if i == 0 {
+			fmt.Println("raw:", err)
+		}
+	}
+	if *rawChild > 0 {
+		out, err := exec.Command("/proc/self/exe", "-raw", strconv.Itoa(*rawChild), "-exit", "0").CombinedOutput()
+		fmt.Printf("raw child: %q %v\n", out, err)
+	}
 	if *exit >= 0 {
 		time.Sleep(*after)
 		os.Exit(*exit)

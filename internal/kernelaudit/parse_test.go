@@ -1,4 +1,4 @@
-package landlockaudit
+package kernelaudit
 
 import (
 	"bufio"
@@ -53,6 +53,12 @@ func TestParseCaptured(t *testing.T) {
 		Access{Stamp: Stamp{at(1795580659, 902), 22}, Domain: 0x139157c8d, Blockers: []string{"scope.signal"},
 			OPid: 1186, OComm: "llfeas"},
 		Domain{Stamp: Stamp{at(1795580659, 934), 23}, ID: 0x139157c3c, Status: "deallocated", Denials: 1},
+		Seccomp{Stamp: Stamp{at(1795589174, 625), 7}, Pid: 19228, UID: 61234, GID: 61234, Comm: "app", Exe: "/bin/app",
+			Signal: 31, Arch: 0xc000003e, Syscall: 101, IP: 0x40a76e, Code: 0x80000000},
+		Seccomp{Stamp: Stamp{at(1795589174, 761), 15}, Pid: 19288, UID: 61234, GID: 61234, Comm: "app", Exe: "/bin/app",
+			Arch: 0xc000003e, Syscall: 56, IP: 0x40a76e, Code: 0x50000},
+		Seccomp{Stamp: Stamp{at(1795589174, 805), 16}, Pid: 19303, UID: 0, GID: 0, Comm: "app", Exe: "/tmp/sandbox-testapp-3905868533/app",
+			Arch: 0xc000003e, Syscall: 41, IP: 0x40a76e, Code: 0x50000},
 	}
 	if len(texts) != len(want) {
 		t.Fatalf("%d captured records, want %d", len(texts), len(want))
@@ -65,6 +71,8 @@ func TestParseCaptured(t *testing.T) {
 			got, err = ParseAccess([]byte(text))
 		case TypeDomain:
 			got, err = ParseDomain([]byte(text))
+		case TypeSeccomp:
+			got, err = ParseSeccomp([]byte(text))
 		}
 		if err != nil {
 			t.Errorf("record %d: %v", i, err)
@@ -208,5 +216,80 @@ func FuzzParseDomain(f *testing.F) {
 		if d.ID == 0 || (d.Status != "allocated" && d.Status != "deallocated") || d.Pid < 0 {
 			t.Fatalf("accepted %q as %+v", b, d)
 		}
+	})
+}
+
+func TestSeccompRecords(t *testing.T) {
+	const h = "audit(1700000000.001:7): "
+	for _, tc := range []struct {
+		text    string
+		name    string
+		refused bool
+	}{
+		{h + "auid=1 uid=100000 gid=100000 ses=2 pid=5 comm=\"app\" exe=\"/bin/app\" sig=0 arch=c000003e syscall=41 compat=0 ip=0x1 code=0x50000", "socket", true},
+		{h + "pid=5 uid=1 arch=c000003e syscall=56 code=0x80000000", "clone", false},
+		{h + "pid=5 uid=1 arch=c000003e syscall=1073741865 code=0x50000", "socket", true}, // x32
+		{h + "pid=5 uid=1 arch=c00000b7 syscall=198 code=0x50000", "socket", true},        // arm64
+		{h + "pid=5 uid=1 arch=40000028 syscall=281 code=0x50000", "socket", true},        // arm
+		{h + "pid=5 uid=1 arch=40000003 syscall=102 code=0x50000 compat=1", "socketcall", true},
+		{h + "pid=5 uid=1 arch=c0000016 syscall=1 code=0x7ffc0000", "", false}, // s390x, a log action
+		{h + "pid=5 uid=1 subj=unconfined arch=c000003e syscall=-1 code=0x50000 newfield=x", "", true},
+		{h + "pid=5 uid=1 comm=617070206E616D65 exe=(null) arch=c000003e syscall=41 code=0x50000", "socket", true},
+	} {
+		s, err := ParseSeccomp([]byte(tc.text))
+		if err != nil {
+			t.Errorf("%q: %v", tc.text, err)
+			continue
+		}
+		if s.SyscallName() != tc.name || s.Refused() != tc.refused {
+			t.Errorf("%q: %q refused %v, want %q %v", tc.text, s.SyscallName(), s.Refused(), tc.name, tc.refused)
+		}
+	}
+	for _, tc := range []struct{ text, want string }{
+		{h + "uid=1 arch=c000003e syscall=41 code=0x50000", "no pid field"},
+		{h + "pid=1 arch=c000003e syscall=41 code=0x50000", "no uid field"},
+		{h + "pid=1 uid=1 syscall=41 code=0x50000", "no arch field"},
+		{h + "pid=1 uid=1 arch=c000003e code=0x50000", "no syscall field"},
+		{h + "pid=1 uid=1 arch=c000003e syscall=41", "no code field"},
+		{h + "pid=1 uid=1 arch=C000003E syscall=41 code=0x50000", "not hexadecimal"},
+		{h + "pid=1 uid=1 arch=0xc000003e syscall=41 code=0x50000", "not hexadecimal"},
+		{h + "pid=1 uid=1 arch=1c000003e syscall=41 code=0x50000", "not hexadecimal"},
+		{h + "pid=1 uid=1 arch=c000003e syscall=41 code=50000", "not 0xhexadecimal"},
+		{h + "pid=1 uid=1 arch=c000003e syscall=4x code=0x50000", "not a decimal number"},
+		{h + "pid=1 uid=1 arch=c000003e syscall=99999999999 code=0x50000", "out of range"},
+		{h + "pid=1 uid=1 arch=c000003e syscall=-- code=0x50000", "not a decimal number"},
+		{h + "pid=1 uid=-1 arch=c000003e syscall=41 code=0x50000", "not a decimal number"},
+		{h + "pid=1 pid=2 uid=1 arch=c000003e syscall=41 code=0x50000", "appears twice"},
+		{h + "pid=1 uid=1 arch=c000003e syscall=41 code=0x50000 compat=2", "want 0 or 1"},
+		{h + "pid=1 uid=1 arch=c000003e syscall=41 code=0x50000 comm=app", "neither quoted nor hexadecimal"},
+		{h + "pid=1 uid=1 arch=c000003e syscall=41 code=0x50000 ip=0x10000000000000000", "hexadecimal of 64 bits"},
+	} {
+		_, err := ParseSeccomp([]byte(tc.text))
+		if err == nil || !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseSeccomp(%.80q) = %v, want an ErrSyntax saying %q", tc.text, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseSeccomp(f *testing.F) {
+	types, texts := captured(f)
+	for i, text := range texts {
+		if types[i] == TypeSeccomp {
+			f.Add([]byte(text))
+		}
+	}
+	f.Add([]byte(`audit(1700000000.001:7): pid=5 uid=1 subj=unconfined comm=617070 arch=40000028 syscall=-1 code=0x50000 compat=1 ip=0xffffffffffffffff`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSeccomp(b)
+		if err != nil {
+			if !errors.Is(err, ErrSyntax) {
+				t.Fatalf("error %v does not wrap ErrSyntax", err)
+			}
+			return
+		}
+		if s.Pid < 0 {
+			t.Fatalf("accepted %q as %+v", b, s)
+		}
+		_, _ = s.SyscallName(), s.Refused()
 	})
 }

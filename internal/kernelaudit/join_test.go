@@ -1,4 +1,4 @@
-package landlockaudit
+package kernelaudit
 
 import "testing"
 
@@ -28,7 +28,7 @@ func TestJoinerAttributesByDomainRecord(t *testing.T) {
 
 func TestJoinerBounds(t *testing.T) {
 	j := newJoiner()
-	var out []Denial
+	var out []LandlockDenial
 	for i := range maxPending + 5 {
 		out = append(out, j.access(Access{Domain: uint64(1000 + i)})...)
 	}

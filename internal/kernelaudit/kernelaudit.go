@@ -1,20 +1,27 @@
-// Package landlockaudit reads the kernel's Landlock denial records (Linux 6.15 and later,
-// Landlock ABI 7) from the audit subsystem's read-only multicast group and parses them: an
-// AUDIT_LANDLOCK_ACCESS record (1423) says which domain denied what (blockers such as
-// "fs.write_file", and the object: a path, an address and port, a process), and the
-// AUDIT_LANDLOCK_DOMAIN record (1424) that follows a domain's first logged denial says which
-// process created that domain (its host pid and executable). A Reader joins the two into
-// Denials.
+// Package kernelaudit reads the kernel's audit records of what it refused sandboxed programs,
+// from the audit subsystem's read-only multicast group, and parses them:
 //
-// It owns no file; it opens a NETLINK_AUDIT socket (CAP_AUDIT_READ) joined to
-// AUDIT_NLGRP_READLOG, which does not disturb an audit daemon. Enable turns the kernel's audit
-// on when it is off (CAP_AUDIT_CONTROL): without it the kernel logs no Landlock denial.
+//   - Landlock denials (Linux 6.15 and later, Landlock ABI 7): an AUDIT_LANDLOCK_ACCESS record
+//     (1423) says which domain denied what (blockers such as "fs.write_file", and the object: a
+//     path, an address and port, a process), and the AUDIT_LANDLOCK_DOMAIN record (1424) that
+//     follows a domain's first logged denial says which process created that domain (its host
+//     pid and executable); the Reader joins the two.
+//   - Seccomp actions (AUDIT_SECCOMP, 1326): which process (host pid, uid, executable) made which
+//     system call, and what a filter did about it. The kernel logs the kills, and the other
+//     actions of filters loaded with SECCOMP_FILTER_FLAG_LOG; the Reader returns the refusals
+//     (SECCOMP_RET_ERRNO).
+//
+// A Reader returns both as Denials, in the order the kernel logged them. It owns no file; it
+// opens a NETLINK_AUDIT socket (CAP_AUDIT_READ) joined to AUDIT_NLGRP_READLOG, which does not
+// disturb an audit daemon. Config.EnableAudit turns the kernel's audit on when it is off
+// (CAP_AUDIT_CONTROL): without it the kernel logs no Landlock denial.
 //
 // Trust: the records come from the kernel, but their contents (paths, command names) are chosen
 // by the sandboxed programs whose denials they describe, so every record is parsed strictly and
-// with bounds, and a Denial's strings are untrusted text. A domain's creator pid is the
-// kernel's; it names a process only while that process lives (pids are reused).
-package landlockaudit
+// with bounds, and a Denial's strings are untrusted text. A pid is the kernel's; it names a
+// process only while that process lives (pids are reused). A uid is the kernel's, and cannot be
+// changed by a process that holds no capability.
+package kernelaudit
 
 import (
 	"errors"
@@ -23,8 +30,9 @@ import (
 
 // Audit record types (include/uapi/linux/audit.h).
 const (
-	TypeAccess = 1423 // AUDIT_LANDLOCK_ACCESS
-	TypeDomain = 1424 // AUDIT_LANDLOCK_DOMAIN
+	TypeAccess  = 1423 // AUDIT_LANDLOCK_ACCESS
+	TypeDomain  = 1424 // AUDIT_LANDLOCK_DOMAIN
+	TypeSeccomp = 1326 // AUDIT_SECCOMP
 )
 
 // MaxRecord is the longest record text the parser accepts: the kernel's
@@ -32,7 +40,7 @@ const (
 const MaxRecord = 8970
 
 // ErrSyntax is wrapped by every parse error.
-var ErrSyntax = errors.New("malformed landlock audit record")
+var ErrSyntax = errors.New("malformed audit record")
 
 // Stamp is a record's audit stamp: records with the same stamp belong to one audit event.
 type Stamp struct {
@@ -79,8 +87,14 @@ type Domain struct {
 	Denials uint64
 }
 
-// Denial is an Access joined with the domain that denied it.
+// Denial is one refusal the kernel logged: exactly one of Landlock and Seccomp is set.
 type Denial struct {
+	Landlock *LandlockDenial
+	Seccomp  *Seccomp
+}
+
+// LandlockDenial is an Access joined with the domain that denied it.
+type LandlockDenial struct {
 	Access
 	// Pid is the host pid of the process that created the denying domain; 0 if its domain
 	// record was not seen (the domain's first denial came before the Reader opened). Exe is

@@ -1,4 +1,4 @@
-package landlockaudit
+package kernelaudit
 
 import (
 	"encoding/hex"

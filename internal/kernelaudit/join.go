@@ -1,4 +1,4 @@
-package landlockaudit
+package kernelaudit
 
 // Bounds of the joiner's memory.
 const (
@@ -26,22 +26,22 @@ func newJoiner() *joiner { return &joiner{domains: map[uint64]creator{}} }
 
 // access takes an access record and returns the denials now complete: this one if its domain
 // is known, and a pending one pushed out by it.
-func (j *joiner) access(a Access) []Denial {
+func (j *joiner) access(a Access) []LandlockDenial {
 	if c, ok := j.domains[a.Domain]; ok {
-		return []Denial{{Access: a, Pid: c.pid, Exe: c.exe}}
+		return []LandlockDenial{{Access: a, Pid: c.pid, Exe: c.exe}}
 	}
 	j.pending = append(j.pending, a)
 	if len(j.pending) > maxPending {
 		old := j.pending[0]
 		j.pending = j.pending[1:]
-		return []Denial{{Access: old}}
+		return []LandlockDenial{{Access: old}}
 	}
 	return nil
 }
 
 // domain takes a domain record and returns the pending denials it completes.
-func (j *joiner) domain(d Domain) []Denial {
-	var out []Denial
+func (j *joiner) domain(d Domain) []LandlockDenial {
+	var out []LandlockDenial
 	switch d.Status {
 	case "allocated":
 		c := creator{pid: d.Pid, exe: d.Exe}
@@ -69,12 +69,12 @@ func (j *joiner) domain(d Domain) []Denial {
 	return out
 }
 
-func (j *joiner) release(id uint64, c creator) []Denial {
-	var out []Denial
+func (j *joiner) release(id uint64, c creator) []LandlockDenial {
+	var out []LandlockDenial
 	kept := j.pending[:0]
 	for _, a := range j.pending {
 		if a.Domain == id {
-			out = append(out, Denial{Access: a, Pid: c.pid, Exe: c.exe})
+			out = append(out, LandlockDenial{Access: a, Pid: c.pid, Exe: c.exe})
 		} else {
 			kept = append(kept, a)
 		}

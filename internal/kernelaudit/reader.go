@@ -1,0 +1,200 @@
+package kernelaudit
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"github.com/rampart-iot/rampart/internal/netlinksock"
+	"golang.org/x/sys/unix"
+)
+
+// MinABI is the first Landlock ABI whose denials the kernel logs (Linux 6.15).
+const MinABI = 7
+
+// ErrUnavailable is wrapped by Open's errors when this kernel or process cannot report
+// denials.
+var ErrUnavailable = errors.New("kernel denials cannot be read")
+
+// actionsLogged is where the kernel says which seccomp actions it logs.
+const actionsLogged = "/proc/sys/kernel/seccomp/actions_logged"
+
+// Config configures Open.
+type Config struct {
+	// EnableAudit turns the kernel's audit on if it is off (it is off unless the kernel was
+	// booted with audit=1 or an audit daemon turned it on). The kernel logs no Landlock
+	// denial while audit is off; with it on and no audit daemon, the kernel also prints every
+	// audit record to its log, rate-limited. Without it, Open fails while audit is off.
+	EnableAudit bool
+	// Logger is nil for no logging.
+	Logger *slog.Logger
+}
+
+// Reader reads the kernel's denials. Next is for one goroutine at a time; Close may be called
+// at any time.
+type Reader struct {
+	c        *netlinksock.Conn
+	log      *slog.Logger
+	join     *joiner
+	buf      []byte
+	out      []Denial // complete denials not yet returned
+	landlock bool
+	seccomp  bool
+}
+
+// Open checks that the kernel's audit is on (see Config.EnableAudit), and that the kernel logs
+// Landlock denials (Landlock ABI MinABI or later) or seccomp refusals ("errno" in
+// /proc/sys/kernel/seccomp/actions_logged), and opens a socket on the audit multicast group.
+// Its errors wrap ErrUnavailable. Logged says which of the two it will see.
+func Open(cfg Config) (*Reader, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var landlock, seccomp bool
+	var why []string
+	if abi, err := llsys.LandlockGetABIVersion(); err != nil {
+		why = append(why, fmt.Sprintf("Landlock is not enabled (%v)", err))
+	} else if abi < MinABI {
+		why = append(why, fmt.Sprintf("Landlock ABI %d; denials are logged from ABI %d (Linux 6.15)", abi, MinABI))
+	} else {
+		landlock = true
+	}
+	if b, err := os.ReadFile(actionsLogged); err != nil {
+		why = append(why, fmt.Sprintf("seccomp logs nothing (%v)", err))
+	} else if !containsWord(string(b), "errno") {
+		why = append(why, fmt.Sprintf("seccomp does not log refusals (%s: %q)", actionsLogged, strings.TrimSpace(string(b))))
+	} else {
+		seccomp = true
+	}
+	if !landlock && !seccomp {
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(why, "; "))
+	}
+	enabled, err := auditEnabled()
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading the audit status: %w", ErrUnavailable, err)
+	}
+	if enabled == 0 {
+		if !cfg.EnableAudit {
+			return nil, fmt.Errorf("%w: the kernel's audit is off", ErrUnavailable)
+		}
+		if err := setAuditEnabled(1); err != nil {
+			return nil, fmt.Errorf("%w: turning the kernel's audit on: %w", ErrUnavailable, err)
+		}
+		log.Info("turned the kernel's audit on, to read sandbox denials")
+	}
+	c, err := netlinksock.Open(unix.NETLINK_AUDIT, 1<<(unix.AUDIT_NLGRP_READLOG-1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: joining the audit log multicast group: %w", ErrUnavailable, err)
+	}
+	return &Reader{c: c, log: log, join: newJoiner(), buf: make([]byte, unix.NLMSG_HDRLEN+MaxRecord+64),
+		landlock: landlock, seccomp: seccomp}, nil
+}
+
+// Logged says which denials this kernel logs: Landlock's, and seccomp's refusals.
+func (r *Reader) Logged() (landlock, seccomp bool) { return r.landlock, r.seccomp }
+
+func containsWord(s, w string) bool {
+	for _, f := range strings.Fields(s) {
+		if f == w {
+			return true
+		}
+	}
+	return false
+}
+
+// Close closes the socket; a Next in progress returns os.ErrClosed.
+func (r *Reader) Close() error { return r.c.Close() }
+
+// Next returns the next denial: a Landlock denial, or a seccomp refusal (a seccomp record with
+// SECCOMP_RET_ERRNO; kills and other actions are skipped). It returns ctx's error when ctx
+// ends, and os.ErrClosed after Close. Records it cannot parse are logged and skipped; records
+// the kernel dropped because this reader fell behind are logged as lost.
+func (r *Reader) Next(ctx context.Context) (Denial, error) {
+	for len(r.out) == 0 {
+		typ, text, err := r.read(ctx)
+		switch {
+		case errors.Is(err, unix.ENOBUFS):
+			r.log.Warn("kernel denials lost: the audit multicast overflowed")
+			continue
+		case err != nil:
+			return Denial{}, err
+		}
+		switch typ {
+		case TypeAccess:
+			a, err := ParseAccess(text)
+			if err != nil {
+				r.log.Warn("skipping a Landlock audit record", "err", err)
+				continue
+			}
+			r.landlockDenials(r.join.access(a))
+		case TypeDomain:
+			d, err := ParseDomain(text)
+			if err != nil {
+				r.log.Warn("skipping a Landlock audit record", "err", err)
+				continue
+			}
+			r.landlockDenials(r.join.domain(d))
+		case TypeSeccomp:
+			s, err := ParseSeccomp(text)
+			if err != nil {
+				r.log.Warn("skipping a seccomp audit record", "err", err)
+				continue
+			}
+			if s.Refused() {
+				r.out = append(r.out, Denial{Seccomp: &s})
+			}
+		}
+	}
+	d := r.out[0]
+	r.out = r.out[1:]
+	return d, nil
+}
+
+func (r *Reader) landlockDenials(ds []LandlockDenial) {
+	for i := range ds {
+		r.out = append(r.out, Denial{Landlock: &ds[i]})
+	}
+}
+
+// read returns one record from the kernel: its type and text.
+func (r *Reader) read(ctx context.Context) (uint16, []byte, error) {
+	for {
+		n, err := r.c.Receive(ctx, r.buf)
+		if errors.Is(err, netlinksock.ErrTruncated) {
+			r.log.Warn("skipping an audit message", "err", err)
+			continue
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		typ, text, err := parseNetlink(r.buf[:n])
+		if err != nil {
+			r.log.Warn("skipping an audit message", "err", err)
+			continue
+		}
+		return typ, text, nil
+	}
+}
+
+// parseNetlink returns the type and payload of the one netlink message in b. The audit
+// subsystem sends one message per datagram, with nlmsg_len unpadded.
+func parseNetlink(b []byte) (uint16, []byte, error) {
+	if len(b) < unix.NLMSG_HDRLEN {
+		return 0, nil, fmt.Errorf("netlink message of %d bytes, shorter than its header", len(b))
+	}
+	l := binary.NativeEndian.Uint32(b[0:4])
+	if l < unix.NLMSG_HDRLEN || int64(l) > int64(len(b)) {
+		return 0, nil, fmt.Errorf("netlink message length %d, received %d bytes", l, len(b))
+	}
+	text := b[unix.NLMSG_HDRLEN:l]
+	for len(text) > 0 && text[len(text)-1] == 0 {
+		text = text[:len(text)-1]
+	}
+	return binary.NativeEndian.Uint16(b[4:6]), text, nil
+}
