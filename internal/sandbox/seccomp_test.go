@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -8,8 +9,10 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/elastic/go-seccomp-bpf/arch"
+	"github.com/rampart-iot/rampart/internal/kernelaudit"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -200,5 +203,69 @@ func TestArgumentFilterProgram(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOnlyTheArgumentFilterIsLogged: the kernel logs the argument filter's refusals (a raw
+// socket, clone with a namespace flag) to its audit, with the caller's pid and system call,
+// and not the main filter's (an unknown system call's EPERM, clone3's ENOSYS), which are
+// read before them if they are logged at all.
+func TestOnlyTheArgumentFilterIsLogged(t *testing.T) {
+	needRoot(t)
+	r, err := kernelaudit.Open(kernelaudit.Config{EnableAudit: true})
+	if errors.Is(err, kernelaudit.ErrUnavailable) {
+		t.Skipf("this kernel cannot report denials: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, seccomp := r.Logged(); !seccomp {
+		t.Skip("this kernel does not log seccomp refusals")
+	}
+	unlogged := map[int]string{}
+	for _, name := range []string{"io_uring_setup", "clone3"} {
+		cmd, out, err := runFiltered(t, true, "syscall", name)
+		if err != nil {
+			t.Fatalf("%s: %v, printed %q", name, err, out)
+		}
+		unlogged[cmd.Process.Pid] = name
+	}
+	want := map[int]string{}
+	for _, args := range [][]string{{"syscall", "clone-newuser"}, {"sockets"}} {
+		cmd, out, err := runFiltered(t, true, args...)
+		if err != nil {
+			t.Fatalf("%v: %v, printed %q", args, err, out)
+		}
+		want[cmd.Process.Pid] = map[string]string{"syscall": "clone", "sockets": "socket"}[args[0]]
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // bounds a hang only
+	defer cancel()
+	sockets := 0
+	for sockets < 6 { // the test app's six raw and packet sockets, read after everything before them
+		d, err := r.Next(ctx)
+		if err != nil {
+			t.Fatalf("reading the refusals: %v (still wanted: %v, %d sockets read)", err, want, sockets)
+		}
+		s := d.Seccomp
+		if s == nil {
+			continue
+		}
+		if name, ok := unlogged[s.Pid]; ok {
+			t.Errorf("the main filter's refusal of %s was logged: %+v", name, s)
+		}
+		if name, ok := want[s.Pid]; ok {
+			if s.SyscallName() != name || s.UID != 0 {
+				t.Errorf("logged %s (%+v), want %s by uid 0", s.SyscallName(), s, name)
+			}
+			if name == "socket" {
+				sockets++
+			} else {
+				delete(want, s.Pid)
+			}
+		}
+	}
+	if len(want) != 1 { // the sockets child's
+		t.Errorf("not logged: %v", want)
 	}
 }
