@@ -379,6 +379,22 @@ func TestAppNetworkThroughTheAgent(t *testing.T) {
 	app := imagepkgtest.Application(t, imagepkgtest.App{Name: "netapp", Version: "1.0.0",
 		Files: map[string]string{"bin/app": buildProgram(t, "netapp")}, CmdArgs: args,
 		Capabilities: fmt.Sprintf(`{"AllowedConnections":["allowed.test"],"AllowedTcpServerPorts":[%d]}`, appServe)})
+	// A second app, which refuses itself nothing, runs beside it under a uid of its own:
+	// nothing may be attributed to it.
+	quiet := imagepkgtest.Application(t, imagepkgtest.App{Name: "quiet", Version: "1.0.0", Files: map[string]string{"bin/app": buildProgram(t, "app")}})
+	d.local("sideload", "deploy", quiet.File(t, t.TempDir()))
+	d.waitUntil("the quiet app running", func() bool {
+		var apps []localapi.App
+		if err := json.Unmarshal([]byte(d.local("app", "list", "-o", "json")), &apps); err != nil {
+			t.Fatalf("app list: %v", err)
+		}
+		for _, a := range apps {
+			if a.ComponentID == quiet.ComponentID && a.State == "running" {
+				return true
+			}
+		}
+		return false
+	})
 	d.local("sideload", "deploy", app.File(t, t.TempDir()))
 
 	// The app's address, as the agent logs it when the app's network is up.
@@ -527,6 +543,9 @@ func TestAppNetworkThroughTheAgent(t *testing.T) {
 	for _, ev := range denied {
 		m := times.ReplaceAllString(ev.Message, "")
 		t.Logf("reported: %s %s", ev.Reason, ev.Message)
+		if ev.ComponentID == quiet.ComponentID {
+			t.Errorf("reported %+v as the quiet app's", ev)
+		}
 		if reason, ok := wantDenied[m]; !ok || ev.Reason != reason || ev.ComponentID != app.ComponentID || ev.ImageID != app.ImageID {
 			t.Errorf("reported %+v; want only the refused attempts, as %v, of component %s image %s", ev, wantDenied, app.ComponentID, app.ImageID)
 		}
