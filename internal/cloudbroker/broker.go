@@ -8,13 +8,19 @@
 // allows no file writes, no file reads but the resolver's and the trust roots', and TCP
 // connections to the service's port and DNS only, and the apps' seccomp filter, terminates TLS
 // towards the service and forwards each request. The network's first parser (TLS, HTTP) thus
-// runs where a compromise gains nothing: the broker holds no root-of-trust key, cannot touch
-// a slot, an app or the monitor, and can only answer the monitor's requests, whose answers the
-// monitor verifies as it would a network attacker's (signed update metadata and packages,
+// runs where a compromise gains nothing: the broker holds no key, cannot touch a slot, an app
+// or the monitor, and can only answer the monitor's requests, whose answers the monitor
+// verifies as it would a network attacker's (signed update metadata and packages,
 // certificates that must certify the keys it sent).
 //
-// The broker holds one secret: the agent's current 24-hour TLS key, which the monitor gives
-// it in memory after each attestation, because whoever speaks TLS for the device needs it.
+// The broker holds no secret either. The monitor gives it the agent's current certificate
+// chain after each attestation, not the 24-hour TLS key: the key stays in the monitor, and the
+// broker's TLS client authentication asks the monitor for its one signature per handshake over
+// a socket pair made at spawn (signer.go). The monitor signs only with the key of the identity
+// it has handed over, at most SignRate signatures a second (SignBurst at once), and counts
+// them. A compromised broker can therefore impersonate the device only through the live
+// monitor, at that rate, until it is restarted or the certificate expires; it cannot take the
+// key elsewhere.
 //
 // Trust: the monitor trusts the broker for nothing but availability.
 package cloudbroker
@@ -23,7 +29,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -53,6 +58,7 @@ const (
 	configFD   = 3 // JSON childConfig, then EOF
 	listenerFD = 4 // the Unix listener the monitor dials
 	exeFD      = 5 // the binary, executed through /proc/self/fd
+	signerFD   = 6 // SOCK_SEQPACKET to the monitor's signer (signer.go)
 )
 
 // DefaultUser is the account the broker runs as when it exists; otherwise DefaultUID.
@@ -96,8 +102,11 @@ type Config struct {
 	// Exe is the binary to run (default: the running one, which must call Init first).
 	Exe string
 	// Identity returns the agent's current certificate and key, or an error when it has none.
+	// The key (an ECDSA P-256 crypto.Signer) stays in the monitor; the broker gets the chain.
 	Identity func() (tls.Certificate, error)
 	Logger   *slog.Logger
+	// Now is the signer's rate limit's clock (default time.Now).
+	Now func() time.Time
 }
 
 // Broker is a running cloud broker, restarted when it dies.
@@ -108,6 +117,8 @@ type Broker struct {
 	ln      *net.UnixListener
 	lnFile  *os.File
 	withID  *http.Transport
+	keys    *keyServer
+	refresh sync.Mutex // one handover at a time
 	cancel  context.CancelFunc
 	done    chan struct{}
 	mu      sync.Mutex
@@ -179,6 +190,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.UID == 0 && cfg.GID == 0 {
 		if cfg.UID, cfg.GID, err = UIDFor(""); err != nil {
 			return nil, err
@@ -212,7 +226,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	b := &Broker{cfg: cfg, log: cfg.Logger, sock: sock, ln: ln, lnFile: lnFile, cancel: cancel, done: make(chan struct{}),
-		started: make(chan struct{}), argv0: argv0}
+		started: make(chan struct{}), argv0: argv0, keys: newKeyServer(cfg.Logger, cfg.Now)}
 	if o, ok := ctx.Value(testProcessKey{}).(testProcess); ok {
 		b.argv0, b.args = o.argv0, o.args
 	}
@@ -245,7 +259,7 @@ func (b *Broker) supervise(ctx context.Context) {
 	defer close(b.done)
 	wait := 500 * time.Millisecond
 	for n := 0; ; n++ {
-		cmd, err := b.spawn()
+		cmd, signer, err := b.spawn()
 		if n == 0 {
 			close(b.started)
 		}
@@ -262,8 +276,10 @@ func (b *Broker) supervise(ctx context.Context) {
 			case <-ctx.Done():
 				_ = cmd.Process.Kill()
 				<-exit
+				signer.Close()
 				return
 			case err := <-exit:
+				signer.Close()
 				b.log.Warn("cloud broker: exited; restarting", "error", err)
 				if time.Since(startedAt) > time.Minute {
 					wait = 500 * time.Millisecond
@@ -281,8 +297,43 @@ func (b *Broker) supervise(ctx context.Context) {
 	}
 }
 
-// spawn starts one broker process.
-func (b *Broker) spawn() (*exec.Cmd, error) {
+// spawn starts one broker process, and serves its signing requests on the monitor's end of
+// their socket pair (returned: closed when the process has exited).
+func (b *Broker) spawn() (*exec.Cmd, *net.UnixConn, error) {
+	mine, theirs, err := signerPair()
+	if err != nil {
+		return nil, nil, fmt.Errorf("the signer's socket pair: %w", err)
+	}
+	defer theirs.Close()
+	cmd, err := b.spawnWith(theirs)
+	if err != nil {
+		mine.Close()
+		return nil, nil, err
+	}
+	go b.keys.serve(mine)
+	return cmd, mine, nil
+}
+
+// signerPair makes the signer's SOCK_SEQPACKET socket pair: the monitor's end, and the
+// broker's.
+func signerPair() (*net.UnixConn, *os.File, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	mf := os.NewFile(uintptr(fds[0]), "signer")
+	theirs := os.NewFile(uintptr(fds[1]), "signer-broker")
+	c, err := net.FileConn(mf)
+	mf.Close()
+	if err != nil {
+		theirs.Close()
+		return nil, nil, err
+	}
+	return c.(*net.UnixConn), theirs, nil
+}
+
+// spawnWith starts one broker process with signer as its signerFD.
+func (b *Broker) spawnWith(signer *os.File) (*exec.Cmd, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -298,7 +349,7 @@ func (b *Broker) spawn() (*exec.Cmd, error) {
 	defer exe.Close()
 	cfg := childConfig{Server: b.cfg.Server, RootPEM: string(b.cfg.RootPEM)}
 	cmd := &exec.Cmd{Path: fmt.Sprintf("/proc/self/fd/%d", exeFD), Args: append([]string{b.argv0}, b.args...), Env: []string{"GODEBUG=netdns=go"},
-		ExtraFiles:  []*os.File{cfgR, b.lnFile, exe},
+		ExtraFiles:  []*os.File{cfgR, b.lnFile, exe, signer},
 		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}}
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: b.cfg.UID, Gid: b.cfg.GID, Groups: []uint32{}}
@@ -382,20 +433,31 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	return rt.b.withID.RoundTrip(r)
 }
 
-// Refresh gives the broker the agent's current certificate and key: after each attestation,
-// and by itself after a restart.
+// Refresh gives the broker the agent's current certificate chain, and makes the monitor sign
+// its handshakes with the certificate's key: after each attestation, and by itself after a
+// restart. The key stays in the monitor: from the moment the chain is sent, the monitor signs
+// with the new key as well as with the previous one (handshakes in flight), and once the
+// broker has taken the chain, with the new one only. Should the handover fail, both stay
+// usable until the next one.
 func (b *Broker) Refresh(ctx context.Context) error {
 	if b.cfg.Identity == nil {
 		return errors.New("no identity source")
 	}
+	b.refresh.Lock()
+	defer b.refresh.Unlock()
 	cert, err := b.cfg.Identity()
 	if err != nil {
 		return err
 	}
-	doc, err := encodeIdentity(cert)
+	key, err := newHeldKey(cert)
+	if err != nil {
+		return fmt.Errorf("cloud broker: %w", err)
+	}
+	doc, err := encodeIdentity(cert.Certificate)
 	if err != nil {
 		return err
 	}
+	b.keys.offer(key)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "PUT", "http://broker"+identityPath, bytes.NewReader(doc))
@@ -411,8 +473,12 @@ func (b *Broker) Refresh(ctx context.Context) error {
 	if resp.StatusCode != http.StatusNoContent {
 		return fmt.Errorf("cloud broker: refused the certificate: HTTP %d %s", resp.StatusCode, bytes.TrimSpace(msg))
 	}
+	b.keys.commit(key)
 	return nil
 }
+
+// Signatures counts the monitor's answers to the broker's signing requests, since Start.
+func (b *Broker) Signatures() SignStats { return b.keys.snapshot() }
 
 // Close stops the broker.
 func (b *Broker) Close() error {
@@ -423,44 +489,50 @@ func (b *Broker) Close() error {
 	return b.ln.Close()
 }
 
-// identityDoc carries the agent's certificate chain and key from the monitor to the broker.
+// identityDoc carries the agent's certificate chain from the monitor to the broker; never a
+// key.
 type identityDoc struct {
 	Chain [][]byte `json:"chain"` // DER, leaf first
-	Key   []byte   `json:"key"`   // PKCS#8 DER
 }
 
-func encodeIdentity(cert tls.Certificate) ([]byte, error) {
-	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-	if err != nil {
-		return nil, fmt.Errorf("cloud broker: encoding the key: %w", err)
+// maxChain bounds the chain's length.
+const maxChain = 8
+
+func encodeIdentity(chain [][]byte) ([]byte, error) {
+	if len(chain) == 0 || len(chain) > maxChain {
+		return nil, fmt.Errorf("cloud broker: %d certificates, want 1 to %d", len(chain), maxChain)
 	}
-	return json.Marshal(identityDoc{Chain: cert.Certificate, Key: key})
+	return json.Marshal(identityDoc{Chain: chain})
 }
 
+// decodeIdentity parses the monitor's identity document into a certificate without a private
+// key (the broker's signer supplies it). A document that carries a key is refused: the key
+// never leaves the monitor.
 func decodeIdentity(b []byte) (*tls.Certificate, error) {
-	var d identityDoc
+	var d struct {
+		identityDoc
+		Key json.RawMessage `json:"key"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d); err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
-	if len(d.Chain) == 0 || len(d.Chain) > 8 {
-		return nil, fmt.Errorf("identity: %d certificates, want 1 to 8", len(d.Chain))
+	if dec.More() {
+		return nil, errors.New("identity: data after the document")
+	}
+	if d.Key != nil {
+		return nil, errors.New("identity: the document carries a private key; the broker takes none")
+	}
+	if len(d.Chain) == 0 || len(d.Chain) > maxChain {
+		return nil, fmt.Errorf("identity: %d certificates, want 1 to %d", len(d.Chain), maxChain)
 	}
 	leaf, err := x509.ParseCertificate(d.Chain[0])
 	if err != nil {
 		return nil, fmt.Errorf("identity: leaf certificate: %w", err)
 	}
-	key, err := x509.ParsePKCS8PrivateKey(d.Key)
-	if err != nil {
-		return nil, fmt.Errorf("identity: key: %w", err)
+	if err := checkP256(leaf.PublicKey); err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
 	}
-	pub, ok := key.(interface{ Public() crypto.PublicKey })
-	if !ok {
-		return nil, errors.New("identity: the key has no public half")
-	}
-	if eq, ok := pub.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(leaf.PublicKey) {
-		return nil, errors.New("identity: the key does not match the certificate")
-	}
-	return &tls.Certificate{Certificate: d.Chain, PrivateKey: key, Leaf: leaf}, nil
+	return &tls.Certificate{Certificate: d.Chain, Leaf: leaf, SupportedSignatureAlgorithms: clientSignatureSchemes}, nil
 }

@@ -2,12 +2,14 @@ package cloudbroker
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -99,6 +101,8 @@ func newService(t *testing.T, p *testPKI) *httptest.Server {
 		switch r.URL.Path {
 		case "/whoami":
 			fmt.Fprintf(w, "%s %s %s", cn, r.Method, r.Header.Get("X-Test"))
+		case "/tls":
+			fmt.Fprintf(w, "%s %s", cn, tls.VersionName(r.TLS.Version))
 		case "/events":
 			w.Header().Set("Content-Type", "text/event-stream")
 			for i := range 3 {
@@ -176,6 +180,10 @@ func TestBrokerForwardsWithTheAgentsIdentity(t *testing.T) {
 	if code, body := get(t, b.Transport(), srv.URL+"/whoami"); code != 200 || body != "device-1 GET passed" {
 		t.Fatalf("with identity: %d %q", code, body)
 	}
+	// The handshake's one signature was the monitor's: the broker has no key.
+	if got := b.Signatures(); got != (SignStats{Signed: 1}) {
+		t.Fatalf("signatures %+v, want the handshake's one", got)
+	}
 	if code, body := get(t, b.TransportWithoutIdentity(), srv.URL+"/whoami"); code != 200 || body != "none GET passed" {
 		t.Fatalf("without identity: %d %q", code, body)
 	}
@@ -251,36 +259,57 @@ func TestBrokerReportsAnUnreachableService(t *testing.T) {
 func TestIdentityDocument(t *testing.T) {
 	p := newPKI(t)
 	a := p.client("a", time.Now().Add(time.Hour))
-	doc, err := encodeIdentity(a)
+	doc, err := encodeIdentity(a.Certificate)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if bytes.Contains(doc, []byte(`"key"`)) {
+		t.Fatalf("the document names a key: %s", doc)
+	}
 	got, err := decodeIdentity(doc)
-	if err != nil || got.Leaf.Subject.CommonName != "a" {
+	if err != nil || got.Leaf.Subject.CommonName != "a" || got.PrivateKey != nil {
 		t.Fatalf("round trip: %v", err)
 	}
-	// A key that is not the certificate's is refused.
-	other := p.client("b", time.Now().Add(time.Hour))
-	bad, _ := encodeIdentity(tls.Certificate{Certificate: a.Certificate, PrivateKey: other.PrivateKey})
-	if _, err := decodeIdentity(bad); err == nil || !strings.Contains(err.Error(), "does not match") {
-		t.Fatalf("mismatched key: %v", err)
+	// A document with a key in it (the old handover) is refused: the key stays in the monitor.
+	key, _ := x509.MarshalPKCS8PrivateKey(a.PrivateKey)
+	withKey, _ := json.Marshal(map[string]any{"chain": a.Certificate, "key": key})
+	for _, d := range [][]byte{withKey, []byte(`{"chain":[],"key":null}`), bytes.Replace(doc, []byte(`{`), []byte(`{"key":"",`), 1)} {
+		if _, err := decodeIdentity(d); err == nil || !strings.Contains(err.Error(), "carries a private key") {
+			t.Errorf("a document with a key: %v", err)
+		}
 	}
-	for _, in := range []string{``, `{}`, `{"chain":[],"key":""}`, `{"chain":["AA=="],"key":"AA=="}`, `{"x":1}`} {
+	// A certificate for a key the monitor's signer does not serve is refused.
+	k384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k384.PublicKey, k384)
+	d384, _ := encodeIdentity([][]byte{der})
+	if _, err := decodeIdentity(d384); err == nil || !strings.Contains(err.Error(), "P-256") {
+		t.Errorf("a P-384 certificate: %v", err)
+	}
+	for _, in := range []string{``, `{}`, `{"chain":[]}`, `{"chain":["AA=="]}`, `{"x":1}`, string(doc) + `{}`,
+		`{"chain":["AA==","AA==","AA==","AA==","AA==","AA==","AA==","AA==","AA=="]}`} {
 		if _, err := decodeIdentity([]byte(in)); err == nil {
 			t.Errorf("%q: accepted", in)
 		}
+	}
+	if _, err := encodeIdentity(nil); err == nil {
+		t.Error("encoded an empty chain")
 	}
 }
 
 func FuzzDecodeIdentity(f *testing.F) {
 	p := newPKI(&testing.T{})
-	doc, _ := encodeIdentity(p.client("a", time.Now().Add(time.Hour)))
+	a := p.client("a", time.Now().Add(time.Hour))
+	doc, _ := encodeIdentity(a.Certificate)
 	f.Add(doc)
+	key, _ := x509.MarshalPKCS8PrivateKey(a.PrivateKey)
+	withKey, _ := json.Marshal(map[string]any{"chain": a.Certificate, "key": key})
+	f.Add(withKey)
 	f.Add([]byte(`{"chain":["AA=="],"key":"AA=="}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeIdentity(b)
-		if err == nil && (c.Leaf == nil || c.PrivateKey == nil) {
-			t.Fatal("accepted an identity without a leaf or a key")
+		if err == nil && (c.Leaf == nil || c.PrivateKey != nil || len(c.Certificate) == 0) {
+			t.Fatal("accepted an identity without a leaf, or with a key")
 		}
 	})
 }

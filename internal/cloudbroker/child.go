@@ -46,7 +46,7 @@ func isBroker() bool { return len(os.Args) > 0 && os.Args[0] == argv0 }
 func Init() { initWith(serve) }
 
 // initWith runs body in the confined broker process.
-func initWith(body func(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Logger) error) {
+func initWith(body func(ctx context.Context, cfg childConfig, ln net.Listener, signer *signerConn, log *slog.Logger) error) {
 	if !isBroker() {
 		return
 	}
@@ -58,7 +58,7 @@ func initWith(body func(ctx context.Context, cfg childConfig, ln net.Listener, l
 	}}))
 	err := func() error {
 		_ = syscall.Close(exeFD)
-		cfg, ln, err := readConfig()
+		cfg, ln, signer, err := readConfig()
 		if err != nil {
 			return err
 		}
@@ -67,7 +67,7 @@ func initWith(body func(ctx context.Context, cfg childConfig, ln net.Listener, l
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
-		return body(ctx, cfg, ln, log)
+		return body(ctx, cfg, ln, signer, log)
 	}()
 	if err != nil {
 		log.Error("stopped", "error", err)
@@ -76,7 +76,7 @@ func initWith(body func(ctx context.Context, cfg childConfig, ln net.Listener, l
 	os.Exit(0)
 }
 
-func readConfig() (childConfig, net.Listener, error) {
+func readConfig() (childConfig, net.Listener, *signerConn, error) {
 	var cfg childConfig
 	f := os.NewFile(configFD, "config")
 	dec := json.NewDecoder(io.LimitReader(f, 1<<20))
@@ -84,15 +84,22 @@ func readConfig() (childConfig, net.Listener, error) {
 	err := dec.Decode(&cfg)
 	f.Close()
 	if err != nil {
-		return cfg, nil, fmt.Errorf("reading the configuration: %w", err)
+		return cfg, nil, nil, fmt.Errorf("reading the configuration: %w", err)
 	}
 	lf := os.NewFile(listenerFD, "listener")
 	ln, err := net.FileListener(lf)
 	lf.Close()
 	if err != nil {
-		return cfg, nil, fmt.Errorf("the inherited listener: %w", err)
+		return cfg, nil, nil, fmt.Errorf("the inherited listener: %w", err)
 	}
-	return cfg, ln, nil
+	sf := os.NewFile(signerFD, "signer")
+	signer, err := newSignerConn(sf)
+	sf.Close()
+	if err != nil {
+		ln.Close()
+		return cfg, nil, nil, fmt.Errorf("the monitor's signer: %w", err)
+	}
+	return cfg, ln, signer, nil
 }
 
 // serverPort is the TCP port of the service's URL.
@@ -139,10 +146,11 @@ func confine(cfg childConfig) error {
 
 // proxy is the broker's HTTP handler: it forwards every request to the service over TLS, with
 // the agent's certificate unless asked not to, and takes the certificate from the monitor on
-// the control path.
+// the control path. The certificate's private key is a remoteSigner: the monitor signs.
 type proxy struct {
 	server  *url.URL
 	log     *slog.Logger
+	signer  *signerConn
 	mu      sync.RWMutex
 	id      *tls.Certificate
 	withID  *http.Transport
@@ -150,7 +158,7 @@ type proxy struct {
 	fwd     *httputil.ReverseProxy
 }
 
-func newProxy(cfg childConfig, log *slog.Logger) (*proxy, error) {
+func newProxy(cfg childConfig, signer *signerConn, log *slog.Logger) (*proxy, error) {
 	u, err := url.Parse(cfg.Server)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("the service address %q is not an https:// URL", cfg.Server)
@@ -162,7 +170,7 @@ func newProxy(cfg childConfig, log *slog.Logger) (*proxy, error) {
 			return nil, errors.New("the configured trust roots hold no PEM certificate")
 		}
 	}
-	p := &proxy{server: u, log: log}
+	p := &proxy{server: u, log: log, signer: signer}
 	mk := func(getCert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) *http.Transport {
 		return &http.Transport{
 			Proxy:                 nil,
@@ -246,6 +254,9 @@ func (p *proxy) setIdentity(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		id, err = decodeIdentity(b)
 	}
+	if err == nil {
+		id.PrivateKey, err = newRemoteSigner(p.signer, id.Leaf.PublicKey)
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -260,8 +271,8 @@ func (p *proxy) setIdentity(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve runs the proxy on the inherited listener until ctx ends.
-func serve(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Logger) error {
-	p, err := newProxy(cfg, log)
+func serve(ctx context.Context, cfg childConfig, ln net.Listener, signer *signerConn, log *slog.Logger) error {
+	p, err := newProxy(cfg, signer, log)
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,16 @@ package cloudbroker
 
 import (
 	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -95,17 +102,82 @@ func probeAll(p probeTargets) map[string]string {
 	return out
 }
 
-// probeBody runs in the confined process: it probes, logs the results and stops.
-func probeBody(_ context.Context, _ childConfig, ln net.Listener, log *slog.Logger) error {
-	ln.Close()
+// probeKey tries to take the agent's TLS key: from the identity the process holds, and from
+// the monitor's memory.
+func probeKey(id *tls.Certificate, monitorPID int) map[string]string {
+	out := map[string]string{}
+	res := func(name string, err error) {
+		if err == nil {
+			out[name] = "ok"
+		} else {
+			out[name] = err.Error()
+		}
+	}
+	_, err := x509.MarshalPKCS8PrivateKey(id.PrivateKey)
+	res("export-key", err)
+	res("read-monitor-memory", func() error {
+		layout, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", monitorPID))
+		if err != nil {
+			return err
+		}
+		lo, _, _ := strings.Cut(string(layout), "-")
+		at, err := strconv.ParseUint(lo, 16, 64)
+		if err != nil {
+			return err
+		}
+		mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", monitorPID))
+		if err != nil {
+			return err
+		}
+		defer mem.Close()
+		_, err = mem.ReadAt(make([]byte, 16), int64(at))
+		return err
+	}())
+	return out
+}
+
+// probeSignatures is what a compromised broker can still do: ask the monitor to sign. It asks
+// n times and says how many it got.
+func probeSignatures(id *tls.Certificate, n int) string {
+	d := sha256.Sum256([]byte("anything"))
+	signed := 0
+	for range n {
+		if _, err := id.PrivateKey.(crypto.Signer).Sign(nil, d[:], crypto.SHA256); err != nil {
+			return fmt.Sprintf("signed %d of %d; then: %v", signed, n, err)
+		}
+		signed++
+	}
+	return fmt.Sprintf("signed %d of %d", signed, n)
+}
+
+// probeBody runs in the confined process: it serves as the broker does until the monitor has
+// given it the agent's identity, then probes, logs the results and stops.
+func probeBody(ctx context.Context, cfg childConfig, ln net.Listener, signer *signerConn, log *slog.Logger) error {
+	px, err := newProxy(cfg, signer, log)
+	if err != nil {
+		return err
+	}
+	go func() { _ = (&http.Server{Handler: px, ReadHeaderTimeout: 10 * time.Second}).Serve(ln) }()
+	var id *tls.Certificate
+	for deadline := time.Now().Add(20 * time.Second); id == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return errors.New("the probe got no identity from the monitor")
+		}
+		px.mu.RLock()
+		id = px.id
+		px.mu.RUnlock()
+	}
 	a := os.Args[1:]
 	pid, _ := strconv.Atoi(a[6])
-	for k, v := range probeAll(probeTargets{Secret: a[0], WorldRead: a[1], WorldWrite: a[2], LocalAPI: a[3], OtherPort: a[4],
-		ServicePort: a[5], MonitorPID: pid, FreePort: a[7]}) {
+	results := probeAll(probeTargets{Secret: a[0], WorldRead: a[1], WorldWrite: a[2], LocalAPI: a[3], OtherPort: a[4],
+		ServicePort: a[5], MonitorPID: pid, FreePort: a[7]})
+	maps.Copy(results, probeKey(id, pid))
+	results["sign-via-monitor"] = probeSignatures(id, 3*SignBurst)
+	for k, v := range results {
 		log.Info("probe", "name", k, "result", v)
 	}
 	log.Info("probe done")
-	time.Sleep(time.Hour) // the test stops it
+	<-ctx.Done() // the test stops it
 	return nil
 }
 
@@ -170,9 +242,13 @@ func TestCompromisedBrokerGainsNothing(t *testing.T) {
 	servicePort := strings.TrimPrefix(srv.URL, "https://")
 	targets := layOut(t, servicePort)
 
+	p := newPKI(t)
+	identity := p.client("device-1", time.Now().Add(time.Hour))
 	base := probeAll(targets)
+	maps.Copy(base, probeKey(&identity, targets.MonitorPID))
 	for _, k := range []string{"read-secret", "read-world-readable", "write-world-writable", "overwrite-world-readable",
-		"connect-local-api", "connect-other-port", "connect-service", "signal-monitor", "exec-shell", "bind-port"} {
+		"connect-local-api", "connect-other-port", "connect-service", "signal-monitor", "exec-shell", "bind-port",
+		"export-key", "read-monitor-memory"} {
 		if base[k] != "ok" {
 			t.Fatalf("unconfined, %s failed (%s): the probe proves nothing", k, base[k])
 		}
@@ -180,7 +256,10 @@ func TestCompromisedBrokerGainsNothing(t *testing.T) {
 
 	logs := &logBuf{}
 	ctx := context.WithValue(t.Context(), testProcessKey{}, testProcess{argv0: probeArgv0, args: targets.args()})
-	b, err := Start(ctx, Config{Server: srv.URL, SocketDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	// The signer's clock stands still: the rate limit grants exactly the burst.
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	b, err := Start(ctx, Config{Server: srv.URL, SocketDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: clock.now,
+		Identity: func() (tls.Certificate, error) { return identity, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +270,7 @@ func TestCompromisedBrokerGainsNothing(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	stats := b.Signatures()
 	b.Close()
 	got := map[string]string{}
 	for _, line := range strings.Split(logs.String(), "\n") {
@@ -199,11 +279,11 @@ func TestCompromisedBrokerGainsNothing(t *testing.T) {
 			continue
 		}
 		name, result, _ := strings.Cut(rest, " result=")
-		got[name] = strings.Trim(result, `"`)
+		got[name] = strings.Trim(result, `"\`) // quoted by the broker's log, then the monitor's
 	}
 	t.Logf("confined broker: %v", got)
 	for _, k := range []string{"read-secret", "read-world-readable", "write-world-writable", "overwrite-world-readable",
-		"connect-local-api", "connect-other-port", "signal-monitor", "exec-shell", "bind-port"} {
+		"connect-local-api", "connect-other-port", "signal-monitor", "exec-shell", "bind-port", "export-key", "read-monitor-memory"} {
 		if r, ok := got[k]; !ok || r == "ok" {
 			t.Errorf("a compromised broker could %s (%q)", k, r)
 		}
@@ -224,5 +304,25 @@ func TestCompromisedBrokerGainsNothing(t *testing.T) {
 	// And seccomp stops what Landlock does not (binding a port, on this kernel).
 	if !strings.Contains(got["bind-port"], "bind: operation not permitted") {
 		t.Errorf("bind-port: %q, want EPERM from seccomp", got["bind-port"])
+	}
+	// The identity it was given holds no key (its signer is the monitor's), and the monitor's
+	// memory is out of reach.
+	if !strings.Contains(got["export-key"], "unknown key type while marshaling PKCS#8: *cloudbroker.remoteSigner") {
+		t.Errorf("export-key: %q, want no key to export", got["export-key"])
+	}
+	if !strings.Contains(got["read-monitor-memory"], "permission denied") {
+		t.Errorf("read-monitor-memory: %q, want a permission error", got["read-monitor-memory"])
+	}
+	// What it can still do: have the monitor sign, at its rate; here, with the clock stopped,
+	// the burst and nothing more.
+	want := fmt.Sprintf("signed %d of %d; then: the monitor refused to sign: rate limit", SignBurst, 3*SignBurst)
+	if !strings.HasPrefix(got["sign-via-monitor"], want) {
+		t.Errorf("sign-via-monitor: %q, want %q", got["sign-via-monitor"], want)
+	}
+	if stats != (SignStats{Signed: SignBurst, Limited: 1}) {
+		t.Errorf("the monitor's count: %+v, want %d signed and 1 refused by the rate limit", stats, SignBurst)
+	}
+	if !strings.Contains(logs.String(), "refused to sign: rate limit") {
+		t.Errorf("the rate limit's refusal was not logged:\n%s", logs.String())
 	}
 }
