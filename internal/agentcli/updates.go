@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -138,10 +139,19 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 	if err != nil {
 		return nil, err
 	}
+	opened := false // set once nothing can fail any more
+	// A start that fails after this point releases what it opened: the queue's lock, and below
+	// the board's lines, the app network and the kernel audit reader.
+	defer func() {
+		if !opened {
+			if err := rep.q.Close(); err != nil {
+				log.Warn("closing the error-report queue", "error", err)
+			}
+		}
+	}()
 	var network apprun.Network
 	var netDenials apprun.NetworkDenials // what the app network refuses apps, reported
 	var manager *netpolicy.Manager
-	opened := false // set once nothing can fail any more
 	if f.appNetwork {
 		cfg := netpolicy.Config{Logger: log}
 		if f.appNetworkPool != "" {
@@ -182,6 +192,11 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 		if dev, err = board.Open(f.board, board.Options{Logger: log}); err != nil {
 			return nil, err
 		}
+		defer func() {
+			if !opened {
+				closeBoard(dev, log)
+			}
+		}()
 		runDir := f.runDir
 		if runDir == "" {
 			runDir = filepath.Join(f.state, "run")
@@ -607,6 +622,18 @@ func (u *updates) close(log *slog.Logger) {
 		if err := u.network.Close(); err != nil {
 			log.Warn("releasing the app network", "error", err)
 		}
+	}
+	closeBoard(u.board, log) // after the apps, which use it
+}
+
+// closeBoard releases a board that holds something (the Linux board's GPIO lines and devices).
+func closeBoard(dev board.Device, log *slog.Logger) {
+	c, ok := dev.(io.Closer)
+	if !ok || dev == nil {
+		return
+	}
+	if err := c.Close(); err != nil {
+		log.Warn("closing the board", "error", err)
 	}
 }
 
