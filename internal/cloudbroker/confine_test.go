@@ -234,8 +234,11 @@ func layOut(t *testing.T, servicePort string) probeTargets {
 
 // TestCompromisedBrokerGainsNothing runs the attacks a compromised broker would try, first
 // in the test process itself (as root, unconfined: each must work, or the probe proves
-// nothing), then in a process started exactly as the broker is: each must fail, except
-// reaching the service.
+// nothing), then in a process started exactly as the broker is, after the monitor has given
+// it the agent's identity: each must fail, except reaching the service. Among them: exporting
+// the identity's key (the unconfined run holds the monitor's, the broker a signer with no key)
+// and reading the monitor's memory. What it can still do, ask the monitor to sign, stops at
+// the rate limit.
 func TestCompromisedBrokerGainsNothing(t *testing.T) {
 	needRoot(t)
 	srv := newService(t, newPKI(t))
