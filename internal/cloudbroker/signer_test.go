@@ -69,7 +69,7 @@ type signerWorld struct {
 	logs  *logBuf
 }
 
-func newSignerWorld(t *testing.T) *signerWorld {
+func newSignerWorld(t testing.TB) *signerWorld {
 	t.Helper()
 	mine, theirs, err := signerPair()
 	if err != nil {
@@ -88,7 +88,7 @@ func newSignerWorld(t *testing.T) *signerWorld {
 }
 
 // handOver does what Refresh does around the broker's acknowledgement.
-func (w *signerWorld) handOver(t *testing.T, cert tls.Certificate) *remoteSigner {
+func (w *signerWorld) handOver(t testing.TB, cert tls.Certificate) *remoteSigner {
 	t.Helper()
 	k, err := newHeldKey(cert)
 	if err != nil {
@@ -99,7 +99,7 @@ func (w *signerWorld) handOver(t *testing.T, cert tls.Certificate) *remoteSigner
 	return w.signerFor(t, cert)
 }
 
-func (w *signerWorld) signerFor(t *testing.T, cert tls.Certificate) *remoteSigner {
+func (w *signerWorld) signerFor(t testing.TB, cert tls.Certificate) *remoteSigner {
 	t.Helper()
 	rs, err := newRemoteSigner(w.conn, cert.Leaf.PublicKey)
 	if err != nil {
@@ -465,6 +465,34 @@ func FuzzParseSignResponse(f *testing.F) {
 		}
 		if again := encodeSignResponse(r); !bytes.Equal(again, b) {
 			t.Fatalf("accepted %x, which encodes back as %x", b, again)
+		}
+	})
+}
+
+// BenchmarkRemoteSign measures a handshake's signature through the monitor (the socket pair's
+// round trip, both parsers, the signature and the broker's check of it), beside the same
+// signature made in place.
+func BenchmarkRemoteSign(b *testing.B) {
+	p := newPKI(&testing.T{})
+	id := p.client("device-1", time.Now().Add(time.Hour))
+	d := digestOf(crypto.SHA256, "handshake")
+	b.Run("monitor", func(b *testing.B) {
+		w := newSignerWorld(b)
+		rs := w.handOver(b, id)
+		for b.Loop() {
+			w.clock.advance(time.Second) // past the rate limit: this measures the path
+			if _, err := rs.Sign(nil, d, crypto.SHA256); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("in-place", func(b *testing.B) {
+		k := id.PrivateKey.(*ecdsa.PrivateKey)
+		for b.Loop() {
+			sig, err := k.Sign(rand.Reader, d, crypto.SHA256)
+			if err != nil || !ecdsa.VerifyASN1(&k.PublicKey, d, sig) {
+				b.Fatal(err)
+			}
 		}
 	})
 }
