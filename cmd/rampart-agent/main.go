@@ -9,6 +9,7 @@ import (
 
 	"github.com/rampart-iot/rampart/internal/agentcli"
 	"github.com/rampart-iot/rampart/internal/cloudbroker"
+	_ "github.com/rampart-iot/rampart/internal/residency" // its init keeps the binary's untouched pages out of memory
 	"github.com/rampart-iot/rampart/internal/sandbox"
 )
 

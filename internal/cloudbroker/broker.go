@@ -48,6 +48,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rampart-iot/rampart/internal/residency"
 )
 
 // argv0 marks a re-exec of the agent as the broker.
@@ -348,7 +350,11 @@ func (b *Broker) spawnWith(signer *os.File) (*exec.Cmd, error) {
 	}
 	defer exe.Close()
 	cfg := childConfig{Server: b.cfg.Server, RootPEM: string(b.cfg.RootPEM)}
-	cmd := &exec.Cmd{Path: fmt.Sprintf("/proc/self/fd/%d", exeFD), Args: append([]string{b.argv0}, b.args...), Env: []string{"GODEBUG=netdns=go"},
+	env := []string{"GODEBUG=netdns=go"}
+	if v, ok := os.LookupEnv(residency.Off); ok { // the broker reads its binary as the monitor does
+		env = append(env, residency.Off+"="+v)
+	}
+	cmd := &exec.Cmd{Path: fmt.Sprintf("/proc/self/fd/%d", exeFD), Args: append([]string{b.argv0}, b.args...), Env: env,
 		ExtraFiles:  []*os.File{cfgR, b.lnFile, exe, signer},
 		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}}
 	if os.Geteuid() == 0 {
