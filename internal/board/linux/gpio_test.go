@@ -19,14 +19,14 @@ const gpioSimConfig = "/sys/kernel/config/gpio-sim"
 func gpioSim(t *testing.T) (chip, lines string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("gpio-sim needs root")
+		requireOrSkip(t, "RAMPART_REQUIRE_GPIO_SIM", "gpio-sim needs root")
 	}
 	if _, err := os.Stat(gpioSimConfig); err != nil {
 		if mp, lerr := exec.LookPath("modprobe"); lerr == nil {
 			_ = exec.Command(mp, "gpio-sim").Run()
 		}
 		if _, err = os.Stat(gpioSimConfig); err != nil {
-			t.Skipf("gpio-sim is not available (%v): the kernel needs CONFIG_GPIO_SIM and configfs mounted at /sys/kernel/config", err)
+			requireOrSkip(t, "RAMPART_REQUIRE_GPIO_SIM", "gpio-sim is not available (%v): the kernel needs CONFIG_GPIO_SIM and configfs mounted at /sys/kernel/config", err)
 		}
 	}
 	dev := filepath.Join(gpioSimConfig, fmt.Sprintf("rampart-%d", os.Getpid()))
@@ -131,7 +131,7 @@ func TestI2COnStub(t *testing.T) {
 			_ = exec.Command(mp, "i2c-stub", "chip_addr=0x48").Run()
 		}
 		if adapters, err = os.ReadDir("/sys/class/i2c-dev"); err != nil {
-			t.Skipf("this kernel has no i2c-dev adapters (%v): it needs CONFIG_I2C, CONFIG_I2C_CHARDEV and i2c-stub (modprobe i2c-stub chip_addr=0x48)", err)
+			requireOrSkip(t, "RAMPART_REQUIRE_I2C_STUB", "this kernel has no i2c-dev adapters (%v): it needs CONFIG_I2C, CONFIG_I2C_CHARDEV and i2c-stub (modprobe i2c-stub chip_addr=0x48)", err)
 		}
 	}
 	dev := ""
@@ -141,7 +141,7 @@ func TestI2COnStub(t *testing.T) {
 		}
 	}
 	if dev == "" {
-		t.Skip("no i2c-stub adapter (modprobe i2c-stub chip_addr=0x48)")
+		requireOrSkip(t, "RAMPART_REQUIRE_I2C_STUB", "no i2c-stub adapter (modprobe i2c-stub chip_addr=0x48)")
 	}
 	bus, err := openI2C(dev)
 	if err != nil {

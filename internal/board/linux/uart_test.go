@@ -3,7 +3,9 @@ package linux
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,8 +95,56 @@ func uartBoard(t *testing.T, tty string) *Board {
 // line editing, no signals, no echo), the speed set, reads that do not wait, and the counters.
 func TestUARTOnPTY(t *testing.T) {
 	m, tty := openPTY(t)
-	b := uartBoard(t, tty)
+	exerciseUART(t, m, uartBoard(t, tty))
+}
 
+// TestUARTOnSerialPort drives the UART path through the kernel's 8250 driver and an emulated
+// 16550: two serial ports wired to each other, named in RAMPART_TEST_SERIAL_PAIR (the board's,
+// then the far end's). TestLinuxBoardInVM runs it in a QEMU guest whose ttyS2 and ttyS3 are
+// wired so.
+func TestUARTOnSerialPort(t *testing.T) {
+	pair := os.Getenv("RAMPART_TEST_SERIAL_PAIR")
+	tty, farPath, ok := strings.Cut(pair, ",")
+	if !ok {
+		t.Skip("needs two serial ports wired to each other, named in RAMPART_TEST_SERIAL_PAIR=/dev/ttyS2,/dev/ttyS3 (TestLinuxBoardInVM runs it in a VM that has them)")
+	}
+	far, err := os.OpenFile(farPath, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { far.Close() })
+	// The far end in raw mode at the board's speed, as the device at the other end of the wire.
+	rc, err := far.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var terr error
+	if err := rc.Control(func(fd uintptr) {
+		var tm *unix.Termios
+		if tm, terr = unix.IoctlGetTermios(int(fd), unix.TCGETS); terr != nil {
+			return
+		}
+		tm.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+		tm.Oflag &^= unix.OPOST
+		tm.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+		tm.Cflag &^= unix.CSIZE | unix.PARENB | unix.CBAUD | unix.CRTSCTS
+		tm.Cflag |= unix.CS8 | unix.CLOCAL | unix.CREAD | unix.B115200
+		if terr = unix.IoctlSetTermios(int(fd), unix.TCSETS, tm); terr == nil {
+			terr = unix.IoctlSetInt(int(fd), unix.TCFLSH, unix.TCIOFLUSH)
+		}
+	}); err != nil || terr != nil {
+		t.Fatal(err, terr)
+	}
+	// The serial core's port type: 4 is PORT_16550A, the UART the 8250 driver found behind it.
+	if typ, err := readAttribute(filepath.Join("/sys/class/tty", filepath.Base(tty), "type")); err != nil || typ != "4" {
+		t.Fatalf("%s is not a 16550A serial port: type %q, %v", tty, typ, err)
+	}
+	exerciseUART(t, far, uartBoard(t, tty))
+}
+
+// exerciseUART checks the board's UART ISU0 against far, the other end of its wire.
+func exerciseUART(t *testing.T, m *os.File, b *Board) {
+	t.Helper()
 	tm, err := unix.IoctlGetTermios(b.uarts["ISU0"].fd, unix.TCGETS)
 	if err != nil {
 		t.Fatal(err)

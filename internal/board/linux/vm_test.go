@@ -1,0 +1,246 @@
+package linux
+
+import (
+	"context"
+	"debug/elf"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-iot/rampart/internal/qemuvm"
+)
+
+// busybox is Debian's busybox-static: the guest's shell, mount and insmod.
+const busybox = "/bin/busybox"
+
+// inVM is set in the guest that TestLinuxBoardInVM boots.
+const inVM = "RAMPART_IN_VM"
+
+// requireOrSkip skips the test saying why, or fails it when env is 1: the guest that
+// TestLinuxBoardInVM boots sets it, so a kernel device the guest should have and lacks is a
+// failure there, not a skip.
+func requireOrSkip(t *testing.T, env, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv(env) == "1" {
+		t.Fatalf("%s; %s=1 requires it", msg, env)
+	}
+	t.Skip(msg)
+}
+
+// vmTest is a test that TestLinuxBoardInVM runs in the guest, with the modules it needs loaded
+// and its environment set.
+type vmTest struct {
+	name    string
+	modules []string // loaded in this order (their dependencies first), each with its parameters
+	params  map[string]string
+	env     []string
+}
+
+// TestLinuxBoardInVM runs the board's kernel-facing tests against real kernel drivers: it boots
+// Debian's kernel under QEMU (TCG) with an initramfs holding
+// busybox, this package's test binary (static) and the kernel's i2c-stub and i2c-dev modules,
+// and, in the guest, runs TestI2COnStub on i2c-stub's adapter and TestUARTOnSerialPort on two
+// 8250 serial ports QEMU wires to each other, with the variables that turn their skips into
+// failures. It passes only if the guest reports each of them passed and the binary exited 0.
+// TestGPIOOnGPIOSim joins them on a kernel that has gpio-sim (Debian 12's does not).
+func TestLinuxBoardInVM(t *testing.T) {
+	if os.Getenv(inVM) == "1" {
+		t.Skip("this is the guest")
+	}
+	if testing.Short() {
+		t.Skip("boots a virtual machine")
+	}
+	requireVMTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	start := time.Now()
+	step := func(what string) { t.Logf("%5.1fs %s", time.Since(start).Seconds(), what) }
+	dir := t.TempDir()
+
+	cache, err := qemuvm.DefaultCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := qemuvm.FetchKernel(ctx, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vmlinuz, err := k.Vmlinuz(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []vmTest{
+		{name: "TestI2COnStub", modules: []string{"i2c-stub", "i2c-dev"}, params: map[string]string{"i2c_stub": "chip_addr=0x48"},
+			env: []string{"RAMPART_REQUIRE_I2C_STUB=1"}},
+		{name: "TestUARTOnSerialPort", env: []string{"RAMPART_TEST_SERIAL_PAIR=/dev/ttyS2,/dev/ttyS3"}},
+	}
+	if k.Has("gpio-sim") {
+		tests = append(tests, vmTest{name: "TestGPIOOnGPIOSim", modules: []string{"gpio-sim"}, env: []string{"RAMPART_REQUIRE_GPIO_SIM=1"}})
+	} else {
+		t.Logf("kernel %s has no gpio-sim (CONFIG_GPIO_SIM is unset): TestGPIOOnGPIOSim does not run in the guest", k.Release)
+	}
+
+	// The guest's files: busybox, the test binary, the modules in load order, and /init.
+	testBin := filepath.Join(dir, "linux.test")
+	build := exec.CommandContext(ctx, "go", "test", "-c", "-o", testBin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building this package's tests without cgo: %v\n%s", err, b)
+	}
+	step("built the test binary")
+	files := []qemuvm.File{{Path: "bin/busybox", Mode: 0o755, Src: busybox}, {Path: "bin/linux.test", Mode: 0o755, Src: testBin}}
+	var names, env, load []string
+	loaded := map[string]bool{}
+	for _, vt := range tests {
+		names = append(names, vt.name)
+		env = append(env, vt.env...)
+		kos, err := k.Modules(ctx, vt.modules...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ko := range kos {
+			name := strings.ReplaceAll(strings.TrimSuffix(filepath.Base(ko), ".ko"), "-", "_")
+			if loaded[name] {
+				continue
+			}
+			loaded[name] = true
+			files = append(files, qemuvm.File{Path: "lib/modules/" + name + ".ko", Mode: 0o644, Src: ko})
+			load = append(load, strings.TrimSpace("insmod /lib/modules/"+name+".ko "+vt.params[name])+" || die 'insmod "+name+"'")
+		}
+	}
+	run := "^(" + strings.Join(names, "|") + ")$"
+	files = append(files, qemuvm.File{Path: "init", Mode: 0o755, Data: []byte(guestInit(load, env, run))})
+	initrd := filepath.Join(dir, "initrd.cpio.gz")
+	if err := qemuvm.WriteInitramfs(initrd, files, "proc", "sys", "tmp"); err != nil {
+		t.Fatal(err)
+	}
+	step("wrote the initramfs")
+
+	// ttyS2 and ttyS3 are wired to each other: the first listens on a socket, the second
+	// connects to it.
+	sock := filepath.Join(dir, "serial.sock")
+	m := qemuvm.Machine{Kernel: vmlinuz, Initrd: initrd, Dir: dir, Cmdline: "quiet loglevel=1",
+		Args: []string{
+			"-chardev", "socket,id=s2,path=" + sock + ",server=on,wait=off", "-serial", "chardev:s2",
+			"-chardev", "socket,id=s3,path=" + sock, "-serial", "chardev:s3",
+		}}
+	out, err := m.Run(ctx)
+	step("the guest powered off")
+	if err != nil {
+		t.Fatalf("%v\nguest console:\n%s\nguest test output:\n%s", err, out.Console, out.Data)
+	}
+	report := string(out.Data)
+	if problems := checkGuestReport(report, names); len(problems) > 0 {
+		t.Fatalf("in the guest: %s\nguest test output:\n%s\nguest console:\n%s", strings.Join(problems, "; "), report, out.Console)
+	}
+	t.Logf("guest test output:\n%s", report)
+}
+
+// exitLine is the guest's last word on its data port: the test binary's exit status.
+var exitLine = regexp.MustCompile(`(?m)^RAMPART-VM-EXIT (\d+)\r?$`)
+
+// checkGuestReport lists what is wrong with the guest's report: no exit line, a nonzero exit,
+// a wanted test that did not pass, or any test that skipped.
+func checkGuestReport(report string, tests []string) []string {
+	var problems []string
+	if m := exitLine.FindStringSubmatch(report); m == nil {
+		problems = append(problems, "the guest printed no RAMPART-VM-EXIT line")
+	} else if m[1] != "0" {
+		problems = append(problems, "the test binary exited "+m[1])
+	}
+	for _, name := range tests {
+		if !regexp.MustCompile(`(?m)^--- PASS: ` + name + ` \(`).MatchString(report) {
+			problems = append(problems, name+" did not pass")
+		}
+	}
+	if regexp.MustCompile(`(?m)^\s*--- SKIP: `).MatchString(report) {
+		problems = append(problems, "a test skipped")
+	}
+	return problems
+}
+
+// guestInit is the guest's /init: it mounts what the tests need, loads the modules, runs the
+// test binary with its output on the data port (ttyS1), prints the exit line and powers off.
+func guestInit(load, env []string, run string) string {
+	return `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+mount -t tmpfs tmp /tmp
+dmesg -n 1
+die() { echo "RAMPART-VM-FAILED $*" > /dev/ttyS1; echo "RAMPART-VM-EXIT 99" > /dev/ttyS1; sync; poweroff -f; }
+` + strings.Join(load, "\n") + `
+if grep -q configfs /proc/filesystems; then mount -t configfs none /sys/kernel/config || die 'mount configfs'; fi
+cd /tmp
+env ` + inVM + `=1 ` + strings.Join(env, " ") + ` /bin/linux.test -test.v -test.count=1 -test.timeout=2m -test.run '` + run + `' > /dev/ttyS1 2>&1
+echo "RAMPART-VM-EXIT $?" > /dev/ttyS1
+sync
+poweroff -f
+`
+}
+
+// requireVMTools skips the test when what the guest needs is missing, or fails it when
+// RAMPART_REQUIRE_QEMU=1 (CI) says it must be there.
+func requireVMTools(t *testing.T) {
+	t.Helper()
+	var missing []string
+	for _, c := range []string{"qemu-system-x86_64", "dpkg-deb", "tar", "apt-get", "apt-cache", "go"} {
+		if _, err := exec.LookPath(c); err != nil {
+			missing = append(missing, c)
+		}
+	}
+	if !staticELF(busybox) {
+		missing = append(missing, "a static "+busybox+" (busybox-static)")
+	}
+	if len(missing) == 0 {
+		return
+	}
+	requireOrSkip(t, "RAMPART_REQUIRE_QEMU", "booting the board's tests in a VM needs %s (apt-get install qemu-system-x86 busybox-static)", strings.Join(missing, ", "))
+}
+
+// staticELF reports whether path is an ELF executable that needs no dynamic loader.
+func staticELF(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCheckGuestReport: the host passes the guest's run only with every wanted test passed, no
+// skip, and an exit status of 0.
+func TestCheckGuestReport(t *testing.T) {
+	pass := "=== RUN   TestA\n--- PASS: TestA (0.01s)\n=== RUN   TestB\n--- PASS: TestB (0.07s)\nPASS\nRAMPART-VM-EXIT 0\n"
+	for _, c := range []struct {
+		name, report string
+		want         string // a problem the check must name; "" for none
+	}{
+		{"all passed", pass, ""},
+		{"all passed, CRLF", strings.ReplaceAll(pass, "\n", "\r\n"), ""},
+		{"no exit line", strings.TrimSuffix(pass, "RAMPART-VM-EXIT 0\n"), "no RAMPART-VM-EXIT"},
+		{"nonzero exit", strings.Replace(pass, "EXIT 0", "EXIT 1", 1), "exited 1"},
+		{"a test missing", strings.Replace(pass, "--- PASS: TestB", "--- FAIL: TestB", 1), "TestB did not pass"},
+		{"a prefix is not the test", strings.Replace(pass, "--- PASS: TestB (", "--- PASS: TestBC (", 1), "TestB did not pass"},
+		{"a skip", strings.Replace(pass, "PASS\nRAMPART", "    --- SKIP: TestB/sub (0.00s)\nPASS\nRAMPART", 1), "a test skipped"},
+	} {
+		got := strings.Join(checkGuestReport(c.report, []string{"TestA", "TestB"}), "; ")
+		if c.want == "" && got != "" || c.want != "" && !strings.Contains(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
