@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +35,7 @@ import (
 	"github.com/rampart-iot/rampart/enrollment"
 	"github.com/rampart-iot/rampart/internal/attest"
 	"github.com/rampart-iot/rampart/internal/measure"
+	"github.com/rampart-iot/rampart/internal/qemuvm"
 	"github.com/rampart-iot/rampart/internal/server/servertest"
 )
 
@@ -109,7 +109,7 @@ func TestMeasuredBootAttestation(t *testing.T) {
 	start := time.Now()
 	step := func(what string) { t.Logf("%5.1fs %s", time.Since(start).Seconds(), what) }
 
-	kernel, nic := kernelFiles(t, ctx, dir)
+	kernel, nic := kernelFiles(t, ctx)
 	agentBin := filepath.Join(dir, "rampart-agent")
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", agentBin, "github.com/rampart-iot/rampart/cmd/rampart-agent")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -354,62 +354,29 @@ die timeout
 `
 }
 
-// kernelFiles returns a Debian 6.1 kernel and its e1000 module, extracted from the
-// linux-image package that apt-get download fetches into a cache directory (once).
-func kernelFiles(t *testing.T, ctx context.Context, dir string) (vmlinuz, nic string) {
+// kernelFiles returns a Debian 6.1 kernel and its e1000 module, from the linux-image package
+// internal/qemuvm fetches with apt-get download and extracts (both cached).
+func kernelFiles(t *testing.T, ctx context.Context) (vmlinuz, nic string) {
 	t.Helper()
-	cache := os.Getenv("RAMPART_KERNEL_CACHE")
-	if cache == "" {
-		c, err := os.UserCacheDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cache = filepath.Join(c, "rampart", "kernel")
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
+	cache, err := qemuvm.DefaultCache()
+	if err != nil {
 		t.Fatal(err)
 	}
-	debs, _ := filepath.Glob(filepath.Join(cache, "linux-image-6.1.0-*-amd64_*.deb"))
-	if len(debs) == 0 {
-		out, err := exec.CommandContext(ctx, "apt-cache", "depends", "linux-image-amd64").Output()
-		if err != nil {
-			t.Fatalf("apt-cache depends linux-image-amd64: %v (run apt-get update)", err)
-		}
-		var pkg string
-		for _, l := range strings.Split(string(out), "\n") {
-			if f := strings.Fields(l); len(f) == 2 && f[0] == "Depends:" && strings.HasPrefix(f[1], "linux-image-6.") {
-				pkg = f[1]
-				break
-			}
-		}
-		if pkg == "" {
-			t.Fatalf("linux-image-amd64 depends on no linux-image-6.* package:\n%s", out)
-		}
-		dl := exec.CommandContext(ctx, "apt-get", "download", pkg)
-		dl.Dir = cache
-		if b, err := dl.CombinedOutput(); err != nil {
-			t.Fatalf("apt-get download %s: %v\n%s", pkg, err, b)
-		}
-		if debs, _ = filepath.Glob(filepath.Join(cache, "linux-image-6.1.0-*-amd64_*.deb")); len(debs) == 0 {
-			t.Fatalf("apt-get download %s left no package in %s", pkg, cache)
-		}
-	}
-	sort.Strings(debs)
-	deb := debs[len(debs)-1]
-	kdir := filepath.Join(dir, "kernel")
-	if err := os.MkdirAll(kdir, 0o755); err != nil {
+	k, err := qemuvm.FetchKernel(ctx, cache)
+	if err != nil {
 		t.Fatal(err)
 	}
-	x := exec.CommandContext(ctx, "sh", "-c", `dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards './boot/vmlinuz-*' '*/drivers/net/ethernet/intel/e1000/e1000.ko*'`, "sh", deb, kdir)
-	if b, err := x.CombinedOutput(); err != nil {
-		t.Fatalf("extracting %s: %v\n%s", deb, err, b)
+	if vmlinuz, err = k.Vmlinuz(ctx); err != nil {
+		t.Fatal(err)
 	}
-	vm, _ := filepath.Glob(filepath.Join(kdir, "boot", "vmlinuz-*"))
-	ko, _ := filepath.Glob(filepath.Join(kdir, "lib", "modules", "*", "kernel", "drivers", "net", "ethernet", "intel", "e1000", "e1000.ko"))
-	if len(vm) != 1 || len(ko) != 1 {
-		t.Fatalf("%s holds no vmlinuz and uncompressed e1000.ko (found %v, %v)", deb, vm, ko)
+	kos, err := k.Modules(ctx, "e1000")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return vm[0], ko[0]
+	if len(kos) != 1 {
+		t.Fatalf("e1000 is %d modules: %v", len(kos), kos)
+	}
+	return vmlinuz, kos[0]
 }
 
 func makeInitramfs(t *testing.T, ctx context.Context, stage, out string) {
