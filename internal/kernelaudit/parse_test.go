@@ -235,6 +235,10 @@ func TestSeccompRecords(t *testing.T) {
 		{h + "pid=5 uid=1 arch=c0000016 syscall=1 code=0x7ffc0000", "", false}, // s390x, a log action
 		{h + "pid=5 uid=1 subj=unconfined arch=c000003e syscall=-1 code=0x50000 newfield=x", "", true},
 		{h + "pid=5 uid=1 comm=617070206E616D65 exe=(null) arch=c000003e syscall=41 code=0x50000", "socket", true},
+		// Under AppArmor the task's label is unquoted and holds a space; under several LSMs
+		// each has its own subj_ field. Both come before pid= and are skipped.
+		{h + "auid=1000 uid=61234 gid=61234 ses=3 subj==snap.rampart.agent (enforce) pid=1864 comm=\"app\" exe=\"/bin/app\" sig=0 arch=c000003e syscall=41 compat=0 ip=0x7f06966c6527 code=0x50000", "socket", true},
+		{h + "auid=0 uid=100001 gid=100001 ses=1 subj_selinux=system_u:system_r:rampart_t:s0 subj_apparmor=unconfined pid=7 comm=\"app\" arch=c000003e syscall=41 code=0x50000", "socket", true},
 	} {
 		s, err := ParseSeccomp([]byte(tc.text))
 		if err != nil {
@@ -279,6 +283,7 @@ func FuzzParseSeccomp(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`audit(1700000000.001:7): pid=5 uid=1 subj=unconfined comm=617070 arch=40000028 syscall=-1 code=0x50000 compat=1 ip=0xffffffffffffffff`))
+	f.Add([]byte(`audit(1605134160.384:35): auid=1000 uid=61234 gid=61234 ses=3 subj==snap.rampart.agent (enforce) pid=1864 comm="app" exe="/bin/app" sig=0 arch=c000003e syscall=41 compat=0 ip=0x7f06966c6527 code=0x50000`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ParseSeccomp(b)
 		if err != nil {

@@ -1,6 +1,7 @@
 package kernelaudit
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 
@@ -62,11 +63,11 @@ func (s *Seccomp) SyscallName() string {
 //
 //	audit(1795589174.761:15): auid=4294967295 uid=61234 gid=61234 ses=4294967295 pid=19288 comm="app" exe="/bin/app" sig=0 arch=c000003e syscall=41 compat=0 ip=0x40a76e code=0x50000
 //
-// pid, uid, arch, syscall and code are required; other fields (subj= under an LSM, fields a
-// newer kernel adds) are checked for form and ignored.
+// pid, uid, arch, syscall and code are required; other fields (fields a newer kernel adds) are
+// checked for form and ignored. The task's LSM context is skipped (dropTaskContext).
 func ParseSeccomp(text []byte) (Seccomp, error) {
 	var s Seccomp
-	st, fields, err := split(text)
+	st, fields, err := split(dropTaskContext(text))
 	if err != nil {
 		return s, err
 	}
@@ -151,4 +152,22 @@ func parseInt(key string, f field) (int, error) {
 		return 0, syntaxf("field %s: %q is out of range", key, clip(f.val))
 	}
 	return int(n), nil
+}
+
+// dropTaskContext removes the task's LSM context from a seccomp record: " subj=LABEL" (or
+// " subj_LSM=LABEL ..." under several LSMs), which the kernel writes unquoted between ses= and
+// pid= (audit_log_task). An AppArmor label holds a space ("snap.foo.bar (enforce)"), so it
+// cannot be split as key=value; it comes from the LSM's policy, not from the app, and nothing
+// in it is used.
+func dropTaskContext(text []byte) []byte {
+	i := bytes.Index(text, []byte(" subj"))
+	if i < 0 {
+		return text
+	}
+	j := bytes.Index(text[i:], []byte(" pid="))
+	if j < 0 {
+		return text // no pid: split reports what is wrong
+	}
+	out := make([]byte, 0, len(text)-j)
+	return append(append(out, text[:i]...), text[i+j:]...)
 }
