@@ -48,8 +48,8 @@ func TestAppEventsBecomeReports(t *testing.T) {
 			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "dns", Blockers: []string{"AllowedConnections"}, Object: "a\x00b.test\n", Count: 2}
 		}), v1.EventSandboxDenied, "dns", `dns: "a\x00b.test\n" not in AllowedConnections (2 times)`, 0},
 		{"seccomp refusals", with(func(e *apprun.Event) {
-			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "seccomp", Blockers: []string{"socket"}, Object: "raw or packet socket", Count: 4}
-		}), v1.EventSandboxDenied, "seccomp", "seccomp: socket refused: raw or packet socket (4 times)", 0},
+			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "seccomp", Blockers: []string{"socket"}, Object: "raw or packet socket, or a refused address family", Count: 4}
+		}), v1.EventSandboxDenied, "seccomp", "seccomp: socket refused: raw or packet socket, or a refused address family (4 times)", 0},
 		{"a seccomp refusal of an unknown call", with(func(e *apprun.Event) {
 			e.Kind, e.Denied = apprun.EventDenied, &apprun.Denied{By: "seccomp", Blockers: []string{"syscall 999"}, Count: 1}
 		}), v1.EventSandboxDenied, "seccomp", "seccomp: syscall 999 refused", 0},

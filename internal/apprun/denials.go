@@ -44,7 +44,7 @@ type Denied struct {
 	// Object is what it tried to reach (a path as the application sees it, an address and
 	// port, a process; "tcp to 198.18.0.3:9000", "inbound udp to port 5000"; a DNS name), as
 	// the kernel logged it or the application asked: untrusted text. For seccomp it is what
-	// the filter refuses of the system call ("raw or packet socket": the kernel does not log
+	// the filter refuses of the system call ("raw or packet socket, or a refused address family": the kernel does not log
 	// the arguments), the platform's text. For Landlock, with Count
 	// > 1, it is the latest one's; for the network and DNS it is part of what is counted.
 	Object string `json:"object,omitempty"`

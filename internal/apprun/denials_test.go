@@ -125,7 +125,7 @@ func TestSeccompRefusalsAreReported(t *testing.T) {
 	for _, ev := range evs {
 		dn := ev.Denied
 		if ev.ImageID != badImage || ev.Name != "raw" || dn.By != "seccomp" ||
-			!slices.Equal(dn.Blockers, []string{"socket"}) || dn.Object != "raw or packet socket" {
+			!slices.Equal(dn.Blockers, []string{"socket"}) || dn.Object != "raw or packet socket, or a refused address family" {
 			t.Errorf("event %+v (denied %+v): want seccomp socket, raw or packet socket, by raw 1.0.0 %s", ev, dn, badImage)
 		}
 	}

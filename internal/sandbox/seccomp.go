@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"slices"
 	"unsafe"
 
@@ -231,8 +232,11 @@ func argumentFilter(info *arch.Info) ([]bpf.Instruction, error) {
 
 	a.label("socket")
 	a.add(bpf.LoadAbsolute{Off: argLo(0), Size: 4}) // family
-	a.jumpIf(bpf.JumpEqual, unix.AF_PACKET, "refuse", "")
+	a.jumpIf(bpf.JumpEqual, unix.AF_UNIX, "allow2", "")
 	a.jumpIf(bpf.JumpEqual, unix.AF_NETLINK, "allow2", "")
+	a.jumpIf(bpf.JumpEqual, unix.AF_INET, "inet", "")
+	a.jumpIf(bpf.JumpEqual, unix.AF_INET6, "inet", "refuse") // any other family
+	a.label("inet")
 	a.add(bpf.LoadAbsolute{Off: argLo(1), Size: 4}) // type
 	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: sockTypeMask})
 	a.jumpIf(bpf.JumpEqual, unix.SOCK_RAW, "refuse", "")
@@ -310,9 +314,14 @@ func loadBPF(prog []bpf.Instruction, flags seccomp.FilterFlag) error {
 		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
 	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	_, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, uintptr(flags), uintptr(unsafe.Pointer(&fprog)))
+	r, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, uintptr(flags), uintptr(unsafe.Pointer(&fprog)))
 	if e != 0 {
 		return e
+	}
+	if r != 0 {
+		// With TSYNC, a thread that cannot be synchronised fails the call by its id, with no
+		// errno, and no thread gets the filter.
+		return fmt.Errorf("thread %d could not be synchronised: no filter was attached", r)
 	}
 	return nil
 }
@@ -328,6 +337,10 @@ func loadFilters(p seccomp.Policy, flags seccomp.FilterFlag, log bool) error {
 	if err != nil {
 		return fmt.Errorf("assembling the argument filter: %w", err)
 	}
+	// no_new_privs is a thread's, and loading a filter needs it on the loading thread: one
+	// thread does both.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := seccomp.SetNoNewPrivs(); err != nil {
 		return fmt.Errorf("setting no_new_privs: %w", err)
 	}
@@ -338,7 +351,11 @@ func loadFilters(p seccomp.Policy, flags seccomp.FilterFlag, log bool) error {
 	if err := loadBPF(args, argFlags); err != nil {
 		return fmt.Errorf("loading the argument filter: %w", err)
 	}
-	if err := seccomp.LoadFilter(seccomp.Filter{NoNewPrivs: true, Flag: flags, Policy: p}); err != nil {
+	main, err := p.Assemble()
+	if err != nil {
+		return fmt.Errorf("assembling the main filter: %w", err)
+	}
+	if err := loadBPF(main, flags); err != nil {
 		return fmt.Errorf("loading the main filter: %w", err)
 	}
 	return nil
@@ -383,11 +400,11 @@ func ConfineProcess(deny ...string) error {
 
 // ArgumentRefusal says what the argument filter refuses of the named system call, for
 // reports of its refusals (the kernel's records of them name the system call but not its
-// arguments): "raw or packet socket" for socket, "new namespace" for clone, "" for any other.
+// arguments): "raw or packet socket, or a refused address family" for socket, "new namespace" for clone, "" for any other.
 func ArgumentRefusal(syscall string) string {
 	switch syscall {
 	case "socket":
-		return "raw or packet socket"
+		return "raw or packet socket, or a refused address family"
 	case "clone":
 		return "new namespace"
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
 	"github.com/rampart-iot/rampart/internal/kernelaudit"
 	"golang.org/x/net/bpf"
@@ -55,12 +56,14 @@ func runFiltered(t *testing.T, filtered bool, args ...string) (*exec.Cmd, []byte
 }
 
 // wantSockets is what the argument filter does to each of the test app's socket kinds: EPERM
-// for raw and packet sockets, nothing to the rest.
+// for raw and packet sockets and for families other than unix, inet, inet6 and netlink,
+// nothing to the rest.
 var wantSockets = map[string]syscall.Errno{
 	"inet-raw": syscall.EPERM, "inet-raw-flags": syscall.EPERM, "inet6-raw": syscall.EPERM,
 	"inet-packet": syscall.EPERM, "packet-dgram": syscall.EPERM, "packet-raw": syscall.EPERM,
 	"inet-stream": 0, "inet-dgram": 0, "inet6-stream": 0, "unix-stream": 0,
-	"netlink-route": 0, "netlink-dgram": 0,
+	"netlink-route": 0, "netlink-dgram": 0, "unix-raw": 0,
+	"alg-seqpacket": syscall.EPERM, "vsock-stream": syscall.EPERM, // families apps have no use for
 }
 
 // TestArgumentFilterOnTheHost runs the test app as root on the host under the apps' filters:
@@ -191,6 +194,12 @@ func TestArgumentFilterProgram(t *testing.T) {
 				{"inet dgram", id, socket, []uint64{unix.AF_INET, unix.SOCK_DGRAM, 0}, allow},
 				{"netlink raw", id, socket, []uint64{unix.AF_NETLINK, unix.SOCK_RAW | unix.SOCK_CLOEXEC, 0}, allow},
 				{"unix stream", id, socket, []uint64{unix.AF_UNIX, unix.SOCK_STREAM, 0}, allow},
+				{"unix raw (a datagram socket)", id, socket, []uint64{unix.AF_UNIX, unix.SOCK_RAW, 0}, allow},
+				{"inet6 stream", id, socket, []uint64{unix.AF_INET6, unix.SOCK_STREAM, 0}, allow},
+				{"alg", id, socket, []uint64{unix.AF_ALG, unix.SOCK_SEQPACKET, 0}, eperm},
+				{"can raw", id, socket, []uint64{unix.AF_CAN, unix.SOCK_RAW, 1}, eperm},
+				{"tipc", id, socket, []uint64{unix.AF_TIPC, unix.SOCK_RDM, 0}, eperm},
+				{"bluetooth, high bits set", id, socket, []uint64{unix.AF_BLUETOOTH | 1<<40, unix.SOCK_STREAM, 0}, eperm},
 				{"clone thread", id, clone, []uint64{unix.CLONE_VM | unix.CLONE_THREAD | unix.CLONE_SIGHAND}, allow},
 				{"clone newuser", id, clone, []uint64{unix.CLONE_NEWUSER | uint64(unix.SIGCHLD)}, eperm},
 				{"clone newnet", id, clone, []uint64{unix.CLONE_NEWNET}, eperm},
@@ -267,5 +276,51 @@ func TestOnlyTheArgumentFilterIsLogged(t *testing.T) {
 	}
 	if len(want) != 1 { // the sockets child's
 		t.Errorf("not logged: %v", want)
+	}
+}
+
+// TestTSyncFailureIsAnError: when SECCOMP_FILTER_FLAG_TSYNC cannot synchronise a thread (one
+// that has a filter of its own), the kernel attaches nothing and answers with that thread's id
+// and no errno; loading must fail, not report a filter that is not there. It runs in a child
+// process, whose threads it filters.
+func TestTSyncFailureIsAnError(t *testing.T) {
+	if os.Getenv("RAMPART_TSYNC_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestTSyncFailureIsAnError$", "-test.v")
+		cmd.Env = append(os.Environ(), "RAMPART_TSYNC_CHILD=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return
+	}
+	allow := []bpf.Instruction{bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW}}
+	ready, done := make(chan error), make(chan struct{})
+	go func() { // a thread with a filter of its own, which TSYNC cannot synchronise
+		runtime.LockOSThread()
+		if err := seccomp.SetNoNewPrivs(); err != nil {
+			ready <- err
+			return
+		}
+		ready <- loadBPF(allow, 0)
+		<-done
+	}()
+	if err := <-ready; err != nil {
+		t.Fatal(err)
+	}
+	defer close(done)
+	runtime.LockOSThread()
+	if err := seccomp.SetNoNewPrivs(); err != nil {
+		t.Fatal(err)
+	}
+	// The filter to synchronise refuses getppid, so whether it was attached shows.
+	refuse := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: dataNr, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.SYS_GETPPID, SkipFalse: 1},
+		bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW},
+	}
+	err := loadBPF(refuse, seccomp.FilterFlagTSync)
+	_, _, e := unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
+	if err == nil || e != 0 {
+		t.Fatalf("loadBPF with TSYNC: %v, getppid errno %d; want an error and no filter", err, e)
 	}
 }

@@ -233,6 +233,9 @@ var socketKinds = map[string][3]int{
 	"unix-stream":    {syscall.AF_UNIX, syscall.SOCK_STREAM, 0},
 	"netlink-route":  {syscall.AF_NETLINK, syscall.SOCK_RAW | syscall.SOCK_CLOEXEC, syscall.NETLINK_ROUTE},
 	"netlink-dgram":  {syscall.AF_NETLINK, syscall.SOCK_DGRAM, syscall.NETLINK_ROUTE},
+	"unix-raw":       {syscall.AF_UNIX, syscall.SOCK_RAW, 0}, // the kernel makes it a datagram socket
+	"alg-seqpacket":  {38 /* AF_ALG */, syscall.SOCK_SEQPACKET, 0},
+	"vsock-stream":   {40 /* AF_VSOCK */, syscall.SOCK_STREAM, 0},
 }
 
 // sockets tries each of socketKinds and reports the errno of each (0: it was made).
