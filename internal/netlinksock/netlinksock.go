@@ -79,9 +79,17 @@ func (c *Conn) Receive(ctx context.Context, buf []byte) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.f.SetReadDeadline(time.Unix(1, 0)) })
+	// A deadline in the past wakes the read when ctx ends. If the function has started, wait
+	// for it to set that deadline before clearing it: clearing first would leave the deadline
+	// in the past for the next Receive.
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.f.SetReadDeadline(time.Unix(1, 0))
+		close(fired)
+	})
 	defer func() {
 		if !stop() {
+			<-fired
 			_ = c.f.SetReadDeadline(time.Time{})
 		}
 	}()

@@ -76,3 +76,44 @@ func TestReceiveEndsWithItsContextAndClose(t *testing.T) {
 		t.Fatalf("Receive after Close: %v, want os.ErrClosed", err)
 	}
 }
+
+// TestCancelledReceiveLeavesNoDeadline: a Receive whose context ends just as a datagram arrives
+// must not leave the socket's read deadline in the past for the next Receive, whose context is
+// live. The race is narrow, so it runs many rounds.
+func TestCancelledReceiveLeavesNoDeadline(t *testing.T) {
+	c, err := Open(unix.NETLINK_ROUTE, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := make([]byte, unix.NLMSG_HDRLEN+unix.SizeofIfInfomsg) // lo's link, one answer
+	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:], unix.RTM_GETLINK)
+	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	binary.NativeEndian.PutUint32(req[unix.NLMSG_HDRLEN+4:], 1)
+	buf := make([]byte, 1<<16)
+	live := func(round int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := c.Receive(ctx, buf); err != nil {
+			t.Fatalf("round %d: a Receive with a live context after a cancelled one: %v (deadline exceeded: %v)", round, err, errors.Is(err, os.ErrDeadlineExceeded))
+		}
+	}
+	for i := range 20000 {
+		if err := c.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go cancel()
+		if _, err := c.Receive(ctx, buf); errors.Is(err, context.Canceled) {
+			live(i) // the answer is still queued
+		} else if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if err := c.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		live(i)
+	}
+}

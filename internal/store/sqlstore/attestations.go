@@ -52,7 +52,9 @@ func (t *tx) RecordAttestation(ctx context.Context, a store.Attestation) error {
 		a.ID, a.TenantID, a.DeviceID, timeArg(a.Time), a.Result, a.Reason, a.Message,
 		a.OSReleaseID, a.Measurements, a.CertificateSerial, timeArg(a.CertificateExpires))
 	if err != nil {
-		return t.dbErr(err, what, store.ErrNotFound)
+		// Never a store sentinel: the device was updated already, and a sentinel would let the
+		// transaction commit that without the record (the guard makes this unreachable).
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
