@@ -43,12 +43,17 @@ type vmTest struct {
 }
 
 // TestLinuxBoardInVM runs the board's kernel-facing tests against real kernel drivers: it boots
-// Debian's kernel under QEMU (TCG) with an initramfs holding
-// busybox, this package's test binary (static) and the kernel's i2c-stub and i2c-dev modules,
-// and, in the guest, runs TestI2COnStub on i2c-stub's adapter and TestUARTOnSerialPort on two
-// 8250 serial ports QEMU wires to each other, with the variables that turn their skips into
-// failures. It passes only if the guest reports each of them passed and the binary exited 0.
-// TestGPIOOnGPIOSim joins them on a kernel that has gpio-sim (Debian 12's does not).
+// Debian's kernel under QEMU (TCG) with an initramfs holding busybox, this package's test binary
+// (static) and the kernel modules the tests need, and in the guest runs, with the variables that
+// turn their skips into failures:
+//   - TestGPIOAndI2COnCP2112: hid-cp2112's GPIO chip and I2C adapter, the bridge emulated
+//     through uhid (a GPIO line and a plain I2C transaction through real kernel drivers);
+//   - TestI2COnStub: i2c-stub's SMBus-only adapter through i2c-dev;
+//   - TestUARTOnSerialPort: two 8250 serial ports (emulated 16550As) QEMU wires to each other;
+//   - TestGPIOOnGPIOSim, on a kernel that has gpio-sim (Debian 12's does not).
+//
+// It passes only if the guest reports each of them passed, none skipped, and the binary
+// exited 0.
 func TestLinuxBoardInVM(t *testing.T) {
 	if os.Getenv(inVM) == "1" {
 		t.Skip("this is the guest")
@@ -79,6 +84,7 @@ func TestLinuxBoardInVM(t *testing.T) {
 		{name: "TestI2COnStub", modules: []string{"i2c-stub", "i2c-dev"}, params: map[string]string{"i2c_stub": "chip_addr=0x48"},
 			env: []string{"RAMPART_REQUIRE_I2C_STUB=1"}},
 		{name: "TestUARTOnSerialPort", env: []string{"RAMPART_TEST_SERIAL_PAIR=/dev/ttyS2,/dev/ttyS3"}},
+		{name: "TestGPIOAndI2COnCP2112", modules: []string{"uhid", "hid-cp2112", "i2c-dev"}, env: []string{"RAMPART_REQUIRE_CP2112=1"}},
 	}
 	if k.Has("gpio-sim") {
 		tests = append(tests, vmTest{name: "TestGPIOOnGPIOSim", modules: []string{"gpio-sim"}, env: []string{"RAMPART_REQUIRE_GPIO_SIM=1"}})
@@ -166,7 +172,8 @@ func checkGuestReport(report string, tests []string) []string {
 }
 
 // guestInit is the guest's /init: it mounts what the tests need, loads the modules, runs the
-// test binary with its output on the data port (ttyS1), prints the exit line and powers off.
+// test binary with its output on the data port (ttyS1), adds the kernel log's tail if it failed,
+// prints the exit line and powers off.
 func guestInit(load, env []string, run string) string {
 	return `#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -182,7 +189,9 @@ die() { echo "RAMPART-VM-FAILED $*" > /dev/ttyS1; echo "RAMPART-VM-EXIT 99" > /d
 if grep -q configfs /proc/filesystems; then mount -t configfs none /sys/kernel/config || die 'mount configfs'; fi
 cd /tmp
 env ` + inVM + `=1 ` + strings.Join(env, " ") + ` /bin/linux.test -test.v -test.count=1 -test.timeout=2m -test.run '` + run + `' > /dev/ttyS1 2>&1
-echo "RAMPART-VM-EXIT $?" > /dev/ttyS1
+rc=$?
+if [ $rc != 0 ]; then echo "kernel log (tail):" > /dev/ttyS1; dmesg | tail -n 40 > /dev/ttyS1; fi
+echo "RAMPART-VM-EXIT $rc" > /dev/ttyS1
 sync
 poweroff -f
 `
