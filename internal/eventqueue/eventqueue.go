@@ -218,20 +218,22 @@ func readRecord(r *bufio.Reader) (kind byte, payload []byte, n int64, err error)
 	if _, err := io.ReadFull(r, body); err != nil {
 		return 0, nil, 0, err
 	}
-	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(hdr[4:8]) {
+	if crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)) != binary.BigEndian.Uint32(hdr[4:8]) {
 		return 0, nil, 0, errBadRecord
 	}
 	return body[0], body[1:], int64(8 + size), nil
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// The records' checksum is CRC-32C: crc32.MakeTable(crc32.Castagnoli) returns the package's
+// own table, built on first use, so a process that never reads or writes a queue (the cloud
+// broker) does not build it at start.
 
 func encodeRecord(kind byte, payload []byte) []byte {
 	b := make([]byte, 9+len(payload))
 	binary.BigEndian.PutUint32(b[0:4], uint32(1+len(payload)))
 	b[8] = kind
 	copy(b[9:], payload)
-	binary.BigEndian.PutUint32(b[4:8], crc32.Checksum(b[8:], castagnoli))
+	binary.BigEndian.PutUint32(b[4:8], crc32.Checksum(b[8:], crc32.MakeTable(crc32.Castagnoli)))
 	return b
 }
 

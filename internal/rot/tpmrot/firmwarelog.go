@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 )
 
 // MaxFirmwareEventLog bounds the firmware event log FirmwareEventLog reads.
@@ -17,12 +18,13 @@ const MaxFirmwareEventLog = 1 << 20
 // securityFS is where the kernel publishes each TPM's firmware event log.
 const securityFS = "/sys/kernel/security"
 
-var tpmDevicePattern = regexp.MustCompile(`^tpm(?:rm)?([0-9]+)$`)
+// tpmDevicePattern is compiled on first use, not at every start of the agent's processes.
+var tpmDevicePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^tpm(?:rm)?([0-9]+)$`) })
 
 // firmwareLogPath is the kernel's copy of the firmware event log for the TPM device at
 // device (/dev/tpmrm0 and /dev/tpm0 both give tpm0's), or "" for a path that names no kernel TPM.
 func firmwareLogPath(device string) string {
-	m := tpmDevicePattern.FindStringSubmatch(filepath.Base(device))
+	m := tpmDevicePattern().FindStringSubmatch(filepath.Base(device))
 	if m == nil {
 		return ""
 	}
