@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/rampart-iot/rampart/internal/board"
+	"golang.org/x/sys/unix"
 )
 
 const gpioSimConfig = "/sys/kernel/config/gpio-sim"
@@ -121,9 +123,11 @@ func TestGPIOMissingChip(t *testing.T) {
 	}
 }
 
-// TestI2COnStub runs a transfer on i2c-stub's adapter when the kernel has one, else skips.
-// i2c-stub is an SMBus-only adapter (no master_xfer), so the kernel answers I2C_RDWR on it
-// with EOPNOTSUPP: this shows the ioctl reaches the adapter, not a transaction on a bus.
+// TestI2COnStub runs the board's I2C path on i2c-stub's adapter when the kernel has one, else
+// skips. i2c-stub is an SMBus-only adapter (no I2C_FUNC_I2C, no master_xfer), as are many PC
+// SMBus controllers: the board's I2C_RDWR is refused with EOPNOTSUPP, named, and writes nothing,
+// which the test checks by reading the chip's register through SMBus, after showing that an
+// SMBus write does reach it. Plain I2C transactions are TestGPIOAndI2COnCP2112's.
 func TestI2COnStub(t *testing.T) {
 	adapters, err := os.ReadDir("/sys/class/i2c-dev")
 	if err != nil {
@@ -143,15 +147,99 @@ func TestI2COnStub(t *testing.T) {
 	if dev == "" {
 		requireOrSkip(t, "RAMPART_REQUIRE_I2C_STUB", "no i2c-stub adapter (modprobe i2c-stub chip_addr=0x48)")
 	}
-	bus, err := openI2C(dev)
+	doc := minimal + `,"I2cMaster":[{"Isu":"ISU1","Device":"` + dev + `"}]}`
+	b, err := Open(board.Options{Dir: writeBoard(t, doc, definitions(`{"Name":"I2C","Type":"I2cMaster","AppManifestValue":"ISU1"}`))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bus.close()
-	r := make([]byte, 2)
-	if err := bus.transfer(0x48, []byte{0}, r); err == nil || !strings.Contains(err.Error(), "not supported") {
+	defer b.Close()
+	sm := openSMBus(t, dev, 0x48)
+	if sm.funcs()&i2cFuncI2C != 0 {
+		t.Fatalf("%s offers I2C_FUNC_I2C; i2c-stub should be SMBus-only", dev)
+	}
+	err = b.I2CTransfer("ISU1", 0x48, []byte{0x10, 0xab}, nil)
+	if !errors.Is(err, unix.EOPNOTSUPP) || !errorContains(err, dev, "0x48") {
 		t.Fatalf("I2C_RDWR on an SMBus-only adapter: %v", err)
 	}
+	if v := sm.readByteData(0x10); v != 0 {
+		t.Fatalf("register 0x10 is %#x after a refused write; want it untouched (0)", v)
+	}
+	sm.writeByteData(0x11, 0x5a)
+	if v := sm.readByteData(0x11); v != 0x5a {
+		t.Fatalf("register 0x11 is %#x after an SMBus write of 0x5a", v)
+	}
+	if err := b.I2CTransfer("ISU1", 0x48, []byte{0x11}, make([]byte, 1)); !errors.Is(err, unix.EOPNOTSUPP) {
+		t.Fatalf("a write-then-read on an SMBus-only adapter: %v", err)
+	}
+}
+
+// The i2c-dev SMBus interface (linux/i2c-dev.h, linux/i2c.h), for checking i2c-stub's chip from
+// the side.
+const (
+	ioctlI2CSlave     = 0x0703
+	ioctlI2CFuncs     = 0x0705
+	ioctlI2CSMBus     = 0x0720
+	i2cFuncI2C        = 0x1
+	i2cSMBusRead      = 1
+	i2cSMBusWrite     = 0
+	i2cSMBusByteData  = 2
+	i2cSMBusBlockSize = 34
+)
+
+// smbusIoctlData is struct i2c_smbus_ioctl_data: __u8 read_write, command; __u32 size; union
+// i2c_smbus_data *data.
+type smbusIoctlData struct {
+	readWrite uint8
+	command   uint8
+	size      uint32
+	data      *[i2cSMBusBlockSize]byte
+}
+
+type smbus struct {
+	t  *testing.T
+	fd int
+}
+
+func openSMBus(t *testing.T, dev string, addr int) *smbus {
+	t.Helper()
+	fd, err := unix.Open(dev, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.IoctlSetInt(fd, ioctlI2CSlave, addr); err != nil {
+		t.Fatalf("I2C_SLAVE %#x on %s: %v", addr, dev, err)
+	}
+	return &smbus{t: t, fd: fd}
+}
+
+func (s *smbus) funcs() uint64 {
+	var f uint64
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(s.fd), ioctlI2CFuncs, uintptr(unsafe.Pointer(&f))); errno != 0 {
+		s.t.Fatalf("I2C_FUNCS: %v", errno)
+	}
+	return f
+}
+
+func (s *smbus) do(rw, cmd uint8, data *[i2cSMBusBlockSize]byte) {
+	s.t.Helper()
+	req := smbusIoctlData{readWrite: rw, command: cmd, size: i2cSMBusByteData, data: data}
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(s.fd), ioctlI2CSMBus, uintptr(unsafe.Pointer(&req))); errno != 0 {
+		s.t.Fatalf("I2C_SMBUS byte data, read %d, command %#x: %v", rw, cmd, errno)
+	}
+}
+
+func (s *smbus) readByteData(cmd uint8) byte {
+	s.t.Helper()
+	var data [i2cSMBusBlockSize]byte
+	s.do(i2cSMBusRead, cmd, &data)
+	return data[0]
+}
+
+func (s *smbus) writeByteData(cmd, v uint8) {
+	s.t.Helper()
+	data := [i2cSMBusBlockSize]byte{v}
+	s.do(i2cSMBusWrite, cmd, &data)
 }
 
 // TestI2CAndSPIOnOtherDevices: the ioctls reach the kernel, and a device that is not an I2C
