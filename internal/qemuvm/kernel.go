@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -77,7 +78,7 @@ func FetchKernel(ctx context.Context, cache string) (*Kernel, error) {
 	name := strings.SplitN(filepath.Base(deb), "_", 2)[0]
 	k := &Kernel{Deb: deb, Root: filepath.Join(cache, strings.TrimSuffix(filepath.Base(deb), ".deb")),
 		Release: strings.TrimPrefix(name, "linux-image-"), cache: cache}
-	if err := k.extract(ctx, "./lib/modules/"+k.Release+"/modules.order", "./lib/modules/"+k.Release+"/modules.builtin"); err != nil {
+	if err := k.extract(ctx, "./boot/vmlinuz-"+k.Release, "./lib/modules/"+k.Release+"/modules.order", "./lib/modules/"+k.Release+"/modules.builtin"); err != nil {
 		return nil, err
 	}
 	if k.paths, err = moduleList(filepath.Join(k.modDir(), "modules.order")); err != nil {
@@ -188,47 +189,62 @@ func (k *Kernel) Has(name string) bool {
 // Modules extracts the modules named (as modprobe names them: i2c-stub or i2c_stub) and
 // everything they depend on, and returns their files in an order insmod can load them in:
 // each after its dependencies. Built-in modules are left out; a module the kernel lacks is an
-// error.
+// error. Each level of dependencies is extracted in one pass over the package.
 func (k *Kernel) Modules(ctx context.Context, names ...string) ([]string, error) {
-	var order []string
-	seen := map[string]bool{}
-	var visit func(name string, chain []string) error
-	visit = func(name string, chain []string) error {
-		name = modName(name)
-		if seen[name] || k.builtin[name] {
-			return nil
+	deps := map[string][]string{} // every module of the closure -> what it depends on
+	level := names
+	for depth := 0; len(level) > 0; depth++ {
+		if depth > 32 {
+			return nil, fmt.Errorf("module dependencies deeper than 32 levels: %v", level)
 		}
-		if len(chain) > 32 {
-			return fmt.Errorf("module dependencies too deep: %s", strings.Join(chain, " -> "))
-		}
-		rel, ok := k.paths[name]
-		if !ok {
-			return fmt.Errorf("kernel %s has no module %s (neither built in nor in modules.order)", k.Release, name)
-		}
-		p := "./lib/modules/" + k.Release + "/" + rel
-		if err := k.locked(func() error { return k.extract(ctx, p) }); err != nil {
-			return err
-		}
-		file := filepath.Join(k.Root, p)
-		deps, err := moduleDepends(file)
-		if err != nil {
-			return err
-		}
-		seen[name] = true
-		for _, d := range deps {
-			if err := visit(d, append(chain, name)); err != nil {
-				return err
+		var todo, patterns []string
+		for _, n := range level {
+			n = modName(n)
+			if _, done := deps[n]; done || k.builtin[n] || slices.Contains(todo, n) {
+				continue
 			}
+			rel, ok := k.paths[n]
+			if !ok {
+				return nil, fmt.Errorf("kernel %s has no module %s (neither built in nor in modules.order)", k.Release, n)
+			}
+			todo = append(todo, n)
+			patterns = append(patterns, "./lib/modules/"+k.Release+"/"+rel)
 		}
-		order = append(order, file)
-		return nil
-	}
-	for _, n := range names {
-		if err := visit(n, nil); err != nil {
+		if err := k.locked(func() error { return k.extract(ctx, patterns...) }); err != nil {
 			return nil, err
 		}
+		level = nil
+		for _, n := range todo {
+			d, err := moduleDepends(k.moduleFile(n))
+			if err != nil {
+				return nil, err
+			}
+			deps[n] = d
+			level = append(level, d...)
+		}
+	}
+	var order []string
+	loaded := map[string]bool{}
+	var visit func(n string)
+	visit = func(n string) {
+		n = modName(n)
+		if loaded[n] || k.builtin[n] {
+			return
+		}
+		loaded[n] = true
+		for _, d := range deps[n] {
+			visit(d)
+		}
+		order = append(order, k.moduleFile(n))
+	}
+	for _, n := range names {
+		visit(n)
 	}
 	return order, nil
+}
+
+func (k *Kernel) moduleFile(name string) string {
+	return filepath.Join(k.modDir(), k.paths[name])
 }
 
 // modName is a module's name as the kernel keeps it: underscores for dashes, no .ko.

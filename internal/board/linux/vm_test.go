@@ -37,8 +37,8 @@ func requireOrSkip(t *testing.T, env, format string, args ...any) {
 // and its environment set.
 type vmTest struct {
 	name    string
-	modules []string // loaded in this order (their dependencies first), each with its parameters
-	params  map[string]string
+	modules []string          // loaded in this order, after their dependencies
+	params  map[string]string // a module's parameters, by its name with underscores
 	env     []string
 }
 
@@ -101,24 +101,25 @@ func TestLinuxBoardInVM(t *testing.T) {
 	}
 	step("built the test binary")
 	files := []qemuvm.File{{Path: "bin/busybox", Mode: 0o755, Src: busybox}, {Path: "bin/linux.test", Mode: 0o755, Src: testBin}}
-	var names, env, load []string
-	loaded := map[string]bool{}
+	var names, env, mods []string
+	params := map[string]string{}
 	for _, vt := range tests {
 		names = append(names, vt.name)
 		env = append(env, vt.env...)
-		kos, err := k.Modules(ctx, vt.modules...)
-		if err != nil {
-			t.Fatal(err)
+		mods = append(mods, vt.modules...)
+		for m, p := range vt.params {
+			params[m] = p
 		}
-		for _, ko := range kos {
-			name := strings.ReplaceAll(strings.TrimSuffix(filepath.Base(ko), ".ko"), "-", "_")
-			if loaded[name] {
-				continue
-			}
-			loaded[name] = true
-			files = append(files, qemuvm.File{Path: "lib/modules/" + name + ".ko", Mode: 0o644, Src: ko})
-			load = append(load, strings.TrimSpace("insmod /lib/modules/"+name+".ko "+vt.params[name])+" || die 'insmod "+name+"'")
-		}
+	}
+	kos, err := k.Modules(ctx, mods...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var load []string
+	for _, ko := range kos {
+		name := strings.ReplaceAll(strings.TrimSuffix(filepath.Base(ko), ".ko"), "-", "_")
+		files = append(files, qemuvm.File{Path: "lib/modules/" + name + ".ko", Mode: 0o644, Src: ko})
+		load = append(load, strings.TrimSpace("insmod /lib/modules/"+name+".ko "+params[name])+" || die 'insmod "+name+"'")
 	}
 	run := "^(" + strings.Join(names, "|") + ")$"
 	files = append(files, qemuvm.File{Path: "init", Mode: 0o755, Data: []byte(guestInit(load, env, run))})
