@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -89,9 +90,19 @@ type cp2112 struct {
 // bridge, its GPIO chip's character device and its I2C adapter's i2c-dev.
 func startCP2112(t *testing.T) (cp *cp2112, chip, adapter string) {
 	t.Helper()
+	for _, m := range []struct{ module, dir string }{{"uhid", "/dev/uhid"}, {"hid-cp2112", "/sys/bus/hid/drivers/cp2112"}, {"i2c-dev", "/sys/class/i2c-dev"}} {
+		if _, err := os.Stat(m.dir); err != nil {
+			if mp, lerr := exec.LookPath("modprobe"); lerr == nil && os.Geteuid() == 0 {
+				_ = exec.Command(mp, m.module).Run()
+			}
+		}
+		if _, err := os.Stat(m.dir); err != nil {
+			requireOrSkip(t, "RAMPART_REQUIRE_CP2112", "no %s (%v): this needs the uhid, hid-cp2112 and i2c-dev modules (TestLinuxBoardInVM loads them in a VM)", m.module, err)
+		}
+	}
 	f, err := os.OpenFile("/dev/uhid", os.O_RDWR, 0)
 	if err != nil {
-		requireOrSkip(t, "RAMPART_REQUIRE_CP2112", "no /dev/uhid (%v): this needs the uhid, hid-cp2112 and i2c-dev modules (TestLinuxBoardInVM loads them in a VM)", err)
+		requireOrSkip(t, "RAMPART_REQUIRE_CP2112", "opening /dev/uhid: %v", err)
 	}
 	cp = &cp2112{f: f, done: make(chan struct{}), status: []byte{cpStatus, 0, 0, 0, 0, 0, 0}}
 	ev := make([]byte, uhidEventSize)
