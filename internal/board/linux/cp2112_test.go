@@ -5,29 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rampart-iot/rampart/internal/board"
-)
-
-// The uhid interface (linux/uhid.h): struct uhid_event is a packed __u32 type and a union
-// whose largest member, uhid_create2_req, is 4372 bytes.
-const (
-	uhidEventSize     = 4376
-	uhidDestroy       = 1
-	uhidOutput        = 6
-	uhidGetReport     = 9
-	uhidGetReportRply = 10
-	uhidCreate2       = 11
-	uhidInput2        = 12
-	uhidSetReport     = 13
-	uhidSetReportRply = 14
-	busUSB            = 0x03
 )
 
 // The CP2112's reports (Silicon Labs AN495) that the kernel's hid-cp2112 driver uses.
@@ -71,8 +54,7 @@ var cp2112Descriptor = func() []byte {
 // cp2112Target: 256 registers behind a pointer that a write's first byte sets and that every
 // byte read or written after it advances.
 type cp2112 struct {
-	f    *os.File
-	done chan struct{}
+	dev *uhidDevice
 
 	mu      sync.Mutex
 	dir     uint8 // 1 = output
@@ -83,142 +65,42 @@ type cp2112 struct {
 	status  []byte   // the last transfer's status report
 	pending []byte   // what the last read got, until the driver fetches it
 	kinds   []string // the transfers the bridge was asked for, in order
-	err     error
 }
 
 // startCP2112 creates the emulated bridge and waits for hid-cp2112 to bind it; it returns the
 // bridge, its GPIO chip's character device and its I2C adapter's i2c-dev.
 func startCP2112(t *testing.T) (cp *cp2112, chip, adapter string) {
 	t.Helper()
-	for _, m := range []struct{ module, dir string }{{"uhid", "/dev/uhid"}, {"hid-cp2112", "/sys/bus/hid/drivers/cp2112"}, {"i2c-dev", "/sys/class/i2c-dev"}} {
-		if _, err := os.Stat(m.dir); err != nil {
-			if mp, lerr := exec.LookPath("modprobe"); lerr == nil && os.Geteuid() == 0 {
-				_ = exec.Command(mp, m.module).Run()
-			}
-		}
-		if _, err := os.Stat(m.dir); err != nil {
-			requireOrSkip(t, "RAMPART_REQUIRE_CP2112", "no %s (%v): this needs the uhid, hid-cp2112 and i2c-dev modules (TestLinuxBoardInVM loads them in a VM)", m.module, err)
-		}
-	}
-	f, err := os.OpenFile("/dev/uhid", os.O_RDWR, 0)
-	if err != nil {
-		requireOrSkip(t, "RAMPART_REQUIRE_CP2112", "opening /dev/uhid: %v", err)
-	}
-	cp = &cp2112{f: f, done: make(chan struct{}), status: []byte{cpStatus, 0, 0, 0, 0, 0, 0}}
-	ev := make([]byte, uhidEventSize)
-	binary.LittleEndian.PutUint32(ev, uhidCreate2)
-	uniq := fmt.Sprintf("rampart-%d", os.Getpid())
-	copy(ev[4:], "rampart emulated CP2112")
-	copy(ev[4+128+64:], uniq)
-	binary.LittleEndian.PutUint16(ev[260:], uint16(len(cp2112Descriptor)))
-	binary.LittleEndian.PutUint16(ev[262:], busUSB)
-	binary.LittleEndian.PutUint32(ev[264:], 0x10c4) // Silicon Labs
-	binary.LittleEndian.PutUint32(ev[268:], 0xea90) // CP2112
-	copy(ev[280:], cp2112Descriptor)
-	if _, err := f.Write(ev); err != nil {
-		f.Close()
-		t.Fatalf("creating the uhid device: %v", err)
-	}
-	go cp.serve()
-	t.Cleanup(func() {
-		destroy := make([]byte, uhidEventSize)
-		binary.LittleEndian.PutUint32(destroy, uhidDestroy)
-		_, _ = f.Write(destroy)
-		f.Close()
-		<-cp.done
-	})
+	cp = &cp2112{status: []byte{cpStatus, 0, 0, 0, 0, 0, 0}}
+	cp.dev = newUHID(t, "RAMPART_REQUIRE_CP2112", map[string]string{"uhid": "/dev/uhid", "hid-cp2112": "/sys/bus/hid/drivers/cp2112", "i2c-dev": "/sys/class/i2c-dev"},
+		"rampart emulated CP2112", 0x10c4, 0xea90, cp2112Descriptor, cp.answer)
 	// hid-cp2112 probes it from a work queue: wait for its GPIO chip and I2C adapter.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if err := cp.failed(); err != nil {
-			t.Fatal(err)
+	cp.dev.waitFor(t, "GPIO chip and I2C adapter from hid-cp2112", func(dir string) bool {
+		chips, _ := filepath.Glob(filepath.Join(dir, "gpiochip*"))
+		adapters, _ := filepath.Glob(filepath.Join(dir, "i2c-*"))
+		if len(chips) != 1 || len(adapters) != 1 {
+			return false
 		}
-		hid, _ := filepath.Glob("/sys/bus/hid/devices/0003:10C4:EA90.*")
-		for _, h := range hid {
-			// A sysfs file: at most a page.
-			if u, _ := os.ReadFile(filepath.Join(h, "uevent")); !strings.Contains(string(u), "HID_UNIQ="+uniq+"\n") {
-				continue
-			}
-			chips, _ := filepath.Glob(filepath.Join(h, "gpiochip*"))
-			adapters, _ := filepath.Glob(filepath.Join(h, "i2c-*"))
-			if len(chips) == 1 && len(adapters) == 1 {
-				chip, adapter = "/dev/"+filepath.Base(chips[0]), "/dev/"+filepath.Base(adapters[0])
-				if _, err := os.Stat(adapter); err == nil {
-					return cp, chip, adapter
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			var seen []string
-			for _, h := range hid {
-				entries, _ := os.ReadDir(h)
-				u, _ := os.ReadFile(filepath.Join(h, "uevent"))
-				names := []string{}
-				for _, e := range entries {
-					names = append(names, e.Name())
-				}
-				seen = append(seen, fmt.Sprintf("%s: %q holds %v", h, u, names))
-			}
-			t.Fatalf("hid-cp2112 bound no GPIO chip and I2C adapter to the emulated CP2112 %s (%s); is i2c-dev loaded?", uniq, strings.Join(seen, "; "))
-		}
-		time.Sleep(20 * time.Millisecond)
+		chip, adapter = "/dev/"+filepath.Base(chips[0]), "/dev/"+filepath.Base(adapters[0])
+		_, err := os.Stat(adapter)
+		return err == nil
+	})
+	return cp, chip, adapter
+}
+
+// answer answers the driver's requests: feature reports read and written, output reports.
+func (cp *cp2112) answer(ev []byte) []byte {
+	switch binary.LittleEndian.Uint32(ev) {
+	case uhidGetReport:
+		return cp.getReport(binary.LittleEndian.Uint32(ev[4:]), ev[8])
+	case uhidSetReport:
+		size := int(binary.LittleEndian.Uint16(ev[10:]))
+		return cp.setReport(binary.LittleEndian.Uint32(ev[4:]), ev[8], ev[12:12+min(size, 4096)])
+	case uhidOutput:
+		size := int(binary.LittleEndian.Uint16(ev[4+4096:]))
+		return cp.output(ev[4 : 4+min(size, 4096)])
 	}
-}
-
-func (cp *cp2112) failed() error {
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	return cp.err
-}
-
-// serve answers the driver's requests until the device is closed.
-func (cp *cp2112) serve() {
-	defer close(cp.done)
-	ev := make([]byte, uhidEventSize)
-	for {
-		n, err := cp.f.Read(ev)
-		if err != nil {
-			if !errors.Is(err, os.ErrClosed) {
-				cp.fail(fmt.Errorf("reading /dev/uhid: %w", err))
-			}
-			return
-		}
-		if n < 4 {
-			cp.fail(fmt.Errorf("a uhid event of %d bytes", n))
-			return
-		}
-		var reply []byte
-		switch binary.LittleEndian.Uint32(ev) {
-		case uhidGetReport:
-			reply = cp.getReport(binary.LittleEndian.Uint32(ev[4:]), ev[8])
-		case uhidSetReport:
-			size := int(binary.LittleEndian.Uint16(ev[10:]))
-			reply = cp.setReport(binary.LittleEndian.Uint32(ev[4:]), ev[8], ev[12:12+min(size, 4096)])
-		case uhidOutput:
-			size := int(binary.LittleEndian.Uint16(ev[4+4096:]))
-			reply = cp.output(ev[4 : 4+min(size, 4096)])
-		}
-		if reply != nil {
-			if _, err := cp.f.Write(reply); err != nil {
-				cp.fail(fmt.Errorf("answering on /dev/uhid: %w", err))
-				return
-			}
-		}
-	}
-}
-
-func (cp *cp2112) fail(err error) {
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	if cp.err == nil {
-		cp.err = err
-	}
-}
-
-func event(typ uint32) []byte {
-	ev := make([]byte, uhidEventSize)
-	binary.LittleEndian.PutUint32(ev, typ)
-	return ev
+	return nil
 }
 
 // getReport answers a feature report read; an unknown report is an error (EIO).
@@ -290,7 +172,7 @@ func (cp *cp2112) output(r []byte) []byte {
 			cp.transfer("write", r[1]>>1, r[3:3+int(r[2])], 0)
 		}
 	case cpStatusRequest:
-		return input(cp.status)
+		return input(cp.status, 64)
 	case cpForceSend:
 		n := min(len(cp.pending), 61)
 		if len(r) >= 3 {
@@ -298,7 +180,7 @@ func (cp *cp2112) output(r []byte) []byte {
 		}
 		chunk := cp.pending[:n]
 		cp.pending = cp.pending[n:]
-		return input(append([]byte{cpReadResponse, 0x05, byte(n)}, chunk...))
+		return input(append([]byte{cpReadResponse, 0x05, byte(n)}, chunk...), 64)
 	case cpCancel:
 	}
 	return nil
@@ -326,14 +208,6 @@ func (cp *cp2112) transfer(kind string, addr byte, w []byte, n int) {
 		cp.ptr++
 	}
 	cp.status = []byte{cpStatus, 0x02, 0x05, 0, 0, byte(n >> 8), byte(n)}
-}
-
-// input is a UHID_INPUT2 event carrying report r, padded to the descriptor's 64 bytes.
-func input(r []byte) []byte {
-	ev := event(uhidInput2)
-	binary.LittleEndian.PutUint16(ev[4:], 64)
-	copy(ev[6:], r)
-	return ev
 }
 
 // pins returns the outputs as driven and the direction register.
@@ -439,7 +313,7 @@ func TestGPIOAndI2COnCP2112(t *testing.T) {
 	if got := cp.transfers(); strings.Join(got, ", ") != strings.Join(want, ", ") {
 		t.Fatalf("the bridge was asked for %q, want %q (a write then a read must be one combined transaction)", got, want)
 	}
-	if err := cp.failed(); err != nil {
+	if err := cp.dev.failed(); err != nil {
 		t.Fatal(err)
 	}
 }
