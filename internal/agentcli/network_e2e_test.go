@@ -512,7 +512,7 @@ func TestAppNetworkThroughTheAgent(t *testing.T) {
 	// seccomp argument filter, which the kernel logs to its audit (docs/SANDBOX.md); nothing
 	// is attributed to another app, nor anything else to this one.
 	wantDenied := map[string]string{
-		"seccomp: socket refused: raw or packet socket, or a refused address family, or a refused address family":                                             "seccomp", // raw
+		"seccomp: socket refused: raw or packet socket, or a refused address family":                "seccomp", // raw
 		"network: " + fmt.Sprintf("tcp to %s refused", netip.AddrPortFrom(worldOther, worldPort)):   "network", // other-ip
 		"network: " + fmt.Sprintf("tcp to %s refused", netip.AddrPortFrom(worldGateway, worldPort)): "network", // machine
 		"dns: denied.test not in AllowedConnections":                                                "dns",     // denied-name, dns-denied

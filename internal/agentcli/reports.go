@@ -154,7 +154,7 @@ func (r *reporter) app(e apprun.Event) {
 			ev.Message = fmt.Sprintf("%s: %s refused", d.By, printable(d.Object))
 		case "dns": // "dns: denied.test not in AllowedConnections"
 			ev.Message = fmt.Sprintf("%s: %s not in %s", d.By, printable(d.Object), strings.Join(d.Blockers, ","))
-		case "seccomp": // "seccomp: socket refused: raw or packet socket, or a refused address family, or a refused address family"
+		case "seccomp": // "seccomp: socket refused: raw or packet socket, or a refused address family"
 			ev.Message = fmt.Sprintf("%s: %s refused", d.By, strings.Join(d.Blockers, ","))
 			if d.Object != "" {
 				ev.Message += ": " + printable(d.Object)

@@ -131,6 +131,9 @@ func bootSlot(ctx context.Context, spec, state, provisionFrom string, log *slog.
 // With the privilege split, transport is the cloud broker's; nil means the monitor speaks TLS
 // itself.
 func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transport http.RoundTripper, boot bootctl.Controller, counter rot.Counter, log *slog.Logger) (*updates, error) {
+	if err := checkKernelAudit(f.kernelAudit); err != nil { // before anything is opened
+		return nil, err
+	}
 	apps, err := appinstall.Open(appinstall.Config{Dir: filepath.Join(f.state, appsDir), Logger: log})
 	if err != nil {
 		return nil, err
@@ -312,13 +315,12 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 // the kernel's audit on if it is off), auto (only if it is on) or off. It returns nil, and logs
 // why, when they cannot be read; an error only for a bad flag.
 func openKernelAudit(mode string, log *slog.Logger) (*kernelaudit.Reader, error) {
-	switch mode {
-	case "off":
+	if err := checkKernelAudit(mode); err != nil {
+		return nil, err
+	}
+	if mode == "off" {
 		log.Info("denials of applications are not reported: --kernel-audit off")
 		return nil, nil
-	case "on", "auto":
-	default:
-		return nil, &usageError{fmt.Sprintf("--kernel-audit %q: want on, auto or off", mode)}
 	}
 	r, err := kernelaudit.Open(kernelaudit.Config{EnableAudit: mode == "on", Logger: log})
 	if err != nil {
@@ -331,6 +333,15 @@ func openKernelAudit(mode string, log *slog.Logger) (*kernelaudit.Reader, error)
 		log.Info("seccomp refusals of applications are not reported: the kernel does not log them (no errno in /proc/sys/kernel/seccomp/actions_logged)")
 	}
 	return r, nil
+}
+
+// checkKernelAudit checks --kernel-audit.
+func checkKernelAudit(mode string) error {
+	switch mode {
+	case "on", "auto", "off":
+		return nil
+	}
+	return &usageError{fmt.Sprintf("--kernel-audit %q: want on, auto or off", mode)}
 }
 
 // dnsResolver is a resolver that asks only the DNS server at hostport (--app-network-dns).
@@ -624,6 +635,9 @@ func (u *updates) close(log *slog.Logger) {
 		}
 	}
 	closeBoard(u.board, log) // after the apps, which use it
+	if u.denials != nil {
+		u.denials.Close() // run's goroutine closes it too; a start that failed before run did not
+	}
 }
 
 // closeBoard releases a board that holds something (the Linux board's GPIO lines and devices).

@@ -4,25 +4,40 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rampart-iot/rampart/internal/eventqueue"
 )
 
-// TestFailedStartReleasesWhatItOpened: a start that fails after it opened the error-report
-// queue and the board (here on a bad --kernel-audit) releases them, so the queue's lock is
-// free for the next start in the same process.
+// TestFailedStartReleasesWhatItOpened: a start that fails late, after it opened the
+// error-report queue, the board and the application supervisor (here on a missing
+// --update-root), releases them, so the queue's lock is free for the next start in the same
+// process.
 func TestFailedStartReleasesWhatItOpened(t *testing.T) {
 	dir := t.TempDir()
-	f := &runFlags{state: dir, board: "emulated", kernelAudit: "sideways"}
+	f := &runFlags{state: dir, board: "emulated", kernelAudit: "off", updateRoot: filepath.Join(dir, "no-such-root.json")}
 	_, err := newUpdates(t.Context(), f, nil, nil, nil, nil, slog.New(slog.DiscardHandler))
-	var usage *usageError
-	if !errors.As(err, &usage) {
-		t.Fatalf("newUpdates with --kernel-audit sideways: %v, want a usage error", err)
+	if err == nil || !strings.Contains(err.Error(), "--update-root") {
+		t.Fatalf("newUpdates with a missing --update-root: %v, want its error", err)
 	}
 	q, err := eventqueue.Open(eventqueue.Config{Dir: filepath.Join(dir, eventsDir)})
 	if err != nil {
 		t.Fatalf("the failed start kept the error-report queue: %v", err)
 	}
 	q.Close()
+}
+
+// TestBadKernelAuditFlagOpensNothing: --kernel-audit is checked before anything is opened.
+func TestBadKernelAuditFlagOpensNothing(t *testing.T) {
+	dir := t.TempDir()
+	f := &runFlags{state: dir, board: "emulated", kernelAudit: "sideways"}
+	_, err := newUpdates(t.Context(), f, nil, nil, nil, nil, slog.New(slog.DiscardHandler))
+	var usage *usageError
+	if !errors.As(err, &usage) || !strings.Contains(err.Error(), "--kernel-audit") {
+		t.Fatalf("newUpdates with --kernel-audit sideways: %v, want a usage error", err)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(dir, "*")); len(entries) != 0 {
+		t.Fatalf("a refused flag left %v in the state directory", entries)
+	}
 }
