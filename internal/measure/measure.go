@@ -129,6 +129,7 @@ func fileDigest(path string) ([]byte, error) {
 	if _, err := io.Copy(h, f); err != nil {
 		return nil, err
 	}
+	dropCached(f)
 	return h.Sum(nil), nil
 }
 
