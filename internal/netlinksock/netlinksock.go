@@ -1,7 +1,9 @@
 // Package netlinksock is a netlink socket that talks to the kernel and whose reads end with a
 // context or Close: the one piece of plumbing the agent's kernel readers (internal/kernelaudit,
 // internal/nflog) share. It opens and binds the socket, sends a message to the kernel, and
-// reads one datagram at a time into the caller's buffer, keeping only the kernel's (port 0).
+// reads one datagram at a time into the caller's buffer, keeping only the kernel's (port 0),
+// waiting for it (Receive) or not (TryReceive); SetReceiveBuffer sizes what the kernel may queue
+// for it before it drops datagrams.
 //
 // It owns no protocol: what the datagrams mean is the caller's. It trusts nothing in them; a
 // datagram longer than the caller's buffer is reported as such, not read past.
@@ -70,6 +72,71 @@ func (c *Conn) Send(msg []byte) error {
 // gone, and the next Receive reads the one after it.
 var ErrTruncated = errors.New("netlink datagram longer than the read buffer")
 
+// SetReceiveBuffer asks for a receive buffer of n bytes, past the system's limit
+// (SO_RCVBUFFORCE, CAP_NET_ADMIN) if it can, else up to it (SO_RCVBUF, net.core.rmem_max). It
+// returns the size the kernel granted (which counts its bookkeeping too: about twice n).
+func (c *Conn) SetReceiveBuffer(n int) (int, error) {
+	var got int
+	var serr error
+	err := c.rc.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n); serr != nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+		}
+		if serr == nil {
+			got, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("setting the netlink receive buffer: %w", err)
+	}
+	return got, nil
+}
+
+// ErrEmpty is returned by TryReceive when no datagram is waiting.
+var ErrEmpty = errors.New("no netlink datagram waiting")
+
+// TryReceive is Receive without waiting: it returns ErrEmpty when no datagram is waiting.
+func (c *Conn) TryReceive(buf []byte) (int, error) {
+	for {
+		var n int
+		var from unix.Sockaddr
+		var rerr error
+		err := c.rc.Read(func(fd uintptr) bool {
+			n, from, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_TRUNC|unix.MSG_DONTWAIT)
+			return true
+		})
+		if err == nil {
+			err = rerr
+		}
+		if n, err, done := c.received(buf, n, from, err); done {
+			return n, err
+		}
+	}
+}
+
+// received sorts out one recvfrom's result: done is false for a datagram not the kernel's.
+func (c *Conn) received(buf []byte, n int, from unix.Sockaddr, err error) (int, error, bool) {
+	switch {
+	case err == nil:
+	case errors.Is(err, unix.EAGAIN):
+		return 0, ErrEmpty, true
+	case c.closed.Load():
+		return 0, os.ErrClosed, true
+	default:
+		return 0, err, true
+	}
+	if nl, ok := from.(*unix.SockaddrNetlink); !ok || nl.Pid != 0 {
+		return 0, nil, false // only the kernel's datagrams count
+	}
+	if n > len(buf) {
+		return 0, fmt.Errorf("%w: %d bytes, buffer %d", ErrTruncated, n, len(buf)), true
+	}
+	return n, nil, true
+}
+
 // Receive reads the next datagram the kernel sent into buf and returns its length. Datagrams
 // from other sockets are skipped. It returns ctx's error when ctx ends (also by its deadline),
 // os.ErrClosed after Close, an error wrapping ErrTruncated (with the datagram's length) for a
@@ -104,22 +171,12 @@ func (c *Conn) Receive(ctx context.Context, buf []byte) (int, error) {
 		if err == nil {
 			err = rerr
 		}
-		switch {
-		case err == nil:
-		case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil:
+		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
 			return 0, ctx.Err()
-		case c.closed.Load():
-			return 0, os.ErrClosed
-		default:
-			return 0, err
 		}
-		if nl, ok := from.(*unix.SockaddrNetlink); !ok || nl.Pid != 0 {
-			continue // only the kernel's datagrams count
+		if n, err, done := c.received(buf, n, from, err); done {
+			return n, err
 		}
-		if n > len(buf) {
-			return 0, fmt.Errorf("%w: %d bytes, buffer %d", ErrTruncated, n, len(buf))
-		}
-		return n, nil
 	}
 }
 

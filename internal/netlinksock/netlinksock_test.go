@@ -117,3 +117,52 @@ func TestCancelledReceiveLeavesNoDeadline(t *testing.T) {
 		live(i)
 	}
 }
+
+// TestTryReceive: TryReceive returns a waiting datagram, and ErrEmpty, at once, when none is.
+func TestTryReceive(t *testing.T) {
+	c, err := Open(unix.NETLINK_ROUTE, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64<<10)
+	if _, err := c.TryReceive(buf); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("TryReceive with nothing sent: %v, want ErrEmpty", err)
+	}
+	if err := c.Send(getLink()); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel answers a dump in the Send call, so the answer is queued when Send returns.
+	n, err := c.TryReceive(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < unix.NLMSG_HDRLEN || binary.NativeEndian.Uint32(buf[8:12]) != 7 {
+		t.Fatalf("received %d bytes %x; want the answer to request 7", n, buf[:min(n, 32)])
+	}
+	c.Close()
+	if _, err := c.TryReceive(buf); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("TryReceive after Close: %v, want os.ErrClosed", err)
+	}
+}
+
+// TestSetReceiveBuffer: as root the buffer goes past net.core.rmem_max (SO_RCVBUFFORCE);
+// without, it is granted up to it.
+func TestSetReceiveBuffer(t *testing.T) {
+	c, err := Open(unix.NETLINK_ROUTE, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const want = 4 << 20
+	got, err := c.SetReceiveBuffer(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 && got < want {
+		t.Fatalf("as root, a receive buffer of %d bytes was granted %d", want, got)
+	}
+	if got <= 0 {
+		t.Fatalf("granted %d bytes", got)
+	}
+}
