@@ -276,6 +276,7 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 			if cert, err := attestclient.LoadCertificate(f.state); err == nil {
 				u.clock.attested(cert.Leaf.NotBefore)
 			}
+			u.certificateInstalled()
 		},
 		OnRefused: func(reason string) {
 			u.refused.Store(&reason)

@@ -22,6 +22,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/appinstall"
 	"github.com/rampart-iot/rampart/internal/applibs"
 	"github.com/rampart-iot/rampart/internal/apprun"
+	"github.com/rampart-iot/rampart/internal/attestclient"
 	"github.com/rampart-iot/rampart/internal/board"
 	"github.com/rampart-iot/rampart/internal/bootctl"
 	"github.com/rampart-iot/rampart/internal/buildinfo"
@@ -77,6 +78,27 @@ type updates struct {
 	reboot      chan struct{}
 	attest      chan struct{} // asks the attestation loop to attest now
 	certified   atomicString  // the components the latest attestation asked certificates for
+	stateDir    string
+	firstCert   chan struct{} // closed by the first attestation that installs a certificate
+	firstOnce   sync.Once
+}
+
+// certificateInstalled records that an attestation installed the agent's certificate.
+func (u *updates) certificateInstalled() { u.firstOnce.Do(func() { close(u.firstCert) }) }
+
+// waitForCertificate returns once the agent holds a certificate that has not expired, so that
+// the first check-in of a device that never attested (or whose certificate lapsed while it was
+// off) does not go out without one and fail; false if ctx ended first.
+func (u *updates) waitForCertificate(ctx context.Context) bool {
+	if cert, err := attestclient.LoadCertificate(u.stateDir); err == nil && cert.Leaf != nil && u.clock.Now().Before(cert.Leaf.NotAfter) {
+		return true
+	}
+	select {
+	case <-u.firstCert:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // atomicString is a string read and written from several goroutines.
@@ -212,6 +234,7 @@ func newUpdates(ctx context.Context, f *runFlags, roots *x509.CertPool, transpor
 		host = h
 	}
 	u = &updates{boot: boot, reboot: make(chan struct{}, 1), attest: make(chan struct{}, 1), installer: apps, development: f.development, rep: rep, board: dev,
+		stateDir: f.state, firstCert: make(chan struct{}),
 		appsDone: make(chan struct{}), network: manager, crashFlush: ratelimit.New(1.0/60, 1, 1, nil)}
 	if err := os.MkdirAll(filepath.Join(f.state, appRunDir), 0o700); err != nil {
 		return nil, err
@@ -385,7 +408,13 @@ func (u *updates) run(ctx context.Context, log *slog.Logger) error {
 	go u.watchApps(ctx)
 	go u.watchBoard(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- u.loop.Run(ctx) }()
+	go func() {
+		if !u.waitForCertificate(ctx) {
+			errc <- nil
+			return
+		}
+		errc <- u.loop.Run(ctx)
+	}()
 	select {
 	case <-u.reboot:
 		return errReboot

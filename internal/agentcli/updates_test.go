@@ -1,11 +1,13 @@
 package agentcli
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rampart-iot/rampart/internal/eventqueue"
 )
@@ -39,5 +41,31 @@ func TestBadKernelAuditFlagOpensNothing(t *testing.T) {
 	}
 	if entries, _ := filepath.Glob(filepath.Join(dir, "*")); len(entries) != 0 {
 		t.Fatalf("a refused flag left %v in the state directory", entries)
+	}
+}
+
+// TestUpdateLoopWaitsForACertificate: a device that holds no certificate yet does not check in
+// (it would go out without a client certificate and fail) until an attestation installs one.
+func TestUpdateLoopWaitsForACertificate(t *testing.T) {
+	u := &updates{stateDir: t.TempDir(), firstCert: make(chan struct{})}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if u.waitForCertificate(ctx) {
+		t.Fatal("waited for nothing: no certificate, and no attestation installed one")
+	}
+	done := make(chan bool)
+	go func() { done <- u.waitForCertificate(t.Context()) }()
+	select {
+	case <-done:
+		t.Fatal("returned before an attestation installed a certificate")
+	case <-time.After(50 * time.Millisecond):
+	}
+	u.certificateInstalled()
+	u.certificateInstalled() // a later attestation: no second close
+	if !<-done {
+		t.Fatal("an installed certificate did not end the wait")
+	}
+	if !u.waitForCertificate(t.Context()) {
+		t.Fatal("a later wait did not return at once")
 	}
 }
