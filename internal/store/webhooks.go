@@ -18,10 +18,20 @@ type WebhookTx interface {
 	ListWebhooks(ctx context.Context, tenantID string, opt ListOptions) (Page[Webhook], error)
 	// DeleteWebhook deletes a webhook of the tenant and its deliveries (ErrNotFound if none).
 	DeleteWebhook(ctx context.Context, tenantID, id string) error
+	// SetWebhookSecret replaces a webhook's Secret, PreviousSecret and PreviousSecretUntil
+	// (ErrNotFound unless the tenant has the webhook).
+	SetWebhookSecret(ctx context.Context, tenantID, id, secret, previous string, previousUntil time.Time) error
+	// DropWebhookSecretsBefore clears, across tenants, every PreviousSecret whose
+	// PreviousSecretUntil is not after the given time, and returns how many it cleared.
+	DropWebhookSecretsBefore(ctx context.Context, before time.Time) (int, error)
+	// SetWebhookHealth replaces a webhook's WebhookHealth (ErrNotFound unless the tenant has
+	// the webhook).
+	SetWebhookHealth(ctx context.Context, tenantID, id string, h WebhookHealth) error
 
-	// CreateWebhookDelivery adds a pending delivery. Its webhook must be its tenant's
-	// (ErrNotFound otherwise); an existing ID, or a second delivery of one event to one
-	// webhook, is ErrConflict.
+	// CreateWebhookDelivery adds a delivery. Its webhook must be its tenant's (ErrNotFound
+	// otherwise); an existing ID, or a second delivery of one event to one webhook, is
+	// ErrConflict, unless RedeliveryOf names a delivery of the same webhook and event that it
+	// sends again (ErrNotFound if there is none such).
 	CreateWebhookDelivery(ctx context.Context, d WebhookDelivery) error
 	// GetWebhookDelivery fails with ErrNotFound unless the tenant has the delivery.
 	GetWebhookDelivery(ctx context.Context, tenantID, id string) (WebhookDelivery, error)
@@ -43,6 +53,10 @@ type WebhookTx interface {
 	// the given time, with its attempts counted from zero. It fails with ErrNotFound unless the
 	// webhook has the delivery, and with ErrConflict unless the delivery failed.
 	RetryWebhookDelivery(ctx context.Context, tenantID, webhookID, id string, at time.Time) error
+	// FailPendingWebhookDeliveries marks a webhook's pending deliveries that no worker holds a
+	// lease on at the given time failed, unsent: LastError is set to lastError, UpdatedAt to
+	// at, attempts are kept. It returns how many it marked.
+	FailPendingWebhookDeliveries(ctx context.Context, tenantID, webhookID, lastError string, at time.Time) (int, error)
 	// DeleteWebhookDeliveriesBefore deletes, across tenants, at most limit delivered or failed
 	// deliveries last updated before the given time, and returns how many it deleted.
 	DeleteWebhookDeliveriesBefore(ctx context.Context, before time.Time, limit int) (int, error)
@@ -69,6 +83,22 @@ type Webhook struct {
 	Secret    string   // the HMAC-SHA256 key deliveries are signed with
 	CreatedBy string   // user ID
 	CreatedAt time.Time
+	// PreviousSecret is the secret a rotation replaced: deliveries are signed with it too
+	// until PreviousSecretUntil. "" for none.
+	PreviousSecret      string
+	PreviousSecretUntil time.Time
+	WebhookHealth
+}
+
+// WebhookHealth is how a webhook's deliveries have been going, and whether it is disabled.
+type WebhookHealth struct {
+	// FailingSince is when the first of the current run of deliveries that failed for good
+	// did (zero: the last finished delivery succeeded); FailedDeliveries counts the run.
+	FailingSince     time.Time
+	FailedDeliveries int
+	// DisabledAt is when the webhook was disabled (zero: enabled), DisabledReason why.
+	DisabledAt     time.Time
+	DisabledReason string
 }
 
 // WebhookDelivery is one event on its way to one webhook, and how its attempts went.
@@ -88,4 +118,5 @@ type WebhookDelivery struct {
 	LastError     string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	RedeliveryOf  string // the delivery whose event this one sends again, "" for an event's first
 }

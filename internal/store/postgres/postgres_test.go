@@ -50,6 +50,7 @@ func TestFrozenMigrations(t *testing.T) {
 		"0011_board_presses.sql":     "847ac2b97a24365a2a2b455564201b5cd4e7ad09151a08edd319dba53441ae36",
 		"0012_security_versions.sql": "69a52dd4330dc6c04736933d7cce9ec9a7140771e0d52f6f4f5e41e51a8a0320",
 		"0013_policy_generation.sql": "2e182c922267be66d42e91c98fc659e838d32d8a9ecab0cd3928d35869521e0f",
+		"0014_webhook_rotation.sql":  "995b368708c01a06ea8fb4768e95c877a5f1d68d55bb041fa00a12adb5186e2c",
 	})
 }
 

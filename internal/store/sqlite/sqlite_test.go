@@ -49,6 +49,7 @@ func TestFrozenMigrations(t *testing.T) {
 		"0011_board_presses.sql":     "abe7bfb50a18691bd3536b25e935e0140a16ee65daddce21c02e33b8973820a8",
 		"0012_security_versions.sql": "bd94b72992ef8a1a46f51e6a2c87348d13e5b2a7e7ec3b900c48826472cd07ef",
 		"0013_policy_generation.sql": "7ca671d5507000f6e5728f39960239b564f948310b281efe87aad90d9cbf6f86",
+		"0014_webhook_rotation.sql":  "5021e8f85f98cd8df3f1f2997be893c8dc9fc330e5b9422f70f8959d2e7de6dc",
 	})
 }
 

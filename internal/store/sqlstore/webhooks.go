@@ -10,19 +10,21 @@ import (
 	"github.com/rampart-iot/rampart/internal/store"
 )
 
-const webhookCols = `id, tenant_id, url, events, secret, created_by, created_at`
+const webhookCols = `id, tenant_id, url, events, secret, created_by, created_at, previous_secret, previous_secret_until,
+	failing_since, failed_deliveries, disabled_at, disabled_reason`
 
 func scanWebhook(s scanner) (store.Webhook, error) {
 	var w store.Webhook
 	var events string
-	var created sql.NullInt64
-	if err := s.Scan(&w.ID, &w.TenantID, &w.URL, &events, &w.Secret, &w.CreatedBy, &created); err != nil {
+	var created, prevUntil, failing, disabled sql.NullInt64
+	if err := s.Scan(&w.ID, &w.TenantID, &w.URL, &events, &w.Secret, &w.CreatedBy, &created, &w.PreviousSecret, &prevUntil,
+		&failing, &w.FailedDeliveries, &disabled, &w.DisabledReason); err != nil {
 		return store.Webhook{}, err
 	}
 	if events != "" {
 		w.Events = strings.Split(events, ",")
 	}
-	w.CreatedAt = timeOf(created)
+	w.CreatedAt, w.PreviousSecretUntil, w.FailingSince, w.DisabledAt = timeOf(created), timeOf(prevUntil), timeOf(failing), timeOf(disabled)
 	return w, nil
 }
 
@@ -32,8 +34,9 @@ func (t *tx) CreateWebhook(ctx context.Context, w store.Webhook) error {
 	if err := t.checkTenant(ctx, w.TenantID); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	n, err := t.exec(ctx, `INSERT INTO webhooks (`+webhookCols+`) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		w.ID, w.TenantID, w.URL, strings.Join(w.Events, ","), w.Secret, w.CreatedBy, timeArg(w.CreatedAt))
+	n, err := t.exec(ctx, `INSERT INTO webhooks (`+webhookCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		w.ID, w.TenantID, w.URL, strings.Join(w.Events, ","), w.Secret, w.CreatedBy, timeArg(w.CreatedAt), w.PreviousSecret,
+		timeArg(w.PreviousSecretUntil), timeArg(w.FailingSince), w.FailedDeliveries, timeArg(w.DisabledAt), w.DisabledReason)
 	if err != nil {
 		return t.dbErr(err, what, store.ErrNotFound)
 	}
@@ -78,14 +81,50 @@ func (t *tx) DeleteWebhook(ctx context.Context, tenantID, id string) error {
 	return nil
 }
 
+// SetWebhookSecret implements store.Tx.
+func (t *tx) SetWebhookSecret(ctx context.Context, tenantID, id, secret, previous string, previousUntil time.Time) error {
+	n, err := t.exec(ctx, `UPDATE webhooks SET secret = ?, previous_secret = ?, previous_secret_until = ? WHERE tenant_id = ? AND id = ?`,
+		secret, previous, timeArg(previousUntil), tenantID, id)
+	if err != nil {
+		return fmt.Errorf("set the secret of webhook %q: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("webhook %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DropWebhookSecretsBefore implements store.Tx.
+func (t *tx) DropWebhookSecretsBefore(ctx context.Context, before time.Time) (int, error) {
+	n, err := t.exec(ctx, `UPDATE webhooks SET previous_secret = '', previous_secret_until = NULL
+		WHERE previous_secret <> '' AND (previous_secret_until IS NULL OR previous_secret_until <= ?)`, timeArg(before))
+	if err != nil {
+		return 0, fmt.Errorf("drop expired webhook secrets: %w", err)
+	}
+	return int(n), nil
+}
+
+// SetWebhookHealth implements store.Tx.
+func (t *tx) SetWebhookHealth(ctx context.Context, tenantID, id string, h store.WebhookHealth) error {
+	n, err := t.exec(ctx, `UPDATE webhooks SET failing_since = ?, failed_deliveries = ?, disabled_at = ?, disabled_reason = ?
+		WHERE tenant_id = ? AND id = ?`, timeArg(h.FailingSince), h.FailedDeliveries, timeArg(h.DisabledAt), h.DisabledReason, tenantID, id)
+	if err != nil {
+		return fmt.Errorf("set the health of webhook %q: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("webhook %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
 const deliveryCols = `id, tenant_id, webhook_id, event_id, event_type, payload, state, attempts, next_attempt_at,
-	lease_owner, lease_until, last_status, last_error, created_at, updated_at`
+	lease_owner, lease_until, last_status, last_error, created_at, updated_at, redelivery_of`
 
 func scanDelivery(s scanner) (store.WebhookDelivery, error) {
 	var d store.WebhookDelivery
 	var next, lease, created, updated sql.NullInt64
 	if err := s.Scan(&d.ID, &d.TenantID, &d.WebhookID, &d.EventID, &d.EventType, &d.Payload, &d.State, &d.Attempts, &next,
-		&d.LeaseOwner, &lease, &d.LastStatus, &d.LastError, &created, &updated); err != nil {
+		&d.LeaseOwner, &lease, &d.LastStatus, &d.LastError, &created, &updated, &d.RedeliveryOf); err != nil {
 		return store.WebhookDelivery{}, err
 	}
 	d.Payload = bytesOf(d.Payload)
@@ -99,17 +138,28 @@ func (t *tx) CreateWebhookDelivery(ctx context.Context, d store.WebhookDelivery)
 	if _, err := t.GetWebhook(ctx, d.TenantID, d.WebhookID); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	dup, err := t.exists(ctx, `SELECT 1 FROM webhook_deliveries WHERE webhook_id = ? AND event_id = ?`, d.WebhookID, d.EventID)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+	if d.RedeliveryOf != "" {
+		ok, err := t.exists(ctx, `SELECT 1 FROM webhook_deliveries WHERE tenant_id = ? AND id = ? AND webhook_id = ? AND event_id = ?`,
+			d.TenantID, d.RedeliveryOf, d.WebhookID, d.EventID)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if !ok {
+			return fmt.Errorf("%s: no delivery %q of event %q to webhook %q to send again: %w", what, d.RedeliveryOf, d.EventID, d.WebhookID, store.ErrNotFound)
+		}
+	} else {
+		dup, err := t.exists(ctx, `SELECT 1 FROM webhook_deliveries WHERE webhook_id = ? AND event_id = ? AND redelivery_of = ''`, d.WebhookID, d.EventID)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if dup {
+			return fmt.Errorf("%s: event %q is already on its way to webhook %q: %w", what, d.EventID, d.WebhookID, store.ErrConflict)
+		}
 	}
-	if dup {
-		return fmt.Errorf("%s: event %q is already on its way to webhook %q: %w", what, d.EventID, d.WebhookID, store.ErrConflict)
-	}
-	n, err := t.exec(ctx, `INSERT INTO webhook_deliveries (`+deliveryCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	n, err := t.exec(ctx, `INSERT INTO webhook_deliveries (`+deliveryCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`,
 		d.ID, d.TenantID, d.WebhookID, d.EventID, d.EventType, d.Payload, d.State, d.Attempts, timeArg(d.NextAttemptAt),
-		d.LeaseOwner, timeArg(d.LeaseUntil), d.LastStatus, d.LastError, timeArg(d.CreatedAt), timeArg(d.UpdatedAt))
+		d.LeaseOwner, timeArg(d.LeaseUntil), d.LastStatus, d.LastError, timeArg(d.CreatedAt), timeArg(d.UpdatedAt), d.RedeliveryOf)
 	if err != nil {
 		return t.dbErr(err, what, store.ErrNotFound)
 	}
@@ -219,6 +269,17 @@ func (t *tx) RetryWebhookDelivery(ctx context.Context, tenantID, webhookID, id s
 	return nil
 }
 
+// FailPendingWebhookDeliveries implements store.Tx.
+func (t *tx) FailPendingWebhookDeliveries(ctx context.Context, tenantID, webhookID, lastError string, at time.Time) (int, error) {
+	n, err := t.exec(ctx, `UPDATE webhook_deliveries SET state = ?, last_error = ?, updated_at = ?, lease_owner = '', lease_until = NULL
+		WHERE tenant_id = ? AND webhook_id = ? AND state = ? AND (lease_until IS NULL OR lease_until <= ?)`,
+		store.DeliveryFailed, lastError, timeArg(at), tenantID, webhookID, store.DeliveryPending, timeArg(at))
+	if err != nil {
+		return 0, fmt.Errorf("fail the pending deliveries of webhook %q: %w", webhookID, err)
+	}
+	return int(n), nil
+}
+
 // DeleteWebhookDeliveriesBefore implements store.Tx.
 func (t *tx) DeleteWebhookDeliveriesBefore(ctx context.Context, before time.Time, limit int) (int, error) {
 	limit = store.ListOptions{Limit: limit}.Normalize().Limit
@@ -262,6 +323,38 @@ func (s *DB) ListWebhooks(ctx context.Context, tenantID string, opt store.ListOp
 // DeleteWebhook implements store.Tx.
 func (s *DB) DeleteWebhook(ctx context.Context, tenantID, id string) error {
 	return s.write(ctx, func(x *tx) error { return x.DeleteWebhook(ctx, tenantID, id) })
+}
+
+// SetWebhookSecret implements store.Tx.
+func (s *DB) SetWebhookSecret(ctx context.Context, tenantID, id, secret, previous string, previousUntil time.Time) error {
+	return s.write(ctx, func(x *tx) error { return x.SetWebhookSecret(ctx, tenantID, id, secret, previous, previousUntil) })
+}
+
+// DropWebhookSecretsBefore implements store.Tx.
+func (s *DB) DropWebhookSecretsBefore(ctx context.Context, before time.Time) (int, error) {
+	var n int
+	err := s.write(ctx, func(x *tx) error {
+		var err error
+		n, err = x.DropWebhookSecretsBefore(ctx, before)
+		return err
+	})
+	return n, err
+}
+
+// SetWebhookHealth implements store.Tx.
+func (s *DB) SetWebhookHealth(ctx context.Context, tenantID, id string, h store.WebhookHealth) error {
+	return s.write(ctx, func(x *tx) error { return x.SetWebhookHealth(ctx, tenantID, id, h) })
+}
+
+// FailPendingWebhookDeliveries implements store.Tx.
+func (s *DB) FailPendingWebhookDeliveries(ctx context.Context, tenantID, webhookID, lastError string, at time.Time) (int, error) {
+	var n int
+	err := s.write(ctx, func(x *tx) error {
+		var err error
+		n, err = x.FailPendingWebhookDeliveries(ctx, tenantID, webhookID, lastError, at)
+		return err
+	})
+	return n, err
 }
 
 // CreateWebhookDelivery implements store.Tx.

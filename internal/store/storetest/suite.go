@@ -92,6 +92,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateRollsBackReports", testUpdateRollsBackReports},
 		{"Webhooks", testWebhooks},
 		{"ConcurrentWebhookClaims", testConcurrentWebhookClaims},
+		{"WebhookSecretsAndHealth", testWebhookSecretsAndHealth},
 		{"HasErrorBucket", testHasErrorBucket},
 		{"UserPasswords", testUserPasswords},
 		{"ConsoleSessions", testConsoleSessions},

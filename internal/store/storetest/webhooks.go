@@ -247,3 +247,113 @@ func ids(ds []store.WebhookDelivery) []string {
 	}
 	return out
 }
+
+// testWebhookSecretsAndHealth: rotation's two secrets, dropping the expired one, the health
+// record, failing a disabled webhook's pending deliveries, and deliveries sent again.
+func testWebhookSecretsAndHealth(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w := newWorld(t, s)
+	h, hb := newWebhook(w.a.ID, 1), newWebhook(w.b.ID, 2)
+	h.PreviousSecret, h.PreviousSecretUntil = "whsec_old", at(10) // created with every field
+	h.FailingSince, h.FailedDeliveries, h.DisabledAt, h.DisabledReason = at(1), 2, at(3), "four"
+	must(t, s.CreateWebhook(ctx, h))
+	must(t, s.CreateWebhook(ctx, hb))
+	got, err := s.GetWebhook(ctx, w.a.ID, h.ID)
+	must(t, err)
+	eq(t, got, norm(h))
+
+	// A rotation keeps the old secret until a time; another tenant cannot rotate it.
+	isErr(t, s.SetWebhookSecret(ctx, w.b.ID, h.ID, "whsec_x", "", time.Time{}), store.ErrNotFound)
+	must(t, s.SetWebhookSecret(ctx, w.a.ID, h.ID, "whsec_new", h.Secret, at(200)))
+	must(t, s.SetWebhookSecret(ctx, w.b.ID, hb.ID, "whsec_b2", hb.Secret, at(300)))
+	got, err = s.GetWebhook(ctx, w.a.ID, h.ID)
+	must(t, err)
+	eq(t, [3]any{got.Secret, got.PreviousSecret, got.PreviousSecretUntil}, [3]any{"whsec_new", h.Secret, stored(at(200))})
+	// Dropping expired secrets touches only those expired by then.
+	n, err := s.DropWebhookSecretsBefore(ctx, at(199))
+	must(t, err)
+	eq(t, n, 0)
+	n, err = s.DropWebhookSecretsBefore(ctx, at(200))
+	must(t, err)
+	eq(t, n, 1)
+	got, err = s.GetWebhook(ctx, w.a.ID, h.ID)
+	must(t, err)
+	eq(t, [3]any{got.Secret, got.PreviousSecret, got.PreviousSecretUntil}, [3]any{"whsec_new", "", time.Time{}})
+	gb, err := s.GetWebhook(ctx, w.b.ID, hb.ID)
+	must(t, err)
+	eq(t, gb.PreviousSecret, hb.Secret)
+
+	// Health is written whole; another tenant cannot write it.
+	health := store.WebhookHealth{FailingSince: at(50), FailedDeliveries: 7, DisabledAt: at(60), DisabledReason: "failing"}
+	isErr(t, s.SetWebhookHealth(ctx, w.b.ID, h.ID, health), store.ErrNotFound)
+	must(t, s.SetWebhookHealth(ctx, w.a.ID, h.ID, health))
+	got, err = s.GetWebhook(ctx, w.a.ID, h.ID)
+	must(t, err)
+	eq(t, got.WebhookHealth, norm(health))
+	page, err := s.ListWebhooks(ctx, w.a.ID, store.ListOptions{})
+	must(t, err)
+	eq(t, page.Items[0].WebhookHealth, norm(health))
+	must(t, s.SetWebhookHealth(ctx, w.a.ID, h.ID, store.WebhookHealth{}))
+	got, err = s.GetWebhook(ctx, w.a.ID, h.ID)
+	must(t, err)
+	eq(t, got.WebhookHealth, store.WebhookHealth{})
+
+	// Failing pending deliveries: not the delivered, not one under a live lease, not another
+	// webhook's; attempts kept.
+	due, leased, done := newDelivery(h, 1, at(100)), newDelivery(h, 2, at(100)), newDelivery(h, 3, at(100))
+	due.Attempts = 2
+	done.State = store.DeliveryDelivered
+	bd := newDelivery(hb, 4, at(100))
+	for _, d := range []store.WebhookDelivery{due, leased, done, bd} {
+		must(t, s.CreateWebhookDelivery(ctx, d))
+	}
+	cl, err := s.ClaimWebhookDeliveries(ctx, "worker-1", at(100), at(120), 1)
+	must(t, err)
+	eq(t, ids(cl), []string{due.ID}) // due is claimed, its lease runs to 120
+	n, err = s.FailPendingWebhookDeliveries(ctx, w.a.ID, h.ID, "webhook disabled", at(110))
+	must(t, err)
+	eq(t, n, 1)
+	gl, err := s.GetWebhookDelivery(ctx, w.a.ID, leased.ID)
+	must(t, err)
+	eq(t, [3]any{gl.State, gl.LastError, gl.UpdatedAt}, [3]any{store.DeliveryFailed, "webhook disabled", stored(at(110))})
+	gd, err := s.GetWebhookDelivery(ctx, w.a.ID, due.ID)
+	must(t, err)
+	eq(t, gd.State, store.DeliveryPending)
+	n, err = s.FailPendingWebhookDeliveries(ctx, w.a.ID, h.ID, "webhook disabled", at(120)) // the lease has expired
+	must(t, err)
+	eq(t, n, 1)
+	gd, err = s.GetWebhookDelivery(ctx, w.a.ID, due.ID)
+	must(t, err)
+	eq(t, [4]any{gd.State, gd.Attempts, gd.LeaseOwner, gd.LeaseUntil}, [4]any{store.DeliveryFailed, 2, "", time.Time{}})
+	gdone, err := s.GetWebhookDelivery(ctx, w.a.ID, done.ID)
+	must(t, err)
+	eq(t, gdone.State, store.DeliveryDelivered)
+	gbd, err := s.GetWebhookDelivery(ctx, w.b.ID, bd.ID)
+	must(t, err)
+	eq(t, gbd.State, store.DeliveryPending)
+
+	// A delivery sent again carries its event's ID, any number of times, but must name a
+	// delivery of the same webhook and event.
+	re := newDelivery(h, 5, at(130))
+	re.EventID, re.RedeliveryOf = done.EventID, done.ID
+	must(t, s.CreateWebhookDelivery(ctx, re))
+	re2 := newDelivery(h, 6, at(131))
+	re2.EventID, re2.RedeliveryOf = done.EventID, re.ID
+	must(t, s.CreateWebhookDelivery(ctx, re2))
+	gre, err := s.GetWebhookDelivery(ctx, w.a.ID, re2.ID)
+	must(t, err)
+	eq(t, gre, norm(re2))
+	wrongEvent := newDelivery(h, 7, at(131))
+	wrongEvent.RedeliveryOf = done.ID
+	isErr(t, s.CreateWebhookDelivery(ctx, wrongEvent), store.ErrNotFound)
+	otherHook := newDelivery(hb, 8, at(131))
+	otherHook.EventID, otherHook.RedeliveryOf = bd.EventID, done.ID
+	isErr(t, s.CreateWebhookDelivery(ctx, otherHook), store.ErrNotFound)
+	first := newDelivery(h, 9, at(131)) // a first delivery of the event again is still refused
+	first.EventID = done.EventID
+	isErr(t, s.CreateWebhookDelivery(ctx, first), store.ErrConflict)
+	// Deleting the webhook deletes the deliveries sent again too.
+	must(t, s.DeleteWebhook(ctx, w.a.ID, h.ID))
+	_, err = s.GetWebhookDelivery(ctx, w.a.ID, re2.ID)
+	isErr(t, err, store.ErrNotFound)
+}
