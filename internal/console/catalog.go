@@ -32,10 +32,17 @@ type productsView struct {
 	Products   []productRow
 	NextURL    string
 	MoreGroups bool
+	CanCreate  bool
+	New        *form // the new-product form
 }
 
-// products lists products and their device groups.
+// products lists products and their device groups, with the new-product form for roles that
+// may use it.
 func (h *Handler) products(c *call) error {
+	return h.showProducts(c, http.StatusOK, &form{Values: map[string]string{"default_groups": "on"}})
+}
+
+func (h *Handler) showProducts(c *call, status int, newProduct *form) error {
 	ctx := c.r.Context()
 	after, err := c.query("after")
 	if err != nil {
@@ -53,7 +60,7 @@ func (h *Handler) products(c *call) error {
 	for _, g := range groups.Items {
 		byProduct[g.ProductID] = append(byProduct[g.ProductID], g)
 	}
-	v := productsView{MoreGroups: groups.Next != ""}
+	v := productsView{MoreGroups: groups.Next != "", CanCreate: c.can(authz.ProductCreate), New: newProduct}
 	for _, p := range page.Items {
 		v.Products = append(v.Products, productRow{Product: p, Groups: byProduct[p.ID]})
 	}
@@ -62,7 +69,7 @@ func (h *Handler) products(c *call) error {
 	}
 	vw := h.view(c, "Products and device groups", "products")
 	vw.Data = v
-	h.render(c.w, c.r, http.StatusOK, "products", vw)
+	h.render(c.w, c.r, status, "products", vw)
 	return nil
 }
 

@@ -135,6 +135,14 @@ func (h *Handler) routes() {
 	t := "/console/t/{tenant}"
 	mux.HandleFunc("GET "+t+"/{$}", h.tenant(h.overview))
 	mux.HandleFunc("GET "+t+"/products", h.tenant(h.products))
+	mux.HandleFunc("POST "+t+"/products", h.tenantForm(h.createProduct))
+	mux.HandleFunc("GET "+t+"/products/{product}", h.tenant(h.product))
+	mux.HandleFunc("POST "+t+"/products/{product}", h.tenantForm(h.updateProduct))
+	mux.HandleFunc("POST "+t+"/products/{product}/delete", h.tenantForm(h.deleteProduct))
+	mux.HandleFunc("POST "+t+"/products/{product}/groups", h.tenantForm(h.createGroup))
+	mux.HandleFunc("GET "+t+"/groups/{group}", h.tenant(h.group))
+	mux.HandleFunc("POST "+t+"/groups/{group}", h.tenantForm(h.updateGroup))
+	mux.HandleFunc("POST "+t+"/groups/{group}/delete", h.tenantForm(h.deleteGroup))
 	mux.HandleFunc("GET "+t+"/devices", h.tenant(h.devices))
 	mux.HandleFunc("GET "+t+"/devices/{device}", h.tenant(h.device))
 	mux.HandleFunc("POST "+t+"/devices/claim", h.tenantForm(h.claimDevice))
@@ -431,6 +439,38 @@ var funcs = template.FuncMap{
 	"state":   deviceState,
 	"num":     num,
 	"inc":     func(i int) int { return i + 1 },
+	"invalid": invalidAttrs,
+	"groupform": func(f *form, prefix string, feeds, policies []string) groupFields {
+		return groupFields{F: f, P: prefix, Feeds: feeds, Policies: policies}
+	},
+	"fe": func(f *form, name, id string) fieldRef {
+		return fieldRef{ID: id, Errs: f.Errs(name)}
+	},
+}
+
+// invalidAttrs marks an input that has problems (aria-invalid) and names the element that
+// says what they are; id is a constant of a template, checked to be safe as an attribute.
+func invalidAttrs(f *form, name, id string) template.HTMLAttr {
+	if len(f.Errs(name)) == 0 {
+		return ""
+	}
+	if strings.Trim(id, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		panic("console: unsafe element ID " + id)
+	}
+	return template.HTMLAttr(` aria-invalid="true" aria-describedby="` + id + `-err"`)
+}
+
+// groupFields is what the device group form's inputs need.
+type groupFields struct {
+	F               *form
+	P               string
+	Feeds, Policies []string
+}
+
+// fieldRef is one input's problems and the ID of the element that shows them.
+type fieldRef struct {
+	ID   string
+	Errs []string
 }
 
 // num formats a figure with at most two decimals.
