@@ -44,6 +44,17 @@ func Sign(secret string, timestamp int64, body []byte) string {
 	return "v1=" + hex.EncodeToString(m.Sum(nil))
 }
 
+// SignAll returns the signature header value of body sent at timestamp signed with each of
+// the secrets, in order: Sign's "v1=…" values joined by commas. During a rotation's grace
+// period a delivery carries the new secret's signature first, then the old one's.
+func SignAll(secrets []string, timestamp int64, body []byte) string {
+	sigs := make([]string, len(secrets))
+	for i, s := range secrets {
+		sigs[i] = Sign(s, timestamp, body)
+	}
+	return strings.Join(sigs, ",")
+}
+
 // Verification errors.
 var (
 	ErrNoSignature  = errors.New("webhook: no v1 signature")

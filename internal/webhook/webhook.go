@@ -30,8 +30,21 @@ const (
 	EventRolloutStateChanged = "rollout.state_changed"
 )
 
-// Events lists every event type, in the order documentation shows them.
+// Events lists every event type a webhook may hear, in the order documentation shows them.
 var Events = []string{EventBucketCreated, EventRolloutStateChanged}
+
+// EventPing is the event `rampart webhook ping` sends to one webhook, whatever it hears, so its
+// receiver can be tested. It is not in Events: no webhook subscribes to it.
+const EventPing = "ping"
+
+// Ping is the data of a ping event.
+type Ping struct {
+	WebhookID   string `json:"webhook_id"`
+	RequestedBy string `json:"requested_by"` // the user's name
+}
+
+// DisabledError is the LastError of a delivery not attempted because its webhook is disabled.
+const DisabledError = "not sent: the webhook is disabled"
 
 // Limits of a webhook.
 const (
@@ -145,10 +158,11 @@ type Outbox struct {
 	IDs *ids.Generator // event and delivery IDs
 }
 
-// Enqueue records an event of the tenant, within tx: one pending delivery, due at once, for
-// each of the tenant's webhooks that hears eventType. It returns how many it made (none when
-// no webhook hears it). The caller's transaction makes the event as durable as the change it
-// tells of.
+// Enqueue records an event of the tenant, within tx: one delivery for each of the tenant's
+// webhooks that hears eventType, pending and due at once, or, to a disabled webhook, failed at
+// once and unsent (so the tenant sees what it missed and may retry it after enabling the
+// webhook). It returns how many it made (none when no webhook hears it). The caller's
+// transaction makes the event as durable as the change it tells of.
 func (o *Outbox) Enqueue(ctx context.Context, tx store.Tx, tenantID, eventType string, data any, now time.Time) (int, error) {
 	hooks, err := tx.ListWebhooks(ctx, tenantID, store.ListOptions{Limit: store.MaxLimit})
 	if err != nil {
@@ -164,28 +178,67 @@ func (o *Outbox) Enqueue(ctx context.Context, tx store.Tx, tenantID, eventType s
 		return 0, nil
 	}
 	now = now.UTC().Truncate(time.Microsecond)
-	eventID, err := o.IDs.New()
+	eventID, body, err := o.event(tenantID, eventType, data, now)
 	if err != nil {
 		return 0, err
 	}
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return 0, fmt.Errorf("webhook event %s: %w", eventType, err)
-	}
-	body, err := json.Marshal(Envelope{ID: eventID, Type: eventType, CreatedAt: now, TenantID: tenantID, Data: raw})
-	if err != nil {
-		return 0, fmt.Errorf("webhook event %s: %w", eventType, err)
-	}
 	for _, h := range to {
-		id, err := o.IDs.New()
-		if err != nil {
-			return 0, err
-		}
-		d := store.WebhookDelivery{ID: id, TenantID: tenantID, WebhookID: h.ID, EventID: eventID, EventType: eventType,
-			Payload: body, State: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
-		if err := tx.CreateWebhookDelivery(ctx, d); err != nil {
+		if _, err := o.deliver(ctx, tx, h, eventID, eventType, body, "", now); err != nil {
 			return 0, err
 		}
 	}
 	return len(to), nil
+}
+
+// EnqueueTo records an event for one webhook, whatever event types it hears (a ping), within
+// tx, as Enqueue does, and returns its delivery.
+func (o *Outbox) EnqueueTo(ctx context.Context, tx store.Tx, h store.Webhook, eventType string, data any, now time.Time) (store.WebhookDelivery, error) {
+	now = now.UTC().Truncate(time.Microsecond)
+	eventID, body, err := o.event(h.TenantID, eventType, data, now)
+	if err != nil {
+		return store.WebhookDelivery{}, err
+	}
+	return o.deliver(ctx, tx, h, eventID, eventType, body, "", now)
+}
+
+// Redeliver sends the event of a delivery to its webhook h again, within tx: a new delivery
+// (a new delivery ID), due at once, with the same body, so the same event ID, which receivers
+// de-duplicate by. It returns the new delivery.
+func (o *Outbox) Redeliver(ctx context.Context, tx store.Tx, h store.Webhook, d store.WebhookDelivery, now time.Time) (store.WebhookDelivery, error) {
+	return o.deliver(ctx, tx, h, d.EventID, d.EventType, d.Payload, d.ID, now.UTC().Truncate(time.Microsecond))
+}
+
+// event makes an event's ID and envelope.
+func (o *Outbox) event(tenantID, eventType string, data any, now time.Time) (string, []byte, error) {
+	eventID, err := o.IDs.New()
+	if err != nil {
+		return "", nil, err
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return "", nil, fmt.Errorf("webhook event %s: %w", eventType, err)
+	}
+	body, err := json.Marshal(Envelope{ID: eventID, Type: eventType, CreatedAt: now, TenantID: tenantID, Data: raw})
+	if err != nil {
+		return "", nil, fmt.Errorf("webhook event %s: %w", eventType, err)
+	}
+	return eventID, body, nil
+}
+
+// deliver writes one delivery of an event to h: pending and due now, or failed unsent if h is
+// disabled.
+func (o *Outbox) deliver(ctx context.Context, tx store.Tx, h store.Webhook, eventID, eventType string, body []byte, redeliveryOf string, now time.Time) (store.WebhookDelivery, error) {
+	id, err := o.IDs.New()
+	if err != nil {
+		return store.WebhookDelivery{}, err
+	}
+	d := store.WebhookDelivery{ID: id, TenantID: h.TenantID, WebhookID: h.ID, EventID: eventID, EventType: eventType,
+		Payload: body, State: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now, RedeliveryOf: redeliveryOf}
+	if !h.DisabledAt.IsZero() {
+		d.State, d.LastError = store.DeliveryFailed, DisabledError
+	}
+	if err := tx.CreateWebhookDelivery(ctx, d); err != nil {
+		return store.WebhookDelivery{}, err
+	}
+	return d, nil
 }

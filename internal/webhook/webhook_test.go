@@ -48,14 +48,17 @@ type receiver struct {
 	srv      *httptest.Server
 	clk      *clock
 	mu       sync.Mutex
+	secret   string // the secret it verifies with
 	statuses []int
 	got      []webhook.Envelope
 	ids      map[string]int // delivery ID → times received
 	bad      []string
+	headers  []http.Header // of every request, in order
+	bodies   [][]byte
 }
 
 func newReceiver(t *testing.T, clk *clock, statuses ...int) *receiver {
-	r := &receiver{t: t, clk: clk, statuses: statuses, ids: map[string]int{}}
+	r := &receiver{t: t, clk: clk, secret: secret, statuses: statuses, ids: map[string]int{}}
 	r.srv = httptest.NewTLSServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -65,7 +68,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	err := webhook.Verify(secret, req.Header.Get(webhook.HeaderTimestamp), req.Header.Get(webhook.HeaderSignature), body, r.clk.Now(), 5*time.Minute)
+	r.headers = append(r.headers, req.Header.Clone())
+	r.bodies = append(r.bodies, body)
+	err := webhook.Verify(r.secret, req.Header.Get(webhook.HeaderTimestamp), req.Header.Get(webhook.HeaderSignature), body, r.clk.Now(), 5*time.Minute)
 	if err != nil {
 		r.bad = append(r.bad, err.Error())
 		w.WriteHeader(http.StatusUnauthorized)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/rampart-iot/rampart/internal/authz"
 	"github.com/rampart-iot/rampart/internal/store"
 )
 
@@ -30,6 +32,11 @@ const (
 	DefaultPollInterval = 2 * time.Second
 	DefaultBatch        = 20
 	DefaultRetention    = 30 * 24 * time.Hour
+	// A webhook is disabled once DefaultDisableAfterFailures deliveries in a row have failed
+	// for good (every attempt failed), with no successful attempt between them, and the first
+	// of them failed at least DefaultDisableAfter ago.
+	DefaultDisableAfterFailures = 5
+	DefaultDisableAfter         = 72 * time.Hour
 	// MaxResponseRead bounds how much of a receiver's response is read.
 	MaxResponseRead = 4 << 10
 	maxErrorLength  = 256
@@ -52,6 +59,10 @@ type Config struct {
 	PollInterval      time.Duration // how often Run looks for due deliveries (default 2s)
 	Batch             int           // deliveries claimed at once (default 20)
 	Retention         time.Duration // finished deliveries are kept this long (default 30 days)
+	// A webhook is disabled when DisableAfterFailures deliveries in a row failed for good and
+	// the first of them at least DisableAfter ago (defaults 5 and 72 hours).
+	DisableAfterFailures int
+	DisableAfter         time.Duration
 	// Client sends the deliveries; by default one that never follows redirects, uses no
 	// proxy, and refuses link-local and metadata addresses at dial time. A Client given here
 	// must do the same.
@@ -100,6 +111,10 @@ func NewWorker(cfg Config) (*Worker, error) {
 	def(&cfg.Timeout, DefaultTimeout)
 	def(&cfg.PollInterval, DefaultPollInterval)
 	def(&cfg.Retention, DefaultRetention)
+	def(&cfg.DisableAfter, DefaultDisableAfter)
+	if cfg.DisableAfterFailures <= 0 {
+		cfg.DisableAfterFailures = DefaultDisableAfterFailures
+	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
 	}
@@ -162,8 +177,14 @@ func (w *Worker) Run(ctx context.Context) {
 }
 
 // Cleanup deletes delivered and failed deliveries last updated more than Retention ago, at
-// most 10,000 in one call, and returns how many it deleted.
+// most 10,000 in one call, and returns how many it deleted. It also drops the previous secrets
+// of rotations whose grace period has ended.
 func (w *Worker) Cleanup(ctx context.Context) (int, error) {
+	if n, err := w.cfg.Store.DropWebhookSecretsBefore(ctx, w.cfg.Now()); err != nil {
+		return 0, err
+	} else if n > 0 {
+		w.cfg.Logger.Info("dropped the previous secrets of webhooks whose rotation's grace period ended", "count", n)
+	}
 	total := 0
 	for range 10 {
 		n, err := w.cfg.Store.DeleteWebhookDeliveriesBefore(ctx, w.cfg.Now().Add(-w.cfg.Retention), 1000)
@@ -196,38 +217,46 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	return len(ds), errors.Join(errs...)
 }
 
-// deliver makes one attempt of a claimed delivery and records how it went.
+// deliver makes one attempt of a claimed delivery and records how it went. A delivery of a
+// disabled webhook is not attempted: it is marked failed, unsent.
 func (w *Worker) deliver(ctx context.Context, d store.WebhookDelivery) error {
 	log := w.cfg.Logger.With("delivery", d.ID, "webhook", d.WebhookID, "tenant", d.TenantID, "event", d.EventType)
 	h, err := w.cfg.Store.GetWebhook(ctx, d.TenantID, d.WebhookID)
 	var status int
 	var failure string
-	permanent := false
+	permanent, disabled := false, false
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil // deleted with its deliveries meanwhile
 	case err != nil:
 		return err
+	case !h.DisabledAt.IsZero():
+		failure, permanent, disabled = DisabledError, true, true
 	default:
-		secret, serr := w.cfg.Secrets.Open(h.ID, h.Secret)
+		secrets, serr := w.secrets(h, log)
 		if _, err := CheckURL(h.URL, w.cfg.AllowLoopbackHTTP); err != nil {
 			failure, permanent = err.Error(), true
 		} else if serr != nil {
 			failure, permanent = serr.Error(), true
 		} else {
-			status, failure = w.post(ctx, h.URL, secret, d)
+			status, failure = w.post(ctx, h.URL, secrets, d)
 		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err() // shutting down: the lease expires and the attempt is made again
 	}
 	now := w.cfg.Now().UTC().Truncate(time.Microsecond)
-	d.Attempts++
+	if !disabled {
+		d.Attempts++
+	}
 	d.LastStatus, d.LastError, d.UpdatedAt = status, failure, now
 	switch {
 	case failure == "":
 		d.State = store.DeliveryDelivered
 		log.Debug("webhook delivered", "status", status, "attempts", d.Attempts)
+	case disabled:
+		d.State = store.DeliveryFailed
+		log.Info("webhook delivery not sent: the webhook is disabled")
 	case permanent || d.Attempts >= w.cfg.MaxAttempts:
 		d.State = store.DeliveryFailed
 		log.Warn("webhook delivery failed for good", "attempts", d.Attempts, "error", failure)
@@ -235,14 +264,101 @@ func (w *Worker) deliver(ctx context.Context, d store.WebhookDelivery) error {
 		d.NextAttemptAt = now.Add(w.backoff(d.Attempts))
 		log.Info("webhook delivery will be retried", "attempts", d.Attempts, "next", d.NextAttemptAt, "error", failure)
 	}
-	if err := w.cfg.Store.FinishWebhookAttempt(context.WithoutCancel(ctx), d); err != nil {
+	var disabledNow store.WebhookHealth
+	wctx := context.WithoutCancel(ctx)
+	err = w.cfg.Store.Update(wctx, func(tx store.Tx) error {
+		disabledNow = store.WebhookHealth{}
+		if err := tx.FinishWebhookAttempt(wctx, d); err != nil {
+			return err
+		}
+		if d.State == store.DeliveryPending || disabled {
+			return nil
+		}
+		var err error
+		disabledNow, err = w.noteOutcome(wctx, tx, d, now)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("webhook delivery %s: %w", d.ID, err)
+	}
+	if !disabledNow.DisabledAt.IsZero() {
+		log.Warn("webhook disabled: its deliveries kept failing", "reason", disabledNow.DisabledReason,
+			"failed_deliveries", disabledNow.FailedDeliveries, "failing_since", disabledNow.FailingSince)
 	}
 	return nil
 }
 
+// noteOutcome records, within tx, how a finished delivery went in its webhook's health: a
+// success ends a run of failures, a failure extends it, and a run long enough disables the
+// webhook (the pending deliveries it has are marked failed, and the audit log says so). It
+// returns the health if it disabled the webhook, else the zero value.
+func (w *Worker) noteOutcome(ctx context.Context, tx store.Tx, d store.WebhookDelivery, now time.Time) (store.WebhookHealth, error) {
+	h, err := tx.GetWebhook(ctx, d.TenantID, d.WebhookID)
+	if err != nil {
+		return store.WebhookHealth{}, err
+	}
+	health := h.WebhookHealth
+	if d.State == store.DeliveryDelivered {
+		if health.FailedDeliveries == 0 && health.FailingSince.IsZero() {
+			return store.WebhookHealth{}, nil
+		}
+		health.FailedDeliveries, health.FailingSince = 0, time.Time{}
+		return store.WebhookHealth{}, tx.SetWebhookHealth(ctx, h.TenantID, h.ID, health)
+	}
+	if health.FailingSince.IsZero() {
+		health.FailingSince = now
+	}
+	health.FailedDeliveries++
+	disable := health.DisabledAt.IsZero() && health.FailedDeliveries >= w.cfg.DisableAfterFailures &&
+		now.Sub(health.FailingSince) >= w.cfg.DisableAfter
+	if disable {
+		health.DisabledAt = now
+		health.DisabledReason = clip(fmt.Sprintf("%d deliveries in a row failed (every attempt) since %s; the last: %s",
+			health.FailedDeliveries, health.FailingSince.Format(time.RFC3339), d.LastError), maxErrorLength)
+	}
+	if err := tx.SetWebhookHealth(ctx, h.TenantID, h.ID, health); err != nil {
+		return store.WebhookHealth{}, err
+	}
+	if !disable {
+		return store.WebhookHealth{}, nil
+	}
+	if _, err := tx.FailPendingWebhookDeliveries(ctx, h.TenantID, h.ID, DisabledError, now); err != nil {
+		return store.WebhookHealth{}, err
+	}
+	details, err := json.Marshal(map[string]any{"disabled": health.DisabledReason, "url": h.URL})
+	if err != nil {
+		return store.WebhookHealth{}, err
+	}
+	_, err = tx.AppendAudit(ctx, store.AuditEntry{TenantID: h.TenantID, Time: now, ActorName: "system",
+		Action: string(authz.WebhookManage), ResourceType: "webhook", ResourceID: h.ID, Result: store.AuditSuccess,
+		Message: "webhook disabled: its deliveries kept failing", Details: string(details)})
+	if err != nil {
+		return store.WebhookHealth{}, err
+	}
+	return health, nil
+}
+
+// secrets opens the secrets a delivery of h is signed with: its secret, and while a rotation's
+// grace period runs, the previous one. A previous secret that cannot be opened is left out.
+func (w *Worker) secrets(h store.Webhook, log *slog.Logger) ([]string, error) {
+	secret, err := w.cfg.Secrets.Open(h.ID, h.Secret)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{secret}
+	if h.PreviousSecret != "" && w.cfg.Now().Before(h.PreviousSecretUntil) {
+		prev, err := w.cfg.Secrets.Open(h.ID, h.PreviousSecret)
+		if err != nil {
+			log.Warn("signing with the new secret only: the previous one cannot be opened", "error", err)
+		} else {
+			out = append(out, prev)
+		}
+	}
+	return out, nil
+}
+
 // post sends the delivery once and returns the response's status and, if it failed, why.
-func (w *Worker) post(ctx context.Context, url, secret string, d store.WebhookDelivery) (int, string) {
+func (w *Worker) post(ctx context.Context, url string, secrets []string, d store.WebhookDelivery) (int, string) {
 	ts := w.cfg.Now().Unix()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(d.Payload))
 	if err != nil {
@@ -253,7 +369,7 @@ func (w *Worker) post(ctx context.Context, url, secret string, d store.WebhookDe
 	req.Header.Set(HeaderID, d.ID)
 	req.Header.Set(HeaderEvent, d.EventType)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(secret, ts, d.Payload))
+	req.Header.Set(HeaderSignature, SignAll(secrets, ts, d.Payload))
 	resp, err := w.cfg.Client.Do(req)
 	if err != nil {
 		return 0, clean(err.Error())
