@@ -40,6 +40,9 @@ type devicesView struct {
 	Stopped         bool // the scan budget ran out before the page filled
 	CanClaim        bool
 	Claim           claimForm
+	CanMove         bool
+	Move            *form           // the bulk move's form
+	Selected        map[string]bool // the devices selected for a refused move
 }
 
 // claimForm is the claim form's input and, after a refused claim, its error.
@@ -54,8 +57,20 @@ type claimForm struct {
 func (h *Handler) devices(c *call) error { return h.showDevices(c, http.StatusOK, claimForm{}) }
 
 func (h *Handler) showDevices(c *call, status int, claim claimForm) error {
+	return h.showDevicesWith(c, status, claim, nil, nil)
+}
+
+// showDevicesWith shows the devices list with the claim form and the bulk move's form as they
+// were posted (move nil for a fresh one), and the devices that were selected.
+func (h *Handler) showDevicesWith(c *call, status int, claim claimForm, move *form, selected []string) error {
 	ctx := c.r.Context()
-	v := devicesView{CanClaim: c.can(authz.DeviceClaim), Claim: claim}
+	v := devicesView{CanClaim: c.can(authz.DeviceClaim), Claim: claim, CanMove: c.can(authz.DeviceMove), Move: move, Selected: map[string]bool{}}
+	if v.Move == nil {
+		v.Move = &form{Values: map[string]string{}}
+	}
+	for _, id := range selected {
+		v.Selected[id] = true
+	}
 	var err error
 	after, err := c.query("after")
 	if err != nil {
@@ -173,6 +188,9 @@ type deviceView struct {
 	Certificates []store.Attestation // the passes on this page of attestations: the certificates issued
 	Events       []store.ErrorReport // the device's latest error-report events
 	CanEvents    bool
+	CanMove      bool
+	Groups       []store.DeviceGroup // the groups the device can be moved to
+	Move         *form
 }
 
 // deviceEvents is how many of a device's latest error-report events its page shows.
@@ -180,7 +198,9 @@ const deviceEvents = 20
 
 // device shows one device: identity, attestation history, what it reported at its latest
 // check-in, and the disable/enable control for roles that may use it.
-func (h *Handler) device(c *call) error {
+func (h *Handler) device(c *call) error { return h.showDevice(c, http.StatusOK, nil) }
+
+func (h *Handler) showDevice(c *call, status int, move *form) error {
 	ctx := c.r.Context()
 	id := c.r.PathValue("device")
 	attAfter, err := c.query("att_after")
@@ -192,7 +212,20 @@ func (h *Handler) device(c *call) error {
 		return err
 	}
 	v := deviceView{Device: d, State: deviceState(d), CanDisable: c.can(authz.DeviceDisable), CanPress: c.can(authz.DevicePress),
-		AuditURL: c.tenantPath("audit") + "?" + url.Values{"resource": {d.ID}}.Encode()}
+		AuditURL: c.tenantPath("audit") + "?" + url.Values{"resource": {d.ID}}.Encode(), CanMove: c.can(authz.DeviceMove), Move: move}
+	if v.CanMove {
+		groups, err := h.m.ListDeviceGroups(ctx, c.p, c.tenant.ID, store.DeviceGroupFilter{}, store.ListOptions{Limit: maxFilterGroups})
+		if err != nil {
+			return err
+		}
+		v.Groups = groups.Items
+		if v.Move == nil {
+			v.Move = &form{Values: map[string]string{"group": d.DeviceGroupID}}
+			if d.DeviceGroupID == "" {
+				v.Move.Values["group"] = noGroup
+			}
+		}
+	}
 	if d.DeviceGroupID != "" {
 		g, err := h.m.GetDeviceGroup(ctx, c.p, c.tenant.ID, d.DeviceGroupID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -239,7 +272,7 @@ func (h *Handler) device(c *call) error {
 	}
 	vw := h.view(c, "Device "+shortID(d.ID), "devices")
 	vw.Data = v
-	h.render(c.w, c.r, http.StatusOK, "device", vw)
+	h.render(c.w, c.r, status, "device", vw)
 	return nil
 }
 
