@@ -87,10 +87,20 @@ type Domain struct {
 	Denials uint64
 }
 
-// Denial is one refusal the kernel logged: exactly one of Landlock and Seccomp is set.
+// Denial is what a Reader read: a refusal the kernel logged (Landlock or Seccomp), or that
+// records were lost (Lost). Exactly one of the three is set.
 type Denial struct {
 	Landlock *LandlockDenial
 	Seccomp  *Seccomp
+	// Count is how many refusals the Denial stands for, at least 1. A Landlock denial is one.
+	// A Seccomp refusal stands for Count records with the same uid, architecture, system
+	// call, compat and action: Seccomp is the first of them, parsed whole (its pid, stamp,
+	// comm and exe are that one's), and the others repeat it (see Reader.Next).
+	Count int
+	// Lost is how many times the kernel dropped records meant for the Reader, because the
+	// Reader fell behind and the socket's buffer was full (ENOBUFS), since the last Denial.
+	// How many records each time, the kernel does not say; they may be any process's.
+	Lost int
 }
 
 // LandlockDenial is an Access joined with the domain that denied it.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -11,9 +12,10 @@ import (
 	"time"
 )
 
-// captured returns testdata/records.txt: real records from this project's machine.
-func captured(t testing.TB) (types []int, texts []string) {
-	f, err := os.Open("testdata/records.txt")
+// captured returns a file of testdata (records.txt, flood.txt): real records from this
+// project's machine.
+func captured(t testing.TB, name string) (types []int, texts []string) {
+	f, err := os.Open(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func captured(t testing.TB) (types []int, texts []string) {
 }
 
 func TestParseCaptured(t *testing.T) {
-	types, texts := captured(t)
+	types, texts := captured(t, "records.txt")
 	at := func(sec, ms int64) time.Time { return time.Unix(sec, ms*1e6) }
 	want := []any{
 		Access{Stamp: Stamp{at(1795580659, 890), 16}, Domain: 0x139157c3c, Blockers: []string{"fs.make_reg"},
@@ -171,7 +173,7 @@ func TestParseRejects(t *testing.T) {
 }
 
 func FuzzParseAccess(f *testing.F) {
-	types, texts := captured(f)
+	types, texts := captured(f, "records.txt")
 	for i, text := range texts {
 		if types[i] == TypeAccess {
 			f.Add([]byte(text))
@@ -199,7 +201,7 @@ func FuzzParseAccess(f *testing.F) {
 }
 
 func FuzzParseDomain(f *testing.F) {
-	types, texts := captured(f)
+	types, texts := captured(f, "records.txt")
 	for i, text := range texts {
 		if types[i] == TypeDomain {
 			f.Add([]byte(text))
@@ -276,7 +278,7 @@ func TestSeccompRecords(t *testing.T) {
 }
 
 func FuzzParseSeccomp(f *testing.F) {
-	types, texts := captured(f)
+	types, texts := captured(f, "records.txt")
 	for i, text := range texts {
 		if types[i] == TypeSeccomp {
 			f.Add([]byte(text))

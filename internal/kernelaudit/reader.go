@@ -1,6 +1,7 @@
 package kernelaudit
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -31,9 +32,17 @@ type Config struct {
 	// denial while audit is off; with it on and no audit daemon, the kernel also prints every
 	// audit record to its log, rate-limited. Without it, Open fails while audit is off.
 	EnableAudit bool
+	// ReceiveBuffer is the socket's receive buffer in bytes, what the kernel may hold for the
+	// Reader before it drops records (DefaultReceiveBuffer if 0). Past net.core.rmem_max it
+	// takes CAP_NET_ADMIN; without it, the buffer is rmem_max.
+	ReceiveBuffer int
 	// Logger is nil for no logging.
 	Logger *slog.Logger
 }
+
+// DefaultReceiveBuffer is Config.ReceiveBuffer's default: about 20,000 seccomp records, 10 ms
+// of a program refused a system call in a loop on one CPU.
+const DefaultReceiveBuffer = 4 << 20
 
 // Reader reads the kernel's denials. Next is for one goroutine at a time; Close may be called
 // at any time.
@@ -45,6 +54,12 @@ type Reader struct {
 	out      []Denial // complete denials not yet returned
 	landlock bool
 	seccomp  bool
+
+	// repeats are the latest refusals parsed whole (nextRepeat the one to replace), with the
+	// repeats of each counted since it was last returned; pending is their sum.
+	repeats    [maxRepeatKeys]repeat
+	nextRepeat int
+	pending    int
 }
 
 // Open checks that the kernel's audit is on (see Config.EnableAudit), and that the kernel logs
@@ -92,6 +107,12 @@ func Open(cfg Config) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: joining the audit log multicast group: %w", ErrUnavailable, err)
 	}
+	size := cmp.Or(cfg.ReceiveBuffer, DefaultReceiveBuffer)
+	if got, err := c.SetReceiveBuffer(size); err != nil {
+		log.Warn("cannot size the audit socket's buffer: denials may be lost in a flood", "bytes", size, "err", err)
+	} else {
+		log.Debug("audit socket buffer", "asked", size, "granted", got)
+	}
 	return &Reader{c: c, log: log, join: newJoiner(), buf: make([]byte, unix.NLMSG_HDRLEN+MaxRecord+64),
 		landlock: landlock, seccomp: seccomp}, nil
 }
@@ -112,43 +133,33 @@ func containsWord(s, w string) bool {
 func (r *Reader) Close() error { return r.c.Close() }
 
 // Next returns the next denial: a Landlock denial, or a seccomp refusal (a seccomp record with
-// SECCOMP_RET_ERRNO; kills and other actions are skipped). It returns ctx's error when ctx
-// ends, and os.ErrClosed after Close. Records it cannot parse are logged and skipped; records
-// the kernel dropped because this reader fell behind are logged as lost.
+// SECCOMP_RET_ERRNO; kills and other actions are skipped), or that records were lost. It
+// returns ctx's error when ctx ends, and os.ErrClosed after Close. Records it cannot parse are
+// logged and skipped. When the kernel dropped records because this reader fell behind (the
+// socket's buffer was full), it returns a Denial with Lost set.
+//
+// A seccomp refusal that repeats one returned before (the same uid, architecture, system call,
+// compat and action) is counted, not parsed whole: the repeats are returned as one Denial,
+// with their Count, once the socket has no more records waiting (or maxRepeats were counted,
+// or before the next other Denial).
 func (r *Reader) Next(ctx context.Context) (Denial, error) {
 	for len(r.out) == 0 {
 		typ, text, err := r.read(ctx)
 		switch {
+		case errors.Is(err, netlinksock.ErrEmpty):
+			r.flushRepeats()
+			continue
 		case errors.Is(err, unix.ENOBUFS):
 			r.log.Warn("kernel denials lost: the audit multicast overflowed")
+			r.flushRepeats()
+			r.out = append(r.out, Denial{Lost: 1})
 			continue
 		case err != nil:
 			return Denial{}, err
 		}
-		switch typ {
-		case TypeAccess:
-			a, err := ParseAccess(text)
-			if err != nil {
-				r.log.Warn("skipping a Landlock audit record", "err", err)
-				continue
-			}
-			r.landlockDenials(r.join.access(a))
-		case TypeDomain:
-			d, err := ParseDomain(text)
-			if err != nil {
-				r.log.Warn("skipping a Landlock audit record", "err", err)
-				continue
-			}
-			r.landlockDenials(r.join.domain(d))
-		case TypeSeccomp:
-			s, err := ParseSeccomp(text)
-			if err != nil {
-				r.log.Warn("skipping a seccomp audit record", "err", err)
-				continue
-			}
-			if s.Refused() {
-				r.out = append(r.out, Denial{Seccomp: &s})
-			}
+		r.handle(typ, text)
+		if r.pending >= maxRepeats {
+			r.flushRepeats()
 		}
 	}
 	d := r.out[0]
@@ -156,16 +167,87 @@ func (r *Reader) Next(ctx context.Context) (Denial, error) {
 	return d, nil
 }
 
-func (r *Reader) landlockDenials(ds []LandlockDenial) {
-	for i := range ds {
-		r.out = append(r.out, Denial{Landlock: &ds[i]})
+// handle takes one record: it appends what it makes of it to r.out, or counts a repeat.
+func (r *Reader) handle(typ uint16, text []byte) {
+	switch typ {
+	case TypeAccess:
+		a, err := ParseAccess(text)
+		if err != nil {
+			r.log.Warn("skipping a Landlock audit record", "err", err)
+			return
+		}
+		r.landlockDenials(r.join.access(a))
+	case TypeDomain:
+		d, err := ParseDomain(text)
+		if err != nil {
+			r.log.Warn("skipping a Landlock audit record", "err", err)
+			return
+		}
+		r.landlockDenials(r.join.domain(d))
+	case TypeSeccomp:
+		k, ok := seccompKey(text)
+		if ok {
+			for i := range r.repeats {
+				if rp := &r.repeats[i]; rp.key.uid != nil && rp.key.equal(&k) {
+					rp.n++
+					r.pending++
+					return
+				}
+			}
+		}
+		s, err := ParseSeccomp(text)
+		if err != nil {
+			r.log.Warn("skipping a seccomp audit record", "err", err)
+			return
+		}
+		if !s.Refused() {
+			return
+		}
+		r.flushRepeats()
+		r.out = append(r.out, Denial{Seccomp: &s, Count: 1})
+		if ok {
+			rp := &r.repeats[r.nextRepeat]
+			r.nextRepeat = (r.nextRepeat + 1) % len(r.repeats)
+			*rp = repeat{key: k.clone(), s: s}
+		}
 	}
 }
 
-// read returns one record from the kernel: its type and text.
+// flushRepeats returns the repeats counted (to r.out).
+func (r *Reader) flushRepeats() {
+	if r.pending == 0 {
+		return
+	}
+	for i := range r.repeats {
+		if rp := &r.repeats[i]; rp.n > 0 {
+			s := rp.s
+			r.out = append(r.out, Denial{Seccomp: &s, Count: rp.n})
+			rp.n = 0
+		}
+	}
+	r.pending = 0
+}
+
+func (r *Reader) landlockDenials(ds []LandlockDenial) {
+	if len(ds) > 0 {
+		r.flushRepeats()
+	}
+	for i := range ds {
+		r.out = append(r.out, Denial{Landlock: &ds[i], Count: 1})
+	}
+}
+
+// read returns one record from the kernel: its type and text. With repeats counted, it does
+// not wait: it returns netlinksock.ErrEmpty when no record is waiting.
 func (r *Reader) read(ctx context.Context) (uint16, []byte, error) {
 	for {
-		n, err := r.c.Receive(ctx, r.buf)
+		var n int
+		var err error
+		if r.pending > 0 {
+			n, err = r.c.TryReceive(r.buf)
+		} else {
+			n, err = r.c.Receive(ctx, r.buf)
+		}
 		if errors.Is(err, netlinksock.ErrTruncated) {
 			r.log.Warn("skipping an audit message", "err", err)
 			continue

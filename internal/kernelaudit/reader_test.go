@@ -9,11 +9,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
+	"github.com/rampart-iot/rampart/internal/netlinksock"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -23,8 +26,12 @@ import (
 const childEnv = "KERNELAUDIT_TEST_CHILD"
 
 // seccompChildEnv makes the test binary a child that loads a logging seccomp filter refusing
-// socket with EPERM, and tries to make a socket.
-const seccompChildEnv = "KERNELAUDIT_TEST_SECCOMP_CHILD"
+// socket with EPERM, and tries to make a socket: as many times as the variable says, or once;
+// as the uid seccompUIDEnv says, if set.
+const (
+	seccompChildEnv = "KERNELAUDIT_TEST_SECCOMP_CHILD"
+	seccompUIDEnv   = "KERNELAUDIT_TEST_SECCOMP_UID"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(seccompChildEnv) != "" {
@@ -113,7 +120,18 @@ func seccompChild() {
 		fmt.Println(e)
 		os.Exit(2)
 	}
-	_, _, e := unix.RawSyscall(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
+	if uid, err := strconv.Atoi(os.Getenv(seccompUIDEnv)); err == nil {
+		// This thread only, which makes the calls: the records carry its uid.
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
+			fmt.Println(e)
+			os.Exit(2)
+		}
+	}
+	n, _ := strconv.Atoi(os.Getenv(seccompChildEnv)) // how many refusals; one if not a number
+	var e syscall.Errno
+	for range max(n, 1) {
+		_, _, e = unix.RawSyscall(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
+	}
 	fmt.Println(e)
 	os.Exit(0)
 }
@@ -198,4 +216,120 @@ func TestParseNetlink(t *testing.T) {
 	if _, _, err := parseNetlink(msg); err == nil {
 		t.Error("a length past the datagram was accepted")
 	}
+}
+
+// flood has a child refuse itself a raw socket n times, as a uid of its own, and returns that
+// uid.
+func flood(t *testing.T, n int) uint32 {
+	t.Helper()
+	uid := 3_000_000 + os.Getpid()%1_000_000 // no one else's
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), seccompChildEnv+"="+strconv.Itoa(n), seccompUIDEnv+"="+strconv.Itoa(uid))
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != "operation not permitted\n" {
+		t.Fatalf("child: %v, printed %q; want its sockets refused", err, out)
+	}
+	return uint32(uid)
+}
+
+// openSeccomp opens a Reader of seccomp refusals, or skips the test.
+func openSeccomp(t *testing.T, cfg Config) *Reader {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: reading the audit multicast takes CAP_AUDIT_READ, turning audit on CAP_AUDIT_CONTROL")
+	}
+	cfg.EnableAudit = true
+	r, err := Open(cfg)
+	if errors.Is(err, ErrUnavailable) {
+		t.Skipf("this kernel cannot report denials: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if _, seccomp := r.Logged(); !seccomp {
+		t.Skip("this kernel does not log seccomp refusals")
+	}
+	return r
+}
+
+// TestReaderCountsARealFlood: a child refused a raw socket 5000 times in a loop, read with the
+// default buffer, is every refusal counted, none lost, the first parsed whole.
+func TestReaderCountsARealFlood(t *testing.T) {
+	r := openSeccomp(t, Config{})
+	const n = 5000
+	uid := flood(t, n)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // bounds a hang only
+	defer cancel()
+	got, denials := 0, 0
+	for got < n {
+		d, err := r.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d of the child's %d refusals (in %d Denials): %v", got, n, denials, err)
+		}
+		if d.Lost > 0 {
+			t.Fatalf("records lost (after %d of the child's %d refusals)", got, n)
+		}
+		if d.Seccomp == nil || d.Seccomp.UID != uid {
+			continue
+		}
+		if s := d.Seccomp; s.SyscallName() != "socket" || !s.Refused() || s.Exe == "" || s.Pid == 0 || d.Count < 1 {
+			t.Fatalf("Denial %+v, Seccomp %+v: want socket refused", d, s)
+		}
+		if denials == 0 && d.Count != 1 {
+			t.Errorf("the first Denial counts %d refusals, want 1 (parsed whole)", d.Count)
+		}
+		got += d.Count
+		denials++
+	}
+	if got != n {
+		t.Errorf("counted %d refusals of the child, want %d", got, n)
+	}
+	t.Logf("%d refusals in %d Denials", got, denials)
+}
+
+// TestReaderReportsARealOverflow: with a buffer of a few records and nobody reading while a
+// child is refused a raw socket 20000 times, the kernel drops records, and Next says so; then
+// it reads on: a later refusal is read (with room in the buffer).
+func TestReaderReportsARealOverflow(t *testing.T) {
+	r := openSeccomp(t, Config{ReceiveBuffer: 1}) // the kernel's minimum: a record or two
+	const n = 20000
+	flood(t, n)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // bounds a hang only
+	defer cancel()
+	lost := 0
+	for lost == 0 {
+		d, err := r.Next(ctx)
+		if err != nil {
+			t.Fatalf("no loss reported after %d refusals with a buffer of a record or two: %v", n, err)
+		}
+		lost += d.Lost
+	}
+	// The socket takes no more records until what it holds is read (netlink's congestion
+	// mark), and a buffer of a record or two would drop the next refusal too, behind the
+	// records an audit rule may make of the child's start: read it out and give it room.
+	for {
+		_, err := r.c.TryReceive(r.buf)
+		if errors.Is(err, netlinksock.ErrEmpty) {
+			break
+		}
+		if err != nil && !errors.Is(err, unix.ENOBUFS) {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.c.SetReceiveBuffer(DefaultReceiveBuffer); err != nil {
+		t.Fatal(err)
+	}
+	uid := flood(t, 1)
+	for {
+		d, err := r.Next(ctx)
+		if err != nil {
+			t.Fatalf("the refusal after the overflow was not read: %v", err)
+		}
+		lost += d.Lost
+		if d.Seccomp != nil && d.Seccomp.UID == uid {
+			break
+		}
+	}
+	t.Logf("lost %d times", lost)
 }
