@@ -222,6 +222,10 @@ const (
 	// EventDenied: the application's sandbox refused it something (Denied), Denied.Count
 	// times since the last such event. The application is not stopped: it got an error.
 	EventDenied EventKind = "app-denied"
+	// EventDenialsLost: the kernel dropped records of denials meant for Config.Denials, Lost
+	// times in the DenialWindow before the event (its reader fell behind: a flood), so
+	// denials of any application may have gone unreported. It names no application.
+	EventDenialsLost EventKind = "denials-lost"
 )
 
 // Event is a structured event for failure reports.
@@ -250,6 +254,8 @@ type Event struct {
 	Error       string `json:"error,omitempty"`
 	// Denied is what was refused (EventDenied).
 	Denied *Denied `json:"denied,omitempty"`
+	// Lost is how many times denials were lost (EventDenialsLost).
+	Lost int `json:"lost,omitempty"`
 }
 
 // Supervisor runs the installed applications. It is safe for concurrent use.
@@ -461,6 +467,9 @@ func (s *Supervisor) emit(ev Event) {
 	}
 	if d := ev.Denied; d != nil {
 		attrs = append(attrs, "by", d.By, "blockers", strings.Join(d.Blockers, ","), "object", d.Object, "count", d.Count)
+	}
+	if ev.Lost > 0 {
+		attrs = append(attrs, "lost", ev.Lost)
 	}
 	level := slog.LevelInfo
 	if ev.Kind != EventExited || ev.Exit == nil || failed(ev.Exit) {

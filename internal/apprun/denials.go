@@ -110,7 +110,9 @@ func (s *Supervisor) untrackProc(pid int) {
 // Landlock denial to the application whose sandbox created the denying domain, each seccomp
 // refusal to the application whose uid made the call (a network denial names its
 // application), and emits EventDenied, coalesced: at most one event per
-// application and what was refused (Denied.what) per DenialWindow, counting the rest.
+// application and what was refused (Denied.what) per DenialWindow, counting the rest. When
+// the kernel dropped records of denials, it emits one EventDenialsLost at the end of the
+// window, with how many times.
 func (s *Supervisor) watchDenials(ctx context.Context) {
 	in := readDenials(ctx, s, "kernel", s.cfg.Denials != nil, func(ctx context.Context) (kernelaudit.Denial, error) {
 		return s.cfg.Denials.Next(ctx)
@@ -123,11 +125,19 @@ func (s *Supervisor) watchDenials(ctx context.Context) {
 	// A denial read before runOnce recorded its sandbox's pid (the application was denied
 	// as it started) is tried again when the window ends.
 	var later []kernelaudit.LandlockDenial
+	lost := 0 // times the kernel dropped denials this window
+	reportLost := func() {
+		if lost > 0 {
+			s.emit(Event{Kind: EventDenialsLost, Lost: lost})
+			lost = 0
+		}
+	}
 	for {
 		if in == nil && netIn == nil {
 			for _, ev := range c.flush(s.cfg.Now(), true) {
 				s.emit(ev)
 			}
+			reportLost()
 			return
 		}
 		select {
@@ -149,8 +159,12 @@ func (s *Supervisor) watchDenials(ctx context.Context) {
 				in = nil
 				continue
 			}
+			if kd.Lost > 0 {
+				lost += kd.Lost
+				continue
+			}
 			if kd.Seccomp != nil {
-				ev, ok := s.seccompEvent(kd.Seccomp)
+				ev, ok := s.seccompEvent(kd.Seccomp, max(kd.Count, 1))
 				if !ok {
 					s.log.Debug("a seccomp refusal of no application", "pid", kd.Seccomp.Pid, "uid", kd.Seccomp.UID, "syscall", kd.Seccomp.Syscall)
 				} else if out := c.add(s.cfg.Now(), ev); out != nil {
@@ -191,6 +205,7 @@ func (s *Supervisor) watchDenials(ctx context.Context) {
 			if n := c.takeDropped(); n > 0 {
 				s.log.Warn("denials not reported: too many kinds at once", "dropped", n)
 			}
+			reportLost()
 			tick = s.cfg.After(s.cfg.DenialWindow)
 		}
 	}
@@ -239,7 +254,8 @@ func (s *Supervisor) networkDenialEvent(d netpolicy.Denial) (Event, bool) {
 // seccompEvent attributes a seccomp refusal by the caller's uid: each application has its own,
 // never another's, and every process of the application (its children too, and after they
 // exited) runs as it, while pids are the host's, reused, and of any process of the app.
-func (s *Supervisor) seccompEvent(d *kernelaudit.Seccomp) (Event, bool) {
+// The event stands for count refusals alike (kernelaudit.Denial.Count).
+func (s *Supervisor) seccompEvent(d *kernelaudit.Seccomp, count int) (Event, bool) {
 	name := d.SyscallName()
 	if name == "" {
 		name = "syscall " + strconv.Itoa(d.Syscall)
@@ -249,7 +265,7 @@ func (s *Supervisor) seccompEvent(d *kernelaudit.Seccomp) (Event, bool) {
 	for _, st := range s.status {
 		if st.UID != 0 && st.UID == d.UID {
 			return Event{Kind: EventDenied, ComponentID: st.ComponentID, Name: st.Name, ImageID: st.ImageID, Version: st.Version,
-				Restarts: st.Restarts, Denied: &Denied{By: "seccomp", Blockers: []string{name}, Object: sandbox.ArgumentRefusal(name), Count: 1}}, true
+				Restarts: st.Restarts, Denied: &Denied{By: "seccomp", Blockers: []string{name}, Object: sandbox.ArgumentRefusal(name), Count: count}}, true
 		}
 	}
 	return Event{}, false
@@ -296,15 +312,16 @@ func newCoalescer(window time.Duration) *coalescer {
 	return &coalescer{window: window, slots: map[denialKey]*denialSlot{}, perApp: map[string]int{}}
 }
 
-// add takes a denial event (Denied.Count 1) and returns it if it is to be emitted now.
+// add takes a denial event (standing for Denied.Count denials) and returns it if it is to be
+// emitted now.
 func (c *coalescer) add(now time.Time, ev Event) *Event {
 	k := denialKey{ev.ComponentID, ev.Denied.what()}
 	if sl, ok := c.slots[k]; ok {
-		sl.last, sl.count = ev, sl.count+1
+		sl.last, sl.count = ev, sl.count+ev.Denied.Count
 		return nil
 	}
 	if len(c.slots) >= maxDenialSlots || c.perApp[k.cid] >= maxAppDenialSlots {
-		c.dropped++
+		c.dropped += ev.Denied.Count
 		return nil
 	}
 	c.slots[k] = &denialSlot{last: ev, next: now.Add(c.window)}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampart-iot/rampart/internal/appinstall"
+	"github.com/rampart-iot/rampart/internal/kernelaudit"
 	"github.com/rampart-iot/rampart/internal/netpolicy"
 	"github.com/rampart-iot/rampart/manifest"
 )
@@ -222,5 +223,80 @@ func TestNetworkDenialsAreReported(t *testing.T) {
 	want := []string{"network tcp to 198.18.0.3:9000 x1", "dns denied.test x1", "network tcp to 198.18.0.3:9000 x2"}
 	if !slices.Equal(got, want) {
 		t.Errorf("denial events %q, want %q", got, want)
+	}
+}
+
+// TestCoalescerCounts: a denial standing for several (a flood's repeats, counted by the
+// reader) counts as that many.
+func TestCoalescerCounts(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := newCoalescer(time.Minute)
+	ev := func(n int) Event {
+		return Event{Kind: EventDenied, ComponentID: "a", Denied: &Denied{By: "seccomp", Blockers: []string{"socket"}, Count: n}}
+	}
+	if out := c.add(t0, ev(1)); out == nil || out.Denied.Count != 1 {
+		t.Fatalf("first: %+v", out)
+	}
+	c.add(t0, ev(4095))
+	c.add(t0, ev(7))
+	if out := c.flush(t0.Add(time.Minute), false); len(out) != 1 || out[0].Denied.Count != 4102 {
+		t.Fatalf("flushed %+v, want one event counting 4102", out)
+	}
+}
+
+// fakeKernelDenials hands out fixed denials, then blocks until its context ends; called
+// closes when it blocks, every denial handed over.
+type fakeKernelDenials struct {
+	ds     []kernelaudit.Denial
+	n      int
+	called chan struct{}
+}
+
+func (f *fakeKernelDenials) Next(ctx context.Context) (kernelaudit.Denial, error) {
+	if f.n < len(f.ds) {
+		f.n++
+		return f.ds[f.n-1], nil
+	}
+	close(f.called)
+	<-ctx.Done()
+	return kernelaudit.Denial{}, ctx.Err()
+}
+
+// TestDenialsLostAreReported: the reader's overflows within a window become one
+// EventDenialsLost counting them, naming no application; a refusal of no app is dropped.
+func TestDenialsLostAreReported(t *testing.T) {
+	src := &fakeKernelDenials{called: make(chan struct{}), ds: []kernelaudit.Denial{
+		{Lost: 1},
+		{Seccomp: &kernelaudit.Seccomp{UID: 4242, Arch: 0xc000003e, Syscall: 41, Code: 0x50000}, Count: 3},
+		{Lost: 2},
+	}}
+	var mu sync.Mutex
+	var events []Event
+	s, err := New(Config{Apps: fakeApps{}, StateDir: t.TempDir(), Denials: src,
+		After: func(time.Duration) <-chan time.Time { return nil }, // no window ends but the last
+		Events: func(ev Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			events = append(events, ev)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	<-src.called
+	mu.Lock()
+	if len(events) != 0 {
+		t.Errorf("events before the window ended: %+v", events)
+	}
+	mu.Unlock()
+	cancel() // ends the window
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || events[0].Kind != EventDenialsLost || events[0].Lost != 3 || events[0].ComponentID != "" || events[0].Time.IsZero() {
+		t.Fatalf("events %+v, want one EventDenialsLost counting 3", events)
 	}
 }
