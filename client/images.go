@@ -132,23 +132,28 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// ExportUpdateRootKey takes the tenant's update-metadata root key offline and returns it
-// (PKCS #8 PEM). Keep it safe: the service no longer has it.
-func (c *Client) ExportUpdateRootKey(ctx context.Context, tenant string) (string, error) {
+// ExportUpdateRootKey takes one of the tenant's update-metadata root keys offline (keyID; ""
+// means the only online one) and returns it (PKCS #8 PEM). Keep it safe: the service no longer
+// has it.
+func (c *Client) ExportUpdateRootKey(ctx context.Context, tenant, keyID string) (string, error) {
 	var k v1.UpdateRootKey
-	if _, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "update-keys", "root", "export"}, nil, nil, &k); err != nil {
+	var q url.Values
+	if keyID != "" {
+		q = url.Values{"key_id": {keyID}}
+	}
+	if _, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "update-keys", "root", "export"}, q, nil, &k); err != nil {
 		return "", err
 	}
 	return k.KeyPEM, nil
 }
 
-// ImportUpdateRootKey brings the tenant's exported update-metadata root key back online.
+// ImportUpdateRootKey brings one of the tenant's exported update-metadata root keys back online.
 func (c *Client) ImportUpdateRootKey(ctx context.Context, tenant, keyPEM string) error {
 	_, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "update-keys", "root", "import"}, nil, v1.UpdateRootKey{KeyPEM: keyPEM}, nil)
 	return err
 }
 
-// RotateUpdateRootKey replaces the tenant's update-metadata root key (and, with
+// RotateUpdateRootKey replaces the tenant's update-metadata root keys and threshold (and, with
 // OnlineKeys, every repository's online key); devices follow at their next refresh.
 func (c *Client) RotateUpdateRootKey(ctx context.Context, tenant string, req v1.UpdateRootRotate) (v1.UpdateRootRotation, error) {
 	var out v1.UpdateRootRotation

@@ -61,33 +61,53 @@ type UpdateRootKey struct {
 	KeyPEM string `json:"key_pem" doc:"the private key: keep it offline and safe"`
 }
 
-// UpdateRootRotate asks for a new update-metadata root key (docs/UPDATE-METADATA.md, root
-// rotation).
+// UpdateRootRotate asks for new update-metadata root keys (docs/UPDATE-METADATA.md, "Rotating
+// keys"): NewKeys keys, Threshold of which must sign a root from then on.
 type UpdateRootRotate struct {
-	// KeyPEM is the current root key when it is offline (as exported); the service signs
-	// with it once and does not keep it.
-	KeyPEM string `json:"key_pem,omitempty" doc:"the current root key, needed when it is offline; not kept"`
-	// Offline returns the new root key and keeps only its public half.
-	Offline bool `json:"offline,omitempty" doc:"take the new root key offline at once: it is returned, not kept"`
+	// KeyPEM and KeyPEMs are current root keys that are offline (as exported); with the online
+	// ones they must reach the current threshold. The service signs with them once and does
+	// not keep them.
+	KeyPEM  string   `json:"key_pem,omitempty" doc:"a current root key, needed when it is offline; not kept"`
+	KeyPEMs []string `json:"key_pems,omitempty" doc:"more current root keys (at most 16), for a threshold above 1; not kept"`
+	// NewKeys is how many new root keys to make (1 to 8, default 1); Threshold how many of them
+	// must sign a root (1 to new_keys, default 1).
+	NewKeys   int `json:"new_keys,omitempty" doc:"how many new root keys to make: 1 to 8, default 1"`
+	Threshold int `json:"threshold,omitempty" doc:"how many of the new root keys must sign a root: 1 to new_keys, default 1"`
+	// Offline returns the new root keys and keeps only their public halves.
+	Offline bool `json:"offline,omitempty" doc:"take the new root keys offline at once: they are returned, not kept"`
 	// OnlineKeys also replaces every repository's online key (targets, snapshot, timestamp).
 	OnlineKeys bool `json:"online_keys,omitempty" doc:"also replace every repository's online key"`
 }
 
 // UpdateRootRotation is what a root rotation did.
 type UpdateRootRotation struct {
-	OldKeyID     string              `json:"old_key_id" doc:"the rotated-out root key, now revoked"`
-	NewKeyID     string              `json:"new_key_id"`
-	KeyPEM       string              `json:"key_pem,omitempty" doc:"the new root key, when taken offline: keep it offline and safe"`
+	OldKeyID     string              `json:"old_key_id" doc:"the first rotated-out root key, now revoked"`
+	NewKeyID     string              `json:"new_key_id" doc:"the first new root key"`
+	OldKeyIDs    []string            `json:"old_key_ids" doc:"every rotated-out root key, now revoked"`
+	NewKeyIDs    []string            `json:"new_key_ids" doc:"every new root key"`
+	OldThreshold int                 `json:"old_threshold"`
+	Threshold    int                 `json:"threshold" doc:"how many of the new root keys must sign a root"`
+	KeyPEM       string              `json:"key_pem,omitempty" doc:"the new root key, when one was made and taken offline: keep it offline and safe"`
+	KeyPEMs      []string            `json:"key_pems,omitempty" doc:"the new root keys in new_key_ids' order, when taken offline: give each to its holder, keep them offline and safe"`
 	Repositories []RotatedRepository `json:"repositories" doc:"the repositories now at a new root version"`
 }
 
-// UpdateRootStatus is the state of a tenant's update-metadata root: its key, and when each
-// repository's root expires.
+// UpdateRootStatus is the state of a tenant's update-metadata root: its keys and threshold,
+// and when each repository's root expires.
 type UpdateRootStatus struct {
-	KeyID              string           `json:"key_id,omitempty" doc:"the current root key; empty before the tenant's first repository"`
-	Online             bool             `json:"online" doc:"whether the service holds the root key; only then does it renew roots itself"`
-	RenewBeforeSeconds int64            `json:"renew_before_seconds" doc:"how long before its expiry a root is renewed (key online) or reported as due (key offline)"`
-	Repositories       []RepositoryRoot `json:"repositories" doc:"soonest expiry first"`
+	KeyID              string              `json:"key_id,omitempty" doc:"the first current root key; empty before the tenant's first repository"`
+	Keys               []UpdateRootKeyInfo `json:"keys" doc:"the current root keys, oldest first"`
+	Threshold          int                 `json:"threshold" doc:"how many root keys must sign a root"`
+	Online             bool                `json:"online" doc:"whether the service holds a threshold of the root keys; only then does it renew roots itself and make new repositories"`
+	RenewBeforeSeconds int64               `json:"renew_before_seconds" doc:"how long before its expiry a root is renewed (keys online) or reported as due (keys offline)"`
+	Repositories       []RepositoryRoot    `json:"repositories" doc:"soonest expiry first"`
+}
+
+// UpdateRootKeyInfo is one current root key.
+type UpdateRootKeyInfo struct {
+	KeyID    string `json:"key_id" doc:"lower-case hex SHA-256 of the public key's DER SubjectPublicKeyInfo: the ID export-root takes"`
+	TUFKeyID string `json:"tuf_key_id" doc:"the key's ID in TUF metadata (root.json's keyids)"`
+	Online   bool   `json:"online" doc:"whether the service holds its private half"`
 }
 
 // RepositoryRoot is one repository's newest root.
@@ -95,7 +115,7 @@ type RepositoryRoot struct {
 	Repository  string    `json:"repository" doc:"images, director/GROUP_ID or director/GROUP_ID/held"`
 	RootVersion int64     `json:"root_version"`
 	ExpiresAt   time.Time `json:"expires_at"`
-	Due         bool      `json:"due" doc:"inside the renewal window: with the key offline, run 'rampart keys rotate-root --root-key FILE' before it expires"`
+	Due         bool      `json:"due" doc:"inside the renewal window: with the keys offline, run 'rampart keys rotate-root --root-key FILE ...' with a threshold of them before it expires"`
 }
 
 // RotatedRepository is one repository a root rotation re-signed.

@@ -1,9 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
@@ -14,20 +19,21 @@ import (
 )
 
 func newKeysCmd(a *app) *cobra.Command {
-	return group("keys", "Take the tenant's update-metadata root key offline, bring it back, rotate it",
+	return group("keys", "Take the tenant's update-metadata root keys offline, bring them back, rotate them",
 		newKeysExportRootCmd(a), newKeysImportRootCmd(a), newKeysRotateRootCmd(a), newKeysRootMetadataCmd(a), newKeysStatusCmd(a))
 }
 
 func newKeysExportRootCmd(a *app) *cobra.Command {
-	var out string
+	var out, keyID string
 	cmd := &cobra.Command{
-		Use:   "export-root --out FILE",
-		Short: "Write the tenant's update-metadata root key to FILE and remove it from the service",
-		Long: `export-root takes the root key of the tenant's update metadata (TUF) offline: the key is
-written to FILE (mode 0600, PKCS #8 PEM) and the service keeps only its public half. Existing
-image and director repositories go on being published and renewed with their online keys; a
-group's first deployment needs the root key, so import it again first ('keys import-root').
-Keep FILE somewhere safe and offline.`,
+		Use:   "export-root --out FILE [--key-id ID]",
+		Short: "Write one of the tenant's update-metadata root keys to FILE and remove it from the service",
+		Long: `export-root takes a root key of the tenant's update metadata (TUF) offline: the key is
+written to FILE (mode 0600, PKCS #8 PEM) and the service keeps only its public half. With more
+than one root key online, name the one with --key-id ('keys status' lists them). Existing image
+and director repositories go on being published and renewed with their online keys; a group's
+first deployment and the renewal of roots need a threshold of the root keys online, so import
+them again first ('keys import-root'). Keep FILE somewhere safe and offline.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
@@ -40,7 +46,7 @@ Keep FILE somewhere safe and offline.`,
 			if err != nil {
 				return err
 			}
-			key, err := s.c.ExportUpdateRootKey(cmd.Context(), s.tenant)
+			key, err := s.c.ExportUpdateRootKey(cmd.Context(), s.tenant, keyID)
 			if err != nil {
 				return err
 			}
@@ -52,16 +58,17 @@ Keep FILE somewhere safe and offline.`,
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "file to write the key to (must not exist)")
+	cmd.Flags().StringVar(&keyID, "key-id", "", "the root key to export, when more than one is online")
 	return cmd
 }
 
 func newKeysImportRootCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "import-root FILE",
-		Short: "Bring the tenant's exported update-metadata root key back online",
+		Short: "Bring one of the tenant's exported update-metadata root keys back online",
 		Args:  args(1, 1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := os.ReadFile(args[0])
+			b, err := readKeyFile(args[0])
 			if err != nil {
 				return err
 			}
@@ -78,39 +85,83 @@ func newKeysImportRootCmd(a *app) *cobra.Command {
 	}
 }
 
+// maxKeyFile bounds a key file the CLI reads (the service takes at most 16 KiB).
+const maxKeyFile = 16 << 10
+
+// readKeyFile reads a key file of at most maxKeyFile bytes.
+func readKeyFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxKeyFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a key file", name, maxKeyFile)
+	}
+	return b, nil
+}
+
 func newKeysRotateRootCmd(a *app) *cobra.Command {
-	var rootKey, out string
+	var rootKeys []string
+	var out, outDir string
+	var newKeys, threshold int
 	var onlineKeys bool
 	cmd := &cobra.Command{
-		Use:   "rotate-root [--root-key FILE] [--out FILE] [--online-keys]",
-		Short: "Replace the tenant's update-metadata root key; devices follow at their next refresh",
-		Long: `rotate-root makes a new root key for the tenant's update metadata (TUF). Every image and
-director repository gets root version N+1, which lists the new key and is signed by both the old
-and the new key; devices walk to it at their next refresh and from then on refuse metadata signed
-by the old key only. The old key is revoked and can never be imported again.
+		Use:   "rotate-root [--root-key FILE ...] [--new-keys N --threshold K] [--out FILE | --out-dir DIR] [--online-keys]",
+		Short: "Replace the tenant's update-metadata root keys; devices follow at their next refresh",
+		Long: `rotate-root makes new root keys for the tenant's update metadata (TUF): --new-keys N of them
+(default 1, at most 8), of which --threshold K (default 1) must sign every later root. Every
+image and director repository gets root version N+1, which lists the new keys and threshold and
+is signed by a threshold of the current root keys and by the new keys; devices walk to it at
+their next refresh and from then on refuse a root signed by fewer than K of the new keys. The
+old keys are revoked and can never be imported again.
 
-With the root key online, no flag is needed. With it offline (after 'keys export-root'), pass the
-exported file with --root-key: the service signs with it once and does not keep it. --out FILE
-takes the new key offline at once (written to FILE, mode 0600; the service keeps only its public
-half). --online-keys also replaces every repository's online key (targets, snapshot, timestamp)
-in the same root version.`,
+The current root keys that are online sign by themselves. Pass those that are offline (as
+'keys export-root' or an earlier rotation wrote them) with --root-key, once per key: the
+service signs with them once and does not keep them. With fewer than the current threshold
+given or online, nothing changes and the error says how many were given and needed.
+
+--out-dir DIR takes the new keys offline at once: each is written to DIR/root-KEYID.pem (mode
+0600; DIR must be empty or not exist) and the service keeps only their public halves; hand
+each to its holder. --out FILE does the same for a single new key. Without either the new keys
+stay online. --online-keys also replaces every repository's online key (targets, snapshot,
+timestamp) in the same root version.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var req v1.UpdateRootRotate
-			if rootKey != "" {
-				b, err := os.ReadFile(rootKey)
+			req := v1.UpdateRootRotate{NewKeys: newKeys, Threshold: threshold, OnlineKeys: onlineKeys}
+			if newKeys < 0 || newKeys > 8 || threshold < 0 || threshold > max(newKeys, 1) {
+				return &usageError{cmd: cmd, msg: "want 1 to 8 --new-keys and a --threshold from 1 to --new-keys"}
+			}
+			if len(rootKeys) > 16 {
+				return &usageError{cmd: cmd, msg: "at most 16 --root-key files"}
+			}
+			for _, f := range rootKeys {
+				b, err := readKeyFile(f)
 				if err != nil {
 					return err
 				}
-				req.KeyPEM = string(b)
+				req.KeyPEMs = append(req.KeyPEMs, string(b))
 			}
-			if out != "" {
+			switch {
+			case out != "" && outDir != "":
+				return &usageError{cmd: cmd, msg: "--out and --out-dir exclude each other"}
+			case out != "" && newKeys > 1:
+				return &usageError{cmd: cmd, msg: "--out takes one key; with --new-keys above 1 use --out-dir DIR"}
+			case out != "":
 				if _, err := os.Stat(out); err == nil {
 					return fmt.Errorf("%s exists; refusing to overwrite a key file", out)
 				}
 				req.Offline = true
+			case outDir != "":
+				if err := emptyKeyDir(outDir); err != nil {
+					return err
+				}
+				req.Offline = true
 			}
-			req.OnlineKeys = onlineKeys
 			s, err := a.session(cmd.Context())
 			if err != nil {
 				return err
@@ -119,11 +170,22 @@ in the same root version.`,
 			if err != nil {
 				return err
 			}
-			if out != "" {
-				if err := atomicfile.WriteFile(out, []byte(rot.KeyPEM), 0o600); err != nil {
-					return fmt.Errorf("the root was rotated but the new key could not be written; it is printed below so it is not lost: %w\n%s", err, rot.KeyPEM)
+			written := []string{}
+			if req.Offline {
+				if len(rot.KeyPEMs) != len(rot.NewKeyIDs) {
+					return fmt.Errorf("the root was rotated but the service returned %d keys for %d key IDs", len(rot.KeyPEMs), len(rot.NewKeyIDs))
 				}
-				rot.KeyPEM = ""
+				for i, k := range rot.KeyPEMs {
+					name := out
+					if outDir != "" {
+						name = filepath.Join(outDir, "root-"+rot.NewKeyIDs[i]+".pem")
+					}
+					if err := atomicfile.WriteFile(name, []byte(k), 0o600); err != nil {
+						return fmt.Errorf("the root was rotated but a new key could not be written; the keys are printed below so they are not lost: %w\n%s", err, strings.Join(rot.KeyPEMs, ""))
+					}
+					written = append(written, name)
+				}
+				rot.KeyPEM, rot.KeyPEMs = "", nil
 			}
 			p := a.printer()
 			return p.print(rot, func() error {
@@ -134,29 +196,48 @@ in the same root version.`,
 				if err := p.table([]string{"REPOSITORY", "ROOT VERSION"}, rows); err != nil {
 					return err
 				}
-				msg := fmt.Sprintf("rotated the update-metadata root key %s to %s", rot.OldKeyID, rot.NewKeyID)
-				if out != "" {
-					msg += "; wrote the new key to " + out + " (the service holds only its public half)"
+				msg := fmt.Sprintf("rotated the update-metadata root keys %s (threshold %d) to %s (threshold %d of %d)",
+					strings.Join(rot.OldKeyIDs, ", "), rot.OldThreshold, strings.Join(rot.NewKeyIDs, ", "), rot.Threshold, len(rot.NewKeyIDs))
+				if len(written) > 0 {
+					msg += "; wrote the new keys to " + strings.Join(written, ", ") + " (the service holds only their public halves)"
 				}
 				return p.line(msg)
 			})
 		},
 	}
-	cmd.Flags().StringVar(&rootKey, "root-key", "", "the current root key as exported, when it is offline")
-	cmd.Flags().StringVar(&out, "out", "", "take the new root key offline: write it to this file (must not exist)")
+	cmd.Flags().StringArrayVar(&rootKeys, "root-key", nil, "a current root key as exported, when it is offline (repeatable: as many as the threshold needs)")
+	cmd.Flags().IntVar(&newKeys, "new-keys", 0, "how many new root keys to make (1 to 8; default 1)")
+	cmd.Flags().IntVar(&threshold, "threshold", 0, "how many of the new root keys must sign a root (1 to --new-keys; default 1)")
+	cmd.Flags().StringVar(&out, "out", "", "take the single new root key offline: write it to this file (must not exist)")
+	cmd.Flags().StringVar(&outDir, "out-dir", "", "take the new root keys offline: write each to DIR/root-KEYID.pem (DIR empty or new)")
 	cmd.Flags().BoolVar(&onlineKeys, "online-keys", false, "also replace every repository's online key")
 	return cmd
+}
+
+// emptyKeyDir makes dir (mode 0700) if it does not exist, and refuses one that has files.
+func emptyKeyDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return os.MkdirAll(dir, 0o700)
+	case err != nil:
+		return err
+	case len(ents) > 0:
+		return fmt.Errorf("%s is not empty; refusing to write key files into it", dir)
+	}
+	return nil
 }
 
 func newKeysStatusCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show the update-metadata root key and when each repository's root expires",
-		Long: `status shows whether the service holds the tenant's update-metadata root key (online) and,
-for each repository, its newest root version and when it expires. While the key is online the
-service renews each root itself a quarter of its lifetime before it expires. With the key
-offline it cannot: a root marked DUE must be renewed with 'rampart keys rotate-root --root-key
-FILE' before it expires, or devices refuse every update after that.`,
+		Short: "Show the update-metadata root keys, their threshold and when each repository's root expires",
+		Long: `status shows the tenant's update-metadata root keys (each online, held by the service, or
+offline), how many of them must sign a root (the threshold) and, for each repository, its newest
+root version and when it expires. While a threshold of the keys is online the service renews each
+root itself a quarter of its lifetime before it expires. Otherwise it cannot: a root marked DUE
+must be renewed with 'rampart keys rotate-root --root-key FILE ...' (a threshold of the keys)
+before it expires, or devices refuse every update after that.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := a.session(cmd.Context())
@@ -169,12 +250,24 @@ FILE' before it expires, or devices refuse every update after that.`,
 			}
 			p := a.printer()
 			return p.print(st, func() error {
-				where := "offline"
-				if st.Online {
-					where = "online: the service renews roots itself"
+				online := 0
+				keyRows := make([][]string, len(st.Keys))
+				for i, k := range st.Keys {
+					where := "offline"
+					if k.Online {
+						where, online = "online", online+1
+					}
+					keyRows[i] = []string{k.KeyID, k.TUFKeyID, where}
 				}
-				if err := p.fields([][2]string{{"Root key", st.KeyID}, {"Held", where},
+				where := fmt.Sprintf("%d of %d online: below the threshold, the service cannot renew roots", online, len(st.Keys))
+				if st.Online {
+					where = fmt.Sprintf("%d of %d online: the service renews roots itself", online, len(st.Keys))
+				}
+				if err := p.fields([][2]string{{"Threshold", fmt.Sprintf("%d of %d root keys", st.Threshold, len(st.Keys))}, {"Held", where},
 					{"Renewal window", (time.Duration(st.RenewBeforeSeconds) * time.Second).String()}}); err != nil {
+					return err
+				}
+				if err := p.table([]string{"ROOT KEY", "TUF KEY ID", "HELD"}, keyRows); err != nil {
 					return err
 				}
 				rows := make([][]string, len(st.Repositories))

@@ -1,7 +1,13 @@
 package cli
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +63,7 @@ func TestE2EKeysRotateRoot(t *testing.T) {
 		t.Fatalf("keys status with the key offline: %+v", st)
 	}
 	r.fails(t, "exists", "keys", "rotate-root", "--root-key", newKey, "--out", newKey)
-	r.fails(t, "not the tenant's current root key", "keys", "rotate-root", "--root-key", oldKey)
+	r.fails(t, "not one of the tenant's current root keys", "keys", "rotate-root", "--root-key", oldKey)
 	r.fails(t, "revoked", "keys", "import-root", oldKey)
 	// The new key is offline: a new group waits for it, and it comes back.
 	r.ok(t, "device-group", "create", "--product", "Lamp", "--name", "Lab")
@@ -93,4 +99,121 @@ func rot2ID(t *testing.T, r *runner) string {
 	}
 	t.Fatal("no rotation in the audit log")
 	return ""
+}
+
+// TestE2EKeysThreshold takes the tenant from one root key to 2-of-3 keys held offline, then to
+// 3-of-3 with two of them, against a real service: below the threshold, a key given twice and
+// a foreign key change nothing; status shows the keys, the threshold and where each is held.
+func TestE2EKeysThreshold(t *testing.T) {
+	e := startE2E(t)
+	r := e.admin
+	app, hw := appTree(t)
+	pkg := filepath.Join(t.TempDir(), "app.rampkg")
+	r.ok(t, "image-package", "pack-application", "--package-directory", app, "--hardware-definitions", hw, "--output-file", pkg, "--version", "1.0.0")
+	var img v1.Image
+	r.json(t, &img, "image", "add", "--image-path", pkg)
+	r.ok(t, "product", "create", "--name", "Lamp")
+	r.ok(t, "deployment", "create", "--product", "Lamp", "--device-group", "Field Test", "--images", img.ID)
+
+	dir := t.TempDir()
+	keyDir := filepath.Join(dir, "ceremony-1")
+	for _, bad := range [][]string{{"--new-keys", "3", "--threshold", "2", "--out", filepath.Join(dir, "one.pem")},
+		{"--new-keys", "2", "--threshold", "3"}, {"--new-keys", "9"}, {"--threshold", "-1"}} {
+		if res := r.run(t, append([]string{"keys", "rotate-root"}, bad...)...); res.code != 2 {
+			t.Fatalf("rotate-root %v: %+v, want a usage error", bad, res)
+		}
+	}
+	var rot v1.UpdateRootRotation
+	r.json(t, &rot, "keys", "rotate-root", "--new-keys", "3", "--threshold", "2", "--out-dir", keyDir)
+	if len(rot.NewKeyIDs) != 3 || rot.Threshold != 2 || rot.OldThreshold != 1 || len(rot.KeyPEMs) != 0 || rot.KeyPEM != "" ||
+		len(rot.Repositories) != 2 || rot.Repositories[0].RootVersion != 2 {
+		t.Fatalf("rotation to 2-of-3: %+v", rot)
+	}
+	var keyFiles []string
+	for _, id := range rot.NewKeyIDs {
+		name := filepath.Join(keyDir, "root-"+id+".pem")
+		if st, err := os.Stat(name); err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("key file %s: %v %v", name, st, err)
+		}
+		keyFiles = append(keyFiles, name)
+	}
+	if ents, _ := os.ReadDir(keyDir); len(ents) != 3 {
+		t.Fatalf("%s holds %d files", keyDir, len(ents))
+	}
+	r.fails(t, "not empty", "keys", "rotate-root", "--root-key", keyFiles[0], "--root-key", keyFiles[1], "--out-dir", keyDir)
+
+	var st v1.UpdateRootStatus
+	r.json(t, &st, "keys", "status")
+	if st.Online || st.Threshold != 2 || len(st.Keys) != 3 || st.Keys[0].Online || st.Keys[0].TUFKeyID == "" {
+		t.Fatalf("keys status after 2-of-3 offline: %+v", st)
+	}
+	if out := r.ok(t, "keys", "status"); !strings.Contains(out, "2 of 3 root keys") || !strings.Contains(out, "0 of 3 online: below the threshold") {
+		t.Fatalf("keys status printed %q", out)
+	}
+
+	// Below the threshold nothing changes, and the error says how many keys were given and needed.
+	r.fails(t, "1 of the tenant's 3 root keys given or online (0 online, 1 given), 2 needed", "keys", "rotate-root", "--root-key", keyFiles[0])
+	r.fails(t, "1 of the tenant's 3 root keys given or online (0 online, 1 given), 2 needed", "keys", "rotate-root", "--root-key", keyFiles[1], "--root-key", keyFiles[1])
+	foreign := filepath.Join(dir, "foreign.pem")
+	fk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(fk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(foreign, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A file too large to be a key is refused before anything is sent.
+	big := filepath.Join(dir, "big.pem")
+	if err := os.WriteFile(big, make([]byte, maxKeyFile+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.fails(t, "not a key file", "keys", "rotate-root", "--root-key", big)
+	r.fails(t, "not one of the tenant's current root keys", "keys", "rotate-root", "--root-key", keyFiles[0], "--root-key", foreign)
+	r.json(t, &st, "keys", "status")
+	if st.Repositories[0].RootVersion != 2 || st.Threshold != 2 || len(st.Keys) != 3 {
+		t.Fatalf("a refused rotation changed the root: %+v", st)
+	}
+
+	// 2-of-3 → 3-of-3 with two of the keys; the new keys stay online.
+	r.json(t, &rot, "keys", "rotate-root", "--root-key", keyFiles[2], "--root-key", keyFiles[0], "--new-keys", "3", "--threshold", "3")
+	if rot.Threshold != 3 || rot.OldThreshold != 2 || len(rot.OldKeyIDs) != 3 || rot.Repositories[0].RootVersion != 3 {
+		t.Fatalf("rotation to 3-of-3: %+v", rot)
+	}
+	r.fails(t, "revoked", "keys", "import-root", keyFiles[1])
+	r.json(t, &st, "keys", "status")
+	if !st.Online || st.Threshold != 3 || len(st.Keys) != 3 || !st.Keys[2].Online {
+		t.Fatalf("keys status after 3-of-3 online: %+v", st)
+	}
+	// Export one of three: below the threshold, a new group waits for it.
+	out := filepath.Join(dir, "root-3.pem")
+	r.fails(t, "name the one", "keys", "export-root", "--out", out)
+	r.ok(t, "keys", "export-root", "--key-id", st.Keys[1].KeyID, "--out", out)
+	r.json(t, &st, "keys", "status")
+	if st.Online || st.Keys[1].Online || !st.Keys[0].Online {
+		t.Fatalf("keys status with one of three exported: %+v", st)
+	}
+	r.ok(t, "device-group", "create", "--product", "Lamp", "--name", "Lab")
+	r.fails(t, "2 of the tenant's 3 root keys are online, 3 needed", "deployment", "create", "--product", "Lamp", "--device-group", "Lab", "--images", img.ID)
+	r.ok(t, "keys", "import-root", out)
+	r.ok(t, "deployment", "create", "--product", "Lamp", "--device-group", "Lab", "--images", img.ID)
+
+	var audit []v1.AuditEntry
+	r.json(t, &audit, "audit", "list", "--action", "update-key.manage")
+	var thresholds []string
+	for _, a := range audit {
+		var d struct {
+			Threshold    int `json:"threshold"`
+			OldThreshold int `json:"old_threshold"`
+		}
+		if strings.Contains(a.Message, "rotated the update-metadata root keys") && a.Result == "success" && json.Unmarshal(a.Details, &d) == nil {
+			thresholds = append(thresholds, fmt.Sprintf("%d->%d", d.OldThreshold, d.Threshold))
+		}
+	}
+	if fmt.Sprint(thresholds) != "[2->3 1->2]" {
+		t.Fatalf("audited rotations %v in %+v", thresholds, audit)
+	}
 }

@@ -43,16 +43,17 @@ func imageRoutes() []route {
 			summary: "Make a new deployment the group's current one; the previous one stays in its history.",
 			action:  authz.DeploymentCreate, in: v1.DeploymentCreate{}, out: v1.Deployment{}, status: 201, handle: createDeployment},
 		{method: "POST", path: tenantPath + "/update-keys/root/export", op: "exportUpdateRootKey",
-			summary: "Take the tenant's update-metadata root key offline: the response holds the private key, which the service no longer has. Until it is imported, no group can get its first deployment.",
-			action:  authz.UpdateKeyManage, out: v1.UpdateRootKey{}, status: 200, handle: exportUpdateRoot},
+			summary: "Take one of the tenant's update-metadata root keys offline: the response holds the private key, which the service no longer has. Until a threshold of root keys is online again, no group can get its first deployment and roots are not renewed.",
+			action:  authz.UpdateKeyManage, out: v1.UpdateRootKey{}, status: 200,
+			query: []queryParam{{"key_id", "string", "the root key to export (64 lower-case hex digits); needed when more than one is online"}}, handle: exportUpdateRoot},
 		{method: "POST", path: tenantPath + "/update-keys/root/import", op: "importUpdateRootKey",
-			summary: "Bring the tenant's exported update-metadata root key back online.",
+			summary: "Bring one of the tenant's exported update-metadata root keys back online.",
 			action:  authz.UpdateKeyManage, in: v1.UpdateRootKey{}, status: 204, handle: importUpdateRoot},
 		{method: "POST", path: tenantPath + "/update-keys/root/rotate", op: "rotateUpdateRootKey",
-			summary: "Replace the tenant's update-metadata root key: every repository gets a root version signed by the old and the new key, which devices follow; the old key is revoked. key_pem is the current key when it is offline.",
+			summary: "Replace the tenant's update-metadata root keys with new_keys new ones, threshold of which must sign a root: every repository gets a root version signed by a threshold of the old keys and of the new, which devices follow; the old keys are revoked. key_pem and key_pems are current keys that are offline, signed with once and not kept; below the current threshold nothing changes (409).",
 			action:  authz.UpdateKeyManage, in: v1.UpdateRootRotate{}, out: v1.UpdateRootRotation{}, status: 200, handle: rotateUpdateRoot},
 		{method: "GET", path: tenantPath + "/update-keys/root", op: "getUpdateRootStatus",
-			summary: "The tenant's update-metadata root key (online or offline) and when each repository's root expires. The service renews roots itself while the key is online; with it offline, a root inside its renewal window must be renewed with rotate-root before it expires.",
+			summary: "The tenant's update-metadata root keys (each online or offline), their threshold, and when each repository's root expires. The service renews roots itself while a threshold of the keys is online; otherwise a root inside its renewal window must be renewed with rotate-root before it expires.",
 			action:  authz.ImageRead, out: v1.UpdateRootStatus{}, status: 200, handle: updateRootStatus},
 		{method: "GET", path: tenantPath + "/update-keys/root/metadata", op: "getImagesRootMetadata",
 			summary: "The first root metadata (1.root.json) of the tenant's image repository, for a device image to ship: a device given it (rampart-agent run --update-root) trusts that root on first contact instead of the service's answer.",
@@ -168,7 +169,7 @@ func toHealth(h store.CohortHours) *v1.DeploymentHealth {
 }
 
 func exportUpdateRoot(c *call) (any, error) {
-	b, err := c.h.m.ExportUpdateRoot(c.r.Context(), c.p, c.param("tenant"))
+	b, err := c.h.m.ExportUpdateRoot(c.r.Context(), c.p, c.param("tenant"), c.r.URL.Query().Get("key_id"))
 	if err != nil {
 		return nil, err
 	}

@@ -110,13 +110,15 @@ type Publisher interface {
 	PublishImages(ctx context.Context, tx store.Tx, tenantID string) error
 	// PublishDirector re-publishes the group's director repository.
 	PublishDirector(ctx context.Context, tx store.Tx, tenantID, groupID string) error
-	// ExportRoot takes the tenant's root key offline and returns it (PKCS #8 PEM).
-	ExportRoot(ctx context.Context, tx store.Tx, tenantID string) ([]byte, error)
-	// ImportRoot brings the tenant's exported root key back online.
+	// ExportRoot takes one of the tenant's root keys (keyID; "" the only online one) offline and
+	// returns it (PKCS #8 PEM).
+	ExportRoot(ctx context.Context, tx store.Tx, tenantID, keyID string) ([]byte, error)
+	// ImportRoot brings one of the tenant's exported root keys back online.
 	ImportRoot(ctx context.Context, tx store.Tx, tenantID string, keyPEM []byte) error
-	// RotateRoot replaces the tenant's root key in every repository.
+	// RotateRoot replaces the tenant's root keys (and threshold) in every repository.
 	RotateRoot(ctx context.Context, tx store.Tx, tenantID string, opt updatemeta.RotateOptions) (updatemeta.Rotation, error)
-	// RootStatus reports the tenant's root key and when each repository's root expires.
+	// RootStatus reports the tenant's root keys and threshold and when each repository's root
+	// expires.
 	RootStatus(ctx context.Context, tx store.Tx, tenantID string) (updatemeta.RootStatus, error)
 }
 

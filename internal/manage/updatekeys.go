@@ -2,11 +2,15 @@ package manage
 
 import (
 	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"time"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/imagepkg"
 	"github.com/rampart-iot/rampart/internal/authz"
 	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/store"
@@ -16,22 +20,66 @@ import (
 // MaxKeyPEM bounds an imported key.
 const MaxKeyPEM = 16 << 10
 
-// ExportUpdateRoot takes the tenant's update-metadata root key offline: it returns the private
-// key and removes it from the service. Until it is imported again, no group can get its first
-// deployment (existing repositories go on with their online keys).
-func (m *Manager) ExportUpdateRoot(ctx context.Context, p *authz.Principal, tenantID string) ([]byte, error) {
+// MaxRotateKeys bounds the root keys one rotation request may give.
+const MaxRotateKeys = 16
+
+// ExportUpdateRoot takes one of the tenant's update-metadata root keys offline: it returns the
+// private key and removes it from the service. keyID names it ("" means the only online one).
+// Until a threshold of root keys is online again, no group can get its first deployment
+// (existing repositories go on with their online keys).
+func (m *Manager) ExportUpdateRoot(ctx context.Context, p *authz.Principal, tenantID, keyID string) ([]byte, error) {
 	var out []byte
 	o := op{tenantID: tenantID, action: authz.UpdateKeyManage, resourceType: "update-key", resourceID: "root"}
 	err := m.write(ctx, p, o, func(tx store.Tx, n *note) error {
 		if m.meta == nil {
 			return errors.New("update metadata is not configured on this server")
 		}
-		n.message = "exported the update-metadata root key (now offline)"
+		if keyID != "" && !isKeyID(keyID) {
+			return problem.Invalid(v1.ErrorDetail{Field: "key_id", Message: "not a key ID (64 lower-case hex digits)"})
+		}
+		n.message = "exported an update-metadata root key (now offline)"
 		var err error
-		out, err = m.meta.ExportRoot(ctx, tx, tenantID)
+		out, err = m.meta.ExportRoot(ctx, tx, tenantID, keyID)
+		if errors.Is(err, updatemeta.ErrBadKey) {
+			return problem.Invalid(v1.ErrorDetail{Field: "key_id", Message: err.Error()})
+		}
+		if err == nil {
+			id, _ := keyIDOf(out)
+			n.detail("key_id", id)
+		}
 		return err
 	})
 	return out, err
+}
+
+// isKeyID reports whether s is a key ID: 64 lower-case hex digits.
+func isKeyID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// keyIDOf is the ID of a PKCS #8 PEM key the service made.
+func keyIDOf(keyPEM []byte) (string, error) {
+	blk, _ := pem.Decode(keyPEM)
+	if blk == nil {
+		return "", errors.New("no PEM block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return "", err
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return "", errors.New("not a signing key")
+	}
+	return imagepkg.KeyID(s.Public())
 }
 
 // ImportUpdateRoot brings the tenant's exported update-metadata root key back online.
@@ -53,11 +101,13 @@ func (m *Manager) ImportUpdateRoot(ctx context.Context, p *authz.Principal, tena
 	})
 }
 
-// RotateUpdateRoot replaces the tenant's update-metadata root key: every repository gets a
-// root version signed by the old and the new key, which devices follow at their next refresh.
-// The old key is revoked. req.KeyPEM is the current key when it is offline; with req.Offline
-// the new key is returned and not kept; with req.OnlineKeys every repository's online key is
-// replaced too.
+// RotateUpdateRoot replaces the tenant's update-metadata root keys with req.NewKeys new ones of
+// which req.Threshold must sign: every repository gets a root version signed by a threshold of
+// the old keys and of the new, which devices follow at their next refresh. The old keys are
+// revoked. req.KeyPEM and req.KeyPEMs are current keys that are offline; with req.Offline the
+// new keys are returned and not kept; with req.OnlineKeys every repository's online key is
+// replaced too. Below the current threshold nothing changes (409, naming how many keys were
+// at hand and needed).
 func (m *Manager) RotateUpdateRoot(ctx context.Context, p *authz.Principal, tenantID string, req v1.UpdateRootRotate) (v1.UpdateRootRotation, error) {
 	var out v1.UpdateRootRotation
 	o := op{tenantID: tenantID, action: authz.UpdateKeyManage, resourceType: "update-key", resourceID: "root"}
@@ -65,25 +115,59 @@ func (m *Manager) RotateUpdateRoot(ctx context.Context, p *authz.Principal, tena
 		if m.meta == nil {
 			return errors.New("update metadata is not configured on this server")
 		}
-		if len(req.KeyPEM) > MaxKeyPEM {
-			return problem.Invalid(v1.ErrorDetail{Field: "key_pem", Message: "the key is larger than 16 KiB"})
+		var given [][]byte
+		if req.KeyPEM != "" {
+			given = append(given, []byte(req.KeyPEM))
 		}
-		rot, err := m.meta.RotateRoot(ctx, tx, tenantID, updatemeta.RotateOptions{OldRootPEM: []byte(req.KeyPEM),
-			Offline: req.Offline, OnlineKeys: req.OnlineKeys})
-		if errors.Is(err, updatemeta.ErrBadKey) {
-			return problem.Invalid(v1.ErrorDetail{Field: "key_pem", Message: err.Error()})
+		for _, k := range req.KeyPEMs {
+			given = append(given, []byte(k))
 		}
-		if err != nil {
+		if len(given) > MaxRotateKeys {
+			return problem.Invalid(v1.ErrorDetail{Field: "key_pems", Message: fmt.Sprintf("%d keys given; at most %d", len(given), MaxRotateKeys)})
+		}
+		for _, k := range given {
+			if len(k) > MaxKeyPEM {
+				return problem.Invalid(v1.ErrorDetail{Field: "key_pems", Message: "a key is larger than 16 KiB"})
+			}
+		}
+		if req.NewKeys < 0 || req.NewKeys > updatemeta.MaxRootKeys {
+			return problem.Invalid(v1.ErrorDetail{Field: "new_keys", Message: fmt.Sprintf("want 1 to %d", updatemeta.MaxRootKeys)})
+		}
+		if req.Threshold < 0 || req.Threshold > max(req.NewKeys, 1) {
+			return problem.Invalid(v1.ErrorDetail{Field: "threshold", Message: "want 1 to new_keys"})
+		}
+		rot, err := m.meta.RotateRoot(ctx, tx, tenantID, updatemeta.RotateOptions{RootKeysPEM: given,
+			NewKeys: req.NewKeys, Threshold: req.Threshold, Offline: req.Offline, OnlineKeys: req.OnlineKeys})
+		switch {
+		case errors.Is(err, updatemeta.ErrBadKey), errors.Is(err, updatemeta.ErrNotRootKey):
+			return problem.Invalid(v1.ErrorDetail{Field: "key_pems", Message: err.Error()})
+		case errors.Is(err, updatemeta.ErrBadThreshold):
+			return problem.Invalid(v1.ErrorDetail{Field: "threshold", Message: err.Error()})
+		case err != nil:
 			return err
 		}
-		out = v1.UpdateRootRotation{OldKeyID: rot.OldKeyID, NewKeyID: rot.NewKeyID, KeyPEM: string(rot.NewKeyPEM),
-			Repositories: []v1.RotatedRepository{}}
+		out = v1.UpdateRootRotation{OldKeyID: rot.OldKeyIDs[0], NewKeyID: rot.NewKeyIDs[0], OldKeyIDs: rot.OldKeyIDs,
+			NewKeyIDs: rot.NewKeyIDs, OldThreshold: rot.OldThreshold, Threshold: rot.Threshold, Repositories: []v1.RotatedRepository{}}
+		for _, k := range rot.NewKeysPEM {
+			out.KeyPEMs = append(out.KeyPEMs, string(k))
+		}
+		if len(out.KeyPEMs) == 1 {
+			out.KeyPEM = out.KeyPEMs[0]
+		}
 		for i, r := range rot.Repositories {
 			out.Repositories = append(out.Repositories, v1.RotatedRepository{Repository: r, RootVersion: rot.RootVersions[i]})
 		}
 		n.message = "rotated the update-metadata root key"
-		n.detail("old_key_id", rot.OldKeyID)
-		n.detail("new_key_id", rot.NewKeyID)
+		if len(rot.OldKeyIDs) > 1 || len(rot.NewKeyIDs) > 1 {
+			n.message = "rotated the update-metadata root keys"
+		}
+		n.detail("old_key_id", rot.OldKeyIDs[0])
+		n.detail("new_key_id", rot.NewKeyIDs[0])
+		n.detail("old_key_ids", rot.OldKeyIDs)
+		n.detail("new_key_ids", rot.NewKeyIDs)
+		n.detail("old_threshold", rot.OldThreshold)
+		n.detail("threshold", rot.Threshold)
+		n.detail("keys_given", len(given))
 		n.detail("repositories", len(rot.Repositories))
 		n.detail("new_key_offline", req.Offline)
 		n.detail("online_keys", req.OnlineKeys)
@@ -105,8 +189,14 @@ func (m *Manager) UpdateRootStatus(ctx context.Context, p *authz.Principal, tena
 	if err != nil {
 		return v1.UpdateRootStatus{}, err
 	}
-	out := v1.UpdateRootStatus{KeyID: rs.KeyID, Online: rs.Online, RenewBeforeSeconds: int64(rs.RenewBefore / time.Second),
-		Repositories: []v1.RepositoryRoot{}}
+	out := v1.UpdateRootStatus{Keys: []v1.UpdateRootKeyInfo{}, Threshold: rs.Threshold, Online: rs.Online,
+		RenewBeforeSeconds: int64(rs.RenewBefore / time.Second), Repositories: []v1.RepositoryRoot{}}
+	for _, k := range rs.Keys {
+		out.Keys = append(out.Keys, v1.UpdateRootKeyInfo{KeyID: k.ID, TUFKeyID: k.TUFKeyID, Online: k.Online})
+	}
+	if len(rs.Keys) > 0 {
+		out.KeyID = rs.Keys[0].ID
+	}
 	now := m.now()
 	for _, r := range rs.Repositories {
 		out.Repositories = append(out.Repositories, v1.RepositoryRoot{Repository: r.Repository, RootVersion: r.Version,

@@ -1,6 +1,7 @@
 package updatemeta
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func TestRootsRenewBeforeTheyExpire(t *testing.T) {
 		return rs
 	}
 	before := status()
-	if !before.Online || before.KeyID == "" || len(before.Repositories) != 2 || before.RenewBefore != tufrepo.DefaultRootLifetime/RootRenewFraction {
+	if !before.Online || len(before.Keys) != 1 || before.Threshold != 1 || len(before.Repositories) != 2 || before.RenewBefore != tufrepo.DefaultRootLifetime/RootRenewFraction {
 		t.Fatalf("status %+v", before)
 	}
 	oldRoot := f.rootKey()
@@ -51,7 +52,7 @@ func TestRootsRenewBeforeTheyExpire(t *testing.T) {
 			t.Fatalf("renewed root %+v", r)
 		}
 	}
-	if !f.rootKey().Equal(oldRoot) || after.KeyID != before.KeyID {
+	if !f.rootKey().Equal(oldRoot) || fmt.Sprint(after.Keys) != fmt.Sprint(before.Keys) {
 		t.Fatal("renewal changed the root key")
 	}
 	// The device follows root 2 and still works after root 1 would have expired. The renewal
@@ -67,7 +68,7 @@ func TestRootsRenewBeforeTheyExpire(t *testing.T) {
 
 	// With the key offline the next window finds nothing to renew with, and says so.
 	must(t, f.st.Update(f.ctx, func(tx store.Tx) error {
-		_, err := f.svc.ExportRoot(f.ctx, tx, tenant)
+		_, err := f.svc.ExportRoot(f.ctx, tx, tenant, "")
 		return err
 	}))
 	f.clock.add(tufrepo.DefaultRootLifetime - tufrepo.DefaultRootLifetime/RootRenewFraction)

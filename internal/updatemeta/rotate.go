@@ -19,70 +19,109 @@ import (
 
 // RotateOptions say how RotateRoot rotates.
 type RotateOptions struct {
-	// OldRootPEM is the current root key (PKCS #8 PEM), needed when it is offline (exported);
-	// it signs the new roots and is not stored. When the key is online it may be omitted; if
-	// given, it must be that key.
-	OldRootPEM []byte
-	// Offline keeps the new root key offline at once: RotateRoot returns it and the store keeps
-	// only its public half.
+	// RootKeysPEM are current root keys (PKCS #8 PEM) as exported, for the ones that are
+	// offline: with the online ones they must reach the current root threshold. They sign the
+	// new roots and are not stored. A key given twice, or given and online, counts once; a key
+	// that is not a current root key is refused (ErrBadKey).
+	RootKeysPEM [][]byte
+	// NewKeys is how many new root keys to make (1 to MaxRootKeys; 0 means 1), and Threshold
+	// how many of them must sign a root from then on (1 to NewKeys; 0 means 1).
+	NewKeys, Threshold int
+	// Offline keeps the new root keys offline at once: RotateRoot returns them and the store
+	// keeps only their public halves.
 	Offline bool
 	// OnlineKeys also replaces every repository's online key (targets, snapshot, timestamp).
 	OnlineKeys bool
 }
 
+// ErrBadThreshold means a rotation asked for an unusable number of root keys or threshold.
+var ErrBadThreshold = errors.New("unusable root keys or threshold")
+
 // Rotation is what RotateRoot did.
 type Rotation struct {
-	OldKeyID, NewKeyID string
-	// NewKeyPEM is the new root key (PKCS #8 PEM) when RotateOptions.Offline was set, else nil.
-	NewKeyPEM []byte
+	OldKeyIDs, NewKeyIDs []string
+	// OldThreshold and Threshold are the root thresholds before and after.
+	OldThreshold, Threshold int
+	// NewKeysPEM are the new root keys (PKCS #8 PEM, in NewKeyIDs' order) when
+	// RotateOptions.Offline was set, else nil.
+	NewKeysPEM [][]byte
 	// Repositories are the repositories re-signed, each now at root version RootVersions[i].
 	Repositories []string
 	RootVersions []int64
 }
 
-// RotateRoot replaces the tenant's root key, within tx: it makes a new root key and, for every
-// repository of the tenant (the image repository, each group's director and held director),
-// signs root version N+1 that lists the new key, signed by both the old and the new key (TUF
-// 5.3.4), then re-signs targets, snapshot and timestamp. A device that trusts root N follows
-// the chain to N+1 at its next refresh and from then on refuses metadata signed only by the
-// old key. The old key is revoked (its private half dropped): it can never be imported again.
-// With OnlineKeys, each repository's online key is replaced in the same root version.
-// Repositories made later use the new key.
+// RotateRoot replaces the tenant's root keys, within tx: it makes opt.NewKeys new root keys
+// with threshold opt.Threshold and, for every repository of the tenant (the image repository,
+// made first if the tenant has none yet, each group's director and held director), signs root
+// version N+1 that lists the new keys, signed by a threshold of the current root keys (online
+// or given) and by every new key (TUF 5.3.4), then re-signs targets, snapshot and timestamp. A
+// device that trusts root N follows the chain to N+1 at its next refresh and from then on
+// refuses roots and metadata signed below the new threshold. The old keys are revoked (their
+// private halves dropped): they can never be imported again. With OnlineKeys, each
+// repository's online key is replaced in the same root version. Repositories made later use
+// the new keys. With fewer current root keys at hand than the threshold it returns an error
+// wrapping ErrBelowThreshold and changes nothing.
 func (s *Service) RotateRoot(ctx context.Context, tx store.Tx, tenantID string, opt RotateOptions) (Rotation, error) {
-	oldRec, oldKey, err := s.currentRoot(ctx, tx, tenantID, opt.OldRootPEM)
+	n, k := max(opt.NewKeys, 1), max(opt.Threshold, 1)
+	if opt.NewKeys < 0 || opt.Threshold < 0 || n > MaxRootKeys || k > n {
+		return Rotation{}, fmt.Errorf("%w: %d new keys with threshold %d; want 1 to %d keys and a threshold from 1 to their number", ErrBadThreshold, opt.NewKeys, opt.Threshold, MaxRootKeys)
+	}
+	set, err := s.roots(ctx, tx, tenantID, opt.RootKeysPEM, true)
 	if err != nil {
 		return Rotation{}, err
 	}
-	newKey, err := ecdsa.GenerateKey(elliptic.P256(), s.rand)
+	oldSigners, err := set.sign()
 	if err != nil {
 		return Rotation{}, err
 	}
-	rot := Rotation{OldKeyID: oldRec.ID}
-	if rot.NewKeyID, err = imagepkg.KeyID(&newKey.PublicKey); err != nil {
+	// The tenant's threshold lives in its roots: make sure it has one to keep it in.
+	if err := s.ensureImages(ctx, tx, tenantID, set, oldSigners); err != nil {
 		return Rotation{}, err
 	}
-	// Revoke the old key first: key() then finds the new one as the newest unrevoked.
-	oldRec.KeyCiphertext, oldRec.RevokedAt = nil, s.now().UTC().Truncate(time.Microsecond)
-	if err := tx.UpdateSigningKey(ctx, oldRec); err != nil {
-		return Rotation{}, fmt.Errorf("revoking root key %s: %w", oldRec.ID, err)
-	}
-	if err := s.storeKey(ctx, tx, tenantID, KeyRoot, newKey); err != nil {
-		return Rotation{}, err
-	}
-	if opt.Offline {
-		if err := tx.UpdateSigningKey(ctx, store.SigningKey{ID: rot.NewKeyID, TenantID: tenantID}); err != nil {
-			return Rotation{}, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(newKey)
+	rot := Rotation{OldKeyIDs: set.ids(), OldThreshold: set.threshold, Threshold: k}
+	var newSigners []crypto.Signer
+	var newPubs []crypto.PublicKey
+	for range n {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), s.rand)
 		if err != nil {
 			return Rotation{}, err
 		}
-		rot.NewKeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		id, err := imagepkg.KeyID(&key.PublicKey)
+		if err != nil {
+			return Rotation{}, err
+		}
+		rot.NewKeyIDs = append(rot.NewKeyIDs, id)
+		newSigners, newPubs = append(newSigners, key), append(newPubs, &key.PublicKey)
+		if opt.Offline {
+			b, err := encodeKey(key)
+			if err != nil {
+				return Rotation{}, err
+			}
+			rot.NewKeysPEM = append(rot.NewKeysPEM, b)
+		}
+	}
+	revoked := s.now().UTC().Truncate(time.Microsecond)
+	for _, rec := range set.recs {
+		rec.KeyCiphertext, rec.RevokedAt = nil, revoked
+		if err := tx.UpdateSigningKey(ctx, rec); err != nil {
+			return Rotation{}, fmt.Errorf("revoking root key %s: %w", rec.ID, err)
+		}
+	}
+	for i, key := range newSigners {
+		if err := s.storeKey(ctx, tx, tenantID, KeyRoot, key.(*ecdsa.PrivateKey)); err != nil {
+			return Rotation{}, err
+		}
+		if opt.Offline {
+			if err := tx.UpdateSigningKey(ctx, store.SigningKey{ID: rot.NewKeyIDs[i], TenantID: tenantID}); err != nil {
+				return Rotation{}, err
+			}
+		}
 	}
 	repos, err := s.repositories(ctx, tx, tenantID)
 	if err != nil {
 		return Rotation{}, err
 	}
+	newRole := tufrepo.RoleKeys{Keys: newPubs, Threshold: k}
 	rotated := map[string]bool{} // online keys already replaced, by base repository
 	// One time for every repository: a group's director and held director get the same root.
 	now := s.now()
@@ -94,7 +133,7 @@ func (s *Service) RotateRoot(ctx context.Context, tx store.Tx, tenantID string, 
 			}
 			rotated[base] = true
 		}
-		v, err := s.rotateRepository(ctx, tx, tenantID, repo, oldKey, newKey, now)
+		v, err := s.rotateRepository(ctx, tx, tenantID, repo, newRole, oldSigners, newSigners, now)
 		if err != nil {
 			return Rotation{}, err
 		}
@@ -104,56 +143,29 @@ func (s *Service) RotateRoot(ctx context.Context, tx store.Tx, tenantID string, 
 	return rot, nil
 }
 
-// currentRoot returns the tenant's current root key record and private key: the stored one if
-// it is online, else the one passed (which must be it).
-func (s *Service) currentRoot(ctx context.Context, tx store.Tx, tenantID string, keyPEM []byte) (store.SigningKey, *ecdsa.PrivateKey, error) {
-	keys, err := tx.ListSigningKeys(ctx, tenantID, KeyRoot)
+// ensureImages makes the tenant's image repository, signed by signers, if it has none.
+func (s *Service) ensureImages(ctx context.Context, tx store.Tx, tenantID string, set *rootSet, signers []crypto.Signer) error {
+	_, err := tx.GetTUFMetadata(ctx, tenantID, store.TUFImages, store.TUFRoot, 1)
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	online, err := s.online(ctx, tx, tenantID, store.TUFImages)
 	if err != nil {
-		return store.SigningKey{}, nil, err
+		return err
 	}
-	var rec *store.SigningKey
-	for i := len(keys) - 1; i >= 0; i-- {
-		if keys[i].RevokedAt.IsZero() {
-			rec = &keys[i]
-			break
-		}
-	}
-	if rec == nil {
-		// No root yet: make one, so that the tenant's first rotation works like any other.
-		k, err := s.rootKey(ctx, tx, tenantID)
-		if err != nil {
-			return store.SigningKey{}, nil, err
-		}
-		id, err := imagepkg.KeyID(&k.PublicKey)
-		if err != nil {
-			return store.SigningKey{}, nil, err
-		}
-		return store.SigningKey{ID: id, TenantID: tenantID}, k, nil
-	}
-	var given *ecdsa.PrivateKey
-	if len(keyPEM) > 0 {
-		if given, err = parseKey(keyPEM); err != nil {
-			return store.SigningKey{}, nil, err
-		}
-		id, err := imagepkg.KeyID(&given.PublicKey)
-		if err != nil {
-			return store.SigningKey{}, nil, err
-		}
-		if id != rec.ID {
-			return store.SigningKey{}, nil, fmt.Errorf("%w: key %s is not the tenant's current root key %s", ErrBadKey, id, rec.ID)
-		}
-	}
-	if rec.KeyCiphertext == nil {
-		if given == nil {
-			return store.SigningKey{}, nil, fmt.Errorf("%w (key %s): pass the exported key to rotate it: %w", ErrRootOffline, rec.ID, store.ErrConflict)
-		}
-		return *rec, given, nil
-	}
-	k, err := s.sealer.Open(rec.ID, rec.KeyCiphertext)
+	cur, err := s.initState(online, set, signers, store.TUFImages)
 	if err != nil {
-		return store.SigningKey{}, nil, err
+		return err
 	}
-	return *rec, k, nil
+	targets, err := imageTargets(ctx, tx, tenantID)
+	if err != nil {
+		return err
+	}
+	next, err := online.Publish(cur, targets, s.now())
+	if err != nil {
+		return fmt.Errorf("publishing repository %s: %w", store.TUFImages, err)
+	}
+	return save(ctx, tx, tenantID, store.TUFImages, nil, next, s.now())
 }
 
 // parseKey parses an ECDSA P-256 private key in PKCS #8 PEM.
@@ -231,9 +243,10 @@ func (s *Service) replaceOnline(ctx context.Context, tx store.Tx, tenantID, repo
 	return err
 }
 
-// rotateRepository signs the repository's next root with the new root key and its current
-// online key, and stores it; it returns the new root version.
-func (s *Service) rotateRepository(ctx context.Context, tx store.Tx, tenantID, repo string, oldKey, newKey *ecdsa.PrivateKey, now time.Time) (int64, error) {
+// rotateRepository signs the repository's next root, listing root and the repository's current
+// online key, with oldSigners (a threshold of the current root's keys) and newSigners (a
+// threshold of root's), and stores it; it returns the new root version.
+func (s *Service) rotateRepository(ctx context.Context, tx store.Tx, tenantID, repo string, root tufrepo.RoleKeys, oldSigners, newSigners []crypto.Signer, now time.Time) (int64, error) {
 	cur, err := load(ctx, tx, tenantID, repo)
 	if err != nil {
 		return 0, err
@@ -245,12 +258,9 @@ func (s *Service) rotateRepository(ctx context.Context, tx store.Tx, tenantID, r
 	if err != nil {
 		return 0, err
 	}
-	one := func(pub crypto.PublicKey) tufrepo.RoleKeys {
-		return tufrepo.RoleKeys{Keys: []crypto.PublicKey{pub}, Threshold: 1}
-	}
-	onlinePub := online.Targets[0].Public()
-	roles := tufrepo.Roles{Root: one(&newKey.PublicKey), Targets: one(onlinePub), Snapshot: one(onlinePub), Timestamp: one(onlinePub)}
-	next, err := online.RotateRoot(cur, roles, []crypto.Signer{oldKey}, []crypto.Signer{newKey}, now)
+	one := tufrepo.RoleKeys{Keys: []crypto.PublicKey{online.Targets[0].Public()}, Threshold: 1}
+	roles := tufrepo.Roles{Root: root, Targets: one, Snapshot: one, Timestamp: one}
+	next, err := online.RotateRoot(cur, roles, oldSigners, newSigners, now)
 	if err != nil {
 		return 0, fmt.Errorf("rotating the root of %s: %w", repo, err)
 	}

@@ -51,7 +51,7 @@ func TestRotateRootDevicesFollowAndRefuseTheOldKey(t *testing.T) {
 	rot, err := f.rotate(RotateOptions{OnlineKeys: true})
 	must(t, err)
 	if fmt.Sprint(rot.Repositories) != fmt.Sprint([]string{store.TUFImages, DirectorRepository("g1")}) ||
-		fmt.Sprint(rot.RootVersions) != "[2 2]" || rot.NewKeyPEM != nil || rot.OldKeyID == rot.NewKeyID {
+		fmt.Sprint(rot.RootVersions) != "[2 2]" || rot.NewKeysPEM != nil || len(rot.OldKeyIDs) != 1 || len(rot.NewKeyIDs) != 1 || rot.OldKeyIDs[0] == rot.NewKeyIDs[0] {
 		t.Fatalf("rotation %+v", rot)
 	}
 	newRoot := f.rootKey()
@@ -118,18 +118,18 @@ func TestRotateRootOffline(t *testing.T) {
 	_, err := dev.Refresh(f.ctx)
 	must(t, err)
 	var exported []byte
-	must(t, f.st.Update(f.ctx, func(tx store.Tx) (err error) { exported, err = f.svc.ExportRoot(f.ctx, tx, tenant); return }))
+	must(t, f.st.Update(f.ctx, func(tx store.Tx) (err error) { exported, err = f.svc.ExportRoot(f.ctx, tx, tenant, ""); return }))
 
 	// Offline, the old key must be given, and it must be the root key.
-	if _, err := f.rotate(RotateOptions{}); !errors.Is(err, ErrRootOffline) {
+	if _, err := f.rotate(RotateOptions{}); !errors.Is(err, ErrBelowThreshold) || !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("rotating an offline root without its key: %v", err)
 	}
-	if _, err := f.rotate(RotateOptions{OldRootPEM: pemKey(t)}); !errors.Is(err, ErrBadKey) {
+	if _, err := f.rotate(RotateOptions{RootKeysPEM: [][]byte{pemKey(t)}}); !errors.Is(err, ErrNotRootKey) {
 		t.Fatalf("rotating with another key: %v", err)
 	}
-	rot, err := f.rotate(RotateOptions{OldRootPEM: exported, Offline: true})
+	rot, err := f.rotate(RotateOptions{RootKeysPEM: [][]byte{exported}, Offline: true})
 	must(t, err)
-	if rot.NewKeyPEM == nil {
+	if len(rot.NewKeysPEM) != 1 {
 		t.Fatal("an offline rotation returned no key")
 	}
 	keys, err := f.st.ListSigningKeys(f.ctx, tenant, KeyRoot)
@@ -139,7 +139,7 @@ func TestRotateRootOffline(t *testing.T) {
 	}
 	for _, k := range keys {
 		// Neither private half is kept; the old key is revoked, the new one is not.
-		if k.KeyCiphertext != nil || k.RevokedAt.IsZero() != (k.ID == rot.NewKeyID) || (k.ID != rot.NewKeyID && k.ID != rot.OldKeyID) {
+		if k.KeyCiphertext != nil || k.RevokedAt.IsZero() != (k.ID == rot.NewKeyIDs[0]) || (k.ID != rot.NewKeyIDs[0] && k.ID != rot.OldKeyIDs[0]) {
 			t.Fatalf("root keys after an offline rotation: %+v (rotation %+v)", keys, rot)
 		}
 	}
@@ -150,10 +150,10 @@ func TestRotateRootOffline(t *testing.T) {
 		t.Fatal("the rotated-out root key was imported again")
 	}
 	// Rotating again offline needs the new key, not the old one.
-	if _, err := f.rotate(RotateOptions{OldRootPEM: exported}); !errors.Is(err, ErrBadKey) {
+	if _, err := f.rotate(RotateOptions{RootKeysPEM: [][]byte{exported}}); !errors.Is(err, ErrNotRootKey) {
 		t.Fatalf("rotating with the rotated-out key: %v", err)
 	}
-	rot2, err := f.rotate(RotateOptions{OldRootPEM: rot.NewKeyPEM})
+	rot2, err := f.rotate(RotateOptions{RootKeysPEM: rot.NewKeysPEM})
 	must(t, err)
 	if fmt.Sprint(rot2.RootVersions) != "[3 3]" {
 		t.Fatalf("second rotation: %+v", rot2)

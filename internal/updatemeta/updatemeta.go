@@ -5,10 +5,11 @@
 // commit together; it renews metadata before it expires; and it serves the stored files to
 // devices by TUF file name.
 //
-// Keys: each tenant has one root key (the root role of all its repositories), which can be
-// taken offline (ExportRoot) and brought back (ImportRoot), and replaced (RotateRoot, also with
-// the key offline); while it is offline, no new repository can be made. Each repository has one online key that signs its targets,
-// snapshot and timestamp roles. Keys are ECDSA P-256, kept in the store sealed under the
+// Keys: each tenant has n root keys and a threshold k (the root role of all its repositories,
+// 1 <= k <= n <= MaxRootKeys), each of which can be taken offline (ExportRoot) and brought back
+// (ImportRoot); RotateRoot replaces them (also with the keys offline, given for one request).
+// While fewer than k are online, no new repository can be made and roots are not renewed. Each
+// repository has one online key that signs its targets, snapshot and timestamp roles. Keys are ECDSA P-256, kept in the store sealed under the
 // service's key-encryption key (internal/keyseal). Because every repository has its own online
 // keys, a device that trusts its group's director refuses another group's.
 //
@@ -45,8 +46,9 @@ const (
 
 // Errors.
 var (
-	// ErrRootOffline means the tenant's root key was exported; import it to make repositories.
-	ErrRootOffline = errors.New("the tenant's update-metadata root key is offline")
+	// ErrRootOffline means fewer than a threshold of the tenant's root keys are online (the
+	// others were exported); import them to make repositories and renew roots.
+	ErrRootOffline = errors.New("too few of the tenant's update-metadata root keys are online")
 	// ErrNoFile means a device asked for metadata that does not exist.
 	ErrNoFile = errors.New("no such metadata file")
 	// ErrBadKey means a key to import is not an ECDSA P-256 private key in PKCS #8 PEM.
@@ -86,22 +88,30 @@ func DirectorRepository(groupID string) string { return store.TUFDirectorPrefix 
 
 // PublishImages publishes the tenant's image repository listing every image it has, within tx.
 func (s *Service) PublishImages(ctx context.Context, tx store.Tx, tenantID string) error {
+	targets, err := imageTargets(ctx, tx, tenantID)
+	if err != nil {
+		return err
+	}
+	return s.publish(ctx, tx, tenantID, store.TUFImages, targets)
+}
+
+// imageTargets lists every image of the tenant.
+func imageTargets(ctx context.Context, tx store.Tx, tenantID string) ([]tufrepo.Target, error) {
 	var targets []tufrepo.Target
 	opt := store.ListOptions{Limit: 1000}
 	for {
 		page, err := tx.ListImages(ctx, tenantID, store.ImageFilter{}, opt)
 		if err != nil {
-			return fmt.Errorf("listing the tenant's images: %w", err)
+			return nil, fmt.Errorf("listing the tenant's images: %w", err)
 		}
 		for _, img := range page.Items {
 			targets = append(targets, target(img))
 		}
 		if page.Next == "" {
-			break
+			return targets, nil
 		}
 		opt.After = page.Next
 	}
-	return s.publish(ctx, tx, tenantID, store.TUFImages, targets)
 }
 
 // PublishDirector publishes the group's director repository, within tx: its current
@@ -328,20 +338,31 @@ func (s *Service) loadOrInit(ctx context.Context, tx store.Tx, tenantID, reposit
 	if err != nil || old != nil {
 		return loaded{old, old}, err
 	}
-	root, err := s.rootKey(ctx, tx, tenantID)
+	set, err := s.roots(ctx, tx, tenantID, nil, true)
 	if err != nil {
 		return loaded{}, err
 	}
-	one := func(k *ecdsa.PrivateKey) tufrepo.RoleKeys {
-		return tufrepo.RoleKeys{Keys: []crypto.PublicKey{&k.PublicKey}, Threshold: 1}
-	}
-	key := online.Targets[0].(*ecdsa.PrivateKey)
-	roles := tufrepo.Roles{Root: one(root), Targets: one(key), Snapshot: one(key), Timestamp: one(key)}
-	cur, err := online.Init(roles, []crypto.Signer{root}, s.now())
+	signers, err := set.signOnline()
 	if err != nil {
-		return loaded{}, fmt.Errorf("making repository %s: %w", repository, err)
+		return loaded{}, err
+	}
+	cur, err := s.initState(online, set, signers, repository)
+	if err != nil {
+		return loaded{}, err
 	}
 	return loaded{nil, cur}, nil
+}
+
+// initState makes a repository's first state: the tenant's root keys, signed by signers, and
+// its online key.
+func (s *Service) initState(online *tufrepo.Online, set *rootSet, signers []crypto.Signer, repository string) (*tufrepo.State, error) {
+	one := tufrepo.RoleKeys{Keys: []crypto.PublicKey{online.Targets[0].Public()}, Threshold: 1}
+	roles := tufrepo.Roles{Root: set.role(), Targets: one, Snapshot: one, Timestamp: one}
+	cur, err := online.Init(roles, signers, s.now())
+	if err != nil {
+		return nil, fmt.Errorf("making repository %s: %w", repository, err)
+	}
+	return cur, nil
 }
 
 // Renew renews, within tx, the online metadata of one repository that nears expiry. It
@@ -545,11 +566,6 @@ func (s *Service) online(ctx context.Context, tx store.Tx, tenantID, repository 
 	return &tufrepo.Online{Targets: signers, Snapshot: signers, Timestamp: signers, Lifetimes: s.lifetimes}, nil
 }
 
-// rootKey returns the tenant's root key, made on first use; ErrRootOffline if exported.
-func (s *Service) rootKey(ctx context.Context, tx store.Tx, tenantID string) (*ecdsa.PrivateKey, error) {
-	return s.key(ctx, tx, tenantID, KeyRoot, true)
-}
-
 // key returns the newest unrevoked key of a purpose, making one if there is none and create
 // is set.
 func (s *Service) key(ctx context.Context, tx store.Tx, tenantID, purpose string, create bool) (*ecdsa.PrivateKey, error) {
@@ -597,21 +613,44 @@ func (s *Service) storeKey(ctx context.Context, tx store.Tx, tenantID, purpose s
 		PublicDER: der, KeyCiphertext: sealed, CreatedAt: s.now().UTC().Truncate(time.Microsecond)})
 }
 
-// ExportRoot takes the tenant's root key offline: it returns the private key (PKCS #8 PEM)
-// and removes it from the store, keeping the public half. Keep the file safe; until it is
-// imported again, no new repository (a new group's first deployment) can be made.
-func (s *Service) ExportRoot(ctx context.Context, tx store.Tx, tenantID string) ([]byte, error) {
-	key, err := s.key(ctx, tx, tenantID, KeyRoot, true)
+// ExportRoot takes one of the tenant's root keys offline: it returns the private key (PKCS #8
+// PEM) and removes it from the store, keeping the public half. keyID names the key; "" means
+// the only online one (an error when several are online). Keep the file safe; until a threshold
+// of root keys is online again, no new repository (a new group's first deployment) can be made
+// and the service cannot renew roots.
+func (s *Service) ExportRoot(ctx context.Context, tx store.Tx, tenantID, keyID string) ([]byte, error) {
+	set, err := s.roots(ctx, tx, tenantID, nil, true)
 	if err != nil {
 		return nil, err
 	}
-	id, err := imagepkg.KeyID(&key.PublicKey)
-	if err != nil {
+	var online []string
+	for _, rec := range set.recs {
+		if rec.KeyCiphertext != nil {
+			online = append(online, rec.ID)
+		}
+	}
+	switch {
+	case keyID == "" && len(online) == 0:
+		return nil, fmt.Errorf("%w: every root key is offline already: %w", ErrRootOffline, store.ErrConflict)
+	case keyID == "" && len(online) > 1:
+		return nil, fmt.Errorf("%w: %d root keys are online (%s): name the one to export: %w", ErrBadKey, len(online), strings.Join(online, ", "), store.ErrConflict)
+	case keyID == "":
+		keyID = online[0]
+	case !set.current(keyID):
+		return nil, fmt.Errorf("key %s is not one of the tenant's current root keys (%s): %w", keyID, strings.Join(set.ids(), ", "), store.ErrNotFound)
+	}
+	key, ok := set.signers[keyID]
+	if !ok {
+		return nil, fmt.Errorf("root key %s is offline already: %w", keyID, store.ErrConflict)
+	}
+	if err := tx.UpdateSigningKey(ctx, store.SigningKey{ID: keyID, TenantID: tenantID}); err != nil {
 		return nil, err
 	}
-	if err := tx.UpdateSigningKey(ctx, store.SigningKey{ID: id, TenantID: tenantID}); err != nil {
-		return nil, err
-	}
+	return encodeKey(key)
+}
+
+// encodeKey is a private key in PKCS #8 PEM.
+func encodeKey(key *ecdsa.PrivateKey) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, err
@@ -619,20 +658,12 @@ func (s *Service) ExportRoot(ctx context.Context, tx store.Tx, tenantID string) 
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-// ImportRoot brings an exported root key back: it must be the private half of the tenant's
-// offline root key.
+// ImportRoot brings an exported root key back: it must be the private half of one of the
+// tenant's offline root keys.
 func (s *Service) ImportRoot(ctx context.Context, tx store.Tx, tenantID string, keyPEM []byte) error {
-	blk, _ := pem.Decode(keyPEM)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return fmt.Errorf("%w: no PEM 'PRIVATE KEY' block", ErrBadKey)
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	key, err := parseKey(keyPEM)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadKey, err)
-	}
-	key, ok := parsed.(*ecdsa.PrivateKey)
-	if !ok || key.Curve != elliptic.P256() {
-		return fmt.Errorf("%w: another kind of key", ErrBadKey)
+		return err
 	}
 	id, err := imagepkg.KeyID(&key.PublicKey)
 	if err != nil {
@@ -658,7 +689,7 @@ func (s *Service) ImportRoot(ctx context.Context, tx store.Tx, tenantID string, 
 		}
 		return tx.UpdateSigningKey(ctx, store.SigningKey{ID: id, TenantID: tenantID, KeyCiphertext: sealed})
 	}
-	return fmt.Errorf("key %s is not the tenant's root key: %w", id, store.ErrNotFound)
+	return fmt.Errorf("key %s is not one of the tenant's root keys: %w", id, store.ErrNotFound)
 }
 
 // DirectorFor is the director repository a device of a group is served, and the deployment it

@@ -275,7 +275,7 @@ func TestRootKeyOffline(t *testing.T) {
 	var exported []byte
 	must(t, f.st.Update(f.ctx, func(tx store.Tx) error {
 		var err error
-		exported, err = f.svc.ExportRoot(f.ctx, tx, tenant)
+		exported, err = f.svc.ExportRoot(f.ctx, tx, tenant, "")
 		return err
 	}))
 	keys, err := f.st.ListSigningKeys(f.ctx, tenant, KeyRoot)
