@@ -61,3 +61,40 @@ func (c *Client) ListWebhookDeliveries(ctx context.Context, tenant, id string, o
 	_, err := c.do(ctx, http.MethodGet, []string{"tenants", tenant, "webhooks", id, "deliveries"}, listQuery(url.Values{}, o), nil, &l)
 	return l, err
 }
+
+// RedeliverWebhookDelivery queues a delivered or failed delivery's event to the webhook again:
+// a new delivery with the same event ID.
+func (c *Client) RedeliverWebhookDelivery(ctx context.Context, tenant, id, deliveryID string) (*v1.WebhookDelivery, error) {
+	var d v1.WebhookDelivery
+	if _, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "webhooks", id, "deliveries", deliveryID, "redeliver"}, nil, nil, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// PingWebhook queues a ping event for the webhook, to test its receiver.
+func (c *Client) PingWebhook(ctx context.Context, tenant, id string) (*v1.WebhookDelivery, error) {
+	var d v1.WebhookDelivery
+	if _, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "webhooks", id, "ping"}, nil, nil, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// RotateWebhookSecret gives the webhook a new secret, in the answer (shown only then).
+func (c *Client) RotateWebhookSecret(ctx context.Context, tenant, id string, req v1.WebhookRotateSecret) (*v1.Webhook, error) {
+	var w v1.Webhook
+	if _, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "webhooks", id, "rotate-secret"}, nil, req, &w); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}
+
+// EnableWebhook enables a webhook the service disabled.
+func (c *Client) EnableWebhook(ctx context.Context, tenant, id string) (*v1.Webhook, error) {
+	var w v1.Webhook
+	if _, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "webhooks", id, "enable"}, nil, nil, &w); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}

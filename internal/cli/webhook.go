@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +15,8 @@ import (
 
 func newWebhookCmd(a *app) *cobra.Command {
 	return group("webhook", "Manage the tenant's webhooks: signed HTTPS notifications of new error-report buckets and rollout state changes",
-		newWebhookCreateCmd(a), newWebhookListCmd(a), newWebhookShowCmd(a), newWebhookDeleteCmd(a), newWebhookDeliveriesCmd(a), newWebhookRetryCmd(a))
+		newWebhookCreateCmd(a), newWebhookListCmd(a), newWebhookShowCmd(a), newWebhookDeleteCmd(a), newWebhookDeliveriesCmd(a), newWebhookRetryCmd(a),
+		newWebhookRedeliverCmd(a), newWebhookPingCmd(a), newWebhookRotateSecretCmd(a), newWebhookEnableCmd(a))
 }
 
 func newWebhookCreateCmd(a *app) *cobra.Command {
@@ -63,6 +65,17 @@ Receivers check the Rampart-Webhook-Signature header: see docs/WEBHOOKS.md.`,
 func webhookFields(w *v1.Webhook) [][2]string {
 	kv := [][2]string{{"ID", w.ID}, {"URL", w.URL}, {"Events", strings.Join(w.Events, ", ")},
 		{"Created by", w.CreatedBy}, {"Created", timeCell(w.CreatedAt)}}
+	state := w.State
+	if w.DisabledAt != nil {
+		state += " since " + timeCell(*w.DisabledAt) + ": " + w.DisabledReason
+	}
+	kv = append(kv, [2]string{"State", state})
+	if w.FailingSince != nil {
+		kv = append(kv, [2]string{"Failing", fmt.Sprintf("%d deliveries in a row failed, since %s", w.FailedDeliveries, timeCell(*w.FailingSince))})
+	}
+	if w.PreviousSecretUntil != nil {
+		kv = append(kv, [2]string{"Previous secret", "signs deliveries too until " + timeCell(*w.PreviousSecretUntil)})
+	}
 	if w.Secret != "" {
 		kv = append(kv, [2]string{"Secret", w.Secret})
 	}
@@ -87,9 +100,9 @@ func newWebhookListCmd(a *app) *cobra.Command {
 			return p.print(ws, func() error {
 				rows := make([][]string, len(ws))
 				for i, w := range ws {
-					rows[i] = []string{w.ID, w.URL, strings.Join(w.Events, ","), timeCell(w.CreatedAt)}
+					rows[i] = []string{w.ID, w.URL, strings.Join(w.Events, ","), w.State, timeCell(w.CreatedAt)}
 				}
-				return p.table([]string{"ID", "URL", "EVENTS", "CREATED"}, rows)
+				return p.table([]string{"ID", "URL", "EVENTS", "STATE", "CREATED"}, rows)
 			})
 		},
 	}
@@ -151,6 +164,116 @@ func newWebhookRetryCmd(a *app) *cobra.Command {
 			return p.print(d, func() error {
 				return p.line("Delivery " + d.ID + " (" + d.EventType + ") is pending again; it is sent within seconds.")
 			})
+		},
+	}
+}
+
+func newWebhookRedeliverCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "redeliver ID DELIVERY_ID",
+		Short: "Send a delivered or failed delivery's event again: a new delivery, the same event ID",
+		Long: `redeliver queues the event of a delivered or failed delivery for the webhook again, as a new
+delivery (a new Rampart-Webhook-Id) with the same body, so the same event ID, which receivers
+de-duplicate by. A pending delivery is refused, and so is a disabled webhook.`,
+		Args: args(2, 2, "ID DELIVERY_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			d, err := s.c.RedeliverWebhookDelivery(cmd.Context(), s.tenant, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			p := a.printer()
+			return p.print(d, func() error {
+				return p.line("Queued delivery " + d.ID + " of event " + d.EventID + " (" + d.EventType + "); it is sent within seconds.")
+			})
+		},
+	}
+}
+
+func newWebhookPingCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ping ID",
+		Short: "Queue a ping event for the webhook, to test its receiver",
+		Long: `ping queues a "ping" event for the webhook, whatever events it hears. It is signed and sent
+like any event; follow it with 'rampart webhook deliveries ID'.`,
+		Args: args(1, 1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			d, err := s.c.PingWebhook(cmd.Context(), s.tenant, args[0])
+			if err != nil {
+				return err
+			}
+			p := a.printer()
+			return p.print(d, func() error {
+				return p.line("Queued ping delivery " + d.ID + "; it is sent within seconds (rampart webhook deliveries " + args[0] + ").")
+			})
+		},
+	}
+}
+
+func newWebhookRotateSecretCmd(a *app) *cobra.Command {
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "rotate-secret ID [--grace 24h]",
+		Short: "Give the webhook a new secret, shown once; the old one signs too for a grace period",
+		Long: `rotate-secret makes a new signing secret and prints it once. For the grace period (default 24h,
+0 to 168h) every delivery's Rampart-Webhook-Signature carries two v1= signatures, by the new
+secret and by the old one, so the receiver keeps verifying while it is given the new secret;
+then the old one is dropped. A secret replaced earlier and still in its grace period is dropped
+at once.`,
+		Args: args(1, 1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if grace < 0 || grace > 7*24*time.Hour || grace%time.Second != 0 {
+				return &usageError{cmd: cmd, msg: fmt.Sprintf("--grace %s is not whole seconds from 0 to 168h", grace)}
+			}
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			sec := int64(grace / time.Second)
+			w, err := s.c.RotateWebhookSecret(cmd.Context(), s.tenant, args[0], v1.WebhookRotateSecret{GraceSeconds: &sec})
+			if err != nil {
+				return err
+			}
+			p := a.printer()
+			return p.print(w, func() error {
+				if err := p.fields(webhookFields(w)); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintln(a.sys.Err, "This is the only time the new secret is shown; give it to the receiver before the grace period ends.")
+				return err
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&grace, "grace", 24*time.Hour, "how long the old secret keeps signing deliveries (0 to 168h)")
+	return cmd
+}
+
+func newWebhookEnableCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "enable ID",
+		Short: "Enable a webhook the service disabled because its deliveries kept failing",
+		Long: `enable turns a disabled webhook back on and starts its count of failed deliveries afresh.
+Deliveries that failed while it was disabled stay failed: send them with 'rampart webhook retry'
+or 'rampart webhook redeliver'.`,
+		Args: args(1, 1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.session(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w, err := s.c.EnableWebhook(cmd.Context(), s.tenant, args[0])
+			if err != nil {
+				return err
+			}
+			p := a.printer()
+			return p.print(w, func() error { return p.fields(webhookFields(w)) })
 		},
 	}
 }

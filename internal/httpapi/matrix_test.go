@@ -225,6 +225,18 @@ var builders = map[string]func(b *buildCtx) request{
 	"retryWebhookDelivery": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/webhooks/" + b.webhook(false) + "/deliveries/" + b.failedDelivery() + "/retry"}
 	},
+	"redeliverWebhookDelivery": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/webhooks/" + b.webhook(false) + "/deliveries/" + b.failedDelivery() + "/redeliver"}
+	},
+	"pingWebhook": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/webhooks/" + b.webhook(false) + "/ping"}
+	},
+	"rotateWebhookSecret": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/webhooks/" + b.webhook(false) + "/rotate-secret", body: v1.WebhookRotateSecret{}}
+	},
+	"enableWebhook": func(b *buildCtx) request {
+		return request{path: "/v1/tenants/" + b.f.id + "/webhooks/" + b.webhook(false) + "/enable"}
+	},
 	"listWebhookDeliveries": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/webhooks/" + b.webhook(false) + "/deliveries"}
 	},

@@ -25,6 +25,18 @@ func webhookRoutes() []route {
 		{method: "POST", path: p + "/{webhook}/deliveries/{delivery}/retry", op: "retryWebhookDelivery",
 			summary: "Send a failed delivery again: pending, due now, attempts from zero, the same delivery ID (409 unless it failed).",
 			action:  authz.WebhookManage, out: v1.WebhookDelivery{}, status: 200, handle: retryWebhookDelivery},
+		{method: "POST", path: p + "/{webhook}/deliveries/{delivery}/redeliver", op: "redeliverWebhookDelivery",
+			summary: "Send a delivered or failed delivery's event again: a new delivery, the same event ID (409 if it is pending or the webhook disabled).",
+			action:  authz.WebhookManage, out: v1.WebhookDelivery{}, status: 202, handle: redeliverWebhookDelivery},
+		{method: "POST", path: p + "/{webhook}/ping", op: "pingWebhook",
+			summary: "Queue a ping event for the webhook, whatever events it hears, to test its receiver (409 if the webhook is disabled).",
+			action:  authz.WebhookManage, out: v1.WebhookDelivery{}, status: 202, handle: pingWebhook},
+		{method: "POST", path: p + "/{webhook}/rotate-secret", op: "rotateWebhookSecret",
+			summary: "Give the webhook a new secret, shown once; deliveries carry signatures by the new and the old secret for the grace period (default 24 hours, at most 7 days).",
+			action:  authz.WebhookManage, in: v1.WebhookRotateSecret{}, out: v1.Webhook{}, status: 200, handle: rotateWebhookSecret},
+		{method: "POST", path: p + "/{webhook}/enable", op: "enableWebhook",
+			summary: "Enable a webhook the service disabled because its deliveries kept failing, and start its count of failures afresh.",
+			action:  authz.WebhookManage, out: v1.Webhook{}, status: 200, handle: enableWebhook},
 	}
 }
 
@@ -54,6 +66,26 @@ func deleteWebhook(c *call) (any, error) {
 
 func retryWebhookDelivery(c *call) (any, error) {
 	return c.h.m.RetryWebhookDelivery(c.r.Context(), c.p, c.param("tenant"), c.param("webhook"), c.param("delivery"))
+}
+
+func redeliverWebhookDelivery(c *call) (any, error) {
+	return c.h.m.RedeliverWebhookDelivery(c.r.Context(), c.p, c.param("tenant"), c.param("webhook"), c.param("delivery"))
+}
+
+func pingWebhook(c *call) (any, error) {
+	return c.h.m.PingWebhook(c.r.Context(), c.p, c.param("tenant"), c.param("webhook"))
+}
+
+func rotateWebhookSecret(c *call) (any, error) {
+	var req v1.WebhookRotateSecret
+	if err := decode(c, &req); err != nil {
+		return nil, err
+	}
+	return c.h.m.RotateWebhookSecret(c.r.Context(), c.p, c.param("tenant"), c.param("webhook"), req)
+}
+
+func enableWebhook(c *call) (any, error) {
+	return c.h.m.EnableWebhook(c.r.Context(), c.p, c.param("tenant"), c.param("webhook"))
 }
 
 func listWebhookDeliveries(c *call) (any, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/authz"
@@ -12,14 +13,40 @@ import (
 	"github.com/rampart-iot/rampart/internal/webhook"
 )
 
-// toWebhook renders a webhook without its secret.
-func toWebhook(w store.Webhook) v1.Webhook {
-	return v1.Webhook{ID: w.ID, URL: w.URL, Events: w.Events, CreatedBy: w.CreatedBy, CreatedAt: w.CreatedAt}
+// Bounds of a secret rotation's grace period.
+const (
+	DefaultWebhookGrace = 24 * time.Hour
+	MaxWebhookGrace     = 7 * 24 * time.Hour
+)
+
+// toWebhook renders a webhook without its secrets, as of now.
+func toWebhook(w store.Webhook, now time.Time) v1.Webhook {
+	out := v1.Webhook{ID: w.ID, URL: w.URL, Events: w.Events, CreatedBy: w.CreatedBy, CreatedAt: w.CreatedAt,
+		State: v1.WebhookEnabled, DisabledReason: w.DisabledReason, FailedDeliveries: w.FailedDeliveries}
+	if w.PreviousSecret != "" && now.Before(w.PreviousSecretUntil) {
+		until := w.PreviousSecretUntil
+		out.PreviousSecretUntil = &until
+	}
+	if !w.DisabledAt.IsZero() {
+		at := w.DisabledAt
+		out.State, out.DisabledAt = v1.WebhookDisabled, &at
+	}
+	if !w.FailingSince.IsZero() {
+		since := w.FailingSince
+		out.FailingSince = &since
+	}
+	return out
+}
+
+// disabledConflict is the answer to a request that would send to a disabled webhook.
+func disabledConflict(w store.Webhook) error {
+	return problem.New(v1.CodeConflict, "webhook %s is disabled (%s): enable it first (rampart webhook enable)", w.ID, w.DisabledReason)
 }
 
 func toDelivery(d store.WebhookDelivery) v1.WebhookDelivery {
 	out := v1.WebhookDelivery{ID: d.ID, WebhookID: d.WebhookID, EventID: d.EventID, EventType: d.EventType, State: d.State,
-		Attempts: d.Attempts, LastStatus: d.LastStatus, LastError: d.LastError, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+		Attempts: d.Attempts, LastStatus: d.LastStatus, LastError: d.LastError, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		RedeliveryOf: d.RedeliveryOf}
 	if d.State == store.DeliveryPending && !d.NextAttemptAt.IsZero() {
 		next := d.NextAttemptAt
 		out.NextAttemptAt = &next
@@ -70,7 +97,7 @@ func (m *Manager) CreateWebhook(ctx context.Context, p *authz.Principal, tenantI
 		if err := tx.CreateWebhook(ctx, w); err != nil {
 			return err
 		}
-		out = toWebhook(w)
+		out = toWebhook(w, m.timestamp())
 		out.Secret = secret
 		return nil
 	})
@@ -86,7 +113,7 @@ func (m *Manager) GetWebhook(ctx context.Context, p *authz.Principal, tenantID, 
 	if err != nil {
 		return v1.Webhook{}, err
 	}
-	return toWebhook(w), nil
+	return toWebhook(w, m.timestamp()), nil
 }
 
 // ListWebhooks lists the tenant's webhooks, without their secrets.
@@ -100,7 +127,7 @@ func (m *Manager) ListWebhooks(ctx context.Context, p *authz.Principal, tenantID
 	}
 	out := store.Page[v1.Webhook]{Items: make([]v1.Webhook, 0, len(page.Items)), Next: page.Next}
 	for _, w := range page.Items {
-		out.Items = append(out.Items, toWebhook(w))
+		out.Items = append(out.Items, toWebhook(w, m.timestamp()))
 	}
 	return out, nil
 }
@@ -145,6 +172,13 @@ func (m *Manager) RetryWebhookDelivery(ctx context.Context, p *authz.Principal, 
 	o := op{tenantID: tenantID, action: authz.WebhookManage, resourceType: "webhook", resourceID: webhookID}
 	err := m.write(ctx, p, o, func(tx store.Tx, n *note) error {
 		n.detail("retry_delivery", id)
+		w, err := tx.GetWebhook(ctx, tenantID, webhookID)
+		if err != nil {
+			return err
+		}
+		if !w.DisabledAt.IsZero() {
+			return disabledConflict(w)
+		}
 		if err := tx.RetryWebhookDelivery(ctx, tenantID, webhookID, id, m.timestamp()); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return problem.New(v1.CodeConflict, "delivery %s has not failed: only a failed delivery is sent again", id)
@@ -154,6 +188,143 @@ func (m *Manager) RetryWebhookDelivery(ctx context.Context, p *authz.Principal, 
 		d, err := tx.GetWebhookDelivery(ctx, tenantID, id)
 		out = toDelivery(d)
 		return err
+	})
+	return out, err
+}
+
+// RotateWebhookSecret gives a webhook a new secret, returned once in the answer
+// (Administrator). For the grace period (nil: DefaultWebhookGrace; 0 to MaxWebhookGrace)
+// deliveries are signed with the new secret and the one it replaces, then with the new one
+// only. A secret replaced earlier and still in its grace period is dropped now.
+func (m *Manager) RotateWebhookSecret(ctx context.Context, p *authz.Principal, tenantID, id string, req v1.WebhookRotateSecret) (v1.Webhook, error) {
+	var out v1.Webhook
+	o := op{tenantID: tenantID, action: authz.WebhookManage, resourceType: "webhook", resourceID: id}
+	err := m.write(ctx, p, o, func(tx store.Tx, n *note) error {
+		n.detail("rotate_secret", true)
+		grace := DefaultWebhookGrace
+		if req.GraceSeconds != nil {
+			if g := *req.GraceSeconds; g < 0 || g > int64(MaxWebhookGrace/time.Second) {
+				var ps problems
+				ps.add("grace_seconds", "must be 0 to %d (7 days), not %d", int64(MaxWebhookGrace/time.Second), g)
+				return ps.err()
+			}
+			grace = time.Duration(*req.GraceSeconds) * time.Second
+		}
+		n.detail("grace_seconds", int64(grace/time.Second))
+		w, err := tx.GetWebhook(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		secret, err := webhook.NewSecret(m.rand)
+		if err != nil {
+			return err
+		}
+		stored, err := m.hookSeal.Seal(id, secret)
+		if err != nil {
+			return err
+		}
+		now := m.timestamp()
+		previous, until := w.Secret, now.Add(grace) // sealed as stored, bound to this webhook
+		if grace == 0 {
+			previous, until = "", time.Time{}
+		}
+		if err := tx.SetWebhookSecret(ctx, tenantID, id, stored, previous, until); err != nil {
+			return err
+		}
+		w.Secret, w.PreviousSecret, w.PreviousSecretUntil = stored, previous, until
+		out = toWebhook(w, now)
+		out.Secret = secret
+		return nil
+	})
+	return out, err
+}
+
+// PingWebhook queues a ping event for one webhook, whatever events it hears, through the
+// outbox and the delivery worker like any event (Administrator), and returns its delivery. A
+// disabled webhook is refused (409).
+func (m *Manager) PingWebhook(ctx context.Context, p *authz.Principal, tenantID, id string) (v1.WebhookDelivery, error) {
+	var out v1.WebhookDelivery
+	o := op{tenantID: tenantID, action: authz.WebhookManage, resourceType: "webhook", resourceID: id}
+	err := m.write(ctx, p, o, func(tx store.Tx, n *note) error {
+		n.detail("ping", true)
+		w, err := tx.GetWebhook(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		if !w.DisabledAt.IsZero() {
+			return disabledConflict(w)
+		}
+		d, err := m.outbox().EnqueueTo(ctx, tx, w, webhook.EventPing, webhook.Ping{WebhookID: id, RequestedBy: p.UserName}, m.timestamp())
+		if err != nil {
+			return err
+		}
+		n.detail("delivery", d.ID)
+		out = toDelivery(d)
+		return nil
+	})
+	return out, err
+}
+
+// RedeliverWebhookDelivery queues a delivered or failed delivery's event to its webhook again
+// (Administrator): a new delivery with a new delivery ID and the same body, so the same event
+// ID. A pending delivery (409), or one of a disabled webhook (409), is refused.
+func (m *Manager) RedeliverWebhookDelivery(ctx context.Context, p *authz.Principal, tenantID, webhookID, id string) (v1.WebhookDelivery, error) {
+	var out v1.WebhookDelivery
+	o := op{tenantID: tenantID, action: authz.WebhookManage, resourceType: "webhook", resourceID: webhookID}
+	err := m.write(ctx, p, o, func(tx store.Tx, n *note) error {
+		n.detail("redeliver", id)
+		w, err := tx.GetWebhook(ctx, tenantID, webhookID)
+		if err != nil {
+			return err
+		}
+		d, err := tx.GetWebhookDelivery(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		if d.WebhookID != webhookID {
+			return problem.New(v1.CodeNotFound, "webhook %s has no delivery %s", webhookID, id)
+		}
+		if d.State == store.DeliveryPending {
+			return problem.New(v1.CodeConflict, "delivery %s is still pending: only a delivered or failed delivery is sent again", id)
+		}
+		if !w.DisabledAt.IsZero() {
+			return disabledConflict(w)
+		}
+		nd, err := m.outbox().Redeliver(ctx, tx, w, d, m.timestamp())
+		if err != nil {
+			return err
+		}
+		n.detail("delivery", nd.ID)
+		n.detail("event", nd.EventID)
+		out = toDelivery(nd)
+		return nil
+	})
+	return out, err
+}
+
+// EnableWebhook enables a webhook the service disabled, and starts its count of failed
+// deliveries afresh (Administrator). Deliveries failed while it was disabled stay failed: retry
+// or redeliver them. Enabling an enabled webhook changes nothing but that count.
+func (m *Manager) EnableWebhook(ctx context.Context, p *authz.Principal, tenantID, id string) (v1.Webhook, error) {
+	var out v1.Webhook
+	o := op{tenantID: tenantID, action: authz.WebhookManage, resourceType: "webhook", resourceID: id}
+	err := m.write(ctx, p, o, func(tx store.Tx, n *note) error {
+		n.detail("enable", true)
+		w, err := tx.GetWebhook(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		if w.DisabledAt.IsZero() {
+			n.message = "was not disabled"
+		} else {
+			n.detail("was_disabled", w.DisabledReason)
+		}
+		w.WebhookHealth = store.WebhookHealth{}
+		if err := tx.SetWebhookHealth(ctx, tenantID, id, w.WebhookHealth); err != nil {
+			return err
+		}
+		out = toWebhook(w, m.timestamp())
+		return nil
 	})
 	return out, err
 }
