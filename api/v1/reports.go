@@ -16,6 +16,11 @@ const (
 	EventWatchdogReset     = "WatchdogReset"     // the device was reset by its watchdog
 )
 
+// ReasonDenialsLost is the reason of a SandboxDenied event that names no app: the device lost
+// records of its apps' sandbox denials (the kernel's audit socket overflowed), so denials of
+// any app may be missing from its reports.
+const ReasonDenialsLost = "denials-lost"
+
 // Error report limits. A batch over any of them is refused whole.
 const (
 	MaxReportEvents  = 256       // events in one upload
@@ -34,7 +39,7 @@ type ReportEvent struct {
 	ID          string    `json:"id" doc:"a UUID the device chose; a device's event ID is stored once, so a retried upload does not duplicate it"`
 	Type        string    `json:"type" enum:"AppCrash,AppExit,AppOOM,SandboxDenied,UpdateFailed,RollbackPerformed,AttestationFailed,AgentRestart,WatchdogReset"`
 	Time        time.Time `json:"time" doc:"when it happened, by the device's clock"`
-	ComponentID string    `json:"component_id,omitempty" doc:"the app or OS component (UUID); required for app events"`
+	ComponentID string    `json:"component_id,omitempty" doc:"the app or OS component (UUID); required for app events but SandboxDenied with reason denials-lost"`
 	ImageID     string    `json:"image_id,omitempty" doc:"the image that was running or being installed (UUID)"`
 	Signal      int       `json:"signal,omitempty" doc:"the signal that killed the app, 1 to 64"`
 	ExitCode    *int      `json:"exit_code,omitempty" doc:"the exit status, 0 to 255"`

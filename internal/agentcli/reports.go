@@ -169,6 +169,9 @@ func (r *reporter) app(e apprun.Event) {
 			ev.Message += fmt.Sprintf(" (%d times)", d.Count)
 		}
 		ev.Message = clipMessage(ev.Message)
+	case apprun.EventDenialsLost: // the device's, no app's
+		ev.Type, ev.Reason = v1.EventSandboxDenied, v1.ReasonDenialsLost
+		ev.Message = fmt.Sprintf("sandbox denial reporting lost records: the kernel's audit socket overflowed %d times in the last minute; denials of any app may be missing", e.Lost)
 	default:
 		return
 	}

@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/apprun"
+	"github.com/rampart-iot/rampart/internal/errorreport"
 	"github.com/rampart-iot/rampart/internal/sandbox"
 )
 
@@ -75,6 +76,29 @@ func TestAppEventsBecomeReports(t *testing.T) {
 			t.Errorf("%s: queued %+v, want %s %q with a message starting %q", tc.name, got, tc.typ, tc.reason, tc.prefix)
 		}
 		r.stopped(t.TempDir())
+	}
+}
+
+// TestDenialsLostBecomeAReport: the supervisor's EventDenialsLost is a SandboxDenied of no app,
+// reason denials-lost, saying how many times; the queue (the service's validation) takes it.
+func TestDenialsLostBecomeAReport(t *testing.T) {
+	r, err := openReporter(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.stopped(t.TempDir())
+	r.app(apprun.Event{Kind: apprun.EventDenialsLost, Lost: 7})
+	evs, _ := r.q.Peek(10)
+	if len(evs) != 1 {
+		t.Fatalf("%d events queued, want 1", len(evs))
+	}
+	got := evs[0]
+	if got.Type != v1.EventSandboxDenied || got.Reason != v1.ReasonDenialsLost || got.ComponentID != "" ||
+		got.Message != "sandbox denial reporting lost records: the kernel's audit socket overflowed 7 times in the last minute; denials of any app may be missing" {
+		t.Errorf("queued %+v", got)
+	}
+	if err := errorreport.Validate(v1.ReportBatch{Events: evs}); err != nil {
+		t.Errorf("the service would refuse it: %v", err)
 	}
 }
 

@@ -125,7 +125,8 @@ func ValidateEvent(field string, e v1.ReportEvent) []v1.ErrorDetail {
 	if e.Time.IsZero() {
 		bad("time", "is required")
 	}
-	uuid("component_id", e.ComponentID, k.component)
+	// SandboxDenied denials-lost is the device's: its reader of every app's denials fell behind.
+	uuid("component_id", e.ComponentID, k.component && !(e.Type == v1.EventSandboxDenied && e.Reason == v1.ReasonDenialsLost))
 	uuid("image_id", e.ImageID, false)
 	if e.Signal < 0 || e.Signal > v1.MaxReportSignal {
 		bad("signal", "must be from 1 to %d (or absent), not %d", v1.MaxReportSignal, e.Signal)

@@ -41,7 +41,9 @@ func validEvents() []v1.ReportEvent {
 	att := v1.ReportEvent{ID: "01950000-0000-7000-8000-000000000007", Type: v1.EventAttestationFailed, Time: t0, Reason: "measurement_mismatch"}
 	ar := v1.ReportEvent{ID: "01950000-0000-7000-8000-000000000008", Type: v1.EventAgentRestart, Time: t0}
 	wd := v1.ReportEvent{ID: "01950000-0000-7000-8000-000000000009", Type: v1.EventWatchdogReset, Time: t0}
-	return []v1.ReportEvent{crash, ex, oom, deny, upd, rb, att, ar, wd}
+	// The device's own: its denial reporting lost records, of no app in particular.
+	lost := v1.ReportEvent{ID: "01950000-0000-7000-8000-000000000010", Type: v1.EventSandboxDenied, Time: t0, Reason: v1.ReasonDenialsLost}
+	return []v1.ReportEvent{crash, ex, oom, deny, upd, rb, att, ar, wd, lost}
 }
 
 func TestValidateAcceptsEveryType(t *testing.T) {
@@ -84,6 +86,8 @@ func TestValidateNamesEachProblem(t *testing.T) {
 		{"exit with signal", mod(1, func(e *v1.ReportEvent) { e.Signal = 9 }), "events[1].signal", "AppCrash"},
 		{"app event without component", mod(2, func(e *v1.ReportEvent) { e.ComponentID = "" }), "events[2].component_id", "required for AppOOM"},
 		{"bad image", mod(2, func(e *v1.ReportEvent) { e.ImageID = "nope" }), "events[2].image_id", "UUID"},
+		{"denial without component", mod(3, func(e *v1.ReportEvent) { e.ComponentID = "" }), "events[3].component_id", "required for SandboxDenied"},
+		{"lost denials with a bad component", mod(9, func(e *v1.ReportEvent) { e.ComponentID = "x" }), "events[9].component_id", "UUID"},
 		{"denial without reason", mod(3, func(e *v1.ReportEvent) { e.Reason = "" }), "events[3].reason", "required"},
 		{"update without phase", mod(4, func(e *v1.ReportEvent) { e.Phase = "" }), "events[4].phase", "required"},
 		{"long reason", mod(4, func(e *v1.ReportEvent) { e.Reason = strings.Repeat("r", 257) }), "events[4].reason", "256 bytes"},
@@ -116,6 +120,9 @@ func TestDescriptionAndClass(t *testing.T) {
 		{errorreport.Description("AppCrash", 11, exit(139), comp, img, "", ""), "AppCrash (signal=11; exit_status=139; component_id=" + comp + "; image_id=" + img + ")"},
 		{errorreport.Description("UpdateFailed", 0, nil, "", "", "verify", "digest-mismatch"), "UpdateFailed (phase=verify; reason=digest-mismatch)"},
 		{errorreport.Description("WatchdogReset", 0, nil, "", "", "", ""), "WatchdogReset"},
+		{errorreport.Description("SandboxDenied", 0, nil, "", "", "", v1.ReasonDenialsLost), "SandboxDenied (reason=denials-lost)"},
+		{errorreport.Row(store.ErrorBucket{DeviceID: "ab12", Type: "SandboxDenied", ExitCode: store.NoExitCode, Count: 2, Devices: 1}).Description, "SandboxDenied"},
+		{errorreport.Row(store.ErrorBucket{DeviceID: "ab12", Type: "SandboxDenied", ExitCode: store.NoExitCode, Count: 2, Devices: 1}).EventClass, "Application"},
 		{errorreport.Class("AppOOM"), "Application"},
 		{errorreport.Class("SandboxDenied"), "Application"},
 		{errorreport.Class("UpdateFailed"), "OS"},
