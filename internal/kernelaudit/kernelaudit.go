@@ -11,7 +11,10 @@
 //     actions of filters loaded with SECCOMP_FILTER_FLAG_LOG; the Reader returns the refusals
 //     (SECCOMP_RET_ERRNO).
 //
-// A Reader returns both as Denials, in the order the kernel logged them. It owns no file; it
+// A Reader returns both as Denials, in the order the kernel logged them, but that it counts a
+// seccomp refusal repeating a recent one instead of parsing it (a program refused a call in a
+// loop logs faster than whole parses go), and returns the count; and it returns a Denial with
+// Lost when the kernel dropped records because it fell behind. It owns no file; it
 // opens a NETLINK_AUDIT socket (CAP_AUDIT_READ) joined to AUDIT_NLGRP_READLOG, which does not
 // disturb an audit daemon. Config.EnableAudit turns the kernel's audit on when it is off
 // (CAP_AUDIT_CONTROL): without it the kernel logs no Landlock denial.
