@@ -149,6 +149,15 @@ func (m *Manager) ListOwnTokens(ctx context.Context, p *authz.Principal, opt sto
 	return m.store.ListTokens(ctx, store.TokenFilter{UserID: p.UserID, TenantID: p.TokenTenantID}, opt)
 }
 
+// ListTenantTokens lists the tokens limited to a tenant, every user's, for the callers that may
+// revoke them (the tenant's Administrators).
+func (m *Manager) ListTenantTokens(ctx context.Context, p *authz.Principal, tenantID string, opt store.ListOptions) (store.Page[store.Token], error) {
+	if err := m.read(ctx, p, tenantID, authz.TokenRevoke); err != nil {
+		return store.Page[store.Token]{}, err
+	}
+	return m.store.ListTokens(ctx, store.TokenFilter{TenantID: tenantID}, opt)
+}
+
 // RevokeToken revokes one of the caller's tokens, or, for a tenant's Administrator, a token
 // limited to that tenant.
 func (m *Manager) RevokeToken(ctx context.Context, p *authz.Principal, id string) error {
