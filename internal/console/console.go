@@ -131,6 +131,9 @@ func (h *Handler) routes() {
 	mux.HandleFunc("POST /console/logout", h.authedForm(h.logout))
 	mux.HandleFunc("GET /console/account", h.authed(h.account))
 	mux.HandleFunc("POST /console/account/password", h.authedForm(h.setPassword))
+	mux.HandleFunc("GET /console/account/tokens", h.authed(h.tokens))
+	mux.HandleFunc("POST /console/account/tokens", h.authedForm(h.createToken))
+	mux.HandleFunc("POST /console/account/tokens/{token}/revoke", h.authedForm(h.revokeToken))
 	mux.Handle("GET /console/static/", h.static)
 	t := "/console/t/{tenant}"
 	mux.HandleFunc("GET "+t+"/{$}", h.tenant(h.overview))
@@ -159,6 +162,12 @@ func (h *Handler) routes() {
 	mux.HandleFunc("GET "+t+"/error-reports", h.tenant(h.errorReports))
 	mux.HandleFunc("GET "+t+"/error-reports/bucket", h.tenant(h.errorBucket))
 	mux.HandleFunc("GET "+t+"/audit", h.tenant(h.audit))
+	mux.HandleFunc("GET "+t+"/members", h.tenant(h.members))
+	mux.HandleFunc("POST "+t+"/members", h.tenantForm(h.addMember))
+	mux.HandleFunc("POST "+t+"/members/role", h.tenantForm(h.changeRole))
+	mux.HandleFunc("POST "+t+"/members/remove", h.tenantForm(h.removeMember))
+	mux.HandleFunc("POST "+t+"/members/tokens", h.tenantForm(h.createMemberToken))
+	mux.HandleFunc("POST "+t+"/tokens/{token}/revoke", h.tenantForm(h.revokeTenantToken))
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Data: errorView{Message: "There is no console page at " + r.URL.Path + "."}})
 	})
@@ -441,7 +450,19 @@ var funcs = template.FuncMap{
 	"state":   deviceState,
 	"num":     num,
 	"inc":     func(i int) int { return i + 1 },
+	"tokenstate": func(t store.Token, now time.Time) string {
+		switch {
+		case !t.RevokedAt.IsZero():
+			return "revoked"
+		case !now.Before(t.ExpiresAt):
+			return "expired"
+		}
+		return "active"
+	},
 	"invalid": invalidAttrs,
+	"tokenform": func(f *form, prefix string, lifetimes []struct{ Value, Label string }) tokenFields {
+		return tokenFields{F: f, P: prefix, Lifetimes: lifetimes}
+	},
 	"groupform": func(f *form, prefix string, feeds, policies []string) groupFields {
 		return groupFields{F: f, P: prefix, Feeds: feeds, Policies: policies}
 	},
@@ -467,6 +488,13 @@ type groupFields struct {
 	F               *form
 	P               string
 	Feeds, Policies []string
+}
+
+// tokenFields is what a token form's inputs need.
+type tokenFields struct {
+	F         *form
+	P         string
+	Lifetimes []struct{ Value, Label string }
 }
 
 // fieldRef is one input's problems and the ID of the element that shows them.
