@@ -1,6 +1,7 @@
 package updatemeta
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -168,11 +169,23 @@ func (s *Service) ensureImages(ctx context.Context, tx store.Tx, tenantID string
 	return save(ctx, tx, tenantID, store.TUFImages, nil, next, s.now())
 }
 
-// parseKey parses an ECDSA P-256 private key in PKCS #8 PEM.
+// MaxKeyPEM bounds a private key given in PEM.
+const MaxKeyPEM = 16 << 10
+
+// parseKey parses an ECDSA P-256 private key in PKCS #8 PEM: exactly one "PRIVATE KEY" block
+// without headers, at most MaxKeyPEM bytes, nothing but white space around it.
 func parseKey(keyPEM []byte) (*ecdsa.PrivateKey, error) {
-	blk, _ := pem.Decode(keyPEM)
+	if len(keyPEM) > MaxKeyPEM {
+		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrBadKey, len(keyPEM), MaxKeyPEM)
+	}
+	trimmed := bytes.TrimSpace(keyPEM)
+	blk, rest := pem.Decode(trimmed)
 	if blk == nil || blk.Type != "PRIVATE KEY" {
 		return nil, fmt.Errorf("%w: no PEM 'PRIVATE KEY' block", ErrBadKey)
+	}
+	if len(blk.Headers) != 0 || len(bytes.TrimSpace(rest)) != 0 || !bytes.HasPrefix(trimmed, []byte("-----BEGIN PRIVATE KEY-----")) ||
+		bytes.Count(trimmed, []byte("-----BEGIN")) != 1 {
+		return nil, fmt.Errorf("%w: not exactly one PEM block", ErrBadKey)
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {

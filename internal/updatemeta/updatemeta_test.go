@@ -37,7 +37,7 @@ func (c *clock) add(d time.Duration) {
 }
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	st    store.Store
 	svc   *Service
@@ -49,7 +49,7 @@ type fixture struct {
 
 const tenant = "tenant-a"
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	st := storetest.Open(t, "sqlite", storetest.SQLiteDSN(t))
 	sealer, err := keyseal.New(bytes.Repeat([]byte{7}, 32), nil)
 	if err != nil {
@@ -62,7 +62,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
