@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
@@ -98,5 +99,44 @@ func TestRotateRootThroughTheAPI(t *testing.T) {
 	}
 	if len(entries) == 0 || entries[0].Result != "success" || entries[0].Message != "rotated the update-metadata root key" {
 		t.Fatalf("audit %+v", entries)
+	}
+
+	// Root 3: three keys, two of which must sign, handed out offline. Root 4: three of three,
+	// signed with two of root 3's keys given in the request. One key alone is refused.
+	rot3, err := admin.RotateUpdateRootKey(ctx, srv.TenantID, v1.UpdateRootRotate{NewKeys: 3, Threshold: 2, Offline: true})
+	if err != nil || len(rot3.KeyPEMs) != 3 || rot3.Threshold != 2 {
+		t.Fatalf("rotation to 2-of-3: %+v %v", rot3, err)
+	}
+	_, err = admin.RotateUpdateRootKey(ctx, srv.TenantID, v1.UpdateRootRotate{KeyPEMs: rot3.KeyPEMs[:1], NewKeys: 3, Threshold: 3})
+	if err == nil || !strings.Contains(err.Error(), "1 of the tenant's 3 root keys given or online (0 online, 1 given), 2 needed") {
+		t.Fatalf("a rotation with 1 of 2 keys: %v", err)
+	}
+	rot4, err := admin.RotateUpdateRootKey(ctx, srv.TenantID, v1.UpdateRootRotate{KeyPEM: rot3.KeyPEMs[1], KeyPEMs: rot3.KeyPEMs[2:], NewKeys: 3, Threshold: 3})
+	if err != nil || rot4.Repositories[0].RootVersion != 4 {
+		t.Fatalf("rotation to 3-of-3: %+v %v", rot4, err)
+	}
+	third := deploy("3.0.0")
+	got, err = tc.Refresh(ctx)
+	if err != nil || len(got) != 1 || got[0].ImageID != third {
+		t.Fatalf("after the threshold rotations: %+v %v", got, err)
+	}
+	for _, repo := range []string{"director", "image"} {
+		b, err := os.ReadFile(filepath.Join(state, repo, "root.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var root struct {
+			Signed struct {
+				Version int `json:"version"`
+				Roles   map[string]struct {
+					KeyIDs    []string `json:"keyids"`
+					Threshold int      `json:"threshold"`
+				} `json:"roles"`
+			} `json:"signed"`
+		}
+		if err := json.Unmarshal(b, &root); err != nil || root.Signed.Version != 4 || root.Signed.Roles["root"].Threshold != 3 ||
+			len(root.Signed.Roles["root"].KeyIDs) != 3 {
+			t.Fatalf("the device's %s root: %+v, %v", repo, root.Signed, err)
+		}
 	}
 }
