@@ -40,8 +40,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultReceiveBuffer is Config.ReceiveBuffer's default: about 20,000 seccomp records, 10 ms
-// of a program refused a system call in a loop on one CPU.
+// DefaultReceiveBuffer is Config.ReceiveBuffer's default: it holds about 10,000 seccomp
+// records (10,078 on Linux 6.18, x86-64), 20 to 60 ms of a program refused a system call in a
+// loop, while the Reader is kept from reading.
 const DefaultReceiveBuffer = 4 << 20
 
 // Reader reads the kernel's denials. Next is for one goroutine at a time; Close may be called

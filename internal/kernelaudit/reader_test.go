@@ -254,7 +254,8 @@ func openSeccomp(t *testing.T, cfg Config) *Reader {
 }
 
 // TestReaderCountsARealFlood: a child refused a raw socket 5000 times in a loop, read with the
-// default buffer, is every refusal counted, none lost, the first parsed whole.
+// default buffer (read after the child ends: the buffer holds about 10,000), is every refusal
+// counted, none lost, the first parsed whole.
 func TestReaderCountsARealFlood(t *testing.T) {
 	r := openSeccomp(t, Config{})
 	const n = 5000

@@ -111,30 +111,30 @@ func (c *Conn) TryReceive(buf []byte) (int, error) {
 		if err == nil {
 			err = rerr
 		}
-		if n, err, done := c.received(buf, n, from, err); done {
+		if n, done, err := c.received(buf, n, from, err); done {
 			return n, err
 		}
 	}
 }
 
 // received sorts out one recvfrom's result: done is false for a datagram not the kernel's.
-func (c *Conn) received(buf []byte, n int, from unix.Sockaddr, err error) (int, error, bool) {
+func (c *Conn) received(buf []byte, n int, from unix.Sockaddr, err error) (int, bool, error) {
 	switch {
 	case err == nil:
 	case errors.Is(err, unix.EAGAIN):
-		return 0, ErrEmpty, true
+		return 0, true, ErrEmpty
 	case c.closed.Load():
-		return 0, os.ErrClosed, true
+		return 0, true, os.ErrClosed
 	default:
-		return 0, err, true
+		return 0, true, err
 	}
 	if nl, ok := from.(*unix.SockaddrNetlink); !ok || nl.Pid != 0 {
-		return 0, nil, false // only the kernel's datagrams count
+		return 0, false, nil // only the kernel's datagrams count
 	}
 	if n > len(buf) {
-		return 0, fmt.Errorf("%w: %d bytes, buffer %d", ErrTruncated, n, len(buf)), true
+		return 0, true, fmt.Errorf("%w: %d bytes, buffer %d", ErrTruncated, n, len(buf))
 	}
-	return n, nil, true
+	return n, true, nil
 }
 
 // Receive reads the next datagram the kernel sent into buf and returns its length. Datagrams
@@ -174,7 +174,7 @@ func (c *Conn) Receive(ctx context.Context, buf []byte) (int, error) {
 		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		if n, err, done := c.received(buf, n, from, err); done {
+		if n, done, err := c.received(buf, n, from, err); done {
 			return n, err
 		}
 	}
