@@ -133,3 +133,81 @@ func TestSeccompRefusalsAreReported(t *testing.T) {
 		t.Errorf("the quiet app got denial events: %+v", evs)
 	}
 }
+
+// openSeccompReader opens a reader of seccomp refusals, or skips the test.
+func openSeccompReader(t *testing.T, cfg kernelaudit.Config) *kernelaudit.Reader {
+	t.Helper()
+	needRoot(t)
+	cfg.EnableAudit = true
+	r, err := kernelaudit.Open(cfg)
+	if errors.Is(err, kernelaudit.ErrUnavailable) {
+		t.Skipf("this kernel cannot report denials: %v", err)
+	}
+	must(t, err)
+	t.Cleanup(func() { r.Close() })
+	if _, seccomp := r.Logged(); !seccomp {
+		t.Skip("this kernel does not log seccomp refusals")
+	}
+	return r
+}
+
+// TestSeccompFloodIsCounted: an app in its real sandbox refused 5000 raw sockets in a loop
+// (fewer than the reader's buffer holds, so none can be lost) gets every one reported, in a few
+// events, and no loss is reported.
+func TestSeccompFloodIsCounted(t *testing.T) {
+	r := openSeccompReader(t, kernelaudit.Config{})
+	d := newDevice(t)
+	bad := newUUID(t)
+	d.install(t, image{component: bad, name: "flood", version: "1.0.0", args: []string{"-raw", "5000"}})
+	s := d.supervisor(t, func(c *apprun.Config) {
+		c.Denials = r
+		c.DenialWindow = time.Second
+	})
+	stop := run(t, s)
+	count := func() int {
+		n := 0
+		for _, ev := range d.events.of(apprun.EventDenied, bad) {
+			n += ev.Denied.Count
+		}
+		return n
+	}
+	waitFor(t, "5000 refusals are reported", func() bool { return count() >= 5000 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 5000 {
+		t.Errorf("%d refusals reported, want 5000: %s", n, denials(d.events.of(apprun.EventDenied, bad)))
+	}
+	if evs := d.events.of(apprun.EventDenialsLost, ""); len(evs) != 0 {
+		t.Errorf("losses reported: %+v", evs)
+	}
+}
+
+// TestSeccompFloodLossIsReported: with a reader whose buffer holds a record or two, an app
+// refused 20000 raw sockets in a loop outruns it; the kernel drops records, and the
+// supervisor reports it once the window ends, naming no app.
+func TestSeccompFloodLossIsReported(t *testing.T) {
+	r := openSeccompReader(t, kernelaudit.Config{ReceiveBuffer: 1})
+	d := newDevice(t)
+	bad := newUUID(t)
+	d.install(t, image{component: bad, name: "flood", version: "1.0.0", args: []string{"-raw", "20000"}})
+	s := d.supervisor(t, func(c *apprun.Config) {
+		c.Denials = r
+		c.DenialWindow = time.Second
+	})
+	stop := run(t, s)
+	waitFor(t, "a loss is reported", func() bool { return len(d.events.of(apprun.EventDenialsLost, "")) > 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range d.events.of(apprun.EventDenialsLost, "") {
+		if ev.Lost < 1 || ev.Denied != nil || ev.Name != "" {
+			t.Errorf("loss event %+v", ev)
+		}
+	}
+	n := 0
+	for _, ev := range d.events.of(apprun.EventDenied, bad) {
+		n += ev.Denied.Count
+	}
+	t.Logf("%d of 20000 refusals reported, %d loss events", n, len(d.events.of(apprun.EventDenialsLost, "")))
+}
