@@ -35,6 +35,10 @@ func TestUpgradeFrom2(t *testing.T) {
 	storetest.RunUpgradeFrom2(t, "postgres", "pgx", storetest.PostgresDSN(t), postgres.Dialect)
 }
 
+func TestWebhookUpgrade(t *testing.T) {
+	storetest.RunWebhookUpgrade(t, "postgres", "pgx", storetest.PostgresDSN(t), postgres.Dialect)
+}
+
 func TestFrozenMigrations(t *testing.T) {
 	storetest.RunFrozenMigrations(t, postgres.Dialect.Migrations, map[string]string{
 		"0001_init.sql":              "ff469f206edb247107a6c4180d646ddadded304155e39ac7703b3c6f5b1c7b62",

@@ -34,6 +34,10 @@ func TestUpgradeFrom2(t *testing.T) {
 	storetest.RunUpgradeFrom2(t, "sqlite", "sqlite", storetest.SQLiteDSN(t), sqlite.Dialect)
 }
 
+func TestWebhookUpgrade(t *testing.T) {
+	storetest.RunWebhookUpgrade(t, "sqlite", "sqlite", storetest.SQLiteDSN(t), sqlite.Dialect)
+}
+
 func TestFrozenMigrations(t *testing.T) {
 	storetest.RunFrozenMigrations(t, sqlite.Dialect.Migrations, map[string]string{
 		"0001_init.sql":              "7a4af661a8e28742baf0866161719d5b3b047e301c1e8a19c9c96470ce6f8c03",

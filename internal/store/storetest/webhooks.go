@@ -1,12 +1,15 @@
 package storetest
 
 import (
+	"database/sql"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/store/sqlstore"
 )
 
 func newWebhook(tenantID string, n int) store.Webhook {
@@ -356,4 +359,61 @@ func testWebhookSecretsAndHealth(t *testing.T, s store.Store) {
 	must(t, s.DeleteWebhook(ctx, w.a.ID, h.ID))
 	_, err = s.GetWebhookDelivery(ctx, w.a.ID, re2.ID)
 	isErr(t, err, store.ErrNotFound)
+}
+
+// RunWebhookUpgrade checks migration 0014 on a database that version 13 left with a webhook and
+// its deliveries: every record survives (SQLite rebuilds the deliveries' table), the new fields
+// read as their zero values, the database itself still refuses a second first delivery of an
+// event to a webhook, and takes any number of deliveries that send the event again.
+func RunWebhookUpgrade(t *testing.T, backend, driver, dsn string, d sqlstore.Dialect) {
+	ctx := t.Context()
+	upTo13, err := migrationsUpTo(d.Migrations, 13)
+	must(t, err)
+	d.Migrations = upTo13
+	db, err := sql.Open(driver, dsn)
+	must(t, err)
+	old, err := sqlstore.New(ctx, d, db, db)
+	must(t, err)
+	eq(t, schemaVersion(t, db), 13)
+	exec := func(db *sql.DB, query string, args ...any) error {
+		_, err := db.ExecContext(ctx, query, args...)
+		return err
+	}
+	h := newWebhook("tenant-a", 1)
+	dl := newDelivery(h, 1, at(100))
+	dl.Attempts, dl.LastStatus, dl.LastError, dl.LeaseOwner, dl.LeaseUntil = 2, 503, "HTTP 503", "worker-1", at(101)
+	must(t, exec(db, `INSERT INTO tenants (id, name, name_key, created_at) VALUES ($1, $2, $3, $4)`, "tenant-a", "Contoso", "contoso", at(0).UnixMicro()))
+	must(t, exec(db, `INSERT INTO webhooks (id, tenant_id, url, events, secret, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		h.ID, h.TenantID, h.URL, strings.Join(h.Events, ","), h.Secret, h.CreatedBy, h.CreatedAt.UnixMicro()))
+	insert := `INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, payload, state, attempts,
+		next_attempt_at, lease_owner, lease_until, last_status, last_error, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+	must(t, exec(db, insert, dl.ID, dl.TenantID, dl.WebhookID, dl.EventID, dl.EventType, dl.Payload, dl.State, dl.Attempts,
+		dl.NextAttemptAt.UnixMicro(), dl.LeaseOwner, dl.LeaseUntil.UnixMicro(), dl.LastStatus, dl.LastError, dl.CreatedAt.UnixMicro(), dl.UpdatedAt.UnixMicro()))
+	must(t, old.Close())
+
+	s, err := store.Open(ctx, backend, dsn)
+	must(t, err)
+	defer s.Close()
+	got, err := s.GetWebhook(ctx, h.TenantID, h.ID)
+	must(t, err)
+	eq(t, got, norm(h))
+	gd, err := s.GetWebhookDelivery(ctx, dl.TenantID, dl.ID)
+	must(t, err)
+	eq(t, gd, norm(dl))
+
+	raw, err := sql.Open(driver, dsn)
+	must(t, err)
+	defer raw.Close()
+	eq(t, schemaVersion(t, raw), 14)
+	// The database, not only the store's code, refuses a second first delivery of the event.
+	if err := exec(raw, insert, uuid7(1100), dl.TenantID, dl.WebhookID, dl.EventID, dl.EventType, dl.Payload, store.DeliveryPending, 0,
+		nil, "", nil, 0, "", nil, nil); err == nil {
+		t.Error("the database took a second first delivery of an event to a webhook")
+	}
+	for i := range 2 {
+		re := newDelivery(h, 2+i, at(110))
+		re.EventID, re.RedeliveryOf = dl.EventID, dl.ID
+		must(t, s.CreateWebhookDelivery(ctx, re))
+	}
 }
