@@ -173,8 +173,12 @@ func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l
 // logged); its pending deliveries are failed unsent, as are new events' and any claimed while
 // it is disabled; once enabled, a retried delivery goes out again.
 func TestAutoDisable(t *testing.T) {
+	t.Run("SQLite", func(t *testing.T) { testAutoDisable(t, storetest.OpenSQLite(t)) })
+	t.Run("PostgreSQL", func(t *testing.T) { testAutoDisable(t, storetest.OpenPostgres(t)) })
+}
+
+func testAutoDisable(t *testing.T, s store.Store) {
 	clk := newClock()
-	s := storetest.OpenSQLite(t)
 	r := newReceiver(t, clk, 500, 204, 500, 500, 500, 500)
 	h, o := setup(t, s, r.srv.URL, clk)
 	logs := &logBuffer{}
@@ -281,5 +285,46 @@ func TestAutoDisable(t *testing.T) {
 	}
 	if d, _ := s.GetWebhookDelivery(t.Context(), h.TenantID, newest.ID); d.State != store.DeliveryDelivered || len(r.headers) != sent+1 {
 		t.Errorf("after enabling: %+v, %d requests", d, len(r.headers)-sent)
+	}
+}
+
+// TestFailureRunCountsConcurrentDeliveries: deliveries of one webhook failing for good at once
+// (sent concurrently, recorded in concurrent transactions) are each counted once, and the
+// webhook is disabled once.
+func TestFailureRunCountsConcurrentDeliveries(t *testing.T) {
+	t.Run("SQLite", func(t *testing.T) { testFailureRunCounts(t, storetest.OpenSQLite(t)) })
+	t.Run("PostgreSQL", func(t *testing.T) { testFailureRunCounts(t, storetest.OpenPostgres(t)) })
+}
+
+func testFailureRunCounts(t *testing.T, s store.Store) {
+	clk := newClock()
+	statuses := make([]int, 40)
+	for i := range statuses {
+		statuses[i] = 500
+	}
+	r := newReceiver(t, clk, statuses...)
+	h, o := setup(t, s, r.srv.URL, clk)
+	w, _ := webhook.NewWorker(webhook.Config{Store: s, Client: r.client(), Now: clk.Now, Rand: zeros{}, MaxAttempts: 1,
+		DisableAfterFailures: 15, DisableAfter: time.Hour})
+	enqueue(t, s, o, clk, 10)
+	if n, err := w.RunOnce(t.Context()); n != 10 || err != nil {
+		t.Fatalf("RunOnce: %d, %v", n, err)
+	}
+	got, err := s.GetWebhook(t.Context(), h.TenantID, h.ID)
+	if err != nil || got.FailedDeliveries != 10 || !got.DisabledAt.IsZero() {
+		t.Fatalf("after 10 concurrent failures: %+v, %v", got.WebhookHealth, err)
+	}
+	clk.Add(time.Hour)
+	enqueue(t, s, o, clk, 10)
+	if n, err := w.RunOnce(t.Context()); n != 10 || err != nil {
+		t.Fatalf("RunOnce: %d, %v", n, err)
+	}
+	got, err = s.GetWebhook(t.Context(), h.TenantID, h.ID)
+	if err != nil || got.FailedDeliveries != 20 || got.DisabledAt.IsZero() {
+		t.Fatalf("after 20 failures over an hour: %+v, %v", got.WebhookHealth, err)
+	}
+	audit, err := s.ListAudit(t.Context(), store.AuditFilter{TenantID: h.TenantID, ResourceID: h.ID}, store.ListOptions{})
+	if err != nil || len(audit.Items) != 1 {
+		t.Errorf("disabled once? audit %+v, %v", audit.Items, err)
 	}
 }
