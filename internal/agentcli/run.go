@@ -38,6 +38,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/localapi"
 	"github.com/rampart-iot/rampart/internal/measure"
 	"github.com/rampart-iot/rampart/internal/netpolicy"
+	"github.com/rampart-iot/rampart/internal/residency"
 	"github.com/rampart-iot/rampart/internal/rot"
 )
 
@@ -211,6 +212,11 @@ func runAgent(ctx context.Context, sys *IO, f *runFlags, r rot.RootOfTrust, log 
 	roots, err := f.roots()
 	if err != nil {
 		return err
+	}
+	if n, err := residency.Result(); err != nil {
+		log.Warn("the binary is read with the kernel's read-around: advising page-by-page reads failed", "error", err)
+	} else if n > 0 {
+		log.Debug("the binary is read page by page (MADV_RANDOM)", "bytes", n)
 	}
 	var broker *cloudbroker.Broker
 	var transport http.RoundTripper

@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rampart-iot/rampart/internal/eventlog"
 )
 
 // cachedPages counts path's pages in the page cache (mincore over a mapping of it).
@@ -40,8 +42,8 @@ func cachedPages(t *testing.T, path string) int {
 	return n
 }
 
-// TestMeasuringLeavesNothingCached checks that a measured file's pages leave the page cache
-// once measured, and that the digest is the file's.
+// TestMeasuringLeavesNothingCached checks that the agent binary's pages leave the page cache
+// once measured, that the digest is the file's, and that a tree's files are left cached.
 func TestMeasuringLeavesNothingCached(t *testing.T) {
 	dir := t.TempDir()
 	var st unix.Statfs_t
@@ -70,14 +72,26 @@ func TestMeasuringLeavesNothingCached(t *testing.T) {
 	if cachedPages(t, path) == 0 {
 		t.Skip("the file system keeps no pages of the file in the page cache after a read")
 	}
-	got, err := fileDigest(path)
+	// A tree's files (an OS bundle, an image being packed) stay cached: their readers read
+	// them again.
+	if _, err := TreeDigest(path); err != nil {
+		t.Fatal(err)
+	}
+	if cachedPages(t, path) == 0 {
+		t.Fatal("TreeDigest dropped the file's pages from the page cache")
+	}
+	bundle := filepath.Join(dir, "bundle")
+	if err := os.WriteFile(bundle, []byte("os"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := Digests(Inputs{AgentBinary: path, OSBundle: bundle})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := sha256.Sum256(data); !bytes.Equal(got, want[:]) {
+	if got, want := ds[eventlog.MeasureAgent], sha256.Sum256(data); !bytes.Equal(got, want[:]) {
 		t.Fatalf("digest %x, want %x", got, want)
 	}
 	if n := cachedPages(t, path); n != 0 {
-		t.Fatalf("%d pages of the measured file are still in the page cache", n)
+		t.Fatalf("%d pages of the measured agent binary are still in the page cache", n)
 	}
 }

@@ -55,7 +55,7 @@ func Digests(in Inputs) (map[string][]byte, error) {
 	}
 	p := sha256.Sum256(policy)
 	out[eventlog.MeasurePolicy] = p[:]
-	if out[eventlog.MeasureAgent], err = fileDigest(in.AgentBinary); err != nil {
+	if out[eventlog.MeasureAgent], err = fileDigest(in.AgentBinary, true); err != nil {
 		return nil, fmt.Errorf("measuring the agent binary: %w", err)
 	}
 	if out[eventlog.MeasureOSBundle], err = TreeDigest(in.OSBundle); err != nil {
@@ -119,7 +119,10 @@ func Boot(ctx context.Context, r rot.RootOfTrust, pcr int, in Inputs, logPath st
 	return log, nil
 }
 
-func fileDigest(path string) ([]byte, error) {
+// fileDigest is the SHA-256 of the file at path. With drop (the agent's own binary, read whole
+// at every start), its pages then leave the page cache (dropCached); other files' stay, since
+// the callers of TreeDigest (packing an image, installing a slot) read them again.
+func fileDigest(path string, drop bool) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -129,7 +132,9 @@ func fileDigest(path string) ([]byte, error) {
 	if _, err := io.Copy(h, f); err != nil {
 		return nil, err
 	}
-	dropCached(f)
+	if drop {
+		dropCached(f)
+	}
 	return h.Sum(nil), nil
 }
 
@@ -143,7 +148,7 @@ func TreeDigest(root string) ([]byte, error) {
 		return nil, err
 	}
 	if st.Mode().IsRegular() {
-		return fileDigest(root)
+		return fileDigest(root, false)
 	}
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s is neither a file nor a directory", root)
@@ -181,7 +186,7 @@ func TreeDigest(root string) ([]byte, error) {
 		switch m := st.Mode(); {
 		case m.IsRegular():
 			kind = "f"
-			if content, err = fileDigest(p); err != nil {
+			if content, err = fileDigest(p, false); err != nil {
 				return nil, err
 			}
 		case m.IsDir():

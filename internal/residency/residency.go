@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strconv"
 	"syscall"
 )
@@ -57,10 +58,6 @@ func Advise() (int, error) {
 	if v, _ := syscall.Getenv(Off); v == "1" {
 		return 0, nil
 	}
-	var st syscall.Stat_t
-	if err := syscall.Stat("/proc/self/exe", &st); err != nil {
-		return 0, fmt.Errorf("residency: %w", err)
-	}
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return 0, fmt.Errorf("residency: %w", err)
@@ -73,7 +70,7 @@ func Advise() (int, error) {
 	if len(maps) > maxMaps {
 		return 0, fmt.Errorf("residency: /proc/self/maps is over %d bytes", maxMaps)
 	}
-	spans, err := Mappings(maps, uint64(st.Dev), st.Ino)
+	spans, err := Mappings(maps, reflect.ValueOf(Advise).Pointer())
 	if err != nil {
 		return 0, err
 	}
@@ -87,45 +84,73 @@ func Advise() (int, error) {
 	return n, nil
 }
 
-// Mappings returns the mappings in maps (the format of /proc/PID/maps) of the file with
-// device dev (as stat reports it) and inode ino.
-func Mappings(maps []byte, dev, ino uint64) ([]Span, error) {
-	var spans []Span
+// mapping is one line of /proc/PID/maps: its range, and the file it maps as the line names it
+// (device and inode).
+type mapping struct {
+	span Span
+	dev  string
+	ino  uint64
+}
+
+// Mappings returns the mappings in maps (the format of /proc/PID/maps) of the file that holds
+// the code at pc: the executable, when pc is one of its functions. The file is named as maps
+// names it, not as stat names /proc/self/exe: on an overlay filesystem before Linux 6.12 the
+// two disagree on the device (maps shows the underlying file's), and nothing would match.
+func Mappings(maps []byte, pc uintptr) ([]Span, error) {
+	var all []mapping
+	var self *mapping
 	for line := range bytes.Lines(maps) {
-		// start-end perms offset major:minor inode [path]
-		f := bytes.Fields(line)
-		if len(f) < 5 {
-			return nil, fmt.Errorf("residency: malformed maps line %q", line)
-		}
-		i, err := strconv.ParseUint(string(f[4]), 10, 64)
+		m, err := parseLine(line)
 		if err != nil {
-			return nil, fmt.Errorf("residency: maps line %q: inode: %w", line, err)
+			return nil, err
 		}
-		if i != ino || i == 0 {
-			continue
+		all = append(all, m)
+		if m.span.Start <= pc && pc < m.span.End {
+			self = &all[len(all)-1]
 		}
-		d, err := parseDev(f[3])
-		if err != nil {
-			return nil, fmt.Errorf("residency: maps line %q: %w", line, err)
+	}
+	if self == nil {
+		return nil, fmt.Errorf("residency: no mapping holds the program's code at %#x", pc)
+	}
+	if self.ino == 0 {
+		return nil, fmt.Errorf("residency: the program's code at %#x is not in a file mapping", pc)
+	}
+	dev, ino := self.dev, self.ino
+	var spans []Span
+	for _, m := range all {
+		if m.ino == ino && m.dev == dev {
+			spans = append(spans, m.span)
 		}
-		if d != dev {
-			continue
-		}
-		startHex, endHex, ok := bytes.Cut(f[0], []byte("-"))
-		if !ok {
-			return nil, fmt.Errorf("residency: maps line %q: no address range", line)
-		}
-		start, err1 := strconv.ParseUint(string(startHex), 16, 64)
-		end, err2 := strconv.ParseUint(string(endHex), 16, 64)
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("residency: maps line %q: address range: %w", line, err)
-		}
-		if end <= start || uint64(uintptr(end)) != end {
-			return nil, fmt.Errorf("residency: maps line %q: bad address range", line)
-		}
-		spans = append(spans, Span{Start: uintptr(start), End: uintptr(end)})
 	}
 	return spans, nil
+}
+
+// parseLine parses one maps line: start-end perms offset major:minor inode [path].
+func parseLine(line []byte) (mapping, error) {
+	f := bytes.Fields(line)
+	if len(f) < 5 {
+		return mapping{}, fmt.Errorf("residency: malformed maps line %q", line)
+	}
+	ino, err := strconv.ParseUint(string(f[4]), 10, 64)
+	if err != nil {
+		return mapping{}, fmt.Errorf("residency: maps line %q: inode: %w", line, err)
+	}
+	if _, err := parseDev(f[3]); err != nil {
+		return mapping{}, fmt.Errorf("residency: maps line %q: %w", line, err)
+	}
+	startHex, endHex, ok := bytes.Cut(f[0], []byte("-"))
+	if !ok {
+		return mapping{}, fmt.Errorf("residency: maps line %q: no address range", line)
+	}
+	start, err1 := strconv.ParseUint(string(startHex), 16, 64)
+	end, err2 := strconv.ParseUint(string(endHex), 16, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return mapping{}, fmt.Errorf("residency: maps line %q: address range: %w", line, err)
+	}
+	if end <= start || uint64(uintptr(end)) != end {
+		return mapping{}, fmt.Errorf("residency: maps line %q: bad address range", line)
+	}
+	return mapping{span: Span{Start: uintptr(start), End: uintptr(end)}, dev: string(f[3]), ino: ino}, nil
 }
 
 // parseDev turns maps' "major:minor" (hexadecimal) into the device number stat reports
