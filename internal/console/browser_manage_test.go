@@ -1,89 +1,14 @@
 package console_test
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rampart-iot/rampart/client"
 	"github.com/rampart-iot/rampart/internal/server/servertest"
 )
-
-// chrome is a headless chromium with JavaScript switched off, driven through the DevTools
-// protocol, keeping screenshots in dir.
-type chrome struct {
-	t   *testing.T
-	ctx context.Context
-	dir string
-}
-
-func startChrome(t *testing.T) *chrome {
-	t.Helper()
-	exe := chromium(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-		chromedp.Flag("ignore-certificate-errors", true)) // the dev CA is not in the browser's store
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancel)
-	noScripts := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
-		return err
-	})
-	if err := chromedp.Do(ctx, noScripts); err != nil { // starts the browser, without the test's timeout
-		t.Fatalf("starting chromium: %v", err)
-	}
-	tctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(cancelT)
-	return &chrome{t: t, ctx: tctx, dir: artifactDir(t)}
-}
-
-func (c *chrome) do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	c.t.Helper()
-	if err := chromedp.Do(c.ctx, steps...); err != nil {
-		c.t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func (c *chrome) shot(name string) {
-	c.t.Helper()
-	png, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		c.t.Fatalf("screenshot %s: %v", name, err)
-	}
-	p := filepath.Join(c.dir, name+".png")
-	if err := os.WriteFile(p, png, 0o644); err != nil {
-		c.t.Fatal(err)
-	}
-	c.t.Logf("screenshot: %s", p)
-}
-
-// text is the text of the first element a CSS selector matches.
-func (c *chrome) text(css string) string {
-	c.t.Helper()
-	s, err := chromedp.Run(c.ctx, chromedp.Text(chromedp.CSS(css)))
-	if err != nil {
-		c.t.Fatalf("reading %s: %v", css, err)
-	}
-	return s
-}
-
-func (c *chrome) eval(js string) string {
-	c.t.Helper()
-	s, err := chromedp.Run(c.ctx, chromedp.Evaluate[string](js))
-	if err != nil {
-		c.t.Fatalf("evaluating %s: %v", js, err)
-	}
-	return s
-}
 
 // TestBrowserManagement drives the console's management forms in headless chromium with
 // JavaScript off: create a product and a device group in it, move a device from its page and a

@@ -50,13 +50,81 @@ func artifactDir(t *testing.T) string {
 	return t.ArtifactDir()
 }
 
+// chrome is a headless chromium with JavaScript switched off, driven through the DevTools
+// protocol, keeping screenshots in dir.
+type chrome struct {
+	t   *testing.T
+	ctx context.Context
+	dir string
+}
+
+func startChrome(t *testing.T) *chrome {
+	t.Helper()
+	exe := chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+		chromedp.Flag("ignore-certificate-errors", true)) // the dev CA is not in the browser's store
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancel)
+	noScripts := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	})
+	if err := chromedp.Do(ctx, noScripts); err != nil { // starts the browser, without the test's timeout
+		t.Fatalf("starting chromium: %v", err)
+	}
+	tctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(cancelT)
+	return &chrome{t: t, ctx: tctx, dir: artifactDir(t)}
+}
+
+func (c *chrome) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	c.t.Helper()
+	if err := chromedp.Do(c.ctx, steps...); err != nil {
+		c.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (c *chrome) shot(name string) {
+	c.t.Helper()
+	png, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		c.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	p := filepath.Join(c.dir, name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Logf("screenshot: %s", p)
+}
+
+// text is the text of the first element a CSS selector matches.
+func (c *chrome) text(css string) string {
+	c.t.Helper()
+	s, err := chromedp.Run(c.ctx, chromedp.Text(chromedp.CSS(css)))
+	if err != nil {
+		c.t.Fatalf("reading %s: %v", css, err)
+	}
+	return s
+}
+
+func (c *chrome) eval(js string) string {
+	c.t.Helper()
+	s, err := chromedp.Run(c.ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		c.t.Fatalf("evaluating %s: %v", js, err)
+	}
+	return s
+}
+
 // TestBrowser drives the real console in headless chromium with JavaScript switched off: log
 // in with the admin token, set a password and log in with it, read the overview, open a
 // device, disable it through its form, see a rollout's batch progress and pause it, see an
 // error-report bucket's SVG chart, and read the pages at phone width, keeping a screenshot of
 // each step.
 func TestBrowser(t *testing.T) {
-	exe := chromium(t)
 	srv := servertest.Start(t)
 	f := newFixture(t, srv)
 	f.addHostileRecords(t)
@@ -65,45 +133,8 @@ func TestBrowser(t *testing.T) {
 	// The rollout's canary: an attested device whose check-ins the test makes.
 	canary := srv.AttestedDevice(t, f.admin, f.tenant, f.group.ID)
 	canaryClient := &checkinclient.Client{Server: srv.URL, RootCAs: canary.RootCAs, CertDir: canary.Dir}
-	dir := artifactDir(t)
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-		// The dev CA is not in the browser's trust store; the console is still served over TLS,
-		// so its Secure cookies behave as in production.
-		chromedp.Flag("ignore-certificate-errors", true))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	// The first run starts the browser and must not carry the test's timeout.
-	noScripts := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
-		return err
-	})
-	if err := chromedp.Do(ctx, noScripts); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	tctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancelT()
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(tctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		p := filepath.Join(dir, name+".png")
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", p)
-	}
+	c := startChrome(t)
+	tctx, do, shot := c.ctx, c.do, c.shot
 	location := func() string {
 		t.Helper()
 		loc, err := chromedp.Run(tctx, chromedp.Location())
