@@ -1,0 +1,327 @@
+package updatemeta
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/rampart-iot/rampart/imagepkg"
+	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/tufrepo"
+)
+
+// Detached root signatures: a rotation whose root keys, old and new, never reach the service.
+// PrepareRotation returns root N+1 of every repository, unsigned, listing new keys whose
+// holders made them and gave only the public halves; each holder of an old or new key signs
+// those roots where the key lives (tufrepo.SignRoot); CompleteRotation takes the roots and the
+// signatures back, checks them as a device will, and publishes. Nothing is stored in between:
+// if a repository changed its root meanwhile (or a group got its first repository), the
+// prepared roots no longer fit and the rotation must be prepared again.
+
+// MaxRotationRoots bounds the roots of one prepared rotation (one per repository).
+const MaxRotationRoots = 4096
+
+// ErrPrepared means prepared roots or signatures do not fit the tenant's repositories as they
+// are now (another rotation or a new repository came in between): prepare again.
+var ErrPrepared = errors.New("the prepared rotation does not fit the tenant's repositories")
+
+// ErrBadSignature means a detached signature does not verify with the key it names.
+var ErrBadSignature = errors.New("a root signature does not verify")
+
+// PreparedRoot is one repository's root N+1, unsigned as PrepareRotation made it.
+type PreparedRoot struct {
+	Repository string
+	Root       []byte
+}
+
+// RootSignature is a detached signature over one repository's prepared root.
+type RootSignature struct {
+	Repository string
+	KeyID      string // the TUF key ID (root.json's keyids)
+	Signature  []byte // ASN.1 DER ECDSA over SHA-256 of the canonical JSON of "signed"
+}
+
+// PrepareRotation returns, for every repository of the tenant, root version N+1 listing
+// newKeys (ECDSA P-256 public keys, 1 to MaxRootKeys, distinct) with threshold, and the
+// repository's current online key; unsigned, expiring a root lifetime from now. It changes
+// nothing.
+func (s *Service) PrepareRotation(ctx context.Context, tx store.Tx, tenantID string, newKeys []crypto.PublicKey, threshold int) ([]PreparedRoot, error) {
+	if len(newKeys) < 1 || len(newKeys) > MaxRootKeys || threshold < 1 || threshold > len(newKeys) {
+		return nil, fmt.Errorf("%w: %d new keys with threshold %d; want 1 to %d keys and a threshold from 1 to their number", ErrBadThreshold, len(newKeys), threshold, MaxRootKeys)
+	}
+	for i, k := range newKeys {
+		if pub, ok := k.(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("%w: new key %d is not an ECDSA P-256 public key", ErrBadKey, i+1)
+		}
+	}
+	repos, err := s.repositories(ctx, tx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	if len(repos) == 0 {
+		return nil, fmt.Errorf("the tenant has no update metadata yet (upload an image first): %w", store.ErrNotFound)
+	}
+	role := tufrepo.RoleKeys{Keys: newKeys, Threshold: threshold}
+	var out []PreparedRoot
+	for _, repo := range repos {
+		cur, err := load(ctx, tx, tenantID, repo)
+		if err != nil {
+			return nil, err
+		}
+		online, err := s.online(ctx, tx, tenantID, repo)
+		if err != nil {
+			return nil, err
+		}
+		one := tufrepo.RoleKeys{Keys: []crypto.PublicKey{online.Targets[0].Public()}, Threshold: 1}
+		b, err := online.NextRoot(cur, tufrepo.Roles{Root: role, Targets: one, Snapshot: one, Timestamp: one}, s.now())
+		if errors.Is(err, tufrepo.ErrKeys) {
+			return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("preparing the root of %s: %w", repo, err)
+		}
+		out = append(out, PreparedRoot{Repository: repo, Root: b})
+	}
+	return out, nil
+}
+
+// CompleteRotation publishes prepared roots with their detached signatures, within tx. Each
+// root must be the next version of its repository, list the same root keys and threshold as the
+// others and the repository's current online key for targets, snapshot and timestamp, and
+// every repository must have one (ErrPrepared otherwise). Each signature must be by a key the
+// repository's current or prepared root lists for the root role (ErrNotRootKey) and verify
+// (ErrBadSignature); a key's second signature counts once. Current root keys the service holds
+// online sign too. Each root needs a threshold of the current and of its own root keys
+// (ErrBelowThreshold, naming how many signed and were needed; nothing changes). Then the old
+// root keys are revoked and the new ones recorded, offline (public halves only).
+func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID string, roots []PreparedRoot, sigs []RootSignature) (Rotation, error) {
+	if len(roots) > MaxRotationRoots {
+		return Rotation{}, fmt.Errorf("%w: %d roots; at most %d", ErrPrepared, len(roots), MaxRotationRoots)
+	}
+	set, err := s.roots(ctx, tx, tenantID, nil, false)
+	if err != nil {
+		return Rotation{}, err
+	}
+	onlineByTUF := map[string]crypto.Signer{}
+	for _, k := range set.signers {
+		id, err := tufrepo.KeyID(&k.PublicKey)
+		if err != nil {
+			return Rotation{}, err
+		}
+		onlineByTUF[id] = k
+	}
+	repos, err := s.repositories(ctx, tx, tenantID)
+	if err != nil {
+		return Rotation{}, err
+	}
+	byRepo := map[string][]byte{}
+	for _, r := range roots {
+		if _, dup := byRepo[r.Repository]; dup || !slices.Contains(repos, r.Repository) {
+			return Rotation{}, fmt.Errorf("%w: repository %q is not one of the tenant's, or is given twice: prepare again: %w", ErrPrepared, r.Repository, store.ErrConflict)
+		}
+		byRepo[r.Repository] = r.Root
+	}
+	if len(byRepo) != len(repos) {
+		return Rotation{}, fmt.Errorf("%w: %d of the tenant's %d repositories prepared: prepare again: %w", ErrPrepared, len(byRepo), len(repos), store.ErrConflict)
+	}
+	for _, sig := range sigs {
+		if _, ok := byRepo[sig.Repository]; !ok {
+			return Rotation{}, fmt.Errorf("%w: a signature over repository %q, which is not prepared", ErrPrepared, sig.Repository)
+		}
+	}
+	rot := Rotation{OldKeyIDs: set.ids(), OldThreshold: set.threshold}
+	var newPubs []crypto.PublicKey
+	var newRole *metadata.Role
+	now := s.now()
+	for _, repo := range repos {
+		cur, err := load(ctx, tx, tenantID, repo)
+		if err != nil {
+			return Rotation{}, err
+		}
+		online, err := s.online(ctx, tx, tenantID, repo)
+		if err != nil {
+			return Rotation{}, err
+		}
+		oldRoot, err := metadata.Root().FromBytes(cur.Roots[len(cur.Roots)-1])
+		if err != nil {
+			return Rotation{}, err
+		}
+		next, err := s.checkPrepared(repo, byRepo[repo], oldRoot, online.Targets[0].Public())
+		if err != nil {
+			return Rotation{}, err
+		}
+		role := next.Signed.Roles[tufrepo.RoleRoot]
+		if newRole == nil {
+			newRole = role
+			for _, id := range role.KeyIDs {
+				pub, err := next.Signed.Keys[id].ToPublicKey()
+				if err != nil {
+					return Rotation{}, fmt.Errorf("%w: key %s: %v", ErrBadKey, id, err)
+				}
+				newPubs = append(newPubs, pub)
+			}
+		} else if newRole.Threshold != role.Threshold || !slices.Equal(newRole.KeyIDs, role.KeyIDs) {
+			return Rotation{}, fmt.Errorf("%w: the roots of %s and %s list different root keys: %w", ErrPrepared, repos[0], repo, store.ErrConflict)
+		}
+		if err := attachSignatures(repo, next, oldRoot, sigs, onlineByTUF); err != nil {
+			return Rotation{}, err
+		}
+		b, err := next.ToBytes(false)
+		if err != nil {
+			return Rotation{}, err
+		}
+		st, err := online.AcceptRoot(cur, b, now)
+		if err != nil {
+			return Rotation{}, fmt.Errorf("rotating the root of %s: %w", repo, err)
+		}
+		if err := save(ctx, tx, tenantID, repo, cur, st, now); err != nil {
+			return Rotation{}, err
+		}
+		rot.Repositories = append(rot.Repositories, repo)
+		rot.RootVersions = append(rot.RootVersions, int64(len(st.Roots)))
+	}
+	rot.Threshold = newRole.Threshold
+	revoked := now.UTC().Truncate(time.Microsecond)
+	for _, rec := range set.recs {
+		rec.KeyCiphertext, rec.RevokedAt = nil, revoked
+		if err := tx.UpdateSigningKey(ctx, rec); err != nil {
+			return Rotation{}, fmt.Errorf("revoking root key %s: %w", rec.ID, err)
+		}
+	}
+	for _, pub := range newPubs {
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			return Rotation{}, err
+		}
+		id, err := imagepkg.KeyID(pub)
+		if err != nil {
+			return Rotation{}, err
+		}
+		if err := tx.CreateSigningKey(ctx, store.SigningKey{ID: id, TenantID: tenantID, Purpose: KeyRoot, PublicDER: der,
+			CreatedAt: revoked}); err != nil {
+			return Rotation{}, fmt.Errorf("recording root key %s: %w", id, err)
+		}
+		rot.NewKeyIDs = append(rot.NewKeyIDs, id)
+	}
+	return rot, nil
+}
+
+// checkPrepared parses a prepared root (signatures dropped) and checks that it is the next
+// version after old, that its root role is 1 to MaxRootKeys ECDSA P-256 keys with a usable
+// threshold, and that it lists exactly the repository's online key, threshold 1, for the
+// online roles.
+func (s *Service) checkPrepared(repo string, b []byte, old *metadata.Metadata[metadata.RootType], onlinePub crypto.PublicKey) (*metadata.Metadata[metadata.RootType], error) {
+	if len(b) > tufrepo.MaxRootSize {
+		return nil, fmt.Errorf("%w: the root of %s is %d bytes; at most %d", ErrPrepared, repo, len(b), tufrepo.MaxRootSize)
+	}
+	next, err := metadata.Root().FromBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the root of %s: %v", ErrPrepared, repo, err)
+	}
+	next.ClearSignatures()
+	if next.Signed.Version != old.Signed.Version+1 {
+		return nil, fmt.Errorf("%w: the root of %s is version %d, the repository is at %d: prepare again: %w", ErrPrepared, repo, next.Signed.Version, old.Signed.Version, store.ErrConflict)
+	}
+	onlineID, err := tufrepo.KeyID(onlinePub)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{tufrepo.RoleTargets, tufrepo.RoleSnapshot, tufrepo.RoleTimestamp} {
+		r := next.Signed.Roles[name]
+		if r == nil || r.Threshold != 1 || !slices.Equal(r.KeyIDs, []string{onlineID}) {
+			return nil, fmt.Errorf("%w: the root of %s does not list the repository's online key for %s: prepare again: %w", ErrPrepared, repo, name, store.ErrConflict)
+		}
+	}
+	role := next.Signed.Roles[tufrepo.RoleRoot]
+	if role == nil || len(role.KeyIDs) < 1 || len(role.KeyIDs) > MaxRootKeys || role.Threshold < 1 || role.Threshold > len(role.KeyIDs) {
+		return nil, fmt.Errorf("%w: the root of %s: want 1 to %d root keys and a threshold from 1 to their number", ErrBadThreshold, repo, MaxRootKeys)
+	}
+	for _, id := range role.KeyIDs {
+		k := next.Signed.Keys[id]
+		if k == nil || k.Type != metadata.KeyTypeECDSA_SHA2_P256 || k.Scheme != metadata.KeySchemeECDSA_SHA2_P256 {
+			return nil, fmt.Errorf("%w: the root of %s lists root key %s, not an ECDSA P-256 key", ErrBadKey, repo, id)
+		}
+		pub, err := k.ToPublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("%w: the root of %s, key %s: %v", ErrBadKey, repo, id, err)
+		}
+		if e, ok := pub.(*ecdsa.PublicKey); !ok || e.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("%w: the root of %s lists root key %s, not an ECDSA P-256 key", ErrBadKey, repo, id)
+		}
+		if got, err := tufrepo.KeyID(pub); err != nil || got != id {
+			return nil, fmt.Errorf("%w: the root of %s lists key %s under another ID", ErrBadKey, repo, id)
+		}
+	}
+	return next, nil
+}
+
+// attachSignatures attaches to next the signatures over repo's root, and signatures by the
+// old root keys the service holds, after checking each; it fails with ErrBelowThreshold unless
+// a threshold of old's and of next's root keys signed.
+func attachSignatures(repo string, next, old *metadata.Metadata[metadata.RootType], sigs []RootSignature, online map[string]crypto.Signer) error {
+	oldRole, newRole := old.Signed.Roles[tufrepo.RoleRoot], next.Signed.Roles[tufrepo.RoleRoot]
+	key := func(id string) *metadata.Key {
+		if slices.Contains(newRole.KeyIDs, id) {
+			return next.Signed.Keys[id]
+		}
+		if slices.Contains(oldRole.KeyIDs, id) {
+			return old.Signed.Keys[id]
+		}
+		return nil
+	}
+	signed := map[string]bool{}
+	for _, sig := range sigs {
+		if sig.Repository != repo || signed[sig.KeyID] {
+			continue
+		}
+		k := key(sig.KeyID)
+		if k == nil {
+			return fmt.Errorf("a signature over the root of %s by key %s, which is %w and not one of the new", repo, sig.KeyID, ErrNotRootKey)
+		}
+		probe := &metadata.Metadata[metadata.RootType]{Signed: next.Signed, Signatures: []metadata.Signature{{KeyID: sig.KeyID, Signature: sig.Signature}}}
+		probeRole := &metadata.Metadata[metadata.RootType]{Signed: metadata.RootType{Keys: map[string]*metadata.Key{sig.KeyID: k},
+			Roles: map[string]*metadata.Role{tufrepo.RoleRoot: {KeyIDs: []string{sig.KeyID}, Threshold: 1}}}}
+		if err := probeRole.VerifyDelegate(tufrepo.RoleRoot, probe); err != nil {
+			return fmt.Errorf("%w: key %s over the root of %s", ErrBadSignature, sig.KeyID, repo)
+		}
+		next.Signatures = append(next.Signatures, metadata.Signature{KeyID: sig.KeyID, Signature: sig.Signature})
+		signed[sig.KeyID] = true
+	}
+	for _, id := range oldRole.KeyIDs {
+		if k, ok := online[id]; ok && !signed[id] {
+			b, err := next.ToBytes(false)
+			if err != nil {
+				return err
+			}
+			_, sig, err := tufrepo.SignRoot(b, k)
+			if err != nil {
+				return err
+			}
+			next.Signatures = append(next.Signatures, metadata.Signature{KeyID: id, Signature: sig})
+			signed[id] = true
+		}
+	}
+	count := func(ids []string) int {
+		n := 0
+		for _, id := range ids {
+			if signed[id] {
+				n++
+			}
+		}
+		return n
+	}
+	oldN, newN := count(oldRole.KeyIDs), count(newRole.KeyIDs)
+	if oldN < oldRole.Threshold || newN < newRole.Threshold {
+		return fmt.Errorf("%w: the root of %s is signed by %d of the current %d root keys (%d needed) and %d of its %d new keys (%d needed): %w",
+			ErrBelowThreshold, repo, oldN, len(oldRole.KeyIDs), oldRole.Threshold, newN, len(newRole.KeyIDs), newRole.Threshold, store.ErrConflict)
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package updatemeta
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/tufrepo"
+)
+
+// holders are root-key holders who keep their keys to themselves.
+func holders(t *testing.T, n int) []*ecdsa.PrivateKey {
+	t.Helper()
+	var out []*ecdsa.PrivateKey
+	for range n {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		must(t, err)
+		out = append(out, k)
+	}
+	return out
+}
+
+func publics(keys []*ecdsa.PrivateKey) []crypto.PublicKey {
+	var out []crypto.PublicKey
+	for _, k := range keys {
+		out = append(out, &k.PublicKey)
+	}
+	return out
+}
+
+// signAll is each key's detached signature over every prepared root.
+func signAll(t *testing.T, roots []PreparedRoot, keys ...*ecdsa.PrivateKey) []RootSignature {
+	t.Helper()
+	var out []RootSignature
+	for _, r := range roots {
+		for _, k := range keys {
+			id, sig, err := tufrepo.SignRoot(r.Root, k)
+			must(t, err)
+			out = append(out, RootSignature{Repository: r.Repository, KeyID: id, Signature: sig})
+		}
+	}
+	return out
+}
+
+func (f *fixture) prepare(keys []*ecdsa.PrivateKey, threshold int) []PreparedRoot {
+	f.t.Helper()
+	var roots []PreparedRoot
+	must(f.t, f.st.Update(f.ctx, func(tx store.Tx) (err error) {
+		roots, err = f.svc.PrepareRotation(f.ctx, tx, tenant, publics(keys), threshold)
+		return
+	}))
+	return roots
+}
+
+func (f *fixture) complete(roots []PreparedRoot, sigs []RootSignature) (Rotation, error) {
+	var rot Rotation
+	err := f.st.Update(f.ctx, func(tx store.Tx) (err error) {
+		rot, err = f.svc.CompleteRotation(f.ctx, tx, tenant, roots, sigs)
+		return
+	})
+	return rot, err
+}
+
+// TestDetachedRotation: root keys that never reach the service. 1-of-1 (online) → 2-of-3 whose
+// holders sign where their keys are → 3-of-3 signed by two old holders and three new ones. A
+// device follows both. Below a threshold, a foreign key, a forged or misplaced signature, and
+// stale prepared roots are refused and change nothing; a key's second signature counts once.
+func TestDetachedRotation(t *testing.T) {
+	f := newFixture(t)
+	f.group("g1")
+	a := f.image(store.ImageApplication, "1.0.0")
+	must(t, f.deploy("g1", a))
+	dev := f.device("g1", "g1", f.clock.now)
+	_, err := dev.Refresh(f.ctx)
+	must(t, err)
+	dir := DirectorRepository("g1")
+
+	if _, err := f.svc.PrepareRotation(f.ctx, f.st, tenant, publics(holders(t, 2)), 3); !errors.Is(err, ErrBadThreshold) {
+		t.Fatalf("threshold 3 of 2: %v", err)
+	}
+	first := holders(t, 3)
+	roots := f.prepare(first, 2)
+	if len(roots) != 2 || roots[0].Repository != store.TUFImages || roots[1].Repository != dir {
+		t.Fatalf("prepared %+v", roots)
+	}
+	// The tenant's one root key is online: the service signs for it; one new key is not enough.
+	if _, err := f.complete(roots, signAll(t, roots, first[0])); !errors.Is(err, ErrBelowThreshold) ||
+		!strings.Contains(err.Error(), "signed by 1 of the current 1 root keys (1 needed) and 1 of its 3 new keys (2 needed)") {
+		t.Fatalf("one new signature: %v", err)
+	}
+	rot, err := f.complete(roots, signAll(t, roots, first[0], first[2]))
+	must(t, err)
+	if fmt.Sprint(rot.RootVersions) != "[2 2]" || rot.Threshold != 2 || len(rot.NewKeyIDs) != 3 {
+		t.Fatalf("rotation %+v", rot)
+	}
+	if keys, k, signedBy := f.rootRole(dir); fmt.Sprint(sorted(keys)) != fmt.Sprint(sorted(tufIDs(t, first...))) || k != 2 || len(signedBy) != 3 {
+		t.Fatalf("root 2: keys %v threshold %d signed by %v", keys, k, signedBy)
+	}
+	st, err := f.svc.RootStatus(f.ctx, f.st, tenant)
+	must(t, err)
+	if len(st.Keys) != 3 || st.Online || st.Threshold != 2 {
+		t.Fatalf("status %+v", st)
+	}
+	_, err = dev.Refresh(f.ctx)
+	must(t, err)
+	// The roots just published cannot be published again.
+	if _, err := f.complete(roots, signAll(t, roots, first...)); !errors.Is(err, ErrPrepared) {
+		t.Fatalf("stale prepared roots: %v", err)
+	}
+
+	second := holders(t, 3)
+	roots = f.prepare(second, 3)
+	newSigs := signAll(t, roots, second...)
+	stranger := holders(t, 1)[0]
+	forged := signAll(t, roots, first[0])
+	forged[0].Signature[len(forged[0].Signature)/2] ^= 1
+	misplaced := signAll(t, roots[:1], first[1])
+	misplaced[0].Repository = dir
+	for name, tc := range map[string]struct {
+		sigs []RootSignature
+		want error
+	}{
+		"one old key":           {append(signAll(t, roots, first[1]), newSigs...), ErrBelowThreshold},
+		"one old key twice":     {append(append(signAll(t, roots, first[1]), signAll(t, roots, first[1])...), newSigs...), ErrBelowThreshold},
+		"two of three new keys": {append(signAll(t, roots, first[0], first[1]), newSigs[1:]...), ErrBelowThreshold},
+		"a stranger's key":      {append(signAll(t, roots, first[0], first[1], stranger), newSigs...), ErrNotRootKey},
+		"a forged signature":    {append(append(forged, signAll(t, roots, first[1])...), newSigs...), ErrBadSignature},
+		"another root's":        {append(append(misplaced, signAll(t, roots, first[0], first[2])...), newSigs...), ErrBadSignature},
+	} {
+		if _, err := f.complete(roots, tc.sigs); !errors.Is(err, tc.want) {
+			t.Fatalf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	if len(f.state(dir).Roots) != 2 || len(f.rootKeyRecords()) != 3 {
+		t.Fatal("a refused rotation changed something")
+	}
+	if _, err := f.complete(roots[:1], append(signAll(t, roots[:1], first[0], first[1]), newSigs...)); !errors.Is(err, ErrPrepared) {
+		t.Fatalf("one repository left out: %v", err)
+	}
+	rot, err = f.complete(roots, append(signAll(t, roots, first[2], first[1]), newSigs...))
+	must(t, err)
+	if fmt.Sprint(rot.RootVersions) != "[3 3]" || rot.Threshold != 3 || rot.OldThreshold != 2 {
+		t.Fatalf("rotation %+v", rot)
+	}
+	_, err = dev.Refresh(f.ctx)
+	must(t, err)
+	if _, err := f.device("g1", "g1", f.clock.now).Refresh(f.ctx); err != nil {
+		t.Fatalf("a device starting from root 1: %v", err)
+	}
+	// The next deployment still reaches the device: online keys were kept.
+	b := f.image(store.ImageApplication, "2.0.0")
+	must(t, f.deploy("g1", b))
+	got, err := dev.Refresh(f.ctx)
+	must(t, err)
+	if fmt.Sprint(ids(got)) != fmt.Sprint([]string{b.ID}) {
+		t.Fatalf("after the rotations the device got %v", ids(got))
+	}
+}
