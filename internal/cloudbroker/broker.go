@@ -17,10 +17,15 @@
 // chain after each attestation, not the 24-hour TLS key: the key stays in the monitor, and the
 // broker's TLS client authentication asks the monitor for its one signature per handshake over
 // a socket pair made at spawn (signer.go). The monitor signs only with the key of the identity
-// it has handed over, at most SignRate signatures a second (SignBurst at once), and counts
-// them. A compromised broker can therefore impersonate the device only through the live
-// monitor, at that rate, until it is restarted or the certificate expires; it cannot take the
-// key elsewhere.
+// it has handed over, only until that certificate's NotAfter, at most SignRate signatures a
+// second (SignBurst at once), and counts them; after a refusal it answers that broker's next
+// request only 1/SignRate later. A compromised broker can therefore impersonate the device only
+// through the live monitor, at that rate, until it is restarted or the certificate expires; it
+// cannot take the key elsewhere.
+//
+// The broker runs the monitor's own binary: Start opens it once (/proc/self/exe), and every
+// restart executes that descriptor, so a binary replaced on disk (an update) never runs as the
+// broker of the monitor that was started from the old one.
 //
 // Trust: the monitor trusts the broker for nothing but availability.
 package cloudbroker
@@ -59,7 +64,7 @@ const argv0 = "rampart-cloud-broker"
 const (
 	configFD   = 3 // JSON childConfig, then EOF
 	listenerFD = 4 // the Unix listener the monitor dials
-	exeFD      = 5 // the binary, executed through /proc/self/fd
+	exeFD      = 5 // the binary, opened once by Start, executed through /proc/self/fd
 	signerFD   = 6 // SOCK_SEQPACKET to the monitor's signer (signer.go)
 )
 
@@ -101,14 +106,20 @@ type Config struct {
 	// When the monitor is not root it cannot switch, and the broker runs with the monitor's
 	// ids (still confined by Landlock and seccomp); the log says so.
 	UID, GID uint32
-	// Exe is the binary to run (default: the running one, which must call Init first).
+	// Exe is the binary to run (default: the running one, /proc/self/exe, which must call Init
+	// first). Start opens it once: every restart runs what it opened, whatever the path names
+	// later.
 	Exe string
 	// Identity returns the agent's current certificate and key, or an error when it has none.
 	// The key (an ECDSA P-256 crypto.Signer) stays in the monitor; the broker gets the chain.
 	Identity func() (tls.Certificate, error)
 	Logger   *slog.Logger
-	// Now is the signer's rate limit's clock (default time.Now).
+	// Now is the signer's clock: its rate limit, and the end of the certificate's validity
+	// (default time.Now).
 	Now func() time.Time
+	// After is the signer's timer on the same clock: the pause after a refusal (default
+	// time.After).
+	After func(time.Duration) <-chan time.Time
 }
 
 // Broker is a running cloud broker, restarted when it dies.
@@ -118,6 +129,7 @@ type Broker struct {
 	sock    string
 	ln      *net.UnixListener
 	lnFile  *os.File
+	exe     *os.File // the binary every spawn executes, opened once
 	withID  *http.Transport
 	keys    *keyServer
 	refresh sync.Mutex // one handover at a time
@@ -195,15 +207,16 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
 	if cfg.UID == 0 && cfg.GID == 0 {
 		if cfg.UID, cfg.GID, err = UIDFor(""); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.Exe == "" {
-		if cfg.Exe, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("cloud broker: finding the agent's binary: %w", err)
-		}
+		cfg.Exe = "/proc/self/exe"
 	}
 	if err := os.MkdirAll(cfg.SocketDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cloud broker: %w", err)
@@ -215,20 +228,29 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if len(sock) >= 108 {
 		return nil, fmt.Errorf("cloud broker: the socket path %s is longer than a Unix socket address allows (107 bytes)", sock)
 	}
+	// The binary, opened once: the broker's uid may not be able to reach its path (a test
+	// binary lives in a 0700 directory), and an update may replace the file at the path while
+	// this monitor runs; every spawn executes this descriptor.
+	exe, err := os.Open(cfg.Exe)
+	if err != nil {
+		return nil, fmt.Errorf("cloud broker: opening the agent's binary: %w", err)
+	}
 	_ = os.Remove(sock)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
+		exe.Close()
 		return nil, fmt.Errorf("cloud broker: %w", err)
 	}
 	ln.SetUnlinkOnClose(true)
 	lnFile, err := ln.File()
 	if err != nil {
+		exe.Close()
 		ln.Close()
 		return nil, fmt.Errorf("cloud broker: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	b := &Broker{cfg: cfg, log: cfg.Logger, sock: sock, ln: ln, lnFile: lnFile, cancel: cancel, done: make(chan struct{}),
-		started: make(chan struct{}), argv0: argv0, keys: newKeyServer(cfg.Logger, cfg.Now)}
+	b := &Broker{cfg: cfg, log: cfg.Logger, sock: sock, ln: ln, lnFile: lnFile, exe: exe, cancel: cancel, done: make(chan struct{}),
+		started: make(chan struct{}), argv0: argv0, keys: newKeyServer(cfg.Logger, cfg.Now, cfg.After)}
 	if o, ok := ctx.Value(testProcessKey{}).(testProcess); ok {
 		b.argv0, b.args = o.argv0, o.args
 	}
@@ -261,7 +283,7 @@ func (b *Broker) supervise(ctx context.Context) {
 	defer close(b.done)
 	wait := 500 * time.Millisecond
 	for n := 0; ; n++ {
-		cmd, signer, err := b.spawn()
+		cmd, stopSigner, err := b.spawn(ctx)
 		if n == 0 {
 			close(b.started)
 		}
@@ -278,10 +300,10 @@ func (b *Broker) supervise(ctx context.Context) {
 			case <-ctx.Done():
 				_ = cmd.Process.Kill()
 				<-exit
-				signer.Close()
+				stopSigner()
 				return
 			case err := <-exit:
-				signer.Close()
+				stopSigner()
 				b.log.Warn("cloud broker: exited; restarting", "error", err)
 				if time.Since(startedAt) > time.Minute {
 					wait = 500 * time.Millisecond
@@ -300,8 +322,8 @@ func (b *Broker) supervise(ctx context.Context) {
 }
 
 // spawn starts one broker process, and serves its signing requests on the monitor's end of
-// their socket pair (returned: closed when the process has exited).
-func (b *Broker) spawn() (*exec.Cmd, *net.UnixConn, error) {
+// their socket pair; the returned func stops that, once the process has exited.
+func (b *Broker) spawn(ctx context.Context) (*exec.Cmd, func(), error) {
 	mine, theirs, err := signerPair()
 	if err != nil {
 		return nil, nil, fmt.Errorf("the signer's socket pair: %w", err)
@@ -312,8 +334,9 @@ func (b *Broker) spawn() (*exec.Cmd, *net.UnixConn, error) {
 		mine.Close()
 		return nil, nil, err
 	}
-	go b.keys.serve(mine)
-	return cmd, mine, nil
+	ctx, cancel := context.WithCancel(ctx)
+	go b.keys.serve(ctx, mine)
+	return cmd, func() { cancel(); mine.Close() }, nil
 }
 
 // signerPair makes the signer's SOCK_SEQPACKET socket pair: the monitor's end, and the
@@ -341,21 +364,13 @@ func (b *Broker) spawnWith(signer *os.File) (*exec.Cmd, error) {
 		return nil, err
 	}
 	defer cfgR.Close()
-	// The broker's uid may not be able to reach the binary's path (a test binary lives in a
-	// 0700 directory): it is run through a descriptor opened here.
-	exe, err := os.Open(b.cfg.Exe)
-	if err != nil {
-		cfgW.Close()
-		return nil, err
-	}
-	defer exe.Close()
 	cfg := childConfig{Server: b.cfg.Server, RootPEM: string(b.cfg.RootPEM)}
 	env := []string{"GODEBUG=netdns=go"}
 	if v, ok := os.LookupEnv(residency.Off); ok { // the broker reads its binary as the monitor does
 		env = append(env, residency.Off+"="+v)
 	}
 	cmd := &exec.Cmd{Path: fmt.Sprintf("/proc/self/fd/%d", exeFD), Args: append([]string{b.argv0}, b.args...), Env: env,
-		ExtraFiles:  []*os.File{cfgR, b.lnFile, exe, signer},
+		ExtraFiles:  []*os.File{cfgR, b.lnFile, b.exe, signer},
 		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}}
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: b.cfg.UID, Gid: b.cfg.GID, Groups: []uint32{}}
@@ -492,6 +507,7 @@ func (b *Broker) Close() error {
 	<-b.done
 	b.withID.CloseIdleConnections()
 	b.lnFile.Close()
+	b.exe.Close()
 	return b.ln.Close()
 }
 

@@ -53,7 +53,7 @@ type testPKI struct {
 	client func(cn string, notAfter time.Time) tls.Certificate
 }
 
-func newPKI(t *testing.T) *testPKI {
+func newPKI(t testing.TB) *testPKI {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
@@ -298,7 +298,7 @@ func TestIdentityDocument(t *testing.T) {
 }
 
 func FuzzDecodeIdentity(f *testing.F) {
-	p := newPKI(&testing.T{})
+	p := newPKI(f)
 	a := p.client("a", time.Now().Add(time.Hour))
 	doc, _ := encodeIdentity(a.Certificate)
 	f.Add(doc)

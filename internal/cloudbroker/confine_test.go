@@ -260,8 +260,8 @@ func TestCompromisedBrokerGainsNothing(t *testing.T) {
 	logs := &logBuf{}
 	ctx := context.WithValue(t.Context(), testProcessKey{}, testProcess{argv0: probeArgv0, args: targets.args()})
 	// The signer's clock stands still: the rate limit grants exactly the burst.
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	b, err := Start(ctx, Config{Server: srv.URL, SocketDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: clock.now,
+	clock := newFakeClock()
+	b, err := Start(ctx, Config{Server: srv.URL, SocketDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: clock.now, After: clock.after,
 		Identity: func() (tls.Certificate, error) { return identity, nil }})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ package cloudbroker
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -57,7 +58,10 @@ const (
 
 // The monitor signs at most SignRate signatures a second on average, SignBurst at once: a TLS
 // handshake needs one, and the broker keeps its connections alive, so a compromised broker
-// cannot use the monitor as a signing oracle at any useful rate.
+// cannot use the monitor as a signing oracle at any useful rate. Refusals are paced too: after
+// answering a request with an error, the monitor reads that broker's next request only
+// 1/SignRate later, so a broker that floods it with bad requests costs the monitor at most
+// SignRate answers a second.
 const (
 	SignRate  = 2
 	SignBurst = 8
@@ -221,10 +225,12 @@ func checkP256(pub crypto.PublicKey) error {
 	return nil
 }
 
-// heldKey is an identity's key, held by the monitor.
+// heldKey is an identity's key, held by the monitor, and the end of its certificate's
+// validity: the monitor signs with it until then, not after.
 type heldKey struct {
-	id  [keyIDLen]byte
-	key crypto.Signer
+	id       [keyIDLen]byte
+	key      crypto.Signer
+	notAfter time.Time
 }
 
 func newHeldKey(cert tls.Certificate) (*heldKey, error) {
@@ -252,20 +258,22 @@ func newHeldKey(cert tls.Certificate) (*heldKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &heldKey{id: id, key: key}, nil
+	return &heldKey{id: id, key: key, notAfter: leaf.NotAfter}, nil
 }
 
 // SignStats counts the monitor's answers to the broker's signing requests.
 type SignStats struct {
 	Signed  uint64 // signatures made
 	Limited uint64 // refused by the rate limit
-	Refused uint64 // refused otherwise: malformed, oversized, or for a key the monitor does not hold
+	Refused uint64 // refused otherwise: malformed, oversized, for a key the monitor does not hold or whose certificate has expired, or the key failed
 }
 
 // keyServer is the monitor's half: it holds the identity's key and signs for the broker.
 type keyServer struct {
 	log *slog.Logger
 	now func() time.Time
+	// after is the clock's timer: a broker's serve loop waits on it after each refusal.
+	after func(time.Duration) <-chan time.Time
 
 	mu sync.Mutex
 	// current is the identity the broker has acknowledged; pending the one being handed over
@@ -282,8 +290,11 @@ type keyServer struct {
 
 const logEvery = 10 * time.Second
 
-func newKeyServer(log *slog.Logger, now func() time.Time) *keyServer {
-	return &keyServer{log: log, now: now, tokens: SignBurst, refilled: now()}
+// refusalPause is how long a broker's serve loop waits after answering it with a refusal.
+const refusalPause = time.Second / SignRate
+
+func newKeyServer(log *slog.Logger, now func() time.Time, after func(time.Duration) <-chan time.Time) *keyServer {
+	return &keyServer{log: log, now: now, after: after, tokens: SignBurst, refilled: now()}
 }
 
 // offer makes k signable, before the broker is given its certificate.
@@ -309,8 +320,10 @@ func (s *keyServer) snapshot() SignStats {
 	return s.stats
 }
 
-// refuseLocked counts a refusal and logs it, or counts it as not logged.
-func (s *keyServer) refuseLocked(limited bool, msg string, args ...any) {
+// refuse counts a refusal and logs it, or counts it as not logged. It logs after releasing
+// s.mu, which it must not be holding.
+func (s *keyServer) refuse(limited bool, msg string, args ...any) {
+	s.mu.Lock()
 	if limited {
 		s.stats.Limited++
 	} else {
@@ -319,52 +332,74 @@ func (s *keyServer) refuseLocked(limited bool, msg string, args ...any) {
 	now := s.now()
 	if d := now.Sub(s.lastLog); !s.lastLog.IsZero() && d >= 0 && d < logEvery {
 		s.unlogged++
+		s.mu.Unlock()
 		return
 	}
-	s.log.Warn(msg, append(args, "refusals_not_logged", s.unlogged, "signed", s.stats.Signed,
-		"rate_limited", s.stats.Limited, "refused", s.stats.Refused)...)
+	unlogged, stats := s.unlogged, s.stats
 	s.lastLog, s.unlogged = now, 0
+	s.mu.Unlock()
+	s.log.Warn(msg, append(args, "refusals_not_logged", unlogged, "signed", stats.Signed,
+		"rate_limited", stats.Limited, "refused", stats.Refused)...)
 }
 
-// sign answers one request: the signature, or why not.
-func (s *keyServer) sign(req signRequest) ([]byte, error) {
+// take picks the held key req names and takes a token of the rate limit for it, or says why
+// not: refused (a key not held, or past its certificate's end) or limited (the rate limit).
+func (s *keyServer) take(req signRequest) (k *heldKey, limited bool, err error) {
 	s.mu.Lock()
-	var k *heldKey
+	defer s.mu.Unlock()
 	switch {
 	case s.current != nil && s.current.id == req.keyID:
 		k = s.current
 	case s.pending != nil && s.pending.id == req.keyID:
 		k = s.pending
 	default:
-		s.refuseLocked(false, "cloud broker: refused to sign for a key that is not the current identity's")
-		s.mu.Unlock()
-		return nil, errors.New("not the key of the agent's current certificate")
+		return nil, false, errors.New("not the key of the agent's current certificate")
 	}
 	now := s.now()
+	if now.After(k.notAfter) {
+		return nil, false, fmt.Errorf("the agent's certificate expired at %s: its key signs nothing after that (now %s)",
+			k.notAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
 	if el := now.Sub(s.refilled); el > 0 {
 		s.tokens = min(SignBurst, s.tokens+el.Seconds()*SignRate)
 	}
 	s.refilled = now
 	if s.tokens < 1 {
-		s.refuseLocked(true, "cloud broker: refused to sign: rate limit", "rate_per_second", SignRate, "burst", SignBurst)
-		s.mu.Unlock()
-		return nil, fmt.Errorf("rate limit: at most %d signatures a second, %d at once", SignRate, SignBurst)
+		return nil, true, fmt.Errorf("rate limit: at most %d signatures a second, %d at once", SignRate, SignBurst)
 	}
 	s.tokens--
+	return k, false, nil
+}
+
+// sign answers one request: the signature, or why not.
+func (s *keyServer) sign(req signRequest) ([]byte, error) {
+	k, limited, err := s.take(req)
+	if err != nil {
+		if limited {
+			s.refuse(true, "cloud broker: refused to sign: rate limit", "rate_per_second", SignRate, "burst", SignBurst)
+		} else {
+			s.refuse(false, "cloud broker: refused to sign", "error", err)
+		}
+		return nil, err
+	}
+	sig, err := k.key.Sign(rand.Reader, req.digest, req.hash)
+	if err != nil {
+		err = fmt.Errorf("signing: %w", err)
+		s.refuse(false, "cloud broker: the agent's key failed to sign", "error", err)
+		return nil, err
+	}
+	s.mu.Lock()
 	s.stats.Signed++
 	n := s.stats.Signed
 	s.mu.Unlock()
-	sig, err := k.key.Sign(rand.Reader, req.digest, req.hash)
-	if err != nil {
-		return nil, fmt.Errorf("signing: %w", err)
-	}
 	s.log.Debug("cloud broker: signed for its TLS handshake", "hash", req.hash.String(), "signatures", n)
 	return sig, nil
 }
 
-// serve answers the broker's requests on c until it closes, one at a time. A zero-length
-// datagram reads as the end, as the broker's exit does.
-func (s *keyServer) serve(c *net.UnixConn) {
+// serve answers the broker's requests on c until it closes or ctx ends, one at a time. A
+// zero-length datagram reads as the end, as the broker's exit does. After a refusal it waits
+// refusalPause before reading the next request: only this broker's loop waits.
+func (s *keyServer) serve(ctx context.Context, c *net.UnixConn) {
 	buf := make([]byte, MaxSignRequest+1)
 	for {
 		n, _, flags, _, err := c.ReadMsgUnix(buf, nil)
@@ -381,6 +416,13 @@ func (s *keyServer) serve(c *net.UnixConn) {
 			s.log.Warn("cloud broker: cannot answer its signing request; no more signatures for this broker process", "error", err)
 			return
 		}
+		if resp.err != "" {
+			select {
+			case <-s.after(refusalPause):
+			case <-ctx.Done():
+				return
+			}
+		}
 	}
 }
 
@@ -388,16 +430,12 @@ func (s *keyServer) serve(c *net.UnixConn) {
 func (s *keyServer) answer(b []byte, truncated bool) ([]byte, error) {
 	if truncated || len(b) > MaxSignRequest {
 		err := fmt.Errorf("a request longer than %d bytes", MaxSignRequest)
-		s.mu.Lock()
-		s.refuseLocked(false, "cloud broker: an oversized signing request", "error", err)
-		s.mu.Unlock()
+		s.refuse(false, "cloud broker: an oversized signing request", "error", err)
 		return nil, err
 	}
 	req, err := parseSignRequest(b)
 	if err != nil {
-		s.mu.Lock()
-		s.refuseLocked(false, "cloud broker: a malformed signing request", "error", err)
-		s.mu.Unlock()
+		s.refuse(false, "cloud broker: a malformed signing request", "error", err)
 		return nil, err
 	}
 	return s.sign(req)

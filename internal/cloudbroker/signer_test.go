@@ -2,6 +2,7 @@ package cloudbroker
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,10 +24,24 @@ import (
 	"time"
 )
 
-// fakeClock is the rate limit's clock.
+// fakeClock is the signer's clock and its timers: time moves when the test says.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu      sync.Mutex
+	t       time.Time
+	timers  []fakeTimer
+	changed chan struct{} // closed and replaced when a timer is set
+}
+
+type fakeTimer struct {
+	at time.Time
+	d  time.Duration
+	c  chan time.Time
+}
+
+// newFakeClock starts at the present, to the second (the test certificates are valid from an
+// hour ago to NotAfters relative to now), and stands still from then on.
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Now().Truncate(time.Second), changed: make(chan struct{})}
 }
 
 func (c *fakeClock) now() time.Time {
@@ -34,10 +50,63 @@ func (c *fakeClock) now() time.Time {
 	return c.t
 }
 
+// after is time.After on this clock.
+func (c *fakeClock) after(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	c.timers = append(c.timers, fakeTimer{at: c.t.Add(d), d: d, c: ch})
+	close(c.changed)
+	c.changed = make(chan struct{})
+	return ch
+}
+
+// advance moves the clock, firing the timers that are due.
 func (c *fakeClock) advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+	waiting := c.timers[:0]
+	for _, tm := range c.timers {
+		if tm.at.After(c.t) {
+			waiting = append(waiting, tm)
+			continue
+		}
+		tm.c <- c.t
+	}
+	c.timers = waiting
+}
+
+// waitTimers waits (in real time, bounded) until n timers are set and not yet fired, and
+// returns their durations.
+func (c *fakeClock) waitTimers(t testing.TB, n int) []time.Duration {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		var ds []time.Duration
+		for _, tm := range c.timers {
+			ds = append(ds, tm.d)
+		}
+		changed := c.changed
+		c.mu.Unlock()
+		if len(ds) >= n {
+			return ds
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("%d timers set, want %d", len(ds), n)
+		}
+	}
+}
+
+// pending is how many timers are set and not yet fired.
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
 }
 
 // recordingKey is the monitor's key, recording the hashes it signs.
@@ -71,6 +140,15 @@ type signerWorld struct {
 
 func newSignerWorld(t testing.TB) *signerWorld {
 	t.Helper()
+	w := &signerWorld{clock: newFakeClock(), logs: &logBuf{}}
+	w.ks = newKeyServer(slog.New(slog.NewTextHandler(w.logs, nil)), w.clock.now, w.clock.after)
+	w.conn = w.connect(t)
+	return w
+}
+
+// connect makes another broker's socket pair to the same key server (a restarted broker's).
+func (w *signerWorld) connect(t testing.TB) *signerConn {
+	t.Helper()
 	mine, theirs, err := signerPair()
 	if err != nil {
 		t.Fatal(err)
@@ -80,11 +158,20 @@ func newSignerWorld(t testing.TB) *signerWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &signerWorld{clock: &fakeClock{t: time.Unix(1_800_000_000, 0)}, logs: &logBuf{}, conn: conn}
-	w.ks = newKeyServer(slog.New(slog.NewTextHandler(w.logs, nil)), w.clock.now)
-	go w.ks.serve(mine)
-	t.Cleanup(func() { mine.Close(); conn.c.Close() })
-	return w
+	ctx, cancel := context.WithCancel(context.Background())
+	go w.ks.serve(ctx, mine)
+	t.Cleanup(func() { cancel(); mine.Close(); conn.c.Close() })
+	return conn
+}
+
+// refused waits for the serve loop's pause after a refusal, checks it is 1/SignRate, and lets
+// it pass on the clock (which refills the rate limit by one token too).
+func (w *signerWorld) refused(t testing.TB) {
+	t.Helper()
+	if ds := w.clock.waitTimers(t, 1); len(ds) != 1 || ds[0] != time.Second/SignRate {
+		t.Fatalf("after a refusal the monitor waits %v, want one pause of %v", ds, time.Second/SignRate)
+	}
+	w.clock.advance(time.Second / SignRate)
 }
 
 // handOver does what Refresh does around the broker's acknowledgement.
@@ -111,17 +198,30 @@ func (w *signerWorld) signerFor(t testing.TB, cert tls.Certificate) *remoteSigne
 // raw sends a frame as a compromised broker would, and returns the monitor's answer.
 func (w *signerWorld) raw(t *testing.T, frame []byte) signResponse {
 	t.Helper()
-	w.conn.mu.Lock()
-	defer w.conn.mu.Unlock()
-	_ = w.conn.c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := w.conn.c.Write(frame); err != nil {
+	return rawOn(t, w.conn, frame)
+}
+
+func rawOn(t *testing.T, c *signerConn, frame []byte) signResponse {
+	t.Helper()
+	send(t, c, frame)
+	return receive(t, c)
+}
+
+func send(t *testing.T, c *signerConn, frame []byte) {
+	t.Helper()
+	if _, err := c.c.Write(frame); err != nil {
 		t.Fatal(err)
 	}
-	n, err := w.conn.c.Read(w.conn.buf[:])
+}
+
+func receive(t *testing.T, c *signerConn) signResponse {
+	t.Helper()
+	_ = c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := c.c.Read(c.buf[:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := parseSignResponse(w.conn.buf[:n])
+	resp, err := parseSignResponse(c.buf[:n])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,6 +306,7 @@ func TestSignerRefusesMalformedRequests(t *testing.T) {
 		if resp.err == "" || !strings.Contains(resp.err, c.want) {
 			t.Errorf("%s: answer %q (signature %x), want an error with %q", c.name, resp.err, resp.sig, c.want)
 		}
+		w.refused(t)
 		if len(c.frame) >= signHeaderLen && resp.id != 7 && c.name != "garbage" && c.name != "oversized" {
 			t.Errorf("%s: the answer's id is %d, want the request's 7", c.name, resp.id)
 		}
@@ -225,6 +326,9 @@ func TestSignerRefusesMalformedRequests(t *testing.T) {
 	if _, err := rs.Sign(nil, make([]byte, 64), crypto.SHA512); err == nil {
 		t.Fatal("the remote signer asked for SHA-512")
 	}
+	if n := w.clock.pending(); n != 0 {
+		t.Fatalf("%d pauses after a signature or after requests never sent", n)
+	}
 	// The refusals were logged, once (the rest counted as not logged).
 	if l := w.logs.String(); strings.Count(l, "level=WARN") != 1 || !strings.Contains(l, "signing request") {
 		t.Fatalf("log:\n%s", l)
@@ -234,7 +338,7 @@ func TestSignerRefusesMalformedRequests(t *testing.T) {
 func TestSignerRateLimit(t *testing.T) {
 	p := newPKI(t)
 	w := newSignerWorld(t)
-	id := p.client("device-1", time.Now().Add(time.Hour))
+	id := p.client("device-1", time.Now().Add(24*time.Hour)) // valid past the idle hour below
 	rs := w.handOver(t, id)
 	d := digestOf(crypto.SHA256, "handshake")
 	for i := range SignBurst {
@@ -242,25 +346,29 @@ func TestSignerRateLimit(t *testing.T) {
 			t.Fatalf("signature %d of the burst: %v", i+1, err)
 		}
 	}
-	for range 50 {
+	// Past the burst: a refusal, then the monitor's pause, whose 1/SignRate s refills one
+	// token: one signature, and the next refused. A broker that keeps asking gets SignRate
+	// signatures a second, and no faster.
+	const rounds = 20
+	for i := range rounds {
 		if _, err := rs.Sign(nil, d, crypto.SHA256); err == nil || !strings.Contains(err.Error(), "rate limit") {
-			t.Fatalf("past the burst: %v, want the rate limit", err)
+			t.Fatalf("round %d, past the burst: %v, want the rate limit", i, err)
+		}
+		w.refused(t)
+		if _, err := rs.Sign(nil, d, crypto.SHA256); err != nil {
+			t.Fatalf("round %d, after 1/%d s: %v", i, SignRate, err)
 		}
 	}
-	if got := w.ks.snapshot(); got != (SignStats{Signed: SignBurst, Limited: 50}) {
+	if got := w.ks.snapshot(); got != (SignStats{Signed: SignBurst + rounds, Limited: rounds}) {
 		t.Fatalf("stats %+v", got)
 	}
 	if !strings.Contains(w.logs.String(), "rate limit") {
 		t.Fatalf("the refusal was not logged:\n%s", w.logs.String())
 	}
-	// Time refills the bucket at SignRate a second, and no faster.
-	w.clock.advance(time.Second / SignRate)
-	if _, err := rs.Sign(nil, d, crypto.SHA256); err != nil {
-		t.Fatalf("after 1/%d s: %v", SignRate, err)
-	}
 	if _, err := rs.Sign(nil, d, crypto.SHA256); err == nil {
-		t.Fatal("two signatures after one token's time")
+		t.Fatal("a signature without the time for a token")
 	}
+	w.refused(t)
 	w.clock.advance(time.Hour)
 	for i := range SignBurst {
 		if _, err := rs.Sign(nil, d, crypto.SHA256); err != nil {
@@ -269,6 +377,142 @@ func TestSignerRateLimit(t *testing.T) {
 	}
 	if _, err := rs.Sign(nil, d, crypto.SHA256); err == nil {
 		t.Fatal("an idle hour gave more than the burst")
+	}
+}
+
+// TestSignerPacesRefusals: after a refusal (malformed, another key's, rate-limited), the
+// monitor reads that broker's next request only 1/SignRate later on its clock, so a broker
+// flooding it with bad requests gets SignRate answers a second; another broker's requests
+// (its successor's, on another socket pair) are answered meanwhile.
+func TestSignerPacesRefusals(t *testing.T) {
+	p := newPKI(t)
+	w := newSignerWorld(t)
+	id := p.client("device-1", time.Now().Add(time.Hour))
+	rs := w.handOver(t, id)
+	good, err := encodeSignRequest(signRequest{id: 2, hash: crypto.SHA256, keyID: rs.keyID, digest: digestOf(crypto.SHA256, "x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := w.raw(t, []byte("bad")); resp.err == "" {
+		t.Fatal("a bad request signed")
+	}
+	if ds := w.clock.waitTimers(t, 1); len(ds) != 1 || ds[0] != time.Second/SignRate {
+		t.Fatalf("pauses %v, want one of %v", ds, time.Second/SignRate)
+	}
+	// The next request waits in the socket, unread, while the clock stands short of the pause.
+	send(t, w.conn, good)
+	w.clock.advance(time.Second/SignRate - time.Nanosecond)
+	other := w.connect(t)
+	if resp := rawOn(t, other, good); resp.err != "" {
+		t.Fatalf("another broker's request during the first one's pause: %q", resp.err)
+	}
+	if got := w.ks.snapshot(); got != (SignStats{Signed: 1, Refused: 1}) {
+		t.Fatalf("stats %+v: the paused broker's request was read", got)
+	}
+	_ = w.conn.c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := w.conn.c.Read(w.conn.buf[:]); err == nil {
+		t.Fatalf("answered during the pause: %x", w.conn.buf[:n])
+	}
+	w.clock.advance(time.Nanosecond)
+	if resp := receive(t, w.conn); resp.err != "" || resp.id != 2 {
+		t.Fatalf("after the pause: %+v", resp)
+	}
+	if got := w.ks.snapshot(); got != (SignStats{Signed: 2, Refused: 1}) {
+		t.Fatalf("stats %+v", got)
+	}
+	// A signature is not followed by a pause.
+	if n := w.clock.pending(); n != 0 {
+		t.Fatalf("%d pauses after a signature", n)
+	}
+	// A flood: each refusal costs the broker 1/SignRate of the clock; without the clock moving,
+	// one answer and no more.
+	for range 5 {
+		send(t, w.conn, []byte("bad"))
+	}
+	if resp := receive(t, w.conn); resp.err == "" {
+		t.Fatal("a bad request signed")
+	}
+	w.clock.waitTimers(t, 1)
+	_ = w.conn.c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := w.conn.c.Read(w.conn.buf[:]); err == nil {
+		t.Fatal("a second refusal without the clock moving")
+	}
+	for i := range 4 {
+		w.refused(t)
+		if resp := receive(t, w.conn); resp.err == "" {
+			t.Fatalf("bad request %d signed", i+2)
+		}
+	}
+	if got := w.ks.snapshot(); got.Refused != 6 {
+		t.Fatalf("stats %+v, want 6 refused", got)
+	}
+}
+
+// TestSignerStopsAtNotAfter: the monitor signs with a key until its certificate's NotAfter
+// on its clock, then refuses, for the current key and for one being handed over.
+func TestSignerStopsAtNotAfter(t *testing.T) {
+	p := newPKI(t)
+	w := newSignerWorld(t)
+	start := w.clock.now()
+	id := p.client("device-1", start.Add(time.Hour))
+	rs := w.handOver(t, id)
+	renewed := p.client("device-1-renewed", start.Add(2*time.Hour))
+	k, err := newHeldKey(renewed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.ks.offer(k)
+	next := w.signerFor(t, renewed)
+	d := digestOf(crypto.SHA256, "handshake")
+	w.clock.advance(time.Hour) // at NotAfter: still valid
+	for _, s := range []*remoteSigner{rs, next} {
+		if _, err := s.Sign(nil, d, crypto.SHA256); err != nil {
+			t.Fatalf("at NotAfter: %v", err)
+		}
+	}
+	w.clock.advance(time.Second)
+	want := "the monitor refused to sign: the agent's certificate expired at " + start.Add(time.Hour).UTC().Format(time.RFC3339)
+	if _, err := rs.Sign(nil, d, crypto.SHA256); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("past NotAfter: %v, want %q", err, want)
+	}
+	w.refused(t)
+	if _, err := next.Sign(nil, d, crypto.SHA256); err != nil {
+		t.Fatalf("the pending key, still valid: %v", err)
+	}
+	w.clock.advance(time.Hour)
+	if _, err := next.Sign(nil, d, crypto.SHA256); err == nil || !strings.Contains(err.Error(), "certificate expired at "+
+		start.Add(2*time.Hour).UTC().Format(time.RFC3339)) {
+		t.Fatalf("the pending key past its NotAfter: %v", err)
+	}
+	w.refused(t)
+	if got := w.ks.snapshot(); got != (SignStats{Signed: 3, Refused: 2}) {
+		t.Fatalf("stats %+v", got)
+	}
+	if !strings.Contains(w.logs.String(), "certificate expired") {
+		t.Fatalf("the refusal was not logged:\n%s", w.logs.String())
+	}
+}
+
+// failingKey is a key whose signing fails (a hardware key gone).
+type failingKey struct{ *ecdsa.PrivateKey }
+
+func (failingKey) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errors.New("the key is gone")
+}
+
+// TestSignerCountsOnlySignatures: a signature that fails is not counted as made.
+func TestSignerCountsOnlySignatures(t *testing.T) {
+	p := newPKI(t)
+	w := newSignerWorld(t)
+	id := p.client("device-1", time.Now().Add(time.Hour))
+	id.PrivateKey = failingKey{id.PrivateKey.(*ecdsa.PrivateKey)}
+	rs := w.handOver(t, id)
+	if _, err := rs.Sign(nil, digestOf(crypto.SHA256, "x"), crypto.SHA256); err == nil || !strings.Contains(err.Error(), "the key is gone") {
+		t.Fatalf("a failing key: %v", err)
+	}
+	w.refused(t)
+	if got := w.ks.snapshot(); got != (SignStats{Refused: 1}) {
+		t.Fatalf("stats %+v, want nothing signed and one refusal", got)
 	}
 }
 
@@ -283,6 +527,7 @@ func TestSignerRenewal(t *testing.T) {
 	if _, err := newSigner.Sign(nil, d, crypto.SHA256); err == nil {
 		t.Fatal("the monitor signed with a key it has not handed over")
 	}
+	w.refused(t)
 	// During the handover both are served (a handshake in flight with the old certificate,
 	// the next with the new one)...
 	k, err := newHeldKey(newID)
@@ -300,6 +545,7 @@ func TestSignerRenewal(t *testing.T) {
 	if _, err := oldSigner.Sign(nil, d, crypto.SHA256); err == nil || !strings.Contains(err.Error(), "not the key of the agent's current certificate") {
 		t.Fatalf("the old key after the handover: %v", err)
 	}
+	w.refused(t)
 	sig, err := newSigner.Sign(nil, d, crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
@@ -473,7 +719,7 @@ func FuzzParseSignResponse(f *testing.F) {
 // round trip, both parsers, the signature and the broker's check of it), beside the same
 // signature made in place.
 func BenchmarkRemoteSign(b *testing.B) {
-	p := newPKI(&testing.T{})
+	p := newPKI(b)
 	id := p.client("device-1", time.Now().Add(time.Hour))
 	d := digestOf(crypto.SHA256, "handshake")
 	b.Run("monitor", func(b *testing.B) {
