@@ -101,7 +101,8 @@ func (s *Service) PrepareRotation(ctx context.Context, tx store.Tx, tenantID str
 // (ErrBadSignature); a key's second signature counts once. Current root keys the service holds
 // online sign too. Each root needs a threshold of the current and of its own root keys
 // (ErrBelowThreshold, naming how many signed and were needed; nothing changes). Then the old
-// root keys are revoked and the new ones recorded, offline (public halves only).
+// root keys the new roots do not list are revoked and the new ones recorded, offline (public
+// halves only); a key in both stays as it was (so the same keys renew a root).
 func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID string, roots []PreparedRoot, sigs []RootSignature) (Rotation, error) {
 	if len(roots) > MaxRotationRoots {
 		return Rotation{}, fmt.Errorf("%w: %d roots; at most %d", ErrPrepared, len(roots), MaxRotationRoots)
@@ -189,27 +190,38 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 		rot.RootVersions = append(rot.RootVersions, int64(len(st.Roots)))
 	}
 	rot.Threshold = newRole.Threshold
+	// Keys in both the current and the new root (a renewal, or a partial change) stay as they are.
 	revoked := now.UTC().Truncate(time.Microsecond)
+	keep := map[string]bool{}
+	for _, pub := range newPubs {
+		id, err := imagepkg.KeyID(pub)
+		if err != nil {
+			return Rotation{}, err
+		}
+		rot.NewKeyIDs = append(rot.NewKeyIDs, id)
+		keep[id] = true
+	}
 	for _, rec := range set.recs {
+		if keep[rec.ID] {
+			continue
+		}
 		rec.KeyCiphertext, rec.RevokedAt = nil, revoked
 		if err := tx.UpdateSigningKey(ctx, rec); err != nil {
 			return Rotation{}, fmt.Errorf("revoking root key %s: %w", rec.ID, err)
 		}
 	}
-	for _, pub := range newPubs {
+	for i, pub := range newPubs {
+		if set.current(rot.NewKeyIDs[i]) {
+			continue
+		}
 		der, err := x509.MarshalPKIXPublicKey(pub)
 		if err != nil {
 			return Rotation{}, err
 		}
-		id, err := imagepkg.KeyID(pub)
-		if err != nil {
-			return Rotation{}, err
-		}
-		if err := tx.CreateSigningKey(ctx, store.SigningKey{ID: id, TenantID: tenantID, Purpose: KeyRoot, PublicDER: der,
+		if err := tx.CreateSigningKey(ctx, store.SigningKey{ID: rot.NewKeyIDs[i], TenantID: tenantID, Purpose: KeyRoot, PublicDER: der,
 			CreatedAt: revoked}); err != nil {
-			return Rotation{}, fmt.Errorf("recording root key %s: %w", id, err)
+			return Rotation{}, fmt.Errorf("recording root key %s: %w", rot.NewKeyIDs[i], err)
 		}
-		rot.NewKeyIDs = append(rot.NewKeyIDs, id)
 	}
 	return rot, nil
 }

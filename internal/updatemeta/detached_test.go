@@ -153,6 +153,14 @@ func TestDetachedRotation(t *testing.T) {
 	if _, err := f.device("g1", "g1", f.clock.now).Refresh(f.ctx); err != nil {
 		t.Fatalf("a device starting from root 1: %v", err)
 	}
+	// The same keys renew the root: nothing is revoked or added.
+	before := recIDs(f.rootKeyRecords())
+	roots = f.prepare(second, 3)
+	rot, err = f.complete(roots, signAll(t, roots, second...))
+	must(t, err)
+	if fmt.Sprint(rot.RootVersions) != "[4 4]" || fmt.Sprint(recIDs(f.rootKeyRecords())) != fmt.Sprint(before) {
+		t.Fatalf("renewal %+v: keys %v, were %v", rot, recIDs(f.rootKeyRecords()), before)
+	}
 	// The next deployment still reaches the device: online keys were kept.
 	b := f.image(store.ImageApplication, "2.0.0")
 	must(t, f.deploy("g1", b))
