@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 		initWith(probeBody)
 	}
 	Init()
+	if dir := os.Getenv(monitorEnv); dir != "" {
+		os.Exit(runTestMonitor(dir))
+	}
 	os.Exit(m.Run())
 }
 
