@@ -30,6 +30,9 @@ import (
 // TestMain lets this test binary serve as the broker (and, for the confinement test, as a
 // broker that probes its confinement instead of serving).
 func TestMain(m *testing.M) {
+	if len(os.Args) > 0 && os.Args[0] == keyHolderArgv0 {
+		runKeyHolder()
+	}
 	if len(os.Args) > 0 && os.Args[0] == probeArgv0 {
 		os.Args[0] = argv0
 		initWith(probeBody)

@@ -3,14 +3,21 @@ package cloudbroker
 import (
 	"bufio"
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -49,16 +56,38 @@ func keyNeedles(t *testing.T, k *ecdsa.PrivateKey) []needle {
 	return n
 }
 
+// memScan is what scanMemory saw of a process.
+type memScan struct {
+	found   map[string]bool // the needles it holds
+	scanned int64           // bytes read
+	// unreadable counts the bytes of readable anonymous read-write mappings (the heap, the
+	// stacks, Go's arenas: where a key would be) that could not be read. It must be zero, or
+	// the scan missed part of the process.
+	unreadable int64
+	anonymous  int64 // the size of those mappings
+}
+
+// anonymousRW says whether a /proc/PID/maps line's fields describe an anonymous read-write
+// mapping.
+func anonymousRW(f []string) bool {
+	if !strings.HasPrefix(f[1], "rw") {
+		return false
+	}
+	return len(f) < 6 || f[5] == "[heap]" || strings.HasPrefix(f[5], "[stack") || strings.HasPrefix(f[5], "[anon:")
+}
+
 // scanMemory reads every readable mapping of the process through /proc/PID/mem and says which
-// needles it holds, and how many bytes it read.
-func scanMemory(pid int, needles []needle) (map[string]bool, int64, error) {
+// needles it holds, how many bytes it read, and how many of its anonymous read-write mappings'
+// it could not.
+func scanMemory(pid int, needles []needle) (memScan, error) {
+	res := memScan{found: map[string]bool{}}
 	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
 	if err != nil {
-		return nil, 0, err
+		return res, err
 	}
 	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
 	if err != nil {
-		return nil, 0, err
+		return res, err
 	}
 	defer mem.Close()
 	longest := 0
@@ -67,8 +96,6 @@ func scanMemory(pid int, needles []needle) (map[string]bool, int64, error) {
 	}
 	const chunk = 1 << 20
 	buf := make([]byte, chunk+longest)
-	found := map[string]bool{}
-	var scanned int64
 	sc := bufio.NewScanner(bytes.NewReader(maps))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -82,19 +109,27 @@ func scanMemory(pid int, needles []needle) (map[string]bool, int64, error) {
 		start, err1 := strconv.ParseUint(lo, 16, 64)
 		end, err2 := strconv.ParseUint(hi, 16, 64)
 		if !ok || err1 != nil || err2 != nil {
-			return nil, 0, fmt.Errorf("maps line %q", sc.Text())
+			return res, fmt.Errorf("maps line %q", sc.Text())
+		}
+		anon := anonymousRW(f)
+		if anon {
+			res.anonymous += int64(end - start)
 		}
 		for at := start; at < end; at += chunk {
-			n, _ := mem.ReadAt(buf[:min(uint64(len(buf)), end-at)], int64(at))
-			scanned += int64(min(n, chunk))
+			n, err := mem.ReadAt(buf[:min(uint64(len(buf)), end-at)], int64(at))
+			own := int(min(chunk, end-at)) // this chunk's bytes; the rest overlaps the next
+			res.scanned += int64(min(n, own))
+			if err != nil && anon && n < own {
+				res.unreadable += int64(own - n)
+			}
 			for _, nd := range needles {
-				if !found[nd.name] && containsMasked(buf[:n], nd.masked) {
-					found[nd.name] = true
+				if !res.found[nd.name] && containsMasked(buf[:n], nd.masked) {
+					res.found[nd.name] = true
 				}
 			}
 		}
 	}
-	return found, scanned, sc.Err()
+	return res, sc.Err()
 }
 
 // containsMasked says whether hay holds the needle whose masked form is m, without making
@@ -119,6 +154,25 @@ func containsMasked(hay, m []byte) bool {
 	return false
 }
 
+func TestAnonymousRW(t *testing.T) {
+	for line, want := range map[string]bool{
+		"c000000000-c000400000 rw-p 00000000 00:00 0":                                      true,
+		"7f0000000000-7f0000021000 rw-p 00000000 00:00 0 [heap]":                           true,
+		"7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]":                          true,
+		"7f0000000000-7f0000001000 rw-p 00000000 00:00 0 [anon:go: heap]":                  true,
+		"00400000-00800000 r-xp 00000000 08:01 123 /usr/bin/rampart-agent":                 false,
+		"00a00000-00a10000 rw-p 00600000 08:01 123 /usr/bin/rampart-agent":                 false,
+		"7f0000000000-7f0000001000 r--p 00000000 00:00 0":                                  false,
+		"7f0000000000-7f0000001000 ---p 00000000 00:00 0":                                  false,
+		"7f1000000000-7f1000001000 rw-s 00000000 00:01 9 /dev/shm/x":                       false,
+		"7f2000000000-7f2000001000 rw-p 00000000 00:00 0                          [stack]": true,
+	} {
+		if got := anonymousRW(strings.Fields(line)); got != want {
+			t.Errorf("%q: %v, want %v", line, got, want)
+		}
+	}
+}
+
 func TestContainsMasked(t *testing.T) {
 	n := newNeedle("n", []byte("needle"))
 	for hay, want := range map[string]bool{"needle": true, "a needle in": true, "needl": false, "neeedle": false, "": false, "xxneedle": true} {
@@ -130,8 +184,10 @@ func TestContainsMasked(t *testing.T) {
 
 // TestBrokerHoldsNoKey reads a running broker's memory, after a handshake with the agent's
 // certificate, for the certificate's private key: it is not there. The controls: the same scan
-// of the monitor (this process) finds the key, and the scan of the broker finds the
-// certificate's public key, which the broker does hold.
+// of the monitor (this process) finds the key, so does the scan of another process of the
+// broker's uid that parsed the key and signed with it (across processes, as the broker held it
+// before it held none), and the scan of the broker finds the certificate's public key, which
+// the broker does hold. Every scan reads all of the anonymous read-write memory it lists.
 func TestBrokerHoldsNoKey(t *testing.T) {
 	needRoot(t)
 	p := newPKI(t)
@@ -158,21 +214,33 @@ func TestBrokerHoldsNoKey(t *testing.T) {
 	}
 	needles = append(needles, newNeedle("public key", pub))
 
-	inMonitor, n, err := scanMemory(os.Getpid(), needles)
-	if err != nil {
-		t.Fatal(err)
+	scan := func(who string, pid int) map[string]bool {
+		t.Helper()
+		s, err := scanMemory(pid, needles)
+		if err != nil {
+			t.Fatalf("reading the %s's memory: %v", who, err)
+		}
+		t.Logf("%s (pid %d): %d MiB read (%d MiB anonymous read-write), found %v", who, pid, s.scanned>>20, s.anonymous>>20, s.found)
+		if s.anonymous == 0 {
+			t.Fatalf("the scan of the %s lists no anonymous read-write memory: its check of unreadable bytes checks nothing", who)
+		}
+		if s.unreadable != 0 {
+			t.Fatalf("%d bytes of the %s's anonymous read-write memory could not be read: the scan is incomplete", s.unreadable, who)
+		}
+		return s.found
 	}
-	t.Logf("monitor: %d MiB read, found %v", n>>20, inMonitor)
+	inMonitor := scan("monitor", os.Getpid())
 	if !inMonitor["scalar, big-endian"] && !inMonitor["scalar, little-endian"] {
 		t.Fatal("the scan does not find the key in the monitor, which holds it: it proves nothing")
 	}
-
-	pid := b.PID()
-	inBroker, n, err := scanMemory(pid, needles)
-	if err != nil {
-		t.Fatalf("reading the broker's memory: %v", err)
+	// Across processes too: another process of the broker's uid that holds the key as the
+	// broker once did (parsed from PKCS#8, and signed with once) is found out by the same scan.
+	inHolder := scan("key holder", startKeyHolder(t, key))
+	if !inHolder["scalar, big-endian"] && !inHolder["scalar, little-endian"] {
+		t.Fatal("the scan does not find the key in another process that holds it: it proves nothing")
 	}
-	t.Logf("broker (pid %d): %d MiB read, found %v", pid, n>>20, inBroker)
+
+	inBroker := scan("broker", b.PID())
 	if !inBroker["public key"] {
 		t.Fatal("the scan does not find the certificate's public key in the broker, which holds it: it proves nothing")
 	}
@@ -181,4 +249,88 @@ func TestBrokerHoldsNoKey(t *testing.T) {
 			t.Errorf("the broker's memory holds the private key (%s)", nd.name)
 		}
 	}
+}
+
+// keyHolderArgv0 makes the test binary a process that holds a key as the broker did before
+// it held none: it reads a PKCS#8 key on keyHolderFD, parses it, signs once, says "ready" and
+// waits for its stdin to close (runKeyHolder).
+const keyHolderArgv0 = "rampart-cloud-broker-keyholder"
+
+const (
+	keyHolderFD    = 3
+	keyHolderExeFD = 4
+)
+
+func runKeyHolder() {
+	f := os.NewFile(keyHolderFD, "key")
+	der, err := io.ReadAll(io.LimitReader(f, 4096))
+	f.Close()
+	if err != nil {
+		fmt.Println("reading the key:", err)
+		os.Exit(1)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		fmt.Println("parsing the key:", err)
+		os.Exit(1)
+	}
+	d := sha256.Sum256([]byte("handshake"))
+	if _, err := k.(crypto.Signer).Sign(rand.Reader, d[:], crypto.SHA256); err != nil {
+		fmt.Println("signing:", err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
+}
+
+// startKeyHolder starts a key holder for key, as the broker's uid, and returns its pid once
+// it holds the key; it stops at the end of the test.
+func startKeyHolder(t *testing.T, key *ecdsa.PrivateKey) int {
+	t.Helper()
+	uid, gid, err := UIDFor("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyR, keyW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keyR.Close()
+	exe, err := os.Open("/proc/self/exe") // the test binary's directory is the test user's alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exe.Close()
+	cmd := &exec.Cmd{Path: fmt.Sprintf("/proc/self/fd/%d", keyHolderExeFD), Args: []string{keyHolderArgv0},
+		ExtraFiles: []*os.File{keyR, exe},
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL,
+			Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+	_, err = keyW.Write(der)
+	keyW.Close()
+	clear(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if line != "ready\n" {
+		t.Fatalf("the key holder: %q %v", line, err)
+	}
+	return cmd.Process.Pid
 }
