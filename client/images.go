@@ -161,6 +161,21 @@ func (c *Client) RotateUpdateRootKey(ctx context.Context, tenant string, req v1.
 	return out, err
 }
 
+// PrepareUpdateRoot returns every repository's next root, unsigned, listing new root keys
+// whose holders keep them: they sign it offline, and CompleteUpdateRoot publishes it.
+func (c *Client) PrepareUpdateRoot(ctx context.Context, tenant string, req v1.UpdateRootPrepare) (v1.UpdateRootPrepared, error) {
+	var out v1.UpdateRootPrepared
+	_, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "update-keys", "root", "prepare"}, nil, req, &out)
+	return out, err
+}
+
+// CompleteUpdateRoot publishes a prepared root rotation with its detached signatures.
+func (c *Client) CompleteUpdateRoot(ctx context.Context, tenant string, req v1.UpdateRootComplete) (v1.UpdateRootRotation, error) {
+	var out v1.UpdateRootRotation
+	_, err := c.do(ctx, http.MethodPost, []string{"tenants", tenant, "update-keys", "root", "complete"}, nil, req, &out)
+	return out, err
+}
+
 // UpdateRootStatus returns the tenant's update-metadata root key and when each repository's
 // root expires.
 func (c *Client) UpdateRootStatus(ctx context.Context, tenant string) (v1.UpdateRootStatus, error) {

@@ -123,3 +123,43 @@ type RotatedRepository struct {
 	Repository  string `json:"repository" doc:"images, director/GROUP_ID or director/GROUP_ID/held"`
 	RootVersion int64  `json:"root_version"`
 }
+
+// UpdateRootPrepare asks for the roots of a rotation whose root keys never reach the service
+// (docs/UPDATE-METADATA.md, "Detached signatures"): the new keys' holders made them and give
+// only their public halves.
+type UpdateRootPrepare struct {
+	PublicKeysPEM []string `json:"public_keys_pem" doc:"the new root keys' public halves (PKIX 'PUBLIC KEY' PEM, ECDSA P-256), 1 to 8"`
+	Threshold     int      `json:"threshold" doc:"how many of them must sign a root: 1 to their number"`
+}
+
+// UpdateRootPrepared is a prepared rotation: root N+1 of every repository of the tenant,
+// unsigned, for the old and new root keys' holders to sign where their keys are.
+type UpdateRootPrepared struct {
+	TenantID string         `json:"tenant_id"`
+	Roots    []PreparedRoot `json:"roots" doc:"one per repository"`
+}
+
+// PreparedRoot is one repository's next root.
+type PreparedRoot struct {
+	Repository string          `json:"repository" doc:"images, director/GROUP_ID or director/GROUP_ID/held"`
+	Root       json.RawMessage `json:"root" doc:"TUF root metadata, unsigned"`
+}
+
+// UpdateRootComplete publishes a prepared rotation with its detached signatures.
+type UpdateRootComplete struct {
+	Roots      []PreparedRoot  `json:"roots" doc:"as prepare returned them"`
+	Signatures []RootSignature `json:"signatures" doc:"each holder's signatures over the roots"`
+}
+
+// RootSignatures is what one root-key holder signed: a signature file of 'rampart keys
+// root-sign'.
+type RootSignatures struct {
+	Signatures []RootSignature `json:"signatures"`
+}
+
+// RootSignature is a detached signature over one repository's prepared root.
+type RootSignature struct {
+	Repository string `json:"repository"`
+	KeyID      string `json:"key_id" doc:"the signing key's TUF key ID"`
+	Sig        string `json:"sig" doc:"hex of the ASN.1 DER ECDSA signature over SHA-256 of the canonical JSON of the root's signed part"`
+}

@@ -203,6 +203,8 @@ var builders = map[string]func(b *buildCtx) request{
 		delete(rootKeys, b.f.id) // rotated out: it can never be imported again
 		return request{path: "/v1/tenants/" + b.f.id + "/update-keys/root/rotate", body: v1.UpdateRootRotate{}}
 	},
+	"prepareUpdateRootRotation":  prepareRootRequest,
+	"completeUpdateRootRotation": completeRootRequest,
 	"listErrorReports": func(b *buildCtx) request {
 		return request{path: "/v1/tenants/" + b.f.id + "/error-reports?type=AppCrash&device_group_id=" + b.f.group}
 	},

@@ -52,6 +52,12 @@ func imageRoutes() []route {
 		{method: "POST", path: tenantPath + "/update-keys/root/rotate", op: "rotateUpdateRootKey",
 			summary: "Replace the tenant's update-metadata root keys with new_keys new ones, threshold of which must sign a root: every repository gets a root version signed by a threshold of the old keys and of the new, which devices follow; the old keys are revoked. key_pem and key_pems are current keys that are offline, signed with once and not kept; below the current threshold nothing changes (409).",
 			action:  authz.UpdateKeyManage, in: v1.UpdateRootRotate{}, out: v1.UpdateRootRotation{}, status: 200, handle: rotateUpdateRoot},
+		{method: "POST", path: tenantPath + "/update-keys/root/prepare", op: "prepareUpdateRootRotation",
+			summary: "Prepare a rotation whose root keys never reach the service: root N+1 of every repository, listing the new keys (public halves) and threshold, unsigned, for the holders of the current and new keys to sign offline (rampart keys root-sign). Changes nothing.",
+			action:  authz.UpdateKeyManage, in: v1.UpdateRootPrepare{}, out: v1.UpdateRootPrepared{}, status: 200, handle: prepareUpdateRoot},
+		{method: "POST", path: tenantPath + "/update-keys/root/complete", op: "completeUpdateRootRotation",
+			summary: "Publish a prepared rotation with the holders' detached signatures: each root needs a threshold of the current and of the new root keys (409 otherwise, naming how many signed and were needed; nothing changes). The current keys no new root lists are revoked; the new keys are recorded offline.",
+			action:  authz.UpdateKeyManage, in: v1.UpdateRootComplete{}, out: v1.UpdateRootRotation{}, status: 200, limit: 8 << 20, handle: completeUpdateRoot},
 		{method: "GET", path: tenantPath + "/update-keys/root", op: "getUpdateRootStatus",
 			summary: "The tenant's update-metadata root keys (each online or offline), their threshold, and when each repository's root expires. The service renews roots itself while a threshold of the keys is online; otherwise a root inside its renewal window must be renewed with rotate-root before it expires.",
 			action:  authz.ImageRead, out: v1.UpdateRootStatus{}, status: 200, handle: updateRootStatus},
@@ -190,6 +196,22 @@ func rotateUpdateRoot(c *call) (any, error) {
 		return nil, err
 	}
 	return c.h.m.RotateUpdateRoot(c.r.Context(), c.p, c.param("tenant"), req)
+}
+
+func prepareUpdateRoot(c *call) (any, error) {
+	var req v1.UpdateRootPrepare
+	if err := decode(c, &req); err != nil {
+		return nil, err
+	}
+	return c.h.m.PrepareUpdateRoot(c.r.Context(), c.p, c.param("tenant"), req)
+}
+
+func completeUpdateRoot(c *call) (any, error) {
+	var req v1.UpdateRootComplete
+	if err := decode(c, &req); err != nil {
+		return nil, err
+	}
+	return c.h.m.CompleteUpdateRoot(c.r.Context(), c.p, c.param("tenant"), req)
 }
 
 func updateRootStatus(c *call) (any, error) {

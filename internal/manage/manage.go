@@ -11,6 +11,7 @@ package manage
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -117,6 +118,10 @@ type Publisher interface {
 	ImportRoot(ctx context.Context, tx store.Tx, tenantID string, keyPEM []byte) error
 	// RotateRoot replaces the tenant's root keys (and threshold) in every repository.
 	RotateRoot(ctx context.Context, tx store.Tx, tenantID string, opt updatemeta.RotateOptions) (updatemeta.Rotation, error)
+	// PrepareRotation returns every repository's next root, unsigned, for detached signatures.
+	PrepareRotation(ctx context.Context, tx store.Tx, tenantID string, newKeys []crypto.PublicKey, threshold int) ([]updatemeta.PreparedRoot, error)
+	// CompleteRotation publishes prepared roots with their detached signatures.
+	CompleteRotation(ctx context.Context, tx store.Tx, tenantID string, roots []updatemeta.PreparedRoot, sigs []updatemeta.RootSignature) (updatemeta.Rotation, error)
 	// RootStatus reports the tenant's root keys and threshold and when each repository's root
 	// expires.
 	RootStatus(ctx context.Context, tx store.Tx, tenantID string) (updatemeta.RootStatus, error)

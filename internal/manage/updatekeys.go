@@ -219,3 +219,101 @@ func (m *Manager) ImagesRootMetadata(ctx context.Context, p *authz.Principal, te
 	}
 	return md.Body, nil
 }
+
+// PrepareUpdateRoot returns root N+1 of every repository of the tenant, listing the new root
+// keys whose public halves req gives (their holders keep the private halves) and req.Threshold,
+// unsigned: the holders of the current and the new keys sign them where the keys are
+// ('rampart keys root-sign'), and CompleteUpdateRoot publishes them. It changes nothing.
+func (m *Manager) PrepareUpdateRoot(ctx context.Context, p *authz.Principal, tenantID string, req v1.UpdateRootPrepare) (v1.UpdateRootPrepared, error) {
+	if err := m.read(ctx, p, tenantID, authz.UpdateKeyManage); err != nil {
+		return v1.UpdateRootPrepared{}, err
+	}
+	if m.meta == nil {
+		return v1.UpdateRootPrepared{}, errors.New("update metadata is not configured on this server")
+	}
+	if len(req.PublicKeysPEM) < 1 || len(req.PublicKeysPEM) > updatemeta.MaxRootKeys {
+		return v1.UpdateRootPrepared{}, problem.Invalid(v1.ErrorDetail{Field: "public_keys_pem", Message: fmt.Sprintf("want 1 to %d keys", updatemeta.MaxRootKeys)})
+	}
+	if req.Threshold < 1 || req.Threshold > len(req.PublicKeysPEM) {
+		return v1.UpdateRootPrepared{}, problem.Invalid(v1.ErrorDetail{Field: "threshold", Message: "want 1 to the number of keys"})
+	}
+	var keys []crypto.PublicKey
+	for i, b := range req.PublicKeysPEM {
+		k, err := updatemeta.ParsePublicKey([]byte(b))
+		if err != nil {
+			return v1.UpdateRootPrepared{}, problem.Invalid(v1.ErrorDetail{Field: "public_keys_pem", Message: fmt.Sprintf("key %d: %v", i+1, err)})
+		}
+		keys = append(keys, k)
+	}
+	out := v1.UpdateRootPrepared{TenantID: tenantID, Roots: []v1.PreparedRoot{}}
+	// Prepare reads; it writes only if a repository lacks its online key, which it then makes.
+	err := m.store.Update(ctx, func(tx store.Tx) error {
+		roots, err := m.meta.PrepareRotation(ctx, tx, tenantID, keys, req.Threshold)
+		if errors.Is(err, updatemeta.ErrBadKey) || errors.Is(err, updatemeta.ErrBadThreshold) {
+			return problem.Invalid(v1.ErrorDetail{Field: "public_keys_pem", Message: err.Error()})
+		}
+		for _, r := range roots {
+			out.Roots = append(out.Roots, v1.PreparedRoot{Repository: r.Repository, Root: r.Root})
+		}
+		return err
+	})
+	return out, err
+}
+
+// CompleteUpdateRoot publishes a prepared rotation with the holders' detached signatures: each
+// root must still be its repository's next, and be signed by a threshold of the current and of
+// the new root keys (the service adds signatures by current keys it holds). Nothing changes
+// otherwise (409 naming how many signed and were needed, or that the rotation must be prepared
+// again; 422 for a signature by a key neither root lists or one that does not verify).
+func (m *Manager) CompleteUpdateRoot(ctx context.Context, p *authz.Principal, tenantID string, req v1.UpdateRootComplete) (v1.UpdateRootRotation, error) {
+	var out v1.UpdateRootRotation
+	o := op{tenantID: tenantID, action: authz.UpdateKeyManage, resourceType: "update-key", resourceID: "root"}
+	err := m.write(ctx, p, o, func(tx store.Tx, n *note) error {
+		if m.meta == nil {
+			return errors.New("update metadata is not configured on this server")
+		}
+		if len(req.Roots) < 1 || len(req.Roots) > updatemeta.MaxRotationRoots {
+			return problem.Invalid(v1.ErrorDetail{Field: "roots", Message: fmt.Sprintf("want 1 to %d roots", updatemeta.MaxRotationRoots)})
+		}
+		if len(req.Signatures) > updatemeta.MaxRotationRoots*2*updatemeta.MaxRootKeys {
+			return problem.Invalid(v1.ErrorDetail{Field: "signatures", Message: "too many signatures"})
+		}
+		roots := make([]updatemeta.PreparedRoot, len(req.Roots))
+		for i, r := range req.Roots {
+			roots[i] = updatemeta.PreparedRoot{Repository: r.Repository, Root: r.Root}
+		}
+		sigs := make([]updatemeta.RootSignature, len(req.Signatures))
+		for i, s := range req.Signatures {
+			sig, err := updatemeta.ParseRootSignature(s.Repository, s.KeyID, s.Sig)
+			if err != nil {
+				return problem.Invalid(v1.ErrorDetail{Field: "signatures", Message: err.Error()})
+			}
+			sigs[i] = sig
+		}
+		rot, err := m.meta.CompleteRotation(ctx, tx, tenantID, roots, sigs)
+		switch {
+		case errors.Is(err, updatemeta.ErrNotRootKey), errors.Is(err, updatemeta.ErrBadSignature):
+			return problem.Invalid(v1.ErrorDetail{Field: "signatures", Message: err.Error()})
+		case errors.Is(err, updatemeta.ErrBadKey), errors.Is(err, updatemeta.ErrBadThreshold):
+			return problem.Invalid(v1.ErrorDetail{Field: "roots", Message: err.Error()})
+		case errors.Is(err, updatemeta.ErrPrepared) && !errors.Is(err, store.ErrConflict):
+			return problem.Invalid(v1.ErrorDetail{Field: "roots", Message: err.Error()})
+		case err != nil:
+			return err
+		}
+		out = v1.UpdateRootRotation{OldKeyID: rot.OldKeyIDs[0], NewKeyID: rot.NewKeyIDs[0], OldKeyIDs: rot.OldKeyIDs,
+			NewKeyIDs: rot.NewKeyIDs, OldThreshold: rot.OldThreshold, Threshold: rot.Threshold, Repositories: []v1.RotatedRepository{}}
+		for i, r := range rot.Repositories {
+			out.Repositories = append(out.Repositories, v1.RotatedRepository{Repository: r, RootVersion: rot.RootVersions[i]})
+		}
+		n.message = "rotated the update-metadata root keys with detached signatures"
+		n.detail("old_key_ids", rot.OldKeyIDs)
+		n.detail("new_key_ids", rot.NewKeyIDs)
+		n.detail("old_threshold", rot.OldThreshold)
+		n.detail("threshold", rot.Threshold)
+		n.detail("signatures", len(sigs))
+		n.detail("repositories", len(rot.Repositories))
+		return nil
+	})
+	return out, err
+}

@@ -1,11 +1,14 @@
 package updatemeta
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
@@ -336,4 +339,64 @@ func attachSignatures(repo string, next, old *metadata.Metadata[metadata.RootTyp
 			ErrBelowThreshold, repo, oldN, len(oldRole.KeyIDs), oldRole.Threshold, newN, len(newRole.KeyIDs), newRole.Threshold, store.ErrConflict)
 	}
 	return nil
+}
+
+// MaxSignatureHex bounds a detached signature in hex (an ECDSA P-256 signature in DER is at
+// most 72 bytes).
+const MaxSignatureHex = 2 * 80
+
+// ParseRootSignature checks and decodes a detached signature as a request or a signature file
+// carries it: a repository name of at most 200 bytes, a TUF key ID of 64 lower-case hex digits,
+// and the signature in lower-case hex, at most MaxSignatureHex digits.
+func ParseRootSignature(repository, keyID, sigHex string) (RootSignature, error) {
+	if repository == "" || len(repository) > 200 {
+		return RootSignature{}, fmt.Errorf("%w: repository name of %d bytes", ErrBadSignature, len(repository))
+	}
+	if len(keyID) != 64 || !lowerHex(keyID) {
+		return RootSignature{}, fmt.Errorf("%w: key ID %.80q is not 64 lower-case hex digits", ErrBadSignature, keyID)
+	}
+	if len(sigHex) == 0 || len(sigHex) > MaxSignatureHex || len(sigHex)%2 != 0 || !lowerHex(sigHex) {
+		return RootSignature{}, fmt.Errorf("%w: the signature by %s is not 2 to %d lower-case hex digits", ErrBadSignature, keyID, MaxSignatureHex)
+	}
+	sig, err := hex.DecodeString(sigHex)
+	if err != nil {
+		return RootSignature{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	return RootSignature{Repository: repository, KeyID: keyID, Signature: sig}, nil
+}
+
+func lowerHex(s string) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// MaxPublicKeyPEM bounds a public key given in PEM.
+const MaxPublicKeyPEM = 4 << 10
+
+// ParsePublicKey parses a new root key's public half: exactly one "PUBLIC KEY" PEM block
+// (PKIX) without headers, nothing but white space around it, at most MaxPublicKeyPEM bytes,
+// an ECDSA P-256 key.
+func ParsePublicKey(b []byte) (*ecdsa.PublicKey, error) {
+	if len(b) > MaxPublicKeyPEM {
+		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrBadKey, len(b), MaxPublicKeyPEM)
+	}
+	trimmed := bytes.TrimSpace(b)
+	blk, rest := pem.Decode(trimmed)
+	if blk == nil || blk.Type != "PUBLIC KEY" || len(blk.Headers) != 0 || len(bytes.TrimSpace(rest)) != 0 ||
+		!bytes.HasPrefix(trimmed, []byte("-----BEGIN PUBLIC KEY-----")) || bytes.Count(trimmed, []byte("-----BEGIN")) != 1 {
+		return nil, fmt.Errorf("%w: not exactly one PEM 'PUBLIC KEY' block", ErrBadKey)
+	}
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	k, ok := pub.(*ecdsa.PublicKey)
+	if !ok || k.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("%w: not an ECDSA P-256 public key", ErrBadKey)
+	}
+	return k, nil
 }
