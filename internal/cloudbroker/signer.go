@@ -4,7 +4,8 @@ package cloudbroker
 // private key stays in the monitor. The broker's tls.Certificate holds a remoteSigner, whose
 // Sign sends the digest to the monitor over a SOCK_SEQPACKET socket pair made at spawn
 // (signerFD in the broker) and returns the monitor's signature; the monitor's keyServer signs
-// with the key of the identity it has handed over, at a bounded rate.
+// with the key of the identity it has handed over, until that certificate's NotAfter, at a
+// bounded rate, and answers a broker's next request only refusalPause after refusing one.
 //
 // Wire format, one message per datagram, integers big-endian:
 //
