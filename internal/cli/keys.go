@@ -16,11 +16,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rampart-iot/rampart/internal/atomicfile"
+	"github.com/rampart-iot/rampart/internal/updatemeta"
 )
 
 func newKeysCmd(a *app) *cobra.Command {
 	return group("keys", "Take the tenant's update-metadata root keys offline, bring them back, rotate them",
-		newKeysExportRootCmd(a), newKeysImportRootCmd(a), newKeysRotateRootCmd(a), newKeysRootMetadataCmd(a), newKeysStatusCmd(a))
+		newKeysExportRootCmd(a), newKeysImportRootCmd(a), newKeysRotateRootCmd(a), newKeysRootMetadataCmd(a), newKeysStatusCmd(a),
+		newKeysRootKeygenCmd(a), newKeysRootPrepareCmd(a), newKeysRootSignCmd(a))
 }
 
 func newKeysExportRootCmd(a *app) *cobra.Command {
@@ -106,12 +108,12 @@ func readKeyFile(name string) ([]byte, error) {
 }
 
 func newKeysRotateRootCmd(a *app) *cobra.Command {
-	var rootKeys []string
-	var out, outDir string
+	var rootKeys, sigFiles []string
+	var out, outDir, unsigned string
 	var newKeys, threshold int
 	var onlineKeys bool
 	cmd := &cobra.Command{
-		Use:   "rotate-root [--root-key FILE ...] [--new-keys N --threshold K] [--out FILE | --out-dir DIR] [--online-keys]",
+		Use:   "rotate-root [--root-key FILE ...] [--new-keys N --threshold K] [--out FILE | --out-dir DIR] [--online-keys] | --unsigned UNSIGNED --signature SIG ...",
 		Short: "Replace the tenant's update-metadata root keys; devices follow at their next refresh",
 		Long: `rotate-root makes new root keys for the tenant's update metadata (TUF): --new-keys N of them
 (default 1, at most 8), of which --threshold K (default 1) must sign every later root. Every
@@ -129,9 +131,22 @@ given or online, nothing changes and the error says how many were given and need
 0600; DIR must be empty or not exist) and the service keeps only their public halves; hand
 each to its holder. --out FILE does the same for a single new key. Without either the new keys
 stay online. --online-keys also replaces every repository's online key (targets, snapshot,
-timestamp) in the same root version.`,
+timestamp) in the same root version.
+
+With --unsigned UNSIGNED --signature SIG ... it instead publishes a rotation whose keys never
+reach the service: UNSIGNED as 'keys root-prepare' wrote it, and each holder's signatures as
+'keys root-sign' wrote them. Each root needs a threshold of the current and of the new keys.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if unsigned != "" || len(sigFiles) > 0 {
+				if unsigned == "" || len(sigFiles) == 0 || len(rootKeys) > 0 || newKeys != 0 || threshold != 0 || out != "" || outDir != "" || onlineKeys {
+					return &usageError{cmd: cmd, msg: "--unsigned UNSIGNED takes --signature SIG (at least one) and no other flag"}
+				}
+				if len(sigFiles) > 2*updatemeta.MaxRootKeys {
+					return &usageError{cmd: cmd, msg: fmt.Sprintf("at most %d --signature files", 2*updatemeta.MaxRootKeys)}
+				}
+				return completeRotation(cmd, a, unsigned, sigFiles)
+			}
 			req := v1.UpdateRootRotate{NewKeys: newKeys, Threshold: threshold, OnlineKeys: onlineKeys}
 			if newKeys < 0 || newKeys > 8 || threshold < 0 || threshold > max(newKeys, 1) {
 				return &usageError{cmd: cmd, msg: "want 1 to 8 --new-keys and a --threshold from 1 to --new-keys"}
@@ -211,6 +226,8 @@ timestamp) in the same root version.`,
 	cmd.Flags().StringVar(&out, "out", "", "take the single new root key offline: write it to this file (must not exist)")
 	cmd.Flags().StringVar(&outDir, "out-dir", "", "take the new root keys offline: write each to DIR/root-KEYID.pem (DIR empty or new)")
 	cmd.Flags().BoolVar(&onlineKeys, "online-keys", false, "also replace every repository's online key")
+	cmd.Flags().StringVar(&unsigned, "unsigned", "", "publish a rotation prepared with root-prepare (with --signature)")
+	cmd.Flags().StringArrayVar(&sigFiles, "signature", nil, "a holder's signatures from root-sign (repeatable; with --unsigned)")
 	return cmd
 }
 

@@ -217,3 +217,101 @@ func TestE2EKeysThreshold(t *testing.T) {
 		t.Fatalf("audited rotations %v in %+v", thresholds, audit)
 	}
 }
+
+// TestE2EKeysDetached rotates the root twice with keys that never reach the service: holders
+// make their keys (root-keygen), the operator prepares (root-prepare), each holder signs
+// (root-sign), and rotate-root --unsigned --signature publishes; below a threshold of the
+// current or the new keys, with a forged signature, or from stale prepared roots nothing
+// changes.
+func TestE2EKeysDetached(t *testing.T) {
+	e := startE2E(t)
+	r := e.admin
+	app, hw := appTree(t)
+	pkg := filepath.Join(t.TempDir(), "app.rampkg")
+	r.ok(t, "image-package", "pack-application", "--package-directory", app, "--hardware-definitions", hw, "--output-file", pkg, "--version", "1.0.0")
+	var img v1.Image
+	r.json(t, &img, "image", "add", "--image-path", pkg)
+	r.ok(t, "product", "create", "--name", "Lamp")
+	r.ok(t, "deployment", "create", "--product", "Lamp", "--device-group", "Field Test", "--images", img.ID)
+
+	dir := t.TempDir()
+	holder := func(name string) (key, pub string) {
+		key, pub = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".pub")
+		r.ok(t, "keys", "root-keygen", "--out", key, "--public-out", pub)
+		if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", key, st, err)
+		}
+		return key, pub
+	}
+	sign := func(unsigned, key, name string) string {
+		out := filepath.Join(dir, name)
+		if o := r.ok(t, "keys", "root-sign", "--unsigned", unsigned, "--key", key, "--out", out); !strings.Contains(o, "director/") {
+			t.Fatalf("root-sign printed %q", o)
+		}
+		return out
+	}
+	h1, p1 := holder("h1")
+	h2, p2 := holder("h2")
+	h3, p3 := holder("h3")
+	u1 := filepath.Join(dir, "u1.json")
+	r.ok(t, "keys", "root-prepare", "--public-key", p1, "--public-key", p2, "--public-key", p3, "--threshold", "2", "--out", u1)
+	s1, s3 := sign(u1, h1, "s1.json"), sign(u1, h3, "s3.json")
+	// The service's one current key is online and signs for the old root; one new key is not enough.
+	r.fails(t, "1 of its 3 new keys (2 needed)", "keys", "rotate-root", "--unsigned", u1, "--signature", s1)
+	if res := r.run(t, "keys", "rotate-root", "--unsigned", u1); res.code != 2 {
+		t.Fatalf("--unsigned without --signature: %+v", res)
+	}
+	var rot v1.UpdateRootRotation
+	r.json(t, &rot, "keys", "rotate-root", "--unsigned", u1, "--signature", s1, "--signature", s3)
+	if rot.Threshold != 2 || len(rot.NewKeyIDs) != 3 || len(rot.Repositories) != 2 || rot.Repositories[1].RootVersion != 2 || len(rot.KeyPEMs) != 0 {
+		t.Fatalf("detached rotation: %+v", rot)
+	}
+	var st v1.UpdateRootStatus
+	r.json(t, &st, "keys", "status")
+	if st.Online || st.Threshold != 2 || len(st.Keys) != 3 || st.Keys[0].Online || st.Keys[1].Online || st.Keys[2].Online {
+		t.Fatalf("status after the detached rotation: %+v", st)
+	}
+	r.fails(t, "prepare again", "keys", "rotate-root", "--unsigned", u1, "--signature", s1, "--signature", s3)
+
+	// 2-of-3 → 3-of-3: the current holders sign as well as the new ones.
+	n1, q1 := holder("n1")
+	n2, q2 := holder("n2")
+	n3, q3 := holder("n3")
+	u2 := filepath.Join(dir, "u2.json")
+	r.ok(t, "keys", "root-prepare", "--public-key", q1, "--public-key", q2, "--public-key", q3, "--threshold", "3", "--out", u2)
+	newSigs := []string{"--signature", sign(u2, n1, "t1.json"), "--signature", sign(u2, n2, "t2.json"), "--signature", sign(u2, n3, "t3.json")}
+	old1, old2 := sign(u2, h1, "o1.json"), sign(u2, h2, "o2.json")
+	r.fails(t, "1 of the current 3 root keys (2 needed)", append([]string{"keys", "rotate-root", "--unsigned", u2, "--signature", old1}, newSigs...)...)
+	// A forged signature: one hex digit changed.
+	b, err := os.ReadFile(old2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigs v1.RootSignatures
+	if err := json.Unmarshal(b, &sigs); err != nil {
+		t.Fatal(err)
+	}
+	d := []byte(sigs.Signatures[0].Sig)
+	if d[20] == '0' {
+		d[20] = '1'
+	} else {
+		d[20] = '0'
+	}
+	sigs.Signatures[0].Sig = string(d)
+	forged := filepath.Join(dir, "forged.json")
+	b, _ = json.Marshal(sigs)
+	if err := os.WriteFile(forged, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.fails(t, "does not verify", append([]string{"keys", "rotate-root", "--unsigned", u2, "--signature", old1, "--signature", forged}, newSigs...)...)
+	r.json(t, &st, "keys", "status")
+	if st.Threshold != 2 || st.Repositories[0].RootVersion != 2 {
+		t.Fatalf("a refused rotation changed the root: %+v", st)
+	}
+	r.json(t, &rot, append([]string{"keys", "rotate-root", "--unsigned", u2, "--signature", old1, "--signature", old2}, newSigs...)...)
+	if rot.Threshold != 3 || rot.OldThreshold != 2 || rot.Repositories[0].RootVersion != 3 {
+		t.Fatalf("second detached rotation: %+v", rot)
+	}
+	r.fails(t, "revoked", "keys", "import-root", h1)
+	r.ok(t, "keys", "import-root", n1) // a new key can be brought online like any other
+}
