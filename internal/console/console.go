@@ -168,6 +168,14 @@ func (h *Handler) routes() {
 	mux.HandleFunc("POST "+t+"/members/remove", h.tenantForm(h.removeMember))
 	mux.HandleFunc("POST "+t+"/members/tokens", h.tenantForm(h.createMemberToken))
 	mux.HandleFunc("POST "+t+"/tokens/{token}/revoke", h.tenantForm(h.revokeTenantToken))
+	mux.HandleFunc("GET "+t+"/webhooks", h.tenant(h.webhooks))
+	mux.HandleFunc("POST "+t+"/webhooks", h.tenantForm(h.createWebhook))
+	mux.HandleFunc("GET "+t+"/webhooks/{webhook}", h.tenant(h.webhookPage))
+	mux.HandleFunc("POST "+t+"/webhooks/{webhook}/delete", h.tenantForm(h.deleteWebhook))
+	mux.HandleFunc("POST "+t+"/webhooks/{webhook}/rotate-secret", h.tenantForm(h.rotateWebhookSecret))
+	mux.HandleFunc("POST "+t+"/webhooks/{webhook}/ping", h.tenantForm(h.pingWebhook))
+	mux.HandleFunc("POST "+t+"/webhooks/{webhook}/enable", h.tenantForm(h.enableWebhook))
+	mux.HandleFunc("POST "+t+"/webhooks/{webhook}/deliveries/{delivery}/{command}", h.tenantForm(h.deliveryCommand))
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Data: errorView{Message: "There is no console page at " + r.URL.Path + "."}})
 	})
@@ -459,7 +467,8 @@ var funcs = template.FuncMap{
 		}
 		return "active"
 	},
-	"invalid": invalidAttrs,
+	"invalid":         invalidAttrs,
+	"deliveryactions": deliveryActions,
 	"tokenform": func(f *form, prefix string, lifetimes []struct{ Value, Label string }) tokenFields {
 		return tokenFields{F: f, P: prefix, Lifetimes: lifetimes}
 	},
