@@ -230,7 +230,7 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 }
 
 // checkPrepared parses a prepared root (signatures dropped) and checks that it is the next
-// version after old, that its root role is 1 to MaxRootKeys ECDSA P-256 keys with a usable
+// version after old, that it expires no later than a root lifetime from now (as prepared), that its root role is 1 to MaxRootKeys ECDSA P-256 keys with a usable
 // threshold, and that it lists exactly the repository's online key, threshold 1, for the
 // online roles.
 func (s *Service) checkPrepared(repo string, b []byte, old *metadata.Metadata[metadata.RootType], onlinePub crypto.PublicKey) (*metadata.Metadata[metadata.RootType], error) {
@@ -244,6 +244,10 @@ func (s *Service) checkPrepared(repo string, b []byte, old *metadata.Metadata[me
 	next.ClearSignatures()
 	if next.Signed.Version != old.Signed.Version+1 {
 		return nil, fmt.Errorf("%w: the root of %s is version %d, the repository is at %d: prepare again: %w", ErrPrepared, repo, next.Signed.Version, old.Signed.Version, store.ErrConflict)
+	}
+	if latest := s.now().Add(s.lifetimesWithDefaults().Root); next.Signed.Expires.After(latest) {
+		return nil, fmt.Errorf("%w: the root of %s expires at %s, later than a root lifetime from now (%s)", ErrPrepared, repo,
+			next.Signed.Expires.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))
 	}
 	onlineID, err := tufrepo.KeyID(onlinePub)
 	if err != nil {

@@ -1,6 +1,7 @@
 package updatemeta
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -139,6 +140,15 @@ func TestDetachedRotation(t *testing.T) {
 	}
 	if len(f.state(dir).Roots) != 2 || len(f.rootKeyRecords()) != 3 {
 		t.Fatal("a refused rotation changed something")
+	}
+	// A root made to last longer than the service would make it: every holder signed it, still refused.
+	long := bytes.Replace(roots[0].Root, []byte(`"expires":"`+fmt.Sprint(f.clock.now().Year()+1)), []byte(`"expires":"`+fmt.Sprint(f.clock.now().Year()+9)), 1)
+	if bytes.Equal(long, roots[0].Root) {
+		t.Fatalf("no expiry to change in %s", roots[0].Root)
+	}
+	longRoots := []PreparedRoot{{Repository: roots[0].Repository, Root: long}, roots[1]}
+	if _, err := f.complete(longRoots, signAll(t, longRoots, first[0], first[1], second[0], second[1], second[2])); !errors.Is(err, ErrPrepared) {
+		t.Fatalf("a root expiring in 9 years: %v", err)
 	}
 	if _, err := f.complete(roots[:1], append(signAll(t, roots[:1], first[0], first[1]), newSigs...)); !errors.Is(err, ErrPrepared) {
 		t.Fatalf("one repository left out: %v", err)
