@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"crypto/rand"
 	"html"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/client"
+	"github.com/rampart-iot/rampart/internal/ids"
 	"github.com/rampart-iot/rampart/internal/server/servertest"
 	"github.com/rampart-iot/rampart/internal/store"
 	"github.com/rampart-iot/rampart/internal/webhook"
@@ -240,6 +242,36 @@ func TestWebhookForms(t *testing.T) {
 		t.Errorf("the refused retry is not shown above the deliveries:\n%s", r.body)
 	}
 	mustStatus(t, "an unknown delivery command", ab.post(hbase+"/deliveries/"+ds[1].ID+"/explode", url.Values{"csrf": {tok}}), http.StatusNotFound)
+
+	// A delivery that failed for good (written straight into the store, as the worker leaves
+	// one after its last attempt): shown with its status and escaped error, retried under its
+	// own delivery ID.
+	gen := &ids.Generator{Now: time.Now, Rand: rand.Reader}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	stored, err := srv.Store.GetWebhookDelivery(ctx, f.tenant, ds[1].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := store.WebhookDelivery{ID: gen.MustNew(), TenantID: f.tenant, WebhookID: hook.ID, EventID: gen.MustNew(), EventType: stored.EventType,
+		Payload: stored.Payload, State: store.DeliveryFailed, Attempts: 8, LastStatus: 500, LastError: "refused " + hostile, CreatedAt: now, UpdatedAt: now}
+	if err := srv.Store.CreateWebhookDelivery(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
+	p = ab.get(hbase)
+	if !strings.Contains(p.body, `id="retry-`+failed.ID+`"`) || !strings.Contains(p.body, `id="redeliver-`+failed.ID+`"`) ||
+		!strings.Contains(p.body, html.EscapeString("refused "+hostile)) || strings.Contains(p.body, hostile) || !strings.Contains(p.body, "<td>500</td>") {
+		t.Fatalf("the failed delivery's row:\n%s", p.body)
+	}
+	csrfCases(t, ab, hbase+"/deliveries/"+failed.ID+"/retry", url.Values{})
+	mustStatus(t, "retry", ab.post(hbase+"/deliveries/"+failed.ID+"/retry", url.Values{"csrf": {tok}}), http.StatusSeeOther)
+	if got := recv.wait(t, 3); got.header.Get(webhook.HeaderID) != failed.ID {
+		t.Errorf("the retry was sent as delivery %q, want %s", got.header.Get(webhook.HeaderID), failed.ID)
+	}
+	f.waitDelivered(t, hook.ID, failed.ID)
+	if es := f.audit(t, "webhook.manage"); es[0].Result != "success" || !strings.Contains(string(es[0].Details), `"retry_delivery":"`+failed.ID+`"`) {
+		t.Errorf("audit of the retry: %+v", es[0])
+	}
+	ds = f.deliveries(t, hook.ID)
 
 	// Disabled by the service: shown with its reason, ping refused in place, enabled again.
 	disabledAt := time.Now().UTC().Truncate(time.Second)
