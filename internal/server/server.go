@@ -287,7 +287,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	info.ConsoleURL = info.URL + console.Prefix
 	rootsDue := prometheus.NewGauge(prometheus.GaugeOpts{Name: "rampart_update_roots_due_offline",
-		Help: "Update-metadata roots inside their renewal window whose tenant's root key is offline: renew them with 'rampart keys rotate-root --root-key FILE' before they expire, or devices stop taking updates."})
+		Help: "Update-metadata roots inside their renewal window whose tenant has fewer than a threshold of root keys online: renew them with 'rampart keys rotate-root --root-key FILE ...' (a threshold of the root keys) before they expire, or devices stop taking updates."})
 	reg.MustRegister(rootsDue)
 	jan := &janitor{log: log, st: st, att: att, authority: authority, meta: meta, mgr: m, now: now,
 		retention: time.Duration(cfg.Reports.RetentionDays) * 24 * time.Hour, blobs: &blobGC{blobs: blobs, st: st},
@@ -377,7 +377,7 @@ type janitor struct {
 	now       func() time.Time
 	retention time.Duration
 	blobs     *blobGC
-	// rootsDue counts the roots RenewRoots could not renew (their key is offline); rootWarned
+	// rootsDue counts the roots RenewRoots could not renew (fewer than a threshold of their root keys online); rootWarned
 	// is when each was last logged, so that the warning comes daily, not every tick.
 	rootsDue   prometheus.Gauge
 	rootWarned map[[2]string]time.Time
@@ -396,8 +396,8 @@ func (j *janitor) run(ctx context.Context) {
 	}
 }
 
-// renewRoots renews the roots nearing expiry whose key is online, and warns, once a day each,
-// of those whose key is offline.
+// renewRoots renews the roots nearing expiry a threshold of whose root keys is online, and warns, once a day each,
+// of those whose tenant has fewer than a threshold of root keys online.
 func (j *janitor) renewRoots(ctx context.Context) {
 	n, offline, err := j.meta.RenewRoots(ctx, j.st, 1000)
 	if err != nil {
@@ -414,7 +414,7 @@ func (j *janitor) renewRoots(ctx context.Context) {
 			continue
 		}
 		j.rootWarned[k] = now
-		j.log.Warn("an update-metadata root expires soon and its key is offline: renew it with 'rampart keys rotate-root --root-key FILE', or devices stop taking updates when it expires",
+		j.log.Warn("an update-metadata root expires soon and fewer than a threshold of its root keys are online: renew it with 'rampart keys rotate-root --root-key FILE ...' (a threshold of the root keys), or devices stop taking updates when it expires",
 			"tenant", r.TenantID, "repository", r.Repository, "root_version", r.Version, "expires", r.Expires)
 	}
 }
