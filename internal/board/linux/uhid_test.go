@@ -7,10 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The uhid interface (linux/uhid.h): struct uhid_event is a packed __u32 type and a union
@@ -30,8 +33,14 @@ const (
 
 // uhidDevice is a USB HID device made through /dev/uhid, for a kernel HID driver to bind to:
 // a test emulates the device by answering the kernel's events.
+//
+// The kernel's drivers wait for some answers only briefly (hid-cp2112: 50 ms), so the device is
+// served by a goroutine locked to its own thread, blocked in poll(2) on /dev/uhid opened for
+// blocking reads: a request wakes that thread directly, not Go's network poller, which another
+// thread checks only when it has nothing else to do.
 type uhidDevice struct {
-	f       *os.File
+	fd      int    // /dev/uhid, blocking
+	wake    [2]int // a pipe whose read end ends serve
 	match   string // the device's directories: /sys/bus/hid/devices/0003:VVVV:PPPP.*
 	uniq    string
 	done    chan struct{}
@@ -55,12 +64,16 @@ func newUHID(t *testing.T, env string, modules map[string]string, name string, v
 			requireOrSkip(t, env, "no %s (%v): this test needs the modules %v (TestLinuxBoardInVM loads them in a VM)", module, err, modules)
 		}
 	}
-	f, err := os.OpenFile("/dev/uhid", os.O_RDWR, 0)
+	fd, err := unix.Open("/dev/uhid", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		requireOrSkip(t, env, "opening /dev/uhid: %v", err)
 	}
-	u := &uhidDevice{f: f, done: make(chan struct{}), answers: answer, uniq: fmt.Sprintf("rampart-%d-%s", os.Getpid(), t.Name()),
+	u := &uhidDevice{fd: fd, done: make(chan struct{}), answers: answer, uniq: fmt.Sprintf("rampart-%d-%s", os.Getpid(), t.Name()),
 		match: fmt.Sprintf("/sys/bus/hid/devices/0003:%04X:%04X.*", vendor, product)}
+	if err := unix.Pipe2(u.wake[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
 	ev := make([]byte, uhidEventSize)
 	binary.LittleEndian.PutUint32(ev, uhidCreate2)
 	copy(ev[4:4+127], name)
@@ -70,29 +83,49 @@ func newUHID(t *testing.T, env string, modules map[string]string, name string, v
 	binary.LittleEndian.PutUint32(ev[264:], vendor)
 	binary.LittleEndian.PutUint32(ev[268:], product)
 	copy(ev[280:], descriptor)
-	if _, err := f.Write(ev); err != nil {
-		f.Close()
+	if _, err := unix.Write(fd, ev); err != nil {
+		unix.Close(fd)
+		unix.Close(u.wake[0])
+		unix.Close(u.wake[1])
 		t.Fatalf("creating the uhid device: %v", err)
 	}
 	go u.serve()
 	t.Cleanup(func() {
-		_, _ = f.Write(event(uhidDestroy))
-		f.Close()
+		_, _ = unix.Write(fd, event(uhidDestroy))
+		_, _ = unix.Write(u.wake[1], []byte{0})
 		<-u.done
+		unix.Close(fd)
+		unix.Close(u.wake[0])
+		unix.Close(u.wake[1])
 	})
 	return u
 }
 
-// serve answers the kernel's events until the device is closed.
+// serve answers the kernel's events until the wake pipe is written to, on a thread of its own.
 func (u *uhidDevice) serve() {
 	defer close(u.done)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	ev := make([]byte, uhidEventSize)
 	for {
-		n, err := u.f.Read(ev)
-		if err != nil {
-			if !errors.Is(err, os.ErrClosed) {
-				u.fail(fmt.Errorf("reading /dev/uhid: %w", err))
+		fds := []unix.PollFd{{Fd: int32(u.fd), Events: unix.POLLIN}, {Fd: int32(u.wake[0]), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
 			}
+			u.fail(fmt.Errorf("polling /dev/uhid: %w", err))
+			return
+		}
+		if fds[1].Revents != 0 {
+			return
+		}
+		if fds[0].Revents&unix.POLLIN == 0 {
+			u.fail(fmt.Errorf("polling /dev/uhid: events %#x", fds[0].Revents))
+			return
+		}
+		n, err := unix.Read(u.fd, ev)
+		if err != nil {
+			u.fail(fmt.Errorf("reading /dev/uhid: %w", err))
 			return
 		}
 		if n < 4 {
@@ -100,7 +133,7 @@ func (u *uhidDevice) serve() {
 			return
 		}
 		if reply := u.answers(ev); reply != nil {
-			if _, err := u.f.Write(reply); err != nil {
+			if _, err := unix.Write(u.fd, reply); err != nil {
 				u.fail(fmt.Errorf("answering on /dev/uhid: %w", err))
 				return
 			}

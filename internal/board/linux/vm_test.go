@@ -47,7 +47,8 @@ type vmTest struct {
 // (static) and the kernel modules the tests need, and in the guest runs, with the variables that
 // turn their skips into failures:
 //   - TestGPIOAndI2COnCP2112: hid-cp2112's GPIO chip and I2C adapter, the bridge emulated
-//     through uhid (a GPIO line and a plain I2C transaction through real kernel drivers);
+//     through uhid (a GPIO line and a plain I2C transaction through real kernel drivers), with
+//     lm75 loaded to probe the adapter as hwmon drivers do;
 //   - TestI2COnStub: i2c-stub's SMBus-only adapter through i2c-dev;
 //   - TestUARTOnSerialPort: two 8250 serial ports (emulated 16550As) QEMU wires to each other;
 //   - TestGPIOOnGPIOSim, on a kernel that has gpio-sim (Debian 12's does not).
@@ -74,17 +75,19 @@ func TestLinuxBoardInVM(t *testing.T) {
 	}
 	k, err := qemuvm.FetchKernel(ctx, cache)
 	if err != nil {
-		t.Fatal(err)
+		requireKernel(t, err)
 	}
 	vmlinuz, err := k.Vmlinuz(ctx)
 	if err != nil {
-		t.Fatal(err)
+		requireKernel(t, err)
 	}
 	tests := []vmTest{
 		{name: "TestI2COnStub", modules: []string{"i2c-stub", "i2c-dev"}, params: map[string]string{"i2c_stub": "chip_addr=0x48"},
 			env: []string{"RAMPART_REQUIRE_I2C_STUB=1"}},
 		{name: "TestUARTOnSerialPort", env: []string{"RAMPART_TEST_SERIAL_PAIR=/dev/ttyS2,/dev/ttyS3"}},
-		{name: "TestGPIOAndI2COnCP2112", modules: []string{"uhid", "hid-cp2112", "i2c-dev"}, env: []string{"RAMPART_REQUIRE_CP2112=1"}},
+		// lm75 probes 0x48-0x4f on the emulated bridge's adapter when it appears, as hwmon
+		// drivers loaded on a PC do: the test must count only its own transfers.
+		{name: "TestGPIOAndI2COnCP2112", modules: []string{"uhid", "hid-cp2112", "i2c-dev", "lm75"}, env: []string{"RAMPART_REQUIRE_CP2112=1"}},
 	}
 	if k.Has("gpio-sim") {
 		tests = append(tests, vmTest{name: "TestGPIOOnGPIOSim", modules: []string{"gpio-sim"}, env: []string{"RAMPART_REQUIRE_GPIO_SIM=1"}})
@@ -113,7 +116,7 @@ func TestLinuxBoardInVM(t *testing.T) {
 	}
 	kos, err := k.Modules(ctx, mods...)
 	if err != nil {
-		t.Fatal(err)
+		requireKernel(t, err)
 	}
 	var load []string
 	for _, ko := range kos {
@@ -130,9 +133,17 @@ func TestLinuxBoardInVM(t *testing.T) {
 	step("wrote the initramfs")
 
 	// ttyS2 and ttyS3 are wired to each other: the first listens on a socket, the second
-	// connects to it.
-	sock := filepath.Join(dir, "serial.sock")
-	m := qemuvm.Machine{Kernel: vmlinuz, Initrd: initrd, Dir: dir, Cmdline: "quiet loglevel=1",
+	// connects to it. The socket is in a short directory of its own: a socket's path is at
+	// most 107 bytes, which t.TempDir() under a long TMPDIR exceeds.
+	sockDir, err := os.MkdirTemp("/tmp", "rampart-vm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "serial.sock")
+	// Two processors: the emulated CP2112 answers hid-cp2112, which gives up after 50 ms, from
+	// user space, and with one processor the answer may wait behind the request's own thread.
+	m := qemuvm.Machine{Kernel: vmlinuz, Initrd: initrd, Dir: dir, Cmdline: "quiet loglevel=1", CPUs: 2,
 		Args: []string{
 			"-chardev", "socket,id=s2,path=" + sock + ",server=on,wait=off", "-serial", "chardev:s2",
 			"-chardev", "socket,id=s3,path=" + sock, "-serial", "chardev:s3",
@@ -198,6 +209,14 @@ poweroff -f
 `
 }
 
+// requireKernel skips the test because the guest's kernel could not be had (no network, no
+// apt lists, no Debian 12 kernel package), saying why, or fails it when RAMPART_REQUIRE_QEMU=1
+// (CI) says it must be there.
+func requireKernel(t *testing.T, err error) {
+	t.Helper()
+	requireOrSkip(t, "RAMPART_REQUIRE_QEMU", "no Debian kernel for the guest: %v", err)
+}
+
 // requireVMTools skips the test when what the guest needs is missing, or fails it when
 // RAMPART_REQUIRE_QEMU=1 (CI) says it must be there.
 func requireVMTools(t *testing.T) {
@@ -251,6 +270,32 @@ func TestCheckGuestReport(t *testing.T) {
 		got := strings.Join(checkGuestReport(c.report, []string{"TestA", "TestB"}), "; ")
 		if c.want == "" && got != "" || c.want != "" && !strings.Contains(got, c.want) {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestLinuxBoardInVMWithoutKernel: with an empty kernel cache and apt unable to say which
+// kernel to fetch (as without apt lists), TestLinuxBoardInVM skips saying why, and fails
+// instead with RAMPART_REQUIRE_QEMU=1. It runs this test binary with apt-cache replaced.
+func TestLinuxBoardInVMWithoutKernel(t *testing.T) {
+	if os.Getenv(inVM) == "1" {
+		t.Skip("this is the guest")
+	}
+	requireVMTools(t)
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "apt-cache"), []byte("#!/bin/sh\necho 'E: No packages found' >&2\nexit 100\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, require := range []string{"", "1"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLinuxBoardInVM$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "RAMPART_KERNEL_CACHE="+t.TempDir(), "RAMPART_REQUIRE_QEMU="+require)
+		out, err := cmd.CombinedOutput()
+		want := "--- SKIP: TestLinuxBoardInVM"
+		if require == "1" {
+			want = "--- FAIL: TestLinuxBoardInVM"
+		}
+		if !strings.Contains(string(out), want) || !strings.Contains(string(out), "no Debian kernel for the guest: apt-cache depends linux-image-amd64") || (err == nil) != (require == "") {
+			t.Errorf("RAMPART_REQUIRE_QEMU=%q: %v, want %q with the reason\n%s", require, err, want, out)
 		}
 	}
 }
