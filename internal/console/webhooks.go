@@ -9,6 +9,7 @@ import (
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/authz"
 	"github.com/rampart-iot/rampart/internal/manage"
+	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/store"
 	"github.com/rampart-iot/rampart/internal/webhook"
 )
@@ -196,8 +197,7 @@ func (h *Handler) deliveryCommand(c *call) error {
 			return err
 		}
 	default:
-		h.render(c.w, c.r, http.StatusNotFound, "error", &view{Title: "Not found", Data: errorView{Message: "There is no such command."}})
-		return nil
+		return problem.New(v1.CodeNotFound, "a webhook delivery has no command %q", c.r.PathValue("command"))
 	}
 	return h.webhookAction(c, do, c.webhookPath()+"#deliveries-h")
 }
