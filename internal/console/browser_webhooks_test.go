@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"crypto/x509"
 	"encoding/pem"
 	"net/http/httptest"
 	"os"
@@ -16,26 +15,15 @@ import (
 	"github.com/rampart-iot/rampart/internal/webhook"
 )
 
-// trustReceiver makes the service's webhook deliveries trust a TLS receiver of the test: the
-// delivery client verifies with the system's roots, so SSL_CERT_FILE names a file holding the
-// receiver's certificate. Go reads the system roots once a process; the test fails (rather
-// than sending to an untrusted receiver) if they were read before it.
-func trustReceiver(t *testing.T, srv *httptest.Server) {
+// receiverCA writes a TLS receiver's certificate to a PEM file, for the service's
+// webhooks.ca_file (servertest.WebhookRoots): its deliveries then trust the receiver.
+func receiverCA(t *testing.T, srv *httptest.Server) string {
 	t.Helper()
-	cert := srv.Certificate()
 	file := filepath.Join(t.TempDir(), "receiver.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("SSL_CERT_FILE", file)
-	t.Setenv("SSL_CERT_DIR", t.TempDir())
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "127.0.0.1"}); err != nil {
-		t.Fatalf("the system roots were read before this test set SSL_CERT_FILE, so deliveries would not trust the receiver (%v); run it alone with -run TestBrowserWebhooks", err)
-	}
+	return file
 }
 
 // TestBrowserWebhooks drives the webhook pages in headless chromium with JavaScript off: make a
@@ -47,8 +35,7 @@ func TestBrowserWebhooks(t *testing.T) {
 	recv := &receiver{}
 	hs := httptest.NewTLSServer(recv)
 	t.Cleanup(hs.Close)
-	trustReceiver(t, hs)
-	srv := servertest.Start(t)
+	srv := servertest.Start(t, servertest.WebhookRoots(receiverCA(t, hs)))
 	f := newFixture(t, srv)
 	c := startChrome(t)
 	ctx := t.Context()

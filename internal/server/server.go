@@ -78,6 +78,26 @@ type Options struct {
 	Reload <-chan struct{}
 }
 
+// webhookRoots is the pool webhook receivers' certificates are verified with: the system's
+// roots and those of webhooks.ca_file, or nil (the system's alone) without one.
+func webhookRoots(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pemBytes, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks.ca_file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool() // no system roots on this machine: the file's alone
+	}
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("webhooks.ca_file %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
 // reloadOnSignal reads the TLS certificate again on each reload request (SIGHUP by default)
 // until ctx ends.
 func reloadOnSignal(ctx context.Context, reload <-chan struct{}, certs *certReloader, log *slog.Logger) {
@@ -209,6 +229,10 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	hookRoots, err := webhookRoots(cfg.Webhooks.CAFile)
+	if err != nil {
+		return err
+	}
 	hub := &push.Hub{}
 	notify, err := startNotifier(ctx, cfg, hub, log, rnd)
 	if err != nil {
@@ -294,7 +318,7 @@ func Run(ctx context.Context, opts Options) error {
 		rootsDue: rootsDue, rootWarned: map[[2]string]time.Time{}}
 	go jan.run(ctx)
 	hooks, err := webhook.NewWorker(webhook.Config{Store: st, Secrets: hookSeal, AllowLoopbackHTTP: opts.Dev || cfg.Webhooks.AllowHTTPLoopback,
-		MaxAttempts: cfg.Webhooks.MaxAttempts, Now: now, Rand: rnd, Logger: log})
+		MaxAttempts: cfg.Webhooks.MaxAttempts, RootCAs: hookRoots, Now: now, Rand: rnd, Logger: log})
 	if err != nil {
 		return err
 	}

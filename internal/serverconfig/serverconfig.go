@@ -101,6 +101,10 @@ type Webhooks struct {
 	// MaxAttempts is how many times a delivery is tried before it is marked failed (default
 	// 8, 1 to 20); retries back off exponentially from 10 seconds to at most an hour.
 	MaxAttempts int `json:"max_attempts"`
+	// CAFile names a PEM file of CA certificates that webhook receivers' certificates may
+	// chain to besides the system's roots: receivers on an organization's own PKI. Empty: the
+	// system's roots only.
+	CAFile string `json:"ca_file"`
 }
 
 // Reports configures error reports.

@@ -3,7 +3,6 @@ package webhook_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,8 +93,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 
 // client trusts the receiver's test certificate, with the worker's other protections.
 func (r *receiver) client() *http.Client {
-	c := webhook.NewClient(5 * time.Second)
-	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: r.srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
+	c := webhook.NewClient(5*time.Second, r.srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs)
 	return c
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -67,9 +69,12 @@ type Config struct {
 	// proxy, and refuses link-local and metadata addresses at dial time. A Client given here
 	// must do the same.
 	Client *http.Client
-	Now    func() time.Time // default time.Now
-	Rand   io.Reader        // jitter (default crypto/rand)
-	Logger *slog.Logger     // default discards
+	// RootCAs are the roots the default Client verifies receivers' certificates with (nil:
+	// the system's).
+	RootCAs *x509.CertPool
+	Now     func() time.Time // default time.Now
+	Rand    io.Reader        // jitter (default crypto/rand)
+	Logger  *slog.Logger     // default discards
 }
 
 // Worker delivers due webhook deliveries. Several workers (one per server replica) may share a
@@ -122,18 +127,20 @@ func NewWorker(cfg Config) (*Worker, error) {
 		cfg.Batch = DefaultBatch
 	}
 	if cfg.Client == nil {
-		cfg.Client = NewClient(cfg.Timeout)
+		cfg.Client = NewClient(cfg.Timeout, cfg.RootCAs)
 	}
 	return &Worker{cfg: cfg}, nil
 }
 
 // NewClient returns the HTTP client deliveries use: no redirects, no proxy, refused link-local
-// and metadata addresses, and timeout for the whole attempt.
-func NewClient(timeout time.Duration) *http.Client {
+// and metadata addresses, and timeout for the whole attempt. Receivers' certificates are
+// verified with roots (nil: the system's).
+func NewClient(timeout time.Duration, roots *x509.CertPool) *http.Client {
 	d := &net.Dialer{Timeout: timeout, Control: dialControl}
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   timeout,
 		ResponseHeaderTimeout: timeout,
 		MaxIdleConns:          16,

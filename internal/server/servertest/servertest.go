@@ -31,15 +31,16 @@ type Server struct {
 }
 
 type options struct {
-	backend   string
-	allowSW   *bool
-	now       func() time.Time
-	ekRoots   string
-	requireEK bool
-	limits    *serverconfig.Limits
-	reports   *serverconfig.Limits
-	authFail  *serverconfig.Limits
-	same      *Server
+	backend    string
+	allowSW    *bool
+	now        func() time.Time
+	ekRoots    string
+	requireEK  bool
+	limits     *serverconfig.Limits
+	reports    *serverconfig.Limits
+	authFail   *serverconfig.Limits
+	same       *Server
+	webhookCAs string
 }
 
 // EKRoots makes the service check EK certificates against the PEM file, and, with require,
@@ -47,6 +48,10 @@ type options struct {
 func EKRoots(pemFile string, require bool) Option {
 	return func(o *options) { o.ekRoots, o.requireEK = pemFile, require }
 }
+
+// WebhookRoots makes webhook deliveries also trust the CA certificates of the PEM file
+// (webhooks.ca_file): a test's own TLS receiver.
+func WebhookRoots(pemFile string) Option { return func(o *options) { o.webhookCAs = pemFile } }
 
 // DeviceLimits sets the per-address limit of the unauthenticated device endpoints (the
 // default is serverconfig's).
@@ -118,6 +123,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	cfg.Policy.AllowSoftwareRootOfTrust = o.allowSW
 	cfg.CA.EKRootsFile, cfg.CA.RequireEKCertificate = o.ekRoots, o.requireEK
+	cfg.Webhooks.CAFile = o.webhookCAs
 	// Tests and benchmarks attest from one address far faster than a fleet behind one NAT:
 	// no device limit unless a test asks for one.
 	cfg.Limits = serverconfig.Limits{}
