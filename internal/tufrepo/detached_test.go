@@ -1,6 +1,7 @@
 package tufrepo_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"errors"
 	"testing"
@@ -70,5 +71,42 @@ func TestAcceptRootNeedsThresholdsOfDetachedSignatures(t *testing.T) {
 	// The same root again is not version 3.
 	if _, err := r.Online.AcceptRoot(next, attach(t, unsigned, newRoot[0], newRoot[2]), t0); !errors.Is(err, tufrepo.ErrKeys) {
 		t.Errorf("root 2 again: %v", err)
+	}
+}
+
+// TestAcceptRootRefusesRootDueForRenewal: a root signed as a device would accept it, but with no
+// more than the renewal window left, is refused (its keys would be needed again at once); with
+// a moment more than the window left it is accepted. NextRootExpiring with NextRoot's expiry is
+// NextRoot's root byte for byte.
+func TestAcceptRootRefusesRootDueForRenewal(t *testing.T) {
+	r := tufrepotest.New(t, t0)
+	window := tufrepo.DefaultRootLifetime / tufrepo.RootRenewFraction
+	unsigned, err := r.Online.NextRoot(r.State, r.Roles(), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, err := r.Online.NextRootExpiring(r.State, r.Roles(), t0.Add(tufrepo.DefaultRootLifetime))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(unsigned, same) {
+		t.Errorf("NextRootExpiring differs from NextRoot:\n%s\n%s", unsigned, same)
+	}
+	for _, c := range []struct {
+		expires time.Time
+		ok      bool
+	}{
+		{t0.Add(2 * time.Second), false},
+		{t0.Add(window), false},
+		{t0.Add(window + time.Second), true},
+	} {
+		b, err := r.Online.NextRootExpiring(r.State, r.Roles(), c.expires)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Online.AcceptRoot(r.State, attach(t, b, r.RootKeys...), t0)
+		if c.ok != (err == nil) || !c.ok && !errors.Is(err, tufrepo.ErrKeys) {
+			t.Errorf("a root expiring %s after now: %v", c.expires.Sub(t0), err)
+		}
 	}
 }

@@ -8,12 +8,16 @@ import (
 	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/rampart-iot/rampart/imagepkg"
@@ -162,6 +166,9 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 		if err != nil {
 			return Rotation{}, err
 		}
+		if err := s.checkRebuilt(repo, next, cur, online); err != nil {
+			return Rotation{}, err
+		}
 		role := next.Signed.Roles[tufrepo.RoleRoot]
 		if newRole == nil {
 			newRole = role
@@ -230,9 +237,10 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 }
 
 // checkPrepared parses a prepared root (signatures dropped) and checks that it is the next
-// version after old, that it expires no later than a root lifetime from now (as prepared), that its root role is 1 to MaxRootKeys ECDSA P-256 keys with a usable
-// threshold, and that it lists exactly the repository's online key, threshold 1, for the
-// online roles.
+// version after old, that it expires no later than a root lifetime from now (as prepared) and
+// later than the renewal window plus RootCompleteMargin from now, that its root role is 1 to
+// MaxRootKeys ECDSA P-256 keys with a usable threshold, and that it lists exactly the
+// repository's online key, threshold 1, for the online roles.
 func (s *Service) checkPrepared(repo string, b []byte, old *metadata.Metadata[metadata.RootType], onlinePub crypto.PublicKey) (*metadata.Metadata[metadata.RootType], error) {
 	if len(b) > tufrepo.MaxRootSize {
 		return nil, fmt.Errorf("%w: the root of %s is %d bytes; at most %d", ErrPrepared, repo, len(b), tufrepo.MaxRootSize)
@@ -245,9 +253,14 @@ func (s *Service) checkPrepared(repo string, b []byte, old *metadata.Metadata[me
 	if next.Signed.Version != old.Signed.Version+1 {
 		return nil, fmt.Errorf("%w: the root of %s is version %d, the repository is at %d: prepare again: %w", ErrPrepared, repo, next.Signed.Version, old.Signed.Version, store.ErrConflict)
 	}
-	if latest := s.now().Add(s.lifetimesWithDefaults().Root); next.Signed.Expires.After(latest) {
+	lifetime := s.lifetimesWithDefaults().Root
+	if latest := s.now().Add(lifetime); next.Signed.Expires.After(latest) {
 		return nil, fmt.Errorf("%w: the root of %s expires at %s, later than a root lifetime from now (%s)", ErrPrepared, repo,
 			next.Signed.Expires.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))
+	}
+	if earliest := s.now().Add(lifetime/RootRenewFraction + lifetime/RootCompleteMargin); !next.Signed.Expires.After(earliest) {
+		return nil, fmt.Errorf("%w: the root of %s expires at %s, not later than the renewal window (%s) and a margin (%s) from now (%s): prepare again", ErrPrepared, repo,
+			next.Signed.Expires.UTC().Format(time.RFC3339), lifetime/RootRenewFraction, lifetime/RootCompleteMargin, earliest.UTC().Format(time.RFC3339))
 	}
 	onlineID, err := tufrepo.KeyID(onlinePub)
 	if err != nil {
@@ -280,6 +293,104 @@ func (s *Service) checkPrepared(repo string, b []byte, old *metadata.Metadata[me
 		}
 	}
 	return next, nil
+}
+
+// RootCompleteMargin: a prepared root must have more than the renewal window and
+// 1/RootCompleteMargin of the root lifetime left when its rotation completes (a year's root:
+// about 91 and 45 days), so a rotation must complete within about seven months of being
+// prepared, and the root it publishes is not due for renewal for over a month.
+const RootCompleteMargin = 8
+
+// checkRebuilt makes the root PrepareRotation makes for repo now, with next's root keys (in
+// its order), threshold and expiry, and refuses next unless its canonical "signed" is that
+// root's byte for byte (ErrPrepared, naming the fields that differ): no extra role, key or
+// field, the same spec_version, version and consistent_snapshot.
+func (s *Service) checkRebuilt(repo string, next *metadata.Metadata[metadata.RootType], cur *tufrepo.State, online *tufrepo.Online) error {
+	role := next.Signed.Roles[tufrepo.RoleRoot]
+	var pubs []crypto.PublicKey
+	for _, id := range role.KeyIDs {
+		pub, err := next.Signed.Keys[id].ToPublicKey()
+		if err != nil {
+			return fmt.Errorf("%w: the root of %s, key %s: %v", ErrBadKey, repo, id, err)
+		}
+		pubs = append(pubs, pub)
+	}
+	one := tufrepo.RoleKeys{Keys: []crypto.PublicKey{online.Targets[0].Public()}, Threshold: 1}
+	roles := tufrepo.Roles{Root: tufrepo.RoleKeys{Keys: pubs, Threshold: role.Threshold}, Targets: one, Snapshot: one, Timestamp: one}
+	wantB, err := online.NextRootExpiring(cur, roles, next.Signed.Expires)
+	if errors.Is(err, tufrepo.ErrKeys) {
+		return fmt.Errorf("%w: the root of %s: %v", ErrBadKey, repo, err)
+	}
+	if err != nil {
+		return fmt.Errorf("rebuilding the root of %s: %w", repo, err)
+	}
+	want, err := metadata.Root().FromBytes(wantB)
+	if err != nil {
+		return err
+	}
+	got, err := cjson.EncodeCanonical(next.Signed)
+	if err != nil {
+		return fmt.Errorf("%w: the root of %s: %v", ErrPrepared, repo, err)
+	}
+	exp, err := cjson.EncodeCanonical(want.Signed)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, exp) {
+		// Canonical JSON leaves control characters unescaped: compare plain JSON to name fields.
+		a, errA := json.Marshal(next.Signed)
+		b, errB := json.Marshal(want.Signed)
+		differ := []string{"signed"}
+		if errA == nil && errB == nil {
+			differ = diffJSON(a, b)
+		}
+		return fmt.Errorf("%w: the root of %s is not the root the service prepares (%s differ): prepare again", ErrPrepared, repo, strings.Join(differ, ", "))
+	}
+	return nil
+}
+
+// diffJSON names the members of two JSON objects that differ: top-level members by name, and
+// members of "roles" and "keys" as roles.NAME and keys.ID.
+func diffJSON(a, b []byte) []string {
+	var ma, mb map[string]any
+	if json.Unmarshal(a, &ma) != nil || json.Unmarshal(b, &mb) != nil {
+		return []string{"signed"}
+	}
+	var out []string
+	for _, k := range unionKeys(ma, mb) {
+		if reflect.DeepEqual(ma[k], mb[k]) {
+			continue
+		}
+		sa, okA := ma[k].(map[string]any)
+		sb, okB := mb[k].(map[string]any)
+		if (k == "roles" || k == "keys") && okA && okB {
+			for _, kk := range unionKeys(sa, sb) {
+				if !reflect.DeepEqual(sa[kk], sb[kk]) {
+					out = append(out, k+"."+kk)
+				}
+			}
+			continue
+		}
+		out = append(out, k)
+	}
+	if len(out) == 0 {
+		out = []string{"signed"}
+	}
+	return out
+}
+
+func unionKeys(a, b map[string]any) []string {
+	var out []string
+	for k := range a {
+		out = append(out, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // attachSignatures attaches to next the signatures over repo's root, and signatures by the

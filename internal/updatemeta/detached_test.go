@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/rampart-iot/rampart/internal/store"
 	"github.com/rampart-iot/rampart/internal/tufrepo"
@@ -179,4 +182,90 @@ func TestDetachedRotation(t *testing.T) {
 	if fmt.Sprint(ids(got)) != fmt.Sprint([]string{b.ID}) {
 		t.Fatalf("after the rotations the device got %v", ids(got))
 	}
+}
+
+// TestCompleteRotationRefusesDoctoredRoots: prepared roots changed after PrepareRotation and
+// signed by every holder (who sign what they are given) are refused, naming what differs, and
+// change nothing: an extra role, key or field, another spec_version or threshold, an expiry
+// inside the renewal window (2 s, or a day past the window) or past a root lifetime. The root
+// as prepared, completed later than the margin allows, is refused too; completed in time it is
+// published and a device follows it.
+func TestCompleteRotationRefusesDoctoredRoots(t *testing.T) {
+	f := newFixture(t)
+	f.group("g1")
+	a := f.image(store.ImageApplication, "1.0.0")
+	must(t, f.deploy("g1", a))
+	dev := f.device("g1", "g1", f.clock.now)
+	_, err := dev.Refresh(f.ctx)
+	must(t, err)
+	dir := DirectorRepository("g1")
+
+	keys := holders(t, 2)
+	extra := holders(t, 1)[0]
+	ek, err := metadata.KeyFromPublicKey(&extra.PublicKey)
+	must(t, err)
+	eid, err := ek.ID()
+	must(t, err)
+	window := tufrepo.DefaultRootLifetime / RootRenewFraction
+	roots := f.prepare(keys, 2)
+	for _, tc := range []struct {
+		name, want string
+		change     func(*metadata.RootType)
+	}{
+		{"expiring in 2 s", "expires", func(r *metadata.RootType) { r.Expires = f.clock.now().Add(2 * time.Second) }},
+		{"expiring a day after the renewal window", "expires", func(r *metadata.RootType) { r.Expires = f.clock.now().Add(window + 24*time.Hour) }},
+		{"expiring after a root lifetime", "expires", func(r *metadata.RootType) { r.Expires = r.Expires.Add(time.Hour) }},
+		{"an extra role", "roles.x-role", func(r *metadata.RootType) {
+			r.Keys[eid] = ek
+			r.Roles["x-role"] = &metadata.Role{KeyIDs: []string{eid}, Threshold: 1}
+		}},
+		{"an extra key", "keys." + eid, func(r *metadata.RootType) { r.Keys[eid] = ek }},
+		{"an extra field", "x-note", func(r *metadata.RootType) { r.UnrecognizedFields = map[string]any{"x-note": "anything"} }},
+		{"another spec_version", "spec_version", func(r *metadata.RootType) { r.SpecVersion = "9.0.0" }},
+		{"an extra field in a role", "roles.root", func(r *metadata.RootType) {
+			r.Roles["root"].UnrecognizedFields = map[string]any{"x-note": "anything"}
+		}},
+	} {
+		doctored := make([]PreparedRoot, len(roots))
+		for i := range roots {
+			m, err := metadata.Root().FromBytes(roots[i].Root)
+			must(t, err)
+			tc.change(&m.Signed)
+			b, err := m.ToBytes(false)
+			must(t, err)
+			doctored[i] = PreparedRoot{Repository: roots[i].Repository, Root: b}
+		}
+		_, err := f.complete(doctored, signAll(t, doctored, keys...))
+		if !errors.Is(err, ErrPrepared) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want ErrPrepared naming %s", tc.name, err, tc.want)
+		}
+	}
+	// A threshold of 1 instead of 2: the new keys' holders could not tell from a count alone.
+	one := make([]PreparedRoot, len(roots))
+	for i := range roots {
+		m, err := metadata.Root().FromBytes(roots[i].Root)
+		must(t, err)
+		m.Signed.Roles["root"].Threshold = 1
+		m.Signed.SpecVersion = "9.0.0"
+		b, err := m.ToBytes(false)
+		must(t, err)
+		one[i] = PreparedRoot{Repository: roots[i].Repository, Root: b}
+	}
+	if _, err := f.complete(one, signAll(t, one, keys...)); !errors.Is(err, ErrPrepared) || !strings.Contains(err.Error(), "spec_version") {
+		t.Errorf("threshold 1 and another spec_version: %v", err)
+	}
+	if len(f.state(dir).Roots) != 1 || len(f.rootKeyRecords()) != 1 {
+		t.Fatal("a refused rotation changed something")
+	}
+	// As prepared, but completed when less than the window and the margin is left: refused.
+	late := tufrepo.DefaultRootLifetime - window - tufrepo.DefaultRootLifetime/RootCompleteMargin
+	f.clock.add(late)
+	if _, err := f.complete(roots, signAll(t, roots, keys...)); !errors.Is(err, ErrPrepared) || !strings.Contains(err.Error(), "renewal window") {
+		t.Errorf("completed %s after preparing: %v", late, err)
+	}
+	f.clock.add(-time.Hour)
+	_, err = f.complete(roots, signAll(t, roots, keys...))
+	must(t, err)
+	_, err = dev.Refresh(f.ctx)
+	must(t, err)
 }

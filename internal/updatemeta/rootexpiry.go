@@ -21,7 +21,7 @@ import (
 
 // RootRenewFraction is the share of a root's lifetime left when it is renewed (a year's root:
 // about three months before it expires).
-const RootRenewFraction = 4
+const RootRenewFraction = tufrepo.RootRenewFraction
 
 // RootDue is a repository root that expires within the renewal window and could not be
 // renewed because fewer than a threshold of the tenant's root keys are online.
