@@ -239,7 +239,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	meta := updatemeta.New(updatemeta.Config{Sealer: sealer, Now: now, Rand: rnd})
-	m := manage.New(manage.Config{Store: st, CA: authority, Notify: notify, WebhookSecrets: hookSeal, Metadata: meta, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware, AllowLoopbackHTTPWebhooks: opts.Dev || cfg.Webhooks.AllowHTTPLoopback},
+	m := manage.New(manage.Config{Store: st, CA: authority, Notify: notify, WebhookSecrets: hookSeal, Metadata: meta, Policy: manage.Policy{AllowSoftwareRootOfTrust: allowSoftware, AllowLoopbackHTTPWebhooks: (opts.Dev || cfg.Webhooks.AllowHTTPLoopback) && !cfg.Webhooks.DenyPrivateNetworks},
 		Blobs: blobs, ImageSigner: imagesign.New(st, sealer, now, rnd), SpoolDir: spool,
 		Now: now, Rand: rnd, Logger: log})
 
@@ -317,8 +317,8 @@ func Run(ctx context.Context, opts Options) error {
 		retention: time.Duration(cfg.Reports.RetentionDays) * 24 * time.Hour, blobs: &blobGC{blobs: blobs, st: st},
 		rootsDue: rootsDue, rootWarned: map[[2]string]time.Time{}}
 	go jan.run(ctx)
-	hooks, err := webhook.NewWorker(webhook.Config{Store: st, Secrets: hookSeal, AllowLoopbackHTTP: opts.Dev || cfg.Webhooks.AllowHTTPLoopback,
-		MaxAttempts: cfg.Webhooks.MaxAttempts, RootCAs: hookRoots, Now: now, Rand: rnd, Logger: log})
+	hooks, err := webhook.NewWorker(webhook.Config{Store: st, Secrets: hookSeal, AllowLoopbackHTTP: (opts.Dev || cfg.Webhooks.AllowHTTPLoopback) && !cfg.Webhooks.DenyPrivateNetworks,
+		DenyPrivateNetworks: cfg.Webhooks.DenyPrivateNetworks, MaxAttempts: cfg.Webhooks.MaxAttempts, RootCAs: hookRoots, Now: now, Rand: rnd, Logger: log})
 	if err != nil {
 		return err
 	}

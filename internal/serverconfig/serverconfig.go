@@ -105,6 +105,12 @@ type Webhooks struct {
 	// chain to besides the system's roots: receivers on an organization's own PKI. Empty: the
 	// system's roots only.
 	CAFile string `json:"ca_file"`
+	// DenyPrivateNetworks refuses at dial time, besides link-local and metadata addresses,
+	// loopback, private (RFC 1918, unique-local fc00::/7), shared (100.64.0.0/10) and the
+	// other non-public address ranges, so a tenant's webhook cannot reach the service's own
+	// network; -dev's http to loopback is then refused too. Off by default (receivers on
+	// private networks work); recommended when tenants are not all trusted.
+	DenyPrivateNetworks bool `json:"deny_private_networks"`
 }
 
 // Reports configures error reports.
@@ -293,6 +299,9 @@ func Validate(c *Config, backends []string, dev bool) error {
 	}
 	if c.Limits.AuthFailureBurst < 0 || c.Limits.AuthFailureBurst > 1_000_000 {
 		add("limits.auth_failure_burst: %d is outside 0 to 1000000", c.Limits.AuthFailureBurst)
+	}
+	if c.Webhooks.DenyPrivateNetworks && c.Webhooks.AllowHTTPLoopback {
+		add("webhooks.allow_http_loopback: cannot be set with webhooks.deny_private_networks, which refuses loopback")
 	}
 	if c.Webhooks.MaxAttempts < 1 || c.Webhooks.MaxAttempts > 20 {
 		add("webhooks.max_attempts: %d is outside 1 to 20", c.Webhooks.MaxAttempts)

@@ -120,7 +120,7 @@ func TestApplyEnvErrors(t *testing.T) {
 
 func TestValidateReportLimitAndWebhooks(t *testing.T) {
 	c := Default(true)
-	if c.Limits.ReportUploadsPerMinute != 6 || c.Limits.ReportBurst != 20 || c.Webhooks.MaxAttempts != 8 || c.Webhooks.AllowHTTPLoopback {
+	if c.Limits.ReportUploadsPerMinute != 6 || c.Limits.ReportBurst != 20 || c.Webhooks.MaxAttempts != 8 || c.Webhooks.AllowHTTPLoopback || c.Webhooks.DenyPrivateNetworks {
 		t.Fatalf("defaults: %+v %+v", c.Limits, c.Webhooks)
 	}
 	if c.Limits.AuthFailuresPerMinute != 10 || c.Limits.AuthFailureBurst != 20 {
@@ -140,6 +140,17 @@ func TestValidateReportLimitAndWebhooks(t *testing.T) {
 	}
 	if err := LoadFile(&c, write(t, `{"webhooks":{"allow_http_loopback":true,"max_attempts":3,"retries":1}}`)); err == nil || !strings.Contains(err.Error(), "retries") {
 		t.Errorf("unknown webhooks key: %v", err)
+	}
+	d := Default(true)
+	if err := LoadFile(&d, write(t, `{"webhooks":{"deny_private_networks":true}}`)); err != nil || !d.Webhooks.DenyPrivateNetworks {
+		t.Fatalf("deny_private_networks: %v, %+v", err, d.Webhooks)
+	}
+	if err := Validate(&d, backends, true); err != nil && strings.Contains(err.Error(), "webhooks") {
+		t.Errorf("deny_private_networks alone: %v", err)
+	}
+	d.Webhooks.AllowHTTPLoopback = true
+	if err := Validate(&d, backends, true); err == nil || !strings.Contains(err.Error(), "webhooks.allow_http_loopback: cannot be set with webhooks.deny_private_networks") {
+		t.Errorf("allow_http_loopback with deny_private_networks: %v", err)
 	}
 }
 

@@ -54,7 +54,7 @@ func TestCheckURL(t *testing.T) {
 // TestClientRefusesLinkLocal: the delivery client refuses link-local and metadata addresses
 // when it dials, whatever the URL's check said, so a name that resolves there is refused too.
 func TestClientRefusesLinkLocal(t *testing.T) {
-	c := webhook.NewClient(2*time.Second, nil)
+	c := webhook.NewClient(2*time.Second, nil, false)
 	for _, u := range []string{"https://169.254.169.254/latest/meta-data/", "http://169.254.0.1:80/", "https://[fe80::1]:443/"} {
 		resp, err := c.Post(u, "application/json", strings.NewReader("{}"))
 		if err == nil {

@@ -8,8 +8,9 @@
 //
 // Trust: a webhook's URL is chosen by the tenant's Administrator and is trusted to be where
 // they want their events to go; the Worker still never follows a redirect, refuses to connect
-// to link-local addresses (cloud metadata services among them) and reads a bounded part of
-// each response. Nothing a receiver answers is trusted beyond its status code.
+// to link-local addresses (cloud metadata services among them), and with DenyPrivateNetworks
+// to every non-public address, and reads a bounded part of each response. Nothing a receiver
+// answers is trusted or kept beyond its status code.
 package webhook
 
 import (

@@ -16,10 +16,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/rampart-iot/rampart/internal/authz"
 	"github.com/rampart-iot/rampart/internal/store"
@@ -54,20 +52,23 @@ type Config struct {
 	Secrets *Sealer
 	// AllowLoopbackHTTP lets deliveries go to http:// URLs on loopback hosts, as CheckURL.
 	AllowLoopbackHTTP bool
-	MaxAttempts       int           // attempts before a delivery is marked failed (default 8)
-	BaseDelay         time.Duration // the first retry's delay before jitter (default 10s)
-	MaxDelay          time.Duration // the cap of a retry's delay (default 1h)
-	Timeout           time.Duration // one attempt, connection to response (default 10s)
-	PollInterval      time.Duration // how often Run looks for due deliveries (default 2s)
-	Batch             int           // deliveries claimed at once (default 20)
-	Retention         time.Duration // finished deliveries are kept this long (default 30 days)
+	// DenyPrivateNetworks refuses at dial time loopback, private and other non-public
+	// addresses too, besides link-local and metadata ones (webhooks.deny_private_networks).
+	DenyPrivateNetworks bool
+	MaxAttempts         int           // attempts before a delivery is marked failed (default 8)
+	BaseDelay           time.Duration // the first retry's delay before jitter (default 10s)
+	MaxDelay            time.Duration // the cap of a retry's delay (default 1h)
+	Timeout             time.Duration // one attempt, connection to response (default 10s)
+	PollInterval        time.Duration // how often Run looks for due deliveries (default 2s)
+	Batch               int           // deliveries claimed at once (default 20)
+	Retention           time.Duration // finished deliveries are kept this long (default 30 days)
 	// A webhook is disabled when DisableAfterFailures deliveries in a row failed for good and
 	// the first of them at least DisableAfter ago (defaults 5 and 72 hours).
 	DisableAfterFailures int
 	DisableAfter         time.Duration
 	// Client sends the deliveries; by default one that never follows redirects, uses no
-	// proxy, and refuses link-local and metadata addresses at dial time. A Client given here
-	// must do the same.
+	// proxy, and refuses link-local and metadata addresses (and with DenyPrivateNetworks the
+	// non-public ones) at dial time. A Client given here must do the same.
 	Client *http.Client
 	// RootCAs are the roots the default Client verifies receivers' certificates with (nil:
 	// the system's).
@@ -127,16 +128,17 @@ func NewWorker(cfg Config) (*Worker, error) {
 		cfg.Batch = DefaultBatch
 	}
 	if cfg.Client == nil {
-		cfg.Client = NewClient(cfg.Timeout, cfg.RootCAs)
+		cfg.Client = NewClient(cfg.Timeout, cfg.RootCAs, cfg.DenyPrivateNetworks)
 	}
 	return &Worker{cfg: cfg}, nil
 }
 
 // NewClient returns the HTTP client deliveries use: no redirects, no proxy, refused link-local
-// and metadata addresses, and timeout for the whole attempt. Receivers' certificates are
-// verified with roots (nil: the system's).
-func NewClient(timeout time.Duration, roots *x509.CertPool) *http.Client {
-	d := &net.Dialer{Timeout: timeout, Control: dialControl}
+// and metadata addresses (with denyPrivate, loopback, private and other non-public addresses
+// too), and timeout for the whole attempt. Receivers' certificates are verified with roots
+// (nil: the system's).
+func NewClient(timeout time.Duration, roots *x509.CertPool, denyPrivate bool) *http.Client {
+	d := &net.Dialer{Timeout: timeout, Control: dialControl(denyPrivate)}
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,
@@ -364,12 +366,14 @@ func (w *Worker) secrets(h store.Webhook, log *slog.Logger) ([]string, error) {
 	return out, nil
 }
 
-// post sends the delivery once and returns the response's status and, if it failed, why.
+// post sends the delivery once and returns the response's status and, if it failed, why: the
+// status code and its standard text, or the class of the transport failure, never anything the
+// receiver sent.
 func (w *Worker) post(ctx context.Context, url string, secrets []string, d store.WebhookDelivery) (int, string) {
 	ts := w.cfg.Now().Unix()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(d.Payload))
 	if err != nil {
-		return 0, clean(err.Error())
+		return 0, "request: the URL cannot be used"
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Rampart-Webhook/1")
@@ -379,32 +383,15 @@ func (w *Worker) post(ctx context.Context, url string, secrets []string, d store
 	req.Header.Set(HeaderSignature, SignAll(secrets, ts, d.Payload))
 	resp, err := w.cfg.Client.Do(req)
 	if err != nil {
-		return 0, clean(err.Error())
+		return 0, transportFailure(err)
 	}
 	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseRead))
+	// The body is read (bounded) only so the connection can be reused; nothing of it is kept.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseRead))
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		return resp.StatusCode, ""
 	}
-	msg := "HTTP " + strconv.Itoa(resp.StatusCode)
-	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
-		msg += " (redirects are not followed)"
-	}
-	if s := clean(string(snippet)); s != "" {
-		msg += ": " + s
-	}
-	return resp.StatusCode, clip(msg, maxErrorLength)
-}
-
-// clean makes text safe to store and show: control characters become spaces, and it is cut.
-func clean(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return ' '
-		}
-		return r
-	}, s)
-	return clip(strings.TrimSpace(s), maxErrorLength)
+	return resp.StatusCode, statusFailure(resp.StatusCode)
 }
 
 // backoff is the delay before the attempt after the given number: BaseDelay doubled for each
