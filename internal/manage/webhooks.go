@@ -254,7 +254,7 @@ func (m *Manager) PingWebhook(ctx context.Context, p *authz.Principal, tenantID,
 		if !w.DisabledAt.IsZero() {
 			return disabledConflict(w)
 		}
-		d, err := m.outbox().EnqueueTo(ctx, tx, w, webhook.EventPing, webhook.Ping{WebhookID: id, RequestedBy: p.UserName}, m.timestamp())
+		d, err := m.outbox().EnqueueTo(ctx, tx, w, webhook.EventPing, webhook.Ping{WebhookID: id, RequestedBy: p.UserID}, m.timestamp())
 		if err != nil {
 			return err
 		}

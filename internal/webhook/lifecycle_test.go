@@ -102,7 +102,7 @@ func TestPingAndRedeliver(t *testing.T) {
 	var ping store.WebhookDelivery
 	err := s.Update(t.Context(), func(tx store.Tx) error {
 		var err error
-		ping, err = o.EnqueueTo(t.Context(), tx, h, webhook.EventPing, webhook.Ping{WebhookID: h.ID, RequestedBy: "alice"}, clk.Now())
+		ping, err = o.EnqueueTo(t.Context(), tx, h, webhook.EventPing, webhook.Ping{WebhookID: h.ID, RequestedBy: "0197a1c2-7d2e-7c3b-9f00-000000000001"}, clk.Now())
 		return err
 	})
 	if err != nil {
@@ -116,7 +116,7 @@ func TestPingAndRedeliver(t *testing.T) {
 		t.Fatalf("ping: received %+v, bad %v", r.got, r.bad)
 	}
 	var data webhook.Ping
-	if err := json.Unmarshal(r.got[0].Data, &data); err != nil || data.WebhookID != h.ID || data.RequestedBy != "alice" {
+	if err := json.Unmarshal(r.got[0].Data, &data); err != nil || data.WebhookID != h.ID || data.RequestedBy != "0197a1c2-7d2e-7c3b-9f00-000000000001" {
 		t.Errorf("ping data %s (%v)", r.got[0].Data, err)
 	}
 

@@ -38,10 +38,11 @@ var Events = []string{EventBucketCreated, EventRolloutStateChanged}
 // receiver can be tested. It is not in Events: no webhook subscribes to it.
 const EventPing = "ping"
 
-// Ping is the data of a ping event.
+// Ping is the data of a ping event. It goes to a receiver outside the service, so it names
+// the requester by the principal's ID (a user ID) only, never by a user name.
 type Ping struct {
 	WebhookID   string `json:"webhook_id"`
-	RequestedBy string `json:"requested_by"` // the user's name
+	RequestedBy string `json:"requested_by"` // the requesting principal's user ID
 }
 
 // DisabledError is the LastError of a delivery not attempted because its webhook is disabled.
