@@ -113,7 +113,27 @@ func (m *Manager) GetWebhook(ctx context.Context, p *authz.Principal, tenantID, 
 	if err != nil {
 		return v1.Webhook{}, err
 	}
+	m.dropExpiredSecrets(ctx, w)
 	return toWebhook(w, m.timestamp()), nil
+}
+
+// dropExpiredSecrets erases every rotation's previous secret whose grace period has ended when
+// one of ws, just read, still holds such a secret, so a replica that runs no delivery worker
+// (whose cleanup erases them hourly) erases them too, at the first read past their end. The
+// store's update is conditional on each row's end, so a concurrent rotation is never undone.
+// A failure is logged: the secret no longer signs either way, and the next read tries again.
+func (m *Manager) dropExpiredSecrets(ctx context.Context, ws ...store.Webhook) {
+	now := m.timestamp()
+	for _, w := range ws {
+		if w.PreviousSecret != "" && !now.Before(w.PreviousSecretUntil) {
+			if n, err := m.store.DropWebhookSecretsBefore(context.WithoutCancel(ctx), now); err != nil {
+				m.log.Warn("erasing webhook secrets past their grace period", "error", err)
+			} else if n > 0 {
+				m.log.Info("erased the previous secrets of webhooks whose rotation's grace period ended", "count", n)
+			}
+			return
+		}
+	}
 }
 
 // ListWebhooks lists the tenant's webhooks, without their secrets.
@@ -125,6 +145,7 @@ func (m *Manager) ListWebhooks(ctx context.Context, p *authz.Principal, tenantID
 	if err != nil {
 		return store.Page[v1.Webhook]{}, err
 	}
+	m.dropExpiredSecrets(ctx, page.Items...)
 	out := store.Page[v1.Webhook]{Items: make([]v1.Webhook, 0, len(page.Items)), Next: page.Next}
 	for _, w := range page.Items {
 		out.Items = append(out.Items, toWebhook(w, m.timestamp()))
@@ -211,6 +232,11 @@ func (m *Manager) RotateWebhookSecret(ctx context.Context, p *authz.Principal, t
 			grace = time.Duration(*req.GraceSeconds) * time.Second
 		}
 		n.detail("grace_seconds", int64(grace/time.Second))
+		// A rotation erases every previous secret whose grace period has ended (this webhook's
+		// is replaced below in any case), without waiting for a worker's hourly cleanup.
+		if _, err := tx.DropWebhookSecretsBefore(ctx, m.timestamp()); err != nil {
+			return err
+		}
 		w, err := tx.GetWebhook(ctx, tenantID, id)
 		if err != nil {
 			return err

@@ -83,10 +83,20 @@ func TestRotationSignsWithBothSecrets(t *testing.T) {
 	if err := verify(1, secret); !errors.Is(err, webhook.ErrBadSignature) {
 		t.Errorf("after the grace period, the old secret verifies: %v", err)
 	}
+	// The delivery past the end erased the old secret without waiting for the cleanup.
+	got, err := s.GetWebhook(t.Context(), h.TenantID, h.ID)
+	if err != nil || got.PreviousSecret != "" || !got.PreviousSecretUntil.IsZero() || got.Secret != sealedNew {
+		t.Errorf("after a delivery past the grace period: %+v, %v", got, err)
+	}
+	// The hourly cleanup erases one no delivery read.
+	if err := s.SetWebhookSecret(t.Context(), h.TenantID, h.ID, sealedNew, sealedOld, clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Hour)
 	if _, err := w.Cleanup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.GetWebhook(t.Context(), h.TenantID, h.ID)
+	got, err = s.GetWebhook(t.Context(), h.TenantID, h.ID)
 	if err != nil || got.PreviousSecret != "" || !got.PreviousSecretUntil.IsZero() || got.Secret != sealedNew {
 		t.Errorf("after the cleanup: %+v, %v", got, err)
 	}

@@ -242,6 +242,7 @@ func (w *Worker) deliver(ctx context.Context, d store.WebhookDelivery) error {
 	case !h.DisabledAt.IsZero():
 		failure, permanent, disabled = DisabledError, true, true
 	default:
+		w.dropExpiredSecret(ctx, h, log)
 		secrets, serr := w.secrets(h, log)
 		if _, err := CheckURL(h.URL, w.cfg.AllowLoopbackHTTP); err != nil {
 			failure, permanent = err.Error(), true
@@ -349,6 +350,19 @@ func (w *Worker) noteOutcome(ctx context.Context, tx store.Tx, d store.WebhookDe
 
 // secrets opens the secrets a delivery of h is signed with: its secret, and while a rotation's
 // grace period runs, the previous one. A previous secret that cannot be opened is left out.
+// dropExpiredSecret erases the stored previous secrets whose grace period has ended when h
+// still holds one, at once rather than at the next hourly cleanup. (The store's update is
+// conditional on each row's end, so a concurrent rotation is never undone.)
+func (w *Worker) dropExpiredSecret(ctx context.Context, h store.Webhook, log *slog.Logger) {
+	now := w.cfg.Now()
+	if h.PreviousSecret == "" || now.Before(h.PreviousSecretUntil) {
+		return
+	}
+	if _, err := w.cfg.Store.DropWebhookSecretsBefore(context.WithoutCancel(ctx), now); err != nil {
+		log.Warn("erasing webhook secrets past their grace period", "error", err)
+	}
+}
+
 func (w *Worker) secrets(h store.Webhook, log *slog.Logger) ([]string, error) {
 	secret, err := w.cfg.Secrets.Open(h.ID, h.Secret)
 	if err != nil {
