@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -176,16 +177,61 @@ between (another rotation, a renewal, a new group's first deployment), prepare a
 	return cmd
 }
 
+// preparedRoot is what root-sign shows of one prepared root.
+type preparedRoot struct {
+	repository string
+	version    int64
+	expires    string
+	rootKeys   []string // TUF key IDs, sorted
+	threshold  int
+	onlineKeys []string // the TUF key IDs targets, snapshot and timestamp list, sorted, once each
+}
+
+// inspectRoot parses a prepared root for root-sign: all four top-level roles must be there,
+// each listing only keys the root has.
+func inspectRoot(repository string, b []byte) (preparedRoot, error) {
+	m, err := metadata.Root().FromBytes(b)
+	if err != nil {
+		return preparedRoot{}, fmt.Errorf("the root of %s: %w", repository, err)
+	}
+	for _, name := range []string{tufrepo.RoleRoot, tufrepo.RoleTargets, tufrepo.RoleSnapshot, tufrepo.RoleTimestamp} {
+		role := m.Signed.Roles[name]
+		if role == nil || len(role.KeyIDs) == 0 || role.Threshold < 1 || role.Threshold > len(role.KeyIDs) {
+			return preparedRoot{}, fmt.Errorf("the root of %s has no usable %s role; refusing to sign it", repository, name)
+		}
+		for _, id := range role.KeyIDs {
+			if m.Signed.Keys[id] == nil {
+				return preparedRoot{}, fmt.Errorf("the root of %s lists key %s for %s but not among its keys; refusing to sign it", repository, id, name)
+			}
+		}
+	}
+	p := preparedRoot{repository: repository, version: m.Signed.Version, expires: m.Signed.Expires.UTC().Format("2006-01-02T15:04:05Z"),
+		rootKeys: slices.Sorted(slices.Values(m.Signed.Roles[tufrepo.RoleRoot].KeyIDs)), threshold: m.Signed.Roles[tufrepo.RoleRoot].Threshold}
+	for _, name := range []string{tufrepo.RoleTargets, tufrepo.RoleSnapshot, tufrepo.RoleTimestamp} {
+		p.onlineKeys = append(p.onlineKeys, m.Signed.Roles[name].KeyIDs...)
+	}
+	slices.Sort(p.onlineKeys)
+	p.onlineKeys = slices.Compact(p.onlineKeys)
+	return p, nil
+}
+
 func newKeysRootSignCmd(a *app) *cobra.Command {
 	var unsigned, key, out string
+	var expectPubs []string
+	var expectThreshold int
 	cmd := &cobra.Command{
-		Use:   "root-sign --unsigned UNSIGNED --key KEY --out SIG",
+		Use:   "root-sign --unsigned UNSIGNED --key KEY --expect-public-key PUB ... --expect-threshold K --out SIG",
 		Short: "Sign a prepared root rotation with a root key, where the key lives (no service)",
 		Long: `root-sign signs every root in UNSIGNED (as 'keys root-prepare' wrote it) with KEY, a current
 or a new root key, and writes the detached signatures to SIG for the operator ('keys rotate-root
---unsigned UNSIGNED --signature SIG ...'). The key is only read. It prints what it signs, each
-repository's root version, keys, threshold and expiry: check them before you hand SIG over. It
-does not talk to the service.`,
+--unsigned UNSIGNED --signature SIG ...'). The key is only read. It does not talk to the service.
+
+Give the new root keys' public halves (--expect-public-key, once per key, as the holders handed
+them over) and the threshold agreed on (--expect-threshold): root-sign refuses unless every root
+lists exactly those keys and that threshold. It prints what it signs: for each repository the
+root version, expiry, threshold, every root key's TUF key ID and the online keys' IDs; check
+them before you hand SIG over. It refuses to sign roots that disagree on the root keys or the
+threshold, or that lack one of the four top-level roles.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if unsigned == "" || key == "" || out == "" {
@@ -194,6 +240,24 @@ does not talk to the service.`,
 			if _, err := os.Stat(out); err == nil {
 				return fmt.Errorf("%s exists; refusing to overwrite it", out)
 			}
+			var expectIDs []string
+			for _, f := range expectPubs {
+				b, err := readBounded(f, updatemeta.MaxPublicKeyPEM)
+				if err != nil {
+					return err
+				}
+				pub, err := updatemeta.ParsePublicKey(b)
+				if err != nil {
+					return fmt.Errorf("%s: %w", f, err)
+				}
+				id, err := tufrepo.KeyID(pub)
+				if err != nil {
+					return err
+				}
+				expectIDs = append(expectIDs, id)
+			}
+			slices.Sort(expectIDs)
+			expectIDs = slices.Compact(expectIDs)
 			prep, err := readPrepared(unsigned)
 			if err != nil {
 				return err
@@ -214,20 +278,42 @@ does not talk to the service.`,
 			if !ok || k.Curve != elliptic.P256() {
 				return fmt.Errorf("%s: not an ECDSA P-256 key", key)
 			}
-			sigs := v1.RootSignatures{Signatures: []v1.RootSignature{}}
+			var roots []preparedRoot
+			for _, r := range prep.Roots {
+				pr, err := inspectRoot(r.Repository, r.Root)
+				if err != nil {
+					return err
+				}
+				roots = append(roots, pr)
+			}
+			p := a.printer()
 			rows := [][]string{}
+			for _, r := range roots {
+				rows = append(rows, []string{r.repository, fmt.Sprint(r.version), r.expires, fmt.Sprintf("%d of %d", r.threshold, len(r.rootKeys)),
+					strings.Join(r.rootKeys, ","), strings.Join(r.onlineKeys, ",")})
+			}
+			if err := p.table([]string{"REPOSITORY", "ROOT VERSION", "EXPIRES", "THRESHOLD", "ROOT KEYS", "ONLINE KEYS"}, rows); err != nil {
+				return err
+			}
+			first := roots[0]
+			for _, r := range roots[1:] {
+				if r.threshold != first.threshold || !slices.Equal(r.rootKeys, first.rootKeys) {
+					return fmt.Errorf("the roots of %s and %s list different root keys or thresholds; refusing to sign", first.repository, r.repository)
+				}
+			}
+			if len(expectIDs) > 0 && !slices.Equal(expectIDs, first.rootKeys) {
+				return fmt.Errorf("the roots list root keys %s, not the %d given with --expect-public-key (%s); refusing to sign",
+					strings.Join(first.rootKeys, ", "), len(expectIDs), strings.Join(expectIDs, ", "))
+			}
+			if expectThreshold != 0 && expectThreshold != first.threshold {
+				return fmt.Errorf("the roots need %d of their root keys, not --expect-threshold %d; refusing to sign", first.threshold, expectThreshold)
+			}
+			sigs := v1.RootSignatures{Signatures: []v1.RootSignature{}}
 			for _, r := range prep.Roots {
 				id, sig, err := tufrepo.SignRoot(r.Root, k)
 				if err != nil {
 					return fmt.Errorf("the root of %s: %w", r.Repository, err)
 				}
-				m, err := metadata.Root().FromBytes(r.Root)
-				if err != nil {
-					return fmt.Errorf("the root of %s: %w", r.Repository, err)
-				}
-				role := m.Signed.Roles[tufrepo.RoleRoot]
-				rows = append(rows, []string{r.Repository, fmt.Sprint(m.Signed.Version), fmt.Sprintf("%d of %d", role.Threshold, len(role.KeyIDs)),
-					m.Signed.Expires.UTC().Format("2006-01-02T15:04:05Z")})
 				sigs.Signatures = append(sigs.Signatures, v1.RootSignature{Repository: r.Repository, KeyID: id, Sig: hex.EncodeToString(sig)})
 			}
 			b, err := json.MarshalIndent(sigs, "", "  ")
@@ -237,9 +323,10 @@ does not talk to the service.`,
 			if err := atomicfile.WriteFile(out, append(b, '\n'), 0o644); err != nil {
 				return err
 			}
-			p := a.printer()
-			if err := p.table([]string{"REPOSITORY", "ROOT VERSION", "ROOT KEYS", "EXPIRES"}, rows); err != nil {
-				return err
+			if len(expectIDs) == 0 || expectThreshold == 0 {
+				if err := p.line("warning: not checked against the expected new root keys and threshold (--expect-public-key, --expect-threshold)"); err != nil {
+					return err
+				}
 			}
 			return p.line(fmt.Sprintf("signed %d roots with key %s; wrote the signatures to %s", len(rows), sigs.Signatures[0].KeyID, out))
 		},
@@ -247,6 +334,8 @@ does not talk to the service.`,
 	cmd.Flags().StringVar(&unsigned, "unsigned", "", "the prepared roots, as root-prepare wrote them")
 	cmd.Flags().StringVar(&key, "key", "", "the root key to sign with (PKCS #8 PEM)")
 	cmd.Flags().StringVar(&out, "out", "", "file to write the signatures to (must not exist)")
+	cmd.Flags().StringArrayVar(&expectPubs, "expect-public-key", nil, "a new root key's public half, PEM: refuse unless the roots list exactly these keys (repeatable)")
+	cmd.Flags().IntVar(&expectThreshold, "expect-threshold", 0, "refuse unless the roots need exactly this many of the new root keys")
 	return cmd
 }
 

@@ -243,9 +243,10 @@ func TestE2EKeysDetached(t *testing.T) {
 		}
 		return key, pub
 	}
+	var expect []string // the documented way: --expect-public-key for each new key, --expect-threshold
 	sign := func(unsigned, key, name string) string {
 		out := filepath.Join(dir, name)
-		if o := r.ok(t, "keys", "root-sign", "--unsigned", unsigned, "--key", key, "--out", out); !strings.Contains(o, "director/") {
+		if o := r.ok(t, append([]string{"keys", "root-sign", "--unsigned", unsigned, "--key", key, "--out", out}, expect...)...); !strings.Contains(o, "director/") || strings.Contains(o, "warning") {
 			t.Fatalf("root-sign printed %q", o)
 		}
 		return out
@@ -255,6 +256,7 @@ func TestE2EKeysDetached(t *testing.T) {
 	h3, p3 := holder("h3")
 	u1 := filepath.Join(dir, "u1.json")
 	r.ok(t, "keys", "root-prepare", "--public-key", p1, "--public-key", p2, "--public-key", p3, "--threshold", "2", "--out", u1)
+	expect = []string{"--expect-public-key", p1, "--expect-public-key", p2, "--expect-public-key", p3, "--expect-threshold", "2"}
 	s1, s3 := sign(u1, h1, "s1.json"), sign(u1, h3, "s3.json")
 	// The service's one current key is online and signs for the old root; one new key is not enough.
 	r.fails(t, "1 of its 3 new keys (2 needed)", "keys", "rotate-root", "--unsigned", u1, "--signature", s1)
@@ -279,6 +281,7 @@ func TestE2EKeysDetached(t *testing.T) {
 	n3, q3 := holder("n3")
 	u2 := filepath.Join(dir, "u2.json")
 	r.ok(t, "keys", "root-prepare", "--public-key", q1, "--public-key", q2, "--public-key", q3, "--threshold", "3", "--out", u2)
+	expect = []string{"--expect-public-key", q1, "--expect-public-key", q2, "--expect-public-key", q3, "--expect-threshold", "3"}
 	newSigs := []string{"--signature", sign(u2, n1, "t1.json"), "--signature", sign(u2, n2, "t2.json"), "--signature", sign(u2, n3, "t3.json")}
 	old1, old2 := sign(u2, h1, "o1.json"), sign(u2, h2, "o2.json")
 	r.fails(t, "1 of the current 3 root keys (2 needed)", append([]string{"keys", "rotate-root", "--unsigned", u2, "--signature", old1}, newSigs...)...)
