@@ -58,8 +58,10 @@ type RootSignature struct {
 
 // PrepareRotation returns, for every repository of the tenant, root version N+1 listing
 // newKeys (ECDSA P-256 public keys, 1 to MaxRootKeys, distinct) with threshold, and the
-// repository's current online key; unsigned, expiring a root lifetime from now. It changes
-// nothing.
+// repository's current online key; unsigned, expiring a root lifetime from now. A new key that
+// is one of the tenant's revoked root keys or its key for another purpose is refused
+// (ErrBadKey; see checkNewRootKeys). It changes nothing but may make a repository's missing
+// online key.
 func (s *Service) PrepareRotation(ctx context.Context, tx store.Tx, tenantID string, newKeys []crypto.PublicKey, threshold int) ([]PreparedRoot, error) {
 	if len(newKeys) < 1 || len(newKeys) > MaxRootKeys || threshold < 1 || threshold > len(newKeys) {
 		return nil, fmt.Errorf("%w: %d new keys with threshold %d; want 1 to %d keys and a threshold from 1 to their number", ErrBadThreshold, len(newKeys), threshold, MaxRootKeys)
@@ -75,6 +77,21 @@ func (s *Service) PrepareRotation(ctx context.Context, tx store.Tx, tenantID str
 	}
 	if len(repos) == 0 {
 		return nil, fmt.Errorf("the tenant has no update metadata yet (upload an image first): %w", store.ErrNotFound)
+	}
+	set, err := s.roots(ctx, tx, tenantID, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, k := range newKeys {
+		id, err := imagepkg.KeyID(k)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := s.checkNewRootKeys(ctx, tx, tenantID, repos, set, ids); err != nil {
+		return nil, err
 	}
 	role := tufrepo.RoleKeys{Keys: newKeys, Threshold: threshold}
 	var out []PreparedRoot
@@ -149,6 +166,12 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 	var newPubs []crypto.PublicKey
 	var newRole *metadata.Role
 	now := s.now()
+	type checked struct {
+		cur    *tufrepo.State
+		online *tufrepo.Online
+		root   []byte // signed
+	}
+	var ready []checked
 	for _, repo := range repos {
 		cur, err := load(ctx, tx, tenantID, repo)
 		if err != nil {
@@ -189,18 +212,10 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 		if err != nil {
 			return Rotation{}, err
 		}
-		st, err := online.AcceptRoot(cur, b, now)
-		if err != nil {
-			return Rotation{}, fmt.Errorf("rotating the root of %s: %w", repo, err)
-		}
-		if err := save(ctx, tx, tenantID, repo, cur, st, now); err != nil {
-			return Rotation{}, err
-		}
-		rot.Repositories = append(rot.Repositories, repo)
-		rot.RootVersions = append(rot.RootVersions, int64(len(st.Roots)))
+		ready = append(ready, checked{cur, online, b})
 	}
 	rot.Threshold = newRole.Threshold
-	// Keys in both the current and the new root (a renewal, or a partial change) stay as they are.
+	// Before anything is published: every new key must be free to become this tenant's root key.
 	revoked := now.UTC().Truncate(time.Microsecond)
 	keep := map[string]bool{}
 	for _, pub := range newPubs {
@@ -211,6 +226,10 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 		rot.NewKeyIDs = append(rot.NewKeyIDs, id)
 		keep[id] = true
 	}
+	if err := s.checkNewRootKeys(ctx, tx, tenantID, repos, set, rot.NewKeyIDs); err != nil {
+		return Rotation{}, err
+	}
+	// Keys in both the current and the new root (a renewal, or a partial change) stay as they are.
 	for _, rec := range set.recs {
 		if keep[rec.ID] {
 			continue
@@ -228,12 +247,67 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 		if err != nil {
 			return Rotation{}, err
 		}
-		if err := tx.CreateSigningKey(ctx, store.SigningKey{ID: rot.NewKeyIDs[i], TenantID: tenantID, Purpose: KeyRoot, PublicDER: der,
-			CreatedAt: revoked}); err != nil {
+		err = tx.CreateSigningKey(ctx, store.SigningKey{ID: rot.NewKeyIDs[i], TenantID: tenantID, Purpose: KeyRoot, PublicDER: der, CreatedAt: revoked})
+		if errors.Is(err, store.ErrConflict) {
+			// Not one of this tenant's (checkNewRootKeys looked): another tenant's; say not whose.
+			return Rotation{}, fmt.Errorf("%w: new root key %s is already in use elsewhere; make a new key with 'rampart keys root-keygen'", ErrBadKey, rot.NewKeyIDs[i])
+		}
+		if err != nil {
 			return Rotation{}, fmt.Errorf("recording root key %s: %w", rot.NewKeyIDs[i], err)
 		}
 	}
+	for i, repo := range repos {
+		st, err := ready[i].online.AcceptRoot(ready[i].cur, ready[i].root, now)
+		if err != nil {
+			return Rotation{}, fmt.Errorf("rotating the root of %s: %w", repo, err)
+		}
+		if err := save(ctx, tx, tenantID, repo, ready[i].cur, st, now); err != nil {
+			return Rotation{}, err
+		}
+		rot.Repositories = append(rot.Repositories, repo)
+		rot.RootVersions = append(rot.RootVersions, int64(len(st.Roots)))
+	}
 	return rot, nil
+}
+
+// checkNewRootKeys refuses (ErrBadKey) new root key IDs (imagepkg.KeyID) that cannot become the
+// tenant's root keys: one of the tenant's revoked root keys, or one of its keys for another
+// purpose (a repository's online key, now or before, or an image-signing key). Keys already
+// current root keys pass. A key of another tenant is found only when it is recorded (the
+// store's key IDs are unique across tenants), and refused then without saying whose.
+func (s *Service) checkNewRootKeys(ctx context.Context, tx store.Tx, tenantID string, repos []string, set *rootSet, ids []string) error {
+	purposes := []string{KeyRoot, store.KeyImageSigning}
+	seen := map[string]bool{}
+	for _, repo := range repos {
+		p := KeyOnlinePrefix + strings.TrimSuffix(repo, heldSuffix)
+		if !seen[p] {
+			seen[p] = true
+			purposes = append(purposes, p)
+		}
+	}
+	known := map[string]store.SigningKey{}
+	for _, p := range purposes {
+		keys, err := tx.ListSigningKeys(ctx, tenantID, p)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			known[k.ID] = k
+		}
+	}
+	for _, id := range ids {
+		k, ok := known[id]
+		switch {
+		case !ok || set.current(id):
+		case k.Purpose == KeyRoot:
+			return fmt.Errorf("%w: new root key %s is a revoked root key of this tenant; a revoked key cannot return: make a new key", ErrBadKey, id)
+		case strings.HasPrefix(k.Purpose, KeyOnlinePrefix):
+			return fmt.Errorf("%w: new root key %s is (or was) the online key of %s; a root key must be a key of its own", ErrBadKey, id, strings.TrimPrefix(k.Purpose, KeyOnlinePrefix))
+		default:
+			return fmt.Errorf("%w: new root key %s is this tenant's %s key; a root key must be a key of its own", ErrBadKey, id, k.Purpose)
+		}
+	}
+	return nil
 }
 
 // checkPrepared parses a prepared root (signatures dropped) and checks that it is the next

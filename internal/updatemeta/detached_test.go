@@ -6,6 +6,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/rampart-iot/rampart/imagepkg"
 	"github.com/rampart-iot/rampart/internal/store"
 	"github.com/rampart-iot/rampart/internal/tufrepo"
 )
@@ -268,4 +272,143 @@ func TestCompleteRotationRefusesDoctoredRoots(t *testing.T) {
 	must(t, err)
 	_, err = dev.Refresh(f.ctx)
 	must(t, err)
+}
+
+// TestNewRootKeysMustBeFree: a new root key must be free to become the tenant's root key.
+// Tenant B lists tenant A's root key beside one of its own that meets B's threshold alone: the
+// key's holder never signed for B, and B is refused (422, ErrBadKey) without naming A. A key B
+// recorded first (A's holder's public half, handed around before A used it) makes A's rotation
+// fail the same way, no longer with an unexplained conflict (the store's key IDs are global; not
+// fixed here). A revoked root key of the tenant, a repository's online key and the tenant's
+// image-signing key are refused as such by PrepareRotation and, in roots prepared before the
+// key was taken, by CompleteRotation. Nothing changes on a refusal.
+func TestNewRootKeysMustBeFree(t *testing.T) {
+	f := newFixture(t)
+	f.image(store.ImageApplication, "1.0.0")
+	const b = "tenant-b"
+	must(t, f.st.CreateTenant(f.ctx, store.Tenant{ID: b, Name: "B", CreatedAt: f.clock.now()}))
+	sum := sha256.Sum256([]byte("b"))
+	must(t, f.st.Update(f.ctx, func(tx store.Tx) error {
+		if err := tx.CreateImage(f.ctx, store.Image{ID: uuid(99, 1), TenantID: b, ComponentID: uuid(99, 2), Kind: store.ImageApplication,
+			Name: "img", Version: "1.0.0", PayloadSHA256: hex.EncodeToString(sum[:]), PayloadSize: 10,
+			PackageSHA256: hex.EncodeToString(sum[:]), PackageSize: 100, UploadedBy: "u", CreatedAt: f.clock.now()}); err != nil {
+			return err
+		}
+		return f.svc.PublishImages(f.ctx, tx, b)
+	}))
+	prepareB := func(keys ...*ecdsa.PrivateKey) (roots []PreparedRoot, err error) {
+		err = f.st.Update(f.ctx, func(tx store.Tx) (err error) {
+			roots, err = f.svc.PrepareRotation(f.ctx, tx, b, publics(keys), 1)
+			return
+		})
+		return
+	}
+	completeB := func(roots []PreparedRoot, keys ...*ecdsa.PrivateKey) error {
+		return f.st.Update(f.ctx, func(tx store.Tx) error {
+			_, err := f.svc.CompleteRotation(f.ctx, tx, b, roots, signAll(t, roots, keys...))
+			return err
+		})
+	}
+	refusedAsElsewhere := func(name string, err error) {
+		t.Helper()
+		if !errors.Is(err, ErrBadKey) || errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "in use elsewhere") || strings.Contains(err.Error(), b) || strings.Contains(err.Error(), tenant) {
+			t.Errorf("%s: %v, want ErrBadKey saying the key is in use elsewhere, naming no tenant", name, err)
+		}
+	}
+
+	// A's key, in use by A, listed by B.
+	alice := holders(t, 1)[0]
+	rootsA := f.prepare([]*ecdsa.PrivateKey{alice}, 1)
+	_, err := f.complete(rootsA, signAll(t, rootsA, alice))
+	must(t, err)
+	bOwn := holders(t, 1)[0]
+	rootsB, err := prepareB(bOwn, alice)
+	must(t, err)
+	refusedAsElsewhere("B lists A's root key", completeB(rootsB, bOwn))
+
+	// B records a key A's holder made before A uses it; A's rotation to it is then refused, clearly.
+	carol := holders(t, 1)[0]
+	rootsB, err = prepareB(bOwn, carol)
+	must(t, err)
+	must(t, completeB(rootsB, bOwn))
+	rootsA = f.prepare([]*ecdsa.PrivateKey{carol}, 1)
+	before := len(f.state(store.TUFImages).Roots)
+	_, err = f.complete(rootsA, signAll(t, rootsA, alice, carol))
+	refusedAsElsewhere("A rotates to a key B recorded first", err)
+	if len(f.state(store.TUFImages).Roots) != before {
+		t.Fatal("a refused rotation published a root")
+	}
+
+	// This tenant's own keys for other purposes, and its revoked root key (the one online at first).
+	var onlinePub crypto.PublicKey
+	must(t, f.st.Update(f.ctx, func(tx store.Tx) error {
+		o, err := f.svc.online(f.ctx, tx, tenant, store.TUFImages)
+		if err == nil {
+			onlinePub = o.Targets[0].Public()
+		}
+		return err
+	}))
+	imageKey := holders(t, 1)[0]
+	der, err := x509.MarshalPKIXPublicKey(&imageKey.PublicKey)
+	must(t, err)
+	imageID, err := imagepkg.KeyID(&imageKey.PublicKey)
+	must(t, err)
+	must(t, f.st.CreateSigningKey(f.ctx, store.SigningKey{ID: imageID, TenantID: tenant, Purpose: store.KeyImageSigning, PublicDER: der, CreatedAt: f.clock.now()}))
+	all, err := f.st.ListSigningKeys(f.ctx, tenant, KeyRoot)
+	must(t, err)
+	var revokedPub crypto.PublicKey
+	for _, k := range all {
+		if !k.RevokedAt.IsZero() {
+			if revokedPub, err = x509.ParsePKIXPublicKey(k.PublicDER); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if revokedPub == nil {
+		t.Fatal("no revoked root key")
+	}
+	fresh := holders(t, 1)[0]
+	for _, tc := range []struct {
+		name, want string
+		key        crypto.PublicKey
+	}{
+		{"a revoked root key", "revoked root key of this tenant", revokedPub},
+		{"the online key", "online key of images", onlinePub},
+		{"the image-signing key", "image-signing key", &imageKey.PublicKey},
+	} {
+		keys := []crypto.PublicKey{&fresh.PublicKey, tc.key}
+		if _, err := f.svc.PrepareRotation(f.ctx, f.st, tenant, keys, 1); !errors.Is(err, ErrBadKey) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("prepare with %s: %v", tc.name, err)
+		}
+	}
+	// Prepared before the online key was among them: a root listing the online key as a root key
+	// is made here by hand, as only CompleteRotation's own check stands between it and publishing.
+	var roots []PreparedRoot
+	must(t, f.st.Update(f.ctx, func(tx store.Tx) error {
+		for _, repo := range []string{store.TUFImages} {
+			cur, err := load(f.ctx, tx, tenant, repo)
+			if err != nil {
+				return err
+			}
+			o, err := f.svc.online(f.ctx, tx, tenant, repo)
+			if err != nil {
+				return err
+			}
+			one := tufrepo.RoleKeys{Keys: []crypto.PublicKey{onlinePub}, Threshold: 1}
+			root, err := o.NextRoot(cur, tufrepo.Roles{Root: tufrepo.RoleKeys{Keys: []crypto.PublicKey{&fresh.PublicKey, onlinePub}, Threshold: 1},
+				Targets: one, Snapshot: one, Timestamp: one}, f.clock.now())
+			if err != nil {
+				return err
+			}
+			roots = append(roots, PreparedRoot{Repository: repo, Root: root})
+		}
+		return nil
+	}))
+	if _, err := f.complete(roots, signAll(t, roots, alice, fresh)); !errors.Is(err, ErrBadKey) || !strings.Contains(err.Error(), "online key of images") {
+		t.Errorf("complete with the online key as a root key: %v", err)
+	}
+	if len(f.state(store.TUFImages).Roots) != before {
+		t.Fatal("a refused rotation published a root")
+	}
 }
