@@ -44,13 +44,15 @@ type WebhookTx interface {
 	// concurrent claims, each delivery goes to one owner until its lease expires.
 	ClaimWebhookDeliveries(ctx context.Context, owner string, now, until time.Time, limit int) ([]WebhookDelivery, error)
 	// FinishWebhookAttempt records an attempt of a claimed delivery: it writes d's State,
-	// Attempts, NextAttemptAt, LastStatus, LastError and UpdatedAt and releases the lease,
+	// Attempts, NextAttemptAt, LastStatus, LastError, UpdatedAt and FailureCounted and releases
+	// the lease,
 	// but only while d.LeaseOwner still holds the lease; otherwise (the lease expired and
 	// another owner claimed it, or the delivery is gone) it fails with ErrConflict or
 	// ErrNotFound and writes nothing.
 	FinishWebhookAttempt(ctx context.Context, d WebhookDelivery) error
 	// RetryWebhookDelivery makes a failed delivery of the tenant's webhook pending again, due at
-	// the given time, with its attempts counted from zero. It fails with ErrNotFound unless the
+	// the given time, with its attempts counted from zero (FailureCounted is kept, so failing
+	// again does not count twice). It fails with ErrNotFound unless the
 	// webhook has the delivery, and with ErrConflict unless the delivery failed.
 	RetryWebhookDelivery(ctx context.Context, tenantID, webhookID, id string, at time.Time) error
 	// FailPendingWebhookDeliveries marks a webhook's pending deliveries that no worker holds a
@@ -119,4 +121,7 @@ type WebhookDelivery struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	RedeliveryOf  string // the delivery whose event this one sends again, "" for an event's first
+	// FailureCounted says this delivery's failure for good was counted in its webhook's run of
+	// failures: once per delivery, however often it is retried and fails again.
+	FailureCounted bool
 }

@@ -338,3 +338,58 @@ func testFailureRunCounts(t *testing.T, s store.Store) {
 		t.Errorf("disabled once? audit %+v, %v", audit.Items, err)
 	}
 }
+
+// TestRetriedFailureCountsOnce: a delivery that failed for good counts once in its webhook's
+// run of failures however often it is retried and fails again, so retrying one delivery
+// cannot disable a webhook; another delivery failing for good counts.
+func TestRetriedFailureCountsOnce(t *testing.T) {
+	t.Run("SQLite", func(t *testing.T) { testRetriedFailureCountsOnce(t, storetest.OpenSQLite(t)) })
+	t.Run("PostgreSQL", func(t *testing.T) { testRetriedFailureCountsOnce(t, storetest.OpenPostgres(t)) })
+}
+
+func testRetriedFailureCountsOnce(t *testing.T, s store.Store) {
+	clk := newClock()
+	r := newReceiver(t, clk, 500, 500, 500, 500, 500, 500, 500, 500)
+	h, o := setup(t, s, r.srv.URL, clk)
+	w, _ := webhook.NewWorker(webhook.Config{Store: s, Client: r.client(), Now: clk.Now, Rand: zeros{}, MaxAttempts: 1,
+		DisableAfterFailures: 3, DisableAfter: time.Hour})
+	run := func() {
+		t.Helper()
+		if n, err := w.RunOnce(t.Context()); n != 1 || err != nil {
+			t.Fatalf("RunOnce: %d, %v", n, err)
+		}
+	}
+	health := func() store.WebhookHealth {
+		t.Helper()
+		got, err := s.GetWebhook(t.Context(), h.TenantID, h.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.WebhookHealth
+	}
+	enqueue(t, s, o, clk, 1)
+	run()
+	d := deliveries(t, s, h)[0]
+	if d.State != store.DeliveryFailed || !d.FailureCounted || health().FailedDeliveries != 1 {
+		t.Fatalf("after the first failure: %+v, %+v", d, health())
+	}
+	for i := range 5 {
+		clk.Add(2 * time.Hour)
+		if err := s.RetryWebhookDelivery(t.Context(), h.TenantID, h.ID, d.ID, clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		run()
+		if got := health(); got.FailedDeliveries != 1 || !got.DisabledAt.IsZero() {
+			t.Fatalf("after retry %d failed again: %+v", i+1, got)
+		}
+	}
+	if r.ids[d.ID] != 6 {
+		t.Errorf("the delivery was sent %d times, want 6", r.ids[d.ID])
+	}
+	clk.Add(time.Hour)
+	enqueue(t, s, o, clk, 1)
+	run()
+	if got := health(); got.FailedDeliveries != 2 || !got.DisabledAt.IsZero() {
+		t.Errorf("another delivery failing for good: %+v, want a run of 2", got)
+	}
+}

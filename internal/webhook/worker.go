@@ -274,6 +274,12 @@ func (w *Worker) deliver(ctx context.Context, d store.WebhookDelivery) error {
 		d.NextAttemptAt = now.Add(w.backoff(d.Attempts))
 		log.Info("webhook delivery will be retried", "attempts", d.Attempts, "next", d.NextAttemptAt, "error", failure)
 	}
+	// A delivery's failure for good counts once in its webhook's run of failures: one retried
+	// (made pending again) that fails again was counted already and is not counted again.
+	recount := d.State == store.DeliveryFailed && d.FailureCounted
+	if d.State == store.DeliveryFailed && !disabled {
+		d.FailureCounted = true
+	}
 	var disabledNow store.WebhookHealth
 	wctx := context.WithoutCancel(ctx)
 	err = w.cfg.Store.Update(wctx, func(tx store.Tx) error {
@@ -281,7 +287,7 @@ func (w *Worker) deliver(ctx context.Context, d store.WebhookDelivery) error {
 		if err := tx.FinishWebhookAttempt(wctx, d); err != nil {
 			return err
 		}
-		if d.State == store.DeliveryPending || disabled {
+		if d.State == store.DeliveryPending || disabled || recount {
 			return nil
 		}
 		var err error

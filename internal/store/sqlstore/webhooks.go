@@ -118,13 +118,13 @@ func (t *tx) SetWebhookHealth(ctx context.Context, tenantID, id string, h store.
 }
 
 const deliveryCols = `id, tenant_id, webhook_id, event_id, event_type, payload, state, attempts, next_attempt_at,
-	lease_owner, lease_until, last_status, last_error, created_at, updated_at, redelivery_of`
+	lease_owner, lease_until, last_status, last_error, created_at, updated_at, redelivery_of, failure_counted`
 
 func scanDelivery(s scanner) (store.WebhookDelivery, error) {
 	var d store.WebhookDelivery
 	var next, lease, created, updated sql.NullInt64
 	if err := s.Scan(&d.ID, &d.TenantID, &d.WebhookID, &d.EventID, &d.EventType, &d.Payload, &d.State, &d.Attempts, &next,
-		&d.LeaseOwner, &lease, &d.LastStatus, &d.LastError, &created, &updated, &d.RedeliveryOf); err != nil {
+		&d.LeaseOwner, &lease, &d.LastStatus, &d.LastError, &created, &updated, &d.RedeliveryOf, &d.FailureCounted); err != nil {
 		return store.WebhookDelivery{}, err
 	}
 	d.Payload = bytesOf(d.Payload)
@@ -156,10 +156,11 @@ func (t *tx) CreateWebhookDelivery(ctx context.Context, d store.WebhookDelivery)
 			return fmt.Errorf("%s: event %q is already on its way to webhook %q: %w", what, d.EventID, d.WebhookID, store.ErrConflict)
 		}
 	}
-	n, err := t.exec(ctx, `INSERT INTO webhook_deliveries (`+deliveryCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	n, err := t.exec(ctx, `INSERT INTO webhook_deliveries (`+deliveryCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`,
 		d.ID, d.TenantID, d.WebhookID, d.EventID, d.EventType, d.Payload, d.State, d.Attempts, timeArg(d.NextAttemptAt),
-		d.LeaseOwner, timeArg(d.LeaseUntil), d.LastStatus, d.LastError, timeArg(d.CreatedAt), timeArg(d.UpdatedAt), d.RedeliveryOf)
+		d.LeaseOwner, timeArg(d.LeaseUntil), d.LastStatus, d.LastError, timeArg(d.CreatedAt), timeArg(d.UpdatedAt), d.RedeliveryOf,
+		d.FailureCounted)
 	if err != nil {
 		return t.dbErr(err, what, store.ErrNotFound)
 	}
@@ -235,9 +236,10 @@ func (t *tx) ClaimWebhookDeliveries(ctx context.Context, owner string, now, unti
 func (t *tx) FinishWebhookAttempt(ctx context.Context, d store.WebhookDelivery) error {
 	what := fmt.Sprintf("record an attempt of webhook delivery %q", d.ID)
 	n, err := t.exec(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_status = ?,
-		last_error = ?, updated_at = ?, lease_owner = '', lease_until = NULL
+		last_error = ?, updated_at = ?, failure_counted = ?, lease_owner = '', lease_until = NULL
 		WHERE id = ? AND tenant_id = ? AND lease_owner = ? AND lease_owner <> ''`,
-		d.State, d.Attempts, timeArg(d.NextAttemptAt), d.LastStatus, d.LastError, timeArg(d.UpdatedAt), d.ID, d.TenantID, d.LeaseOwner)
+		d.State, d.Attempts, timeArg(d.NextAttemptAt), d.LastStatus, d.LastError, timeArg(d.UpdatedAt), d.FailureCounted,
+		d.ID, d.TenantID, d.LeaseOwner)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

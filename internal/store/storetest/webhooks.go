@@ -120,11 +120,15 @@ func testWebhooks(t *testing.T, s store.Store) {
 	must(t, err)
 	eq(t, ids(cl), []string{other.ID})
 
-	// A failed delivery may be retried: pending again, due then, attempts from zero; nothing
-	// else may.
+	// A failed delivery may be retried: pending again, due then, attempts from zero, its
+	// failure still counted (so failing again does not count twice); nothing else may.
 	failed := cl[0]
 	failed.State, failed.Attempts, failed.LastStatus, failed.LastError, failed.UpdatedAt = store.DeliveryFailed, 8, 503, "HTTP 503", at(300)
+	failed.FailureCounted = true
 	must(t, s.FinishWebhookAttempt(ctx, failed))
+	gd, err = s.GetWebhookDelivery(ctx, w.a.ID, failed.ID)
+	must(t, err)
+	eq(t, gd.FailureCounted, true)
 	isErr(t, s.RetryWebhookDelivery(ctx, w.b.ID, h2.ID, failed.ID, at(310)), store.ErrNotFound)
 	isErr(t, s.RetryWebhookDelivery(ctx, w.a.ID, h1.ID, failed.ID, at(310)), store.ErrNotFound)
 	isErr(t, s.RetryWebhookDelivery(ctx, w.a.ID, h1.ID, later.ID, at(310)), store.ErrConflict)
@@ -361,10 +365,12 @@ func testWebhookSecretsAndHealth(t *testing.T, s store.Store) {
 	isErr(t, err, store.ErrNotFound)
 }
 
-// RunWebhookUpgrade checks migration 0014 on a database that version 13 left with a webhook and
-// its deliveries: every record survives (SQLite rebuilds the deliveries' table), the new fields
-// read as their zero values, the database itself still refuses a second first delivery of an
-// event to a webhook, and takes any number of deliveries that send the event again.
+// RunWebhookUpgrade checks migrations 0014 and 0015 on a database that version 13 left with a
+// webhook and its deliveries: every record survives (SQLite rebuilds the deliveries' table),
+// the new fields read as their zero values but FailureCounted, which is set on the deliveries
+// that failed (those failed unsent because the webhook was disabled excepted), the database
+// itself still refuses a second first delivery of an event to a webhook, and takes any number
+// of deliveries that send the event again.
 func RunWebhookUpgrade(t *testing.T, backend, driver, dsn string, d sqlstore.Dialect) {
 	ctx := t.Context()
 	upTo13, err := migrationsUpTo(d.Migrations, 13)
@@ -390,6 +396,14 @@ func RunWebhookUpgrade(t *testing.T, backend, driver, dsn string, d sqlstore.Dia
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
 	must(t, exec(db, insert, dl.ID, dl.TenantID, dl.WebhookID, dl.EventID, dl.EventType, dl.Payload, dl.State, dl.Attempts,
 		dl.NextAttemptAt.UnixMicro(), dl.LeaseOwner, dl.LeaseUntil.UnixMicro(), dl.LastStatus, dl.LastError, dl.CreatedAt.UnixMicro(), dl.UpdatedAt.UnixMicro()))
+	failed := newDelivery(h, 20, at(100))
+	failed.State, failed.Attempts, failed.LastStatus, failed.LastError = store.DeliveryFailed, 8, 500, "HTTP 500"
+	unsent := newDelivery(h, 21, at(100))
+	unsent.State, unsent.LastError = store.DeliveryFailed, "not sent: the webhook is disabled"
+	for _, f := range []store.WebhookDelivery{failed, unsent} {
+		must(t, exec(db, insert, f.ID, f.TenantID, f.WebhookID, f.EventID, f.EventType, f.Payload, f.State, f.Attempts,
+			f.NextAttemptAt.UnixMicro(), "", nil, f.LastStatus, f.LastError, f.CreatedAt.UnixMicro(), f.UpdatedAt.UnixMicro()))
+	}
 	must(t, old.Close())
 
 	s, err := store.Open(ctx, backend, dsn)
@@ -401,11 +415,17 @@ func RunWebhookUpgrade(t *testing.T, backend, driver, dsn string, d sqlstore.Dia
 	gd, err := s.GetWebhookDelivery(ctx, dl.TenantID, dl.ID)
 	must(t, err)
 	eq(t, gd, norm(dl))
+	failed.FailureCounted = true
+	for _, f := range []store.WebhookDelivery{failed, unsent} {
+		gf, err := s.GetWebhookDelivery(ctx, f.TenantID, f.ID)
+		must(t, err)
+		eq(t, gf, norm(f))
+	}
 
 	raw, err := sql.Open(driver, dsn)
 	must(t, err)
 	defer raw.Close()
-	eq(t, schemaVersion(t, raw), 14)
+	eq(t, schemaVersion(t, raw), 15)
 	// The database, not only the store's code, refuses a second first delivery of the event.
 	if err := exec(raw, insert, uuid7(1100), dl.TenantID, dl.WebhookID, dl.EventID, dl.EventType, dl.Payload, store.DeliveryPending, 0,
 		nil, "", nil, 0, "", nil, nil); err == nil {
