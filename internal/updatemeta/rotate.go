@@ -109,13 +109,21 @@ func (s *Service) RotateRoot(ctx context.Context, tx store.Tx, tenantID string, 
 		}
 	}
 	for i, key := range newSigners {
-		if err := s.storeKey(ctx, tx, tenantID, KeyRoot, key.(*ecdsa.PrivateKey)); err != nil {
-			return Rotation{}, err
-		}
-		if opt.Offline {
-			if err := tx.UpdateSigningKey(ctx, store.SigningKey{ID: rot.NewKeyIDs[i], TenantID: tenantID}); err != nil {
+		if !opt.Offline {
+			if err := s.storeKey(ctx, tx, tenantID, KeyRoot, key.(*ecdsa.PrivateKey)); err != nil {
 				return Rotation{}, err
 			}
+			continue
+		}
+		// Offline: the private half is never written, not even to be cleared in the same
+		// transaction (it would survive in the write-ahead log and in backups).
+		der, err := x509.MarshalPKIXPublicKey(newPubs[i])
+		if err != nil {
+			return Rotation{}, err
+		}
+		if err := tx.CreateSigningKey(ctx, store.SigningKey{ID: rot.NewKeyIDs[i], TenantID: tenantID, Purpose: KeyRoot, PublicDER: der,
+			CreatedAt: revoked}); err != nil {
+			return Rotation{}, fmt.Errorf("recording root key %s: %w", rot.NewKeyIDs[i], err)
 		}
 	}
 	repos, err := s.repositories(ctx, tx, tenantID)

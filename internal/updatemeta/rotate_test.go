@@ -1,10 +1,12 @@
 package updatemeta
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -229,4 +231,58 @@ func TestRotateRootDuringARollout(t *testing.T) {
 		return tx.ReleaseRolloutDevices(f.ctx, tenant, next.ID, []string{"d2"}, f.clock.now())
 	})
 	fl.expect("batch 2", map[string]store.Image{"d1": b, "d2": b})
+}
+
+// writes records the signing keys a transaction creates and updates.
+type writes struct {
+	store.Tx
+	created, updated []store.SigningKey
+}
+
+func (w *writes) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
+	w.created = append(w.created, k)
+	return w.Tx.CreateSigningKey(ctx, k)
+}
+
+func (w *writes) UpdateSigningKey(ctx context.Context, k store.SigningKey) error {
+	w.updated = append(w.updated, k)
+	return w.Tx.UpdateSigningKey(ctx, k)
+}
+
+// TestRotateRootOfflineNeverWritesPrivateKeys: new root keys that go offline at once are
+// recorded with their public halves only: no write of the transaction carries a private key
+// (it would survive in the write-ahead log and in backups even if cleared later in it). Online
+// new keys are stored sealed, as before.
+func TestRotateRootOfflineNeverWritesPrivateKeys(t *testing.T) {
+	f := newFixture(t)
+	f.image(store.ImageApplication, "1.0.0")
+	var given [][]byte // the offline keys of the first rotation sign the second
+	for _, offline := range []bool{true, false} {
+		w := &writes{}
+		var rot Rotation
+		must(t, f.st.Update(f.ctx, func(tx store.Tx) (err error) {
+			w.Tx = tx
+			rot, err = f.svc.RotateRoot(f.ctx, w, tenant, RotateOptions{RootKeysPEM: given, NewKeys: 2, Threshold: 2, Offline: offline})
+			return
+		}))
+		if len(w.created) != 2 {
+			t.Fatalf("offline %v: created %d keys", offline, len(w.created))
+		}
+		for _, k := range w.created {
+			if offline != (k.KeyCiphertext == nil) || len(k.PublicDER) == 0 || !slices.Contains(rot.NewKeyIDs, k.ID) {
+				t.Errorf("offline %v: key %s written with %d bytes of sealed private key", offline, k.ID, len(k.KeyCiphertext))
+			}
+		}
+		for _, k := range w.updated {
+			if slices.Contains(rot.NewKeyIDs, k.ID) {
+				t.Errorf("offline %v: new key %s updated in the same transaction", offline, k.ID)
+			}
+		}
+		given = rot.NewKeysPEM
+	}
+	st, err := f.svc.RootStatus(f.ctx, f.st, tenant)
+	must(t, err)
+	if !st.Online || len(st.Keys) != 2 {
+		t.Fatalf("after an online rotation: %+v", st)
+	}
 }
