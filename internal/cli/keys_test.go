@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
+	"github.com/rampart-iot/rampart/imagepkg"
+	"github.com/rampart-iot/rampart/internal/updatemeta"
 )
 
 // TestE2EKeysRotateRoot rotates the update-metadata root key online, then offline (the
@@ -263,6 +266,8 @@ func TestE2EKeysDetached(t *testing.T) {
 	if res := r.run(t, "keys", "rotate-root", "--unsigned", u1); res.code != 2 {
 		t.Fatalf("--unsigned without --signature: %+v", res)
 	}
+	var st0 v1.UpdateRootStatus
+	r.json(t, &st0, "keys", "status")
 	var rot v1.UpdateRootRotation
 	r.json(t, &rot, "keys", "rotate-root", "--unsigned", u1, "--signature", s1, "--signature", s3)
 	if rot.Threshold != 2 || len(rot.NewKeyIDs) != 3 || len(rot.Repositories) != 2 || rot.Repositories[1].RootVersion != 2 || len(rot.KeyPEMs) != 0 {
@@ -317,4 +322,57 @@ func TestE2EKeysDetached(t *testing.T) {
 	}
 	r.fails(t, "revoked", "keys", "import-root", h1)
 	r.ok(t, "keys", "import-root", n1) // a new key can be brought online like any other
+
+	// Both prepares and both completions are audited: the new keys and threshold prepared, and
+	// which keys signed for the old and the new threshold.
+	keyID := func(pub string) string {
+		b, err := os.ReadFile(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := updatemeta.ParsePublicKey(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := imagepkg.KeyID(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	ids := func(pubs ...string) string {
+		var out []string
+		for _, p := range pubs {
+			out = append(out, keyID(p))
+		}
+		slices.Sort(out)
+		return fmt.Sprint(out)
+	}
+	var audit []v1.AuditEntry
+	r.json(t, &audit, "audit", "list", "--action", "update-key.manage")
+	var prepared, completed []string
+	for _, a := range audit {
+		var d struct {
+			NewKeyIDs []string `json:"new_key_ids"`
+			Threshold int      `json:"threshold"`
+			OldBy     []string `json:"old_signer_key_ids"`
+			NewBy     []string `json:"new_signer_key_ids"`
+		}
+		if a.Result != "success" || json.Unmarshal(a.Details, &d) != nil {
+			continue
+		}
+		slices.Sort(d.NewKeyIDs)
+		switch {
+		case strings.HasPrefix(a.Message, "prepared an update-metadata root rotation"):
+			prepared = append(prepared, fmt.Sprintf("%v %d", d.NewKeyIDs, d.Threshold))
+		case strings.Contains(a.Message, "with detached signatures"):
+			completed = append(completed, fmt.Sprintf("%v %v", d.OldBy, d.NewBy))
+		}
+	}
+	if want := []string{ids(q1, q2, q3) + " 3", ids(p1, p2, p3) + " 2"}; fmt.Sprint(prepared) != fmt.Sprint(want) {
+		t.Errorf("audited prepares %v, want %v", prepared, want)
+	}
+	if want := []string{ids(p1, p2) + " " + ids(q1, q2, q3), fmt.Sprint([]string{st0.Keys[0].KeyID}) + " " + ids(p1, p3)}; fmt.Sprint(completed) != fmt.Sprint(want) {
+		t.Errorf("audited completions %v, want %v", completed, want)
+	}
 }

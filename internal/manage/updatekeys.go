@@ -223,7 +223,9 @@ func (m *Manager) ImagesRootMetadata(ctx context.Context, p *authz.Principal, te
 // PrepareUpdateRoot returns root N+1 of every repository of the tenant, listing the new root
 // keys whose public halves req gives (their holders keep the private halves) and req.Threshold,
 // unsigned: the holders of the current and the new keys sign them where the keys are
-// ('rampart keys root-sign'), and CompleteUpdateRoot publishes them. It changes nothing.
+// ('rampart keys root-sign'), and CompleteUpdateRoot publishes them. It publishes nothing but
+// may make a repository's missing online key, so it is a write and audited, recording the new
+// root keys and threshold.
 func (m *Manager) PrepareUpdateRoot(ctx context.Context, p *authz.Principal, tenantID string, req v1.UpdateRootPrepare) (v1.UpdateRootPrepared, error) {
 	if err := m.read(ctx, p, tenantID, authz.UpdateKeyManage); err != nil {
 		return v1.UpdateRootPrepared{}, err
@@ -238,26 +240,43 @@ func (m *Manager) PrepareUpdateRoot(ctx context.Context, p *authz.Principal, ten
 		return v1.UpdateRootPrepared{}, problem.Invalid(v1.ErrorDetail{Field: "threshold", Message: "want 1 to the number of keys"})
 	}
 	var keys []crypto.PublicKey
+	var ids []string
 	for i, b := range req.PublicKeysPEM {
 		k, err := updatemeta.ParsePublicKey([]byte(b))
 		if err != nil {
 			return v1.UpdateRootPrepared{}, problem.Invalid(v1.ErrorDetail{Field: "public_keys_pem", Message: fmt.Sprintf("key %d: %v", i+1, err)})
 		}
-		keys = append(keys, k)
+		id, err := imagepkg.KeyID(k)
+		if err != nil {
+			return v1.UpdateRootPrepared{}, err
+		}
+		keys, ids = append(keys, k), append(ids, id)
 	}
 	out := v1.UpdateRootPrepared{TenantID: tenantID, Roots: []v1.PreparedRoot{}}
-	// Prepare reads; it writes only if a repository lacks its online key, which it then makes.
-	err := m.store.Update(ctx, func(tx store.Tx) error {
+	// Prepare publishes nothing; it writes only if a repository lacks its online key, which it
+	// then makes. Audited as the write it may be.
+	o := op{tenantID: tenantID, action: authz.UpdateKeyManage, resourceType: "update-key", resourceID: "root"}
+	err := m.writeAuthorized(ctx, p, o, func(tx store.Tx, n *note) error {
+		n.message = "prepared an update-metadata root rotation with detached signatures"
+		n.detail("new_key_ids", ids)
+		n.detail("threshold", req.Threshold)
 		roots, err := m.meta.PrepareRotation(ctx, tx, tenantID, keys, req.Threshold)
 		if errors.Is(err, updatemeta.ErrBadKey) || errors.Is(err, updatemeta.ErrBadThreshold) {
 			return problem.Invalid(v1.ErrorDetail{Field: "public_keys_pem", Message: err.Error()})
 		}
+		if err != nil {
+			return err
+		}
 		for _, r := range roots {
 			out.Roots = append(out.Roots, v1.PreparedRoot{Repository: r.Repository, Root: r.Root})
 		}
-		return err
+		n.detail("repositories", len(roots))
+		return nil
 	})
-	return out, err
+	if err != nil {
+		return v1.UpdateRootPrepared{}, err
+	}
+	return out, nil
 }
 
 // CompleteUpdateRoot publishes a prepared rotation with the holders' detached signatures: each
@@ -312,6 +331,8 @@ func (m *Manager) CompleteUpdateRoot(ctx context.Context, p *authz.Principal, te
 		n.detail("old_threshold", rot.OldThreshold)
 		n.detail("threshold", rot.Threshold)
 		n.detail("signatures", len(sigs))
+		n.detail("old_signer_key_ids", rot.OldSignerIDs)
+		n.detail("new_signer_key_ids", rot.NewSignerIDs)
 		n.detail("repositories", len(rot.Repositories))
 		return nil
 	})

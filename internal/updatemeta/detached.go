@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -172,6 +173,7 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 		root   []byte // signed
 	}
 	var ready []checked
+	oldSigners, newSigners := map[string]bool{}, map[string]bool{} // signing-key IDs
 	for _, repo := range repos {
 		cur, err := load(ctx, tx, tenantID, repo)
 		if err != nil {
@@ -205,8 +207,15 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 		} else if newRole.Threshold != role.Threshold || !slices.Equal(newRole.KeyIDs, role.KeyIDs) {
 			return Rotation{}, fmt.Errorf("%w: the roots of %s and %s list different root keys: %w", ErrPrepared, repos[0], repo, store.ErrConflict)
 		}
-		if err := attachSignatures(repo, next, oldRoot, sigs, onlineByTUF); err != nil {
+		oldBy, newBy, err := attachSignatures(repo, next, oldRoot, sigs, onlineByTUF)
+		if err != nil {
 			return Rotation{}, err
+		}
+		for _, id := range oldBy {
+			oldSigners[id] = true
+		}
+		for _, id := range newBy {
+			newSigners[id] = true
 		}
 		b, err := next.ToBytes(false)
 		if err != nil {
@@ -215,6 +224,8 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 		ready = append(ready, checked{cur, online, b})
 	}
 	rot.Threshold = newRole.Threshold
+	rot.OldSignerIDs = slices.Sorted(maps.Keys(oldSigners))
+	rot.NewSignerIDs = slices.Sorted(maps.Keys(newSigners))
 	// Before anything is published: every new key must be free to become this tenant's root key.
 	revoked := now.UTC().Truncate(time.Microsecond)
 	keep := map[string]bool{}
@@ -469,8 +480,9 @@ func unionKeys(a, b map[string]any) []string {
 
 // attachSignatures attaches to next the signatures over repo's root, and signatures by the
 // old root keys the service holds, after checking each; it fails with ErrBelowThreshold unless
-// a threshold of old's and of next's root keys signed.
-func attachSignatures(repo string, next, old *metadata.Metadata[metadata.RootType], sigs []RootSignature, online map[string]crypto.Signer) error {
+// a threshold of old's and of next's root keys signed. It returns the signing-key IDs
+// (imagepkg.KeyID) of old's and of next's root keys that signed.
+func attachSignatures(repo string, next, old *metadata.Metadata[metadata.RootType], sigs []RootSignature, online map[string]crypto.Signer) (oldBy, newBy []string, err error) {
 	oldRole, newRole := old.Signed.Roles[tufrepo.RoleRoot], next.Signed.Roles[tufrepo.RoleRoot]
 	key := func(id string) *metadata.Key {
 		if slices.Contains(newRole.KeyIDs, id) {
@@ -488,13 +500,13 @@ func attachSignatures(repo string, next, old *metadata.Metadata[metadata.RootTyp
 		}
 		k := key(sig.KeyID)
 		if k == nil {
-			return fmt.Errorf("a signature over the root of %s by key %s, which is %w and not one of the new", repo, sig.KeyID, ErrNotRootKey)
+			return nil, nil, fmt.Errorf("a signature over the root of %s by key %s, which is %w and not one of the new", repo, sig.KeyID, ErrNotRootKey)
 		}
 		probe := &metadata.Metadata[metadata.RootType]{Signed: next.Signed, Signatures: []metadata.Signature{{KeyID: sig.KeyID, Signature: sig.Signature}}}
 		probeRole := &metadata.Metadata[metadata.RootType]{Signed: metadata.RootType{Keys: map[string]*metadata.Key{sig.KeyID: k},
 			Roles: map[string]*metadata.Role{tufrepo.RoleRoot: {KeyIDs: []string{sig.KeyID}, Threshold: 1}}}}
 		if err := probeRole.VerifyDelegate(tufrepo.RoleRoot, probe); err != nil {
-			return fmt.Errorf("%w: key %s over the root of %s", ErrBadSignature, sig.KeyID, repo)
+			return nil, nil, fmt.Errorf("%w: key %s over the root of %s", ErrBadSignature, sig.KeyID, repo)
 		}
 		next.Signatures = append(next.Signatures, metadata.Signature{KeyID: sig.KeyID, Signature: sig.Signature})
 		signed[sig.KeyID] = true
@@ -503,11 +515,11 @@ func attachSignatures(repo string, next, old *metadata.Metadata[metadata.RootTyp
 		if k, ok := online[id]; ok && !signed[id] {
 			b, err := next.ToBytes(false)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			_, sig, err := tufrepo.SignRoot(b, k)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			next.Signatures = append(next.Signatures, metadata.Signature{KeyID: id, Signature: sig})
 			signed[id] = true
@@ -524,10 +536,34 @@ func attachSignatures(repo string, next, old *metadata.Metadata[metadata.RootTyp
 	}
 	oldN, newN := count(oldRole.KeyIDs), count(newRole.KeyIDs)
 	if oldN < oldRole.Threshold || newN < newRole.Threshold {
-		return fmt.Errorf("%w: the root of %s is signed by %d of the current %d root keys (%d needed) and %d of its %d new keys (%d needed): %w",
+		return nil, nil, fmt.Errorf("%w: the root of %s is signed by %d of the current %d root keys (%d needed) and %d of its %d new keys (%d needed): %w",
 			ErrBelowThreshold, repo, oldN, len(oldRole.KeyIDs), oldRole.Threshold, newN, len(newRole.KeyIDs), newRole.Threshold, store.ErrConflict)
 	}
-	return nil
+	signedBy := func(root *metadata.Metadata[metadata.RootType], ids []string) ([]string, error) {
+		var out []string
+		for _, id := range ids {
+			if !signed[id] {
+				continue
+			}
+			pub, err := root.Signed.Keys[id].ToPublicKey()
+			if err != nil {
+				return nil, fmt.Errorf("%w: key %s: %v", ErrBadKey, id, err)
+			}
+			kid, err := imagepkg.KeyID(pub)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, kid)
+		}
+		return out, nil
+	}
+	if oldBy, err = signedBy(old, oldRole.KeyIDs); err != nil {
+		return nil, nil, err
+	}
+	if newBy, err = signedBy(next, newRole.KeyIDs); err != nil {
+		return nil, nil, err
+	}
+	return oldBy, newBy, nil
 }
 
 // MaxSignatureHex bounds a detached signature in hex (an ECDSA P-256 signature in DER is at

@@ -233,7 +233,10 @@ func FuzzCompleteRotation(f *testing.F) {
 			if err != nil {
 				return nil, err
 			}
-			if err := attachSignatures(store.TUFImages, next, old, sigs, onlineRoot); err != nil {
+			if err := fx.svc.checkRebuilt(store.TUFImages, next, cur, online); err != nil {
+				return nil, err
+			}
+			if _, _, err := attachSignatures(store.TUFImages, next, old, sigs, onlineRoot); err != nil {
 				return nil, err
 			}
 			b, err := next.ToBytes(false)

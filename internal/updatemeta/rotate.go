@@ -46,6 +46,10 @@ type Rotation struct {
 	// NewKeysPEM are the new root keys (PKCS #8 PEM, in NewKeyIDs' order) when
 	// RotateOptions.Offline was set, else nil.
 	NewKeysPEM [][]byte
+	// OldSignerIDs and NewSignerIDs are, for a rotation with detached signatures
+	// (CompleteRotation), the current and the new root keys whose signatures counted towards
+	// the old and the new threshold on at least one root (a key in both roots is in both).
+	OldSignerIDs, NewSignerIDs []string
 	// Repositories are the repositories re-signed, each now at root version RootVersions[i].
 	Repositories []string
 	RootVersions []int64
