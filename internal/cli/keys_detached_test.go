@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	v1 "github.com/rampart-iot/rampart/api/v1"
 	"github.com/rampart-iot/rampart/internal/tufrepo"
+	"github.com/rampart-iot/rampart/internal/updatemeta"
 )
 
 // signFixture is a directory with root-key holders' files and prepared roots made without a
@@ -180,5 +182,53 @@ func TestRootSignShowsAndChecksWhatItSigns(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(f.dir, out)); err == nil {
 			t.Errorf("a refused root-sign wrote %s", out)
 		}
+	}
+}
+
+// TestDetachedRotationFitsAtMaxRoots: at updatemeta.MaxRotationRoots roots in the worst case
+// (8 new root keys besides the online key in every root, group repository names, a version of
+// 13 digits, 8 old and 8 new signatures of the longest DER per root), the completion request
+// fits the route's limit with at least a tenth to spare, and the prepared file and one holder's
+// signature file as the CLI writes them (indented) fit what it reads.
+func TestDetachedRotationFitsAtMaxRoots(t *testing.T) {
+	f := signFixture{t: t, dir: t.TempDir()}
+	var keys []*ecdsa.PrivateKey
+	for i := range updatemeta.MaxRootKeys + 1 {
+		k, _, _ := f.key(fmt.Sprint("k", i))
+		keys = append(keys, k)
+	}
+	root := f.root(keys[:updatemeta.MaxRootKeys], updatemeta.MaxRootKeys, keys[updatemeta.MaxRootKeys], func(r *metadata.RootType) { r.Version = 1e12 })
+	repo := "director/" + strings.Repeat("0", 36) + "/held"
+	sig := v1.RootSignature{Repository: repo, KeyID: strings.Repeat("a", 64), Sig: strings.Repeat("ab", 72)}
+	req := v1.UpdateRootComplete{}
+	prep := v1.UpdateRootPrepared{TenantID: strings.Repeat("t", 64)}
+	one := v1.RootSignatures{}
+	for range updatemeta.MaxRotationRoots {
+		pr := v1.PreparedRoot{Repository: repo, Root: root}
+		req.Roots, prep.Roots = append(req.Roots, pr), append(prep.Roots, pr)
+		for range 2 * updatemeta.MaxRootKeys {
+			req.Signatures = append(req.Signatures, sig)
+		}
+		one.Signatures = append(one.Signatures, sig)
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := json.MarshalIndent(prep, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := json.MarshalIndent(one, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("at %d roots: request %d bytes (limit %d), prepared file %d (limit %d), signature file %d (limit %d)",
+		updatemeta.MaxRotationRoots, len(b), updatemeta.MaxCompleteRequestBytes, len(pb), maxUnsignedFile, len(sb), maxSignatureFile)
+	if len(b) > updatemeta.MaxCompleteRequestBytes*9/10 {
+		t.Errorf("the request is %d bytes, more than 90%% of %d", len(b), updatemeta.MaxCompleteRequestBytes)
+	}
+	if len(pb) > maxUnsignedFile || len(sb) > maxSignatureFile {
+		t.Errorf("prepared file %d bytes (limit %d), signature file %d (limit %d)", len(pb), maxUnsignedFile, len(sb), maxSignatureFile)
 	}
 }

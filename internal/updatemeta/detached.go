@@ -34,8 +34,16 @@ import (
 // if a repository changed its root meanwhile (or a group got its first repository), the
 // prepared roots no longer fit and the rotation must be prepared again.
 
-// MaxRotationRoots bounds the roots of one prepared rotation (one per repository).
-const MaxRotationRoots = 4096
+// MaxRotationRoots bounds the roots of one prepared rotation (one per repository: the image
+// repository and two per device group). A completion at the bound, in the worst case (8 old and
+// 8 new root keys each signing every root, group repository names), is about 6.8 MB: it fits
+// MaxCompleteRequestBytes with about a fifth to spare (internal/cli.TestDetachedRotationFitsAtMaxRoots).
+// A tenant with more repositories rotates with 'rotate-root --root-key' instead.
+const MaxRotationRoots = 768
+
+// MaxCompleteRequestBytes is the size limit of a completion request (the route's limit in
+// internal/httpapi; keep them equal).
+const MaxCompleteRequestBytes = 8 << 20
 
 // ErrPrepared means prepared roots or signatures do not fit the tenant's repositories as they
 // are now (another rotation or a new repository came in between): prepare again.
@@ -78,6 +86,10 @@ func (s *Service) PrepareRotation(ctx context.Context, tx store.Tx, tenantID str
 	}
 	if len(repos) == 0 {
 		return nil, fmt.Errorf("the tenant has no update metadata yet (upload an image first): %w", store.ErrNotFound)
+	}
+	if len(repos) > MaxRotationRoots {
+		return nil, fmt.Errorf("%w: the tenant has %d repositories; a rotation with detached signatures covers at most %d (rotate with 'rampart keys rotate-root --root-key' instead)",
+			ErrBadThreshold, len(repos), MaxRotationRoots)
 	}
 	set, err := s.roots(ctx, tx, tenantID, nil, false)
 	if err != nil {
