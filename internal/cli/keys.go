@@ -128,8 +128,10 @@ service signs with them once and does not keep them. With fewer than the current
 given or online, nothing changes and the error says how many were given and needed.
 
 --out-dir DIR takes the new keys offline at once: each is written to DIR/root-KEYID.pem (mode
-0600; DIR must be empty or not exist) and the service keeps only their public halves; hand
-each to its holder. --out FILE does the same for a single new key. Without either the new keys
+0600; DIR must be empty or not exist, and writable: checked before the service is asked) and
+the service keeps only their public halves; hand each to its holder. Should a key file still
+fail to be written, it goes to root-KEYID.pem in the current directory (else the temporary
+directory), mode 0600; key material is never printed. --out FILE does the same for a single new key. Without either the new keys
 stay online. --online-keys also replaces every repository's online key (targets, snapshot,
 timestamp) in the same root version.
 
@@ -170,9 +172,15 @@ reach the service: UNSIGNED as 'keys root-prepare' wrote it, and each holder's s
 				if _, err := os.Stat(out); err == nil {
 					return fmt.Errorf("%s exists; refusing to overwrite a key file", out)
 				}
+				if err := writableDir(filepath.Dir(out)); err != nil {
+					return err
+				}
 				req.Offline = true
 			case outDir != "":
 				if err := emptyKeyDir(outDir); err != nil {
+					return err
+				}
+				if err := writableDir(outDir); err != nil {
 					return err
 				}
 				req.Offline = true
@@ -190,15 +198,24 @@ reach the service: UNSIGNED as 'keys root-prepare' wrote it, and each holder's s
 				if len(rot.KeyPEMs) != len(rot.NewKeyIDs) {
 					return fmt.Errorf("the root was rotated but the service returned %d keys for %d key IDs", len(rot.KeyPEMs), len(rot.NewKeyIDs))
 				}
+				var failed []error
 				for i, k := range rot.KeyPEMs {
 					name := out
 					if outDir != "" {
 						name = filepath.Join(outDir, "root-"+rot.NewKeyIDs[i]+".pem")
 					}
-					if err := atomicfile.WriteFile(name, []byte(k), 0o600); err != nil {
-						return fmt.Errorf("the root was rotated but a new key could not be written; the keys are printed below so they are not lost: %w\n%s", err, strings.Join(rot.KeyPEMs, ""))
+					got, err := writeNewRootKey(name, rot.NewKeyIDs[i], []byte(k))
+					if err != nil {
+						failed = append(failed, err)
+						continue
 					}
-					written = append(written, name)
+					written = append(written, got)
+				}
+				rot.KeyPEM, rot.KeyPEMs = "", nil
+				if len(failed) > 0 {
+					// Never print key material: the keys written elsewhere are named, the rest are lost.
+					return fmt.Errorf("the root was rotated but %d of the %d new keys could not be written anywhere (they are not printed; without a threshold of them the root cannot be renewed: rotate again with the keys that remain): %w; written: %s",
+						len(failed), len(rot.NewKeyIDs), errors.Join(failed...), strings.Join(written, ", "))
 				}
 				rot.KeyPEM, rot.KeyPEMs = "", nil
 			}
@@ -229,6 +246,57 @@ reach the service: UNSIGNED as 'keys root-prepare' wrote it, and each holder's s
 	cmd.Flags().StringVar(&unsigned, "unsigned", "", "publish a rotation prepared with root-prepare (with --signature)")
 	cmd.Flags().StringArrayVar(&sigFiles, "signature", nil, "a holder's signatures from root-sign (repeatable; with --unsigned)")
 	return cmd
+}
+
+// writableDir checks that a file can be made in dir, by making and removing one (mode 0600).
+func writableDir(dir string) error {
+	f, err := os.CreateTemp(dir, ".rampart-probe-*")
+	if err != nil {
+		return fmt.Errorf("cannot write key files to %s; nothing was changed: %w", dir, err)
+	}
+	name := f.Name()
+	err = f.Close()
+	if rmErr := os.Remove(name); err == nil {
+		err = rmErr
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write key files to %s; nothing was changed: %w", dir, err)
+	}
+	return nil
+}
+
+// writeKeyFile writes a private key file; tests replace it to make a write fail.
+var writeKeyFile = atomicfile.WriteFile
+
+// writeNewRootKey writes a new root key (mode 0600) to name or, should that fail, to
+// root-KEYID.pem in the current directory and then in the system's temporary directory, never
+// over an existing file; it returns the file written. The error names the files it tried, never
+// the key.
+func writeNewRootKey(name, keyID string, keyPEM []byte) (string, error) {
+	var errs []error
+	tried := map[string]bool{}
+	for _, dir := range []string{"", ".", os.TempDir()} {
+		file := name
+		if dir != "" {
+			file = filepath.Join(dir, "root-"+keyID+".pem")
+		}
+		if abs, err := filepath.Abs(file); err == nil {
+			if tried[abs] {
+				continue
+			}
+			tried[abs] = true
+		}
+		if _, err := os.Lstat(file); err == nil {
+			errs = append(errs, fmt.Errorf("%s exists", file))
+			continue
+		}
+		if err := writeKeyFile(file, keyPEM, 0o600); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return file, nil
+	}
+	return "", fmt.Errorf("key %s: %w", keyID, errors.Join(errs...))
 }
 
 // emptyKeyDir makes dir (mode 0700) if it does not exist, and refuses one that has files.

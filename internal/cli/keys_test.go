@@ -376,3 +376,71 @@ func TestE2EKeysDetached(t *testing.T) {
 		t.Errorf("audited completions %v, want %v", completed, want)
 	}
 }
+
+// TestE2EKeysRotateRootKeyFilesNeverPrinted: rotate-root refuses, before asking the service,
+// to take keys offline into a place it cannot write (nothing rotates); and when a key file
+// still cannot be written after the rotation, the key goes to root-KEYID.pem in the current
+// directory, mode 0600, and no key material is printed on either stream.
+func TestE2EKeysRotateRootKeyFilesNeverPrinted(t *testing.T) {
+	e := startE2E(t)
+	r := e.admin
+	app, hw := appTree(t)
+	pkg := filepath.Join(t.TempDir(), "app.rampkg")
+	r.ok(t, "image-package", "pack-application", "--package-directory", app, "--hardware-definitions", hw, "--output-file", pkg, "--version", "1.0.0")
+	r.ok(t, "image", "add", "--image-path", pkg)
+
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.fails(t, "cannot write key files", "keys", "rotate-root", "--out", filepath.Join(notDir, "k.pem"))
+	r.fails(t, "file", "keys", "rotate-root", "--new-keys", "2", "--out-dir", filepath.Join(notDir, "keys"))
+	var st v1.UpdateRootStatus
+	r.json(t, &st, "keys", "status")
+	if !st.Online || len(st.Keys) != 1 || st.Repositories[0].RootVersion != 1 {
+		t.Fatalf("a refused rotate-root rotated: %+v", st)
+	}
+
+	// The key directory is writable when checked; writing the key files into it then fails.
+	keyDir := filepath.Join(dir, "ceremony")
+	cwd := filepath.Join(dir, "cwd")
+	if err := os.Mkdir(cwd, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(cwd)
+	orig := writeKeyFile
+	t.Cleanup(func() { writeKeyFile = orig })
+	writeKeyFile = func(name string, data []byte, perm os.FileMode) error {
+		if strings.HasPrefix(name, keyDir) {
+			return fmt.Errorf("writing %s: disk full", name)
+		}
+		return orig(name, data, perm)
+	}
+	res := r.run(t, "keys", "rotate-root", "--new-keys", "2", "--threshold", "2", "--out-dir", keyDir)
+	if res.code != 0 || strings.Contains(res.out+res.err, "PRIVATE KEY") {
+		t.Fatalf("rotate-root with the key directory failing: %+v", res)
+	}
+	r.json(t, &st, "keys", "status")
+	if st.Online || len(st.Keys) != 2 || st.Threshold != 2 {
+		t.Fatalf("after the rotation: %+v", st)
+	}
+	for _, k := range st.Keys {
+		name := "root-" + k.KeyID + ".pem"
+		if fi, err := os.Stat(filepath.Join(cwd, name)); err != nil || fi.Mode().Perm() != 0o600 || !strings.Contains(res.out, name) {
+			t.Fatalf("fallback key file %s: %v %v; printed %q", name, fi, err, res.out)
+		}
+	}
+	// The fallback keys are the root keys: they sign the next rotation.
+	var args []string
+	for _, k := range st.Keys {
+		args = append(args, "--root-key", filepath.Join(cwd, "root-"+k.KeyID+".pem"))
+	}
+	r.ok(t, append([]string{"keys", "rotate-root"}, args...)...)
+	// Nowhere to write: the error says so and still prints no key.
+	writeKeyFile = func(name string, _ []byte, _ os.FileMode) error { return fmt.Errorf("writing %s: disk full", name) }
+	res = r.run(t, "keys", "rotate-root", "--out-dir", filepath.Join(dir, "ceremony-2"))
+	if res.code != 1 || !strings.Contains(res.err, "could not be written anywhere") || strings.Contains(res.out+res.err, "PRIVATE KEY") {
+		t.Fatalf("rotate-root with every write failing: %+v", res)
+	}
+}
