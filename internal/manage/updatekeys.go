@@ -261,7 +261,7 @@ func (m *Manager) PrepareUpdateRoot(ctx context.Context, p *authz.Principal, ten
 		n.detail("new_key_ids", ids)
 		n.detail("threshold", req.Threshold)
 		roots, err := m.meta.PrepareRotation(ctx, tx, tenantID, keys, req.Threshold)
-		if errors.Is(err, updatemeta.ErrBadKey) || errors.Is(err, updatemeta.ErrBadThreshold) {
+		if errors.Is(err, updatemeta.ErrBadKey) || errors.Is(err, updatemeta.ErrBadThreshold) || errors.Is(err, updatemeta.ErrKeyTaken) {
 			return problem.Invalid(v1.ErrorDetail{Field: "public_keys_pem", Message: err.Error()})
 		}
 		if err != nil {
@@ -313,7 +313,7 @@ func (m *Manager) CompleteUpdateRoot(ctx context.Context, p *authz.Principal, te
 		switch {
 		case errors.Is(err, updatemeta.ErrNotRootKey), errors.Is(err, updatemeta.ErrBadSignature):
 			return problem.Invalid(v1.ErrorDetail{Field: "signatures", Message: err.Error()})
-		case errors.Is(err, updatemeta.ErrBadKey), errors.Is(err, updatemeta.ErrBadThreshold):
+		case errors.Is(err, updatemeta.ErrBadKey), errors.Is(err, updatemeta.ErrBadThreshold), errors.Is(err, updatemeta.ErrKeyTaken):
 			return problem.Invalid(v1.ErrorDetail{Field: "roots", Message: err.Error()})
 		case errors.Is(err, updatemeta.ErrPrepared) && !errors.Is(err, store.ErrConflict):
 			return problem.Invalid(v1.ErrorDetail{Field: "roots", Message: err.Error()})

@@ -49,6 +49,10 @@ const MaxCompleteRequestBytes = 8 << 20
 // are now (another rotation or a new repository came in between): prepare again.
 var ErrPrepared = errors.New("the prepared rotation does not fit the tenant's repositories")
 
+// ErrKeyTaken means a new root key cannot become one of the tenant's root keys: it is one of
+// the tenant's revoked root keys, its key for another purpose, or another tenant's key.
+var ErrKeyTaken = errors.New("the key cannot become one of the tenant's root keys")
+
 // ErrBadSignature means a detached signature does not verify with the key it names.
 var ErrBadSignature = errors.New("a root signature does not verify")
 
@@ -69,7 +73,7 @@ type RootSignature struct {
 // newKeys (ECDSA P-256 public keys, 1 to MaxRootKeys, distinct) with threshold, and the
 // repository's current online key; unsigned, expiring a root lifetime from now. A new key that
 // is one of the tenant's revoked root keys or its key for another purpose is refused
-// (ErrBadKey; see checkNewRootKeys). It changes nothing but may make a repository's missing
+// (ErrKeyTaken; see checkNewRootKeys). It changes nothing but may make a repository's missing
 // online key.
 func (s *Service) PrepareRotation(ctx context.Context, tx store.Tx, tenantID string, newKeys []crypto.PublicKey, threshold int) ([]PreparedRoot, error) {
 	if len(newKeys) < 1 || len(newKeys) > MaxRootKeys || threshold < 1 || threshold > len(newKeys) {
@@ -273,7 +277,7 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 		err = tx.CreateSigningKey(ctx, store.SigningKey{ID: rot.NewKeyIDs[i], TenantID: tenantID, Purpose: KeyRoot, PublicDER: der, CreatedAt: revoked})
 		if errors.Is(err, store.ErrConflict) {
 			// Not one of this tenant's (checkNewRootKeys looked): another tenant's; say not whose.
-			return Rotation{}, fmt.Errorf("%w: new root key %s is already in use elsewhere; make a new key with 'rampart keys root-keygen'", ErrBadKey, rot.NewKeyIDs[i])
+			return Rotation{}, fmt.Errorf("%w: new root key %s is already in use elsewhere; make a new key with 'rampart keys root-keygen'", ErrKeyTaken, rot.NewKeyIDs[i])
 		}
 		if err != nil {
 			return Rotation{}, fmt.Errorf("recording root key %s: %w", rot.NewKeyIDs[i], err)
@@ -293,7 +297,7 @@ func (s *Service) CompleteRotation(ctx context.Context, tx store.Tx, tenantID st
 	return rot, nil
 }
 
-// checkNewRootKeys refuses (ErrBadKey) new root key IDs (imagepkg.KeyID) that cannot become the
+// checkNewRootKeys refuses (ErrKeyTaken) new root key IDs (imagepkg.KeyID) that cannot become the
 // tenant's root keys: one of the tenant's revoked root keys, or one of its keys for another
 // purpose (a repository's online key, now or before, or an image-signing key). Keys already
 // current root keys pass. A key of another tenant is found only when it is recorded (the
@@ -323,11 +327,11 @@ func (s *Service) checkNewRootKeys(ctx context.Context, tx store.Tx, tenantID st
 		switch {
 		case !ok || set.current(id):
 		case k.Purpose == KeyRoot:
-			return fmt.Errorf("%w: new root key %s is a revoked root key of this tenant; a revoked key cannot return: make a new key", ErrBadKey, id)
+			return fmt.Errorf("%w: new root key %s is a revoked root key of this tenant; a revoked key cannot return: make a new key", ErrKeyTaken, id)
 		case strings.HasPrefix(k.Purpose, KeyOnlinePrefix):
-			return fmt.Errorf("%w: new root key %s is (or was) the online key of %s; a root key must be a key of its own", ErrBadKey, id, strings.TrimPrefix(k.Purpose, KeyOnlinePrefix))
+			return fmt.Errorf("%w: new root key %s is (or was) the online key of %s; a root key must be a key of its own", ErrKeyTaken, id, strings.TrimPrefix(k.Purpose, KeyOnlinePrefix))
 		default:
-			return fmt.Errorf("%w: new root key %s is this tenant's %s key; a root key must be a key of its own", ErrBadKey, id, k.Purpose)
+			return fmt.Errorf("%w: new root key %s is this tenant's %s key; a root key must be a key of its own", ErrKeyTaken, id, k.Purpose)
 		}
 	}
 	return nil

@@ -276,7 +276,7 @@ func TestCompleteRotationRefusesDoctoredRoots(t *testing.T) {
 
 // TestNewRootKeysMustBeFree: a new root key must be free to become the tenant's root key.
 // Tenant B lists tenant A's root key beside one of its own that meets B's threshold alone: the
-// key's holder never signed for B, and B is refused (422, ErrBadKey) without naming A. A key B
+// key's holder never signed for B, and B is refused (422, ErrKeyTaken) without naming A. A key B
 // recorded first (A's holder's public half, handed around before A used it) makes A's rotation
 // fail the same way, no longer with an unexplained conflict (the store's key IDs are global; not
 // fixed here). A revoked root key of the tenant, a repository's online key and the tenant's
@@ -311,8 +311,8 @@ func TestNewRootKeysMustBeFree(t *testing.T) {
 	}
 	refusedAsElsewhere := func(name string, err error) {
 		t.Helper()
-		if !errors.Is(err, ErrBadKey) || errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "in use elsewhere") || strings.Contains(err.Error(), b) || strings.Contains(err.Error(), tenant) {
-			t.Errorf("%s: %v, want ErrBadKey saying the key is in use elsewhere, naming no tenant", name, err)
+		if !errors.Is(err, ErrKeyTaken) || errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "in use elsewhere") || strings.Contains(err.Error(), b) || strings.Contains(err.Error(), tenant) {
+			t.Errorf("%s: %v, want ErrKeyTaken saying the key is in use elsewhere, naming no tenant", name, err)
 		}
 	}
 
@@ -378,7 +378,7 @@ func TestNewRootKeysMustBeFree(t *testing.T) {
 		{"the image-signing key", "image-signing key", &imageKey.PublicKey},
 	} {
 		keys := []crypto.PublicKey{&fresh.PublicKey, tc.key}
-		if _, err := f.svc.PrepareRotation(f.ctx, f.st, tenant, keys, 1); !errors.Is(err, ErrBadKey) || !strings.Contains(err.Error(), tc.want) {
+		if _, err := f.svc.PrepareRotation(f.ctx, f.st, tenant, keys, 1); !errors.Is(err, ErrKeyTaken) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("prepare with %s: %v", tc.name, err)
 		}
 	}
@@ -405,7 +405,7 @@ func TestNewRootKeysMustBeFree(t *testing.T) {
 		}
 		return nil
 	}))
-	if _, err := f.complete(roots, signAll(t, roots, alice, fresh)); !errors.Is(err, ErrBadKey) || !strings.Contains(err.Error(), "online key of images") {
+	if _, err := f.complete(roots, signAll(t, roots, alice, fresh)); !errors.Is(err, ErrKeyTaken) || !strings.Contains(err.Error(), "online key of images") {
 		t.Errorf("complete with the online key as a root key: %v", err)
 	}
 	if len(f.state(store.TUFImages).Roots) != before {
