@@ -24,7 +24,7 @@ import (
 // signFixture is a directory with root-key holders' files and prepared roots made without a
 // service.
 type signFixture struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 }
 
@@ -231,4 +231,27 @@ func TestDetachedRotationFitsAtMaxRoots(t *testing.T) {
 	if len(pb) > maxUnsignedFile || len(sb) > maxSignatureFile {
 		t.Errorf("prepared file %d bytes (limit %d), signature file %d (limit %d)", len(pb), maxUnsignedFile, len(sb), maxSignatureFile)
 	}
+}
+
+// FuzzInspectRoot: root-sign reads a prepared root from a file the operator hands over; any
+// bytes are refused or shown without a panic, and a root it accepts has all four top-level
+// roles with a usable threshold of keys it lists.
+func FuzzInspectRoot(f *testing.F) {
+	fx := signFixture{t: f, dir: f.TempDir()}
+	k1, _, _ := fx.key("k1")
+	online, _, _ := fx.key("online")
+	f.Add(fx.root([]*ecdsa.PrivateKey{k1}, 1, online, nil))
+	f.Add(fx.root([]*ecdsa.PrivateKey{k1}, 1, online, func(r *metadata.RootType) { delete(r.Roles, tufrepo.RoleRoot) }))
+	f.Add(fx.root([]*ecdsa.PrivateKey{k1}, 1, online, func(r *metadata.RootType) { r.Roles[tufrepo.RoleRoot].Threshold = 2 }))
+	f.Add([]byte(`{"signed":{"_type":"root"},"signatures":[]}`))
+	f.Add([]byte("{"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := inspectRoot("images", b)
+		if err != nil {
+			return
+		}
+		if len(p.rootKeys) == 0 || p.threshold < 1 || p.threshold > len(p.rootKeys) || len(p.onlineKeys) == 0 {
+			t.Fatalf("accepted %+v from %q", p, b)
+		}
+	})
 }
