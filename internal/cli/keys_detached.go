@@ -126,8 +126,9 @@ func newKeysRootPrepareCmd(a *app) *cobra.Command {
 		Long: `root-prepare asks the service for root version N+1 of every repository of the tenant, listing
 the new root keys given by their public halves (--public-key, once per key, as 'keys
 root-keygen' wrote them; 1 to 8) and --threshold K of them, unsigned. It writes them to UNSIGNED
-and changes nothing. Each holder of a current root key and of a new one then runs 'keys
-root-sign --unsigned UNSIGNED --key KEY --out SIG' where the key lives, and 'keys rotate-root
+and publishes nothing. Each holder of a current root key and of a new one then runs 'keys
+root-sign --unsigned UNSIGNED --key KEY --expect-public-key PUB ... --expect-threshold K --out
+SIG' where the key lives, with the new keys' public halves and the threshold as agreed, and 'keys rotate-root
 --unsigned UNSIGNED --signature SIG ...' publishes. Should a repository change its root in
 between (another rotation, a renewal, a new group's first deployment), prepare again.`,
 		Args: noArgs,
@@ -167,7 +168,7 @@ between (another rotation, a renewal, a new group's first deployment), prepare a
 			if err := atomicfile.WriteFile(out, append(b, '\n'), 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.sys.Out, "wrote the next root of %d repositories to %s: have each holder of a current and a new root key sign it with 'rampart keys root-sign'\n", len(prep.Roots), out)
+			fmt.Fprintf(a.sys.Out, "wrote the next root of %d repositories to %s: have each holder of a current and a new root key sign it with 'rampart keys root-sign --expect-public-key PUB ... --expect-threshold K'\n", len(prep.Roots), out)
 			return nil
 		},
 	}
