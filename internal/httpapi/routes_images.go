@@ -13,6 +13,7 @@ import (
 	"github.com/rampart-iot/rampart/internal/manage"
 	"github.com/rampart-iot/rampart/internal/problem"
 	"github.com/rampart-iot/rampart/internal/store"
+	"github.com/rampart-iot/rampart/internal/updatemeta"
 )
 
 // ImageBodyLimit bounds an image upload.
@@ -57,7 +58,7 @@ func imageRoutes() []route {
 			action:  authz.UpdateKeyManage, in: v1.UpdateRootPrepare{}, out: v1.UpdateRootPrepared{}, status: 200, handle: prepareUpdateRoot},
 		{method: "POST", path: tenantPath + "/update-keys/root/complete", op: "completeUpdateRootRotation",
 			summary: "Publish a prepared rotation with the holders' detached signatures: each root needs a threshold of the current and of the new root keys (409 otherwise, naming how many signed and were needed; nothing changes). The current keys no new root lists are revoked; the new keys are recorded offline.",
-			action:  authz.UpdateKeyManage, in: v1.UpdateRootComplete{}, out: v1.UpdateRootRotation{}, status: 200, limit: 8 << 20, handle: completeUpdateRoot},
+			action:  authz.UpdateKeyManage, in: v1.UpdateRootComplete{}, out: v1.UpdateRootRotation{}, status: 200, limit: updatemeta.MaxCompleteRequestBytes, handle: completeUpdateRoot},
 		{method: "GET", path: tenantPath + "/update-keys/root", op: "getUpdateRootStatus",
 			summary: "The tenant's update-metadata root keys (each online or offline), their threshold, and when each repository's root expires. The service renews roots itself while a threshold of the keys is online; otherwise a root inside its renewal window must be renewed with rotate-root before it expires.",
 			action:  authz.ImageRead, out: v1.UpdateRootStatus{}, status: 200, handle: updateRootStatus},
