@@ -11,7 +11,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"debug/elf"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -65,7 +64,7 @@ func requireTools(t *testing.T) {
 			missing = append(missing, f)
 		}
 	}
-	if len(missing) == 0 && !static(busybox) {
+	if len(missing) == 0 && !qemuvm.StaticELF(busybox) {
 		missing = append(missing, "a static "+busybox+" (busybox-static)")
 	}
 	if len(missing) == 0 {
@@ -106,21 +105,6 @@ func TestMeasuredBootWithoutKernel(t *testing.T) {
 			t.Errorf("RAMPART_REQUIRE_QEMU=%q: %v, want %q with the reason\n%s", require, err, want, out)
 		}
 	}
-}
-
-// static reports whether an ELF executable needs no dynamic loader.
-func static(path string) bool {
-	f, err := elf.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return false
-		}
-	}
-	return true
 }
 
 // TestMeasuredBootAttestation boots a UKI holding the real rampart-agent under QEMU with OVMF

@@ -3,6 +3,7 @@ package qemuvm
 import (
 	"bytes"
 	"compress/gzip"
+	"debug/elf"
 	"fmt"
 	"io"
 	"os"
@@ -103,3 +104,19 @@ func (c *cpioWriter) entry(name string, mode, rdev uint32, data []byte) error {
 }
 
 func pad4(n int) int { return (4 - n%4) % 4 }
+
+// StaticELF reports whether path is an ELF executable that needs no dynamic loader, as a
+// program in an initramfs without a libc must be (busybox-static, a CGO_ENABLED=0 build).
+func StaticELF(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
+}

@@ -90,3 +90,20 @@ func TestWriteInitramfs(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticELF: busybox-static needs no loader; a dynamically linked program and a file that
+// is not ELF are not static.
+func TestStaticELF(t *testing.T) {
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("no /bin/busybox (apt-get install busybox-static) to check a static executable against")
+	}
+	if !StaticELF("/bin/busybox") {
+		t.Error("/bin/busybox (busybox-static) is not static")
+	}
+	if StaticELF("/bin/sh") && StaticELF("/usr/bin/env") {
+		t.Error("neither /bin/sh nor /usr/bin/env needs a loader: the check sees no loader at all")
+	}
+	if StaticELF("/etc/hostname") || StaticELF("/nonexistent") {
+		t.Error("a file that is not an ELF executable is static")
+	}
+}

@@ -2,7 +2,6 @@ package linux
 
 import (
 	"context"
-	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -227,28 +226,13 @@ func requireVMTools(t *testing.T) {
 			missing = append(missing, c)
 		}
 	}
-	if !staticELF(busybox) {
+	if !qemuvm.StaticELF(busybox) {
 		missing = append(missing, "a static "+busybox+" (busybox-static)")
 	}
 	if len(missing) == 0 {
 		return
 	}
 	requireOrSkip(t, "RAMPART_REQUIRE_QEMU", "booting the board's tests in a VM needs %s (apt-get install qemu-system-x86 busybox-static)", strings.Join(missing, ", "))
-}
-
-// staticELF reports whether path is an ELF executable that needs no dynamic loader.
-func staticELF(path string) bool {
-	f, err := elf.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return false
-		}
-	}
-	return true
 }
 
 // TestCheckGuestReport: the host passes the guest's run only with every wanted test passed, no
